@@ -1,0 +1,376 @@
+"""Control groups, v1 and v2 behind one API, detected at run time.
+
+A host has either cgroup v1 hierarchies (one per controller or controller set, mounted at
+``/sys/fs/cgroup/<controller>``, possibly beside a cgroup2 mount: "hybrid") or a single
+cgroup v2 hierarchy.  :func:`hierarchies` reads ``/proc/self/cgroup`` and mountinfo to
+find every hierarchy and the caller's own group in it; :class:`CgroupSet` is one CT's
+group in each hierarchy: created below a parent, joined by PID, read, written, killed and
+removed.  Controllers are named the v1 way (``memory``, ``cpu``, ``pids``); on v2 the same
+name finds the unified group, so callers ask :attr:`CgroupSet.version` only to choose file
+names (``memory.limit_in_bytes`` or ``memory.max``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vzcore.errors import KernelError, VzError
+from vzcore.linux.mounts import mountinfo
+
+UNIFIED = "unified"
+V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb", "misc")
+
+
+@attrs.frozen
+class Hierarchy:
+    """One mounted cgroup hierarchy and the caller's own group in it.
+
+    :ivar key: ``"memory"``, ``"cpu,cpuacct"``, ``"name=systemd"`` or ``"unified"``.
+    :ivar own: the caller's group, as ``/proc/self/cgroup`` names it (``/user.slice/x``).
+    """
+
+    key: str
+    version: int
+    mount_point: str
+    mount_root: str
+    controllers: frozenset[str]
+    own: str
+
+    def directory(self, group: str) -> Path:
+        """The directory of ``group`` (a path from this hierarchy's root)."""
+        if self.mount_root == "/":
+            return Path(self.mount_point, group.lstrip("/"))
+        relative = os.path.relpath(group, self.mount_root)
+        if relative.startswith(".."):
+            raise VzError(f"cgroup {group} is outside the mounted part of the {self.key} hierarchy")
+        return Path(self.mount_point, "" if relative == "." else relative)
+
+
+def hierarchies(pid: int | str = "self") -> list[Hierarchy]:
+    """Every cgroup hierarchy ``pid`` is in that is mounted in the caller's namespace."""
+    own: dict[str, str] = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            hid, names, path = line.rstrip("\n").split(":", 2)
+            own[UNIFIED if hid == "0" and not names else _key(names.split(","))] = path
+    found: dict[str, Hierarchy] = {}
+    for entry in mountinfo():
+        if entry.fstype == "cgroup2":
+            key, version = UNIFIED, 2
+            controllers = _v2_controllers(entry.mount_point)
+        elif entry.fstype == "cgroup":
+            options = [o for o in entry.super_options.split(",")
+                       if o in _V1_NAMES or o.startswith("name=")]
+            key, version = _key(options), 1
+            controllers = frozenset(n for n in options if not n.startswith("name="))
+        else:
+            continue
+        if key in own and key not in found:
+            found[key] = Hierarchy(key, version, entry.mount_point, entry.root, controllers, own[key])
+    return list(found.values())
+
+
+def _key(names: Iterable[str]) -> str:
+    """A v1 hierarchy's key: its controllers sorted (``cpu,cpuacct``), else its name."""
+    names = list(names)
+    controllers = sorted(n for n in names if not n.startswith("name="))
+    return ",".join(controllers) if controllers else next(iter(names), "")
+
+
+_V1_NAMES = frozenset({
+    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "net_cls",
+    "net_prio", "perf_event", "hugetlb", "rdma", "misc",
+})
+
+
+def _v2_controllers(mount_point: str) -> frozenset[str]:
+    try:
+        with open(os.path.join(mount_point, "cgroup.controllers")) as f:
+            return frozenset(f.read().split())
+    except OSError:
+        return frozenset()
+
+
+def mode(found: Iterable[Hierarchy] | None = None) -> str:
+    """``"v2"`` (unified only), ``"hybrid"`` (v1 controllers and a cgroup2 mount) or ``"v1"``."""
+    found = list(hierarchies() if found is None else found)
+    v1 = any(h.version == 1 and h.controllers for h in found)
+    v2 = any(h.version == 2 for h in found)
+    if v1:
+        return "hybrid" if v2 else "v1"
+    return "v2" if v2 else "none"
+
+
+def resolve_parent(parent: str, hierarchy: Hierarchy) -> str:
+    """``CGROUP_PARENT`` as a path in ``hierarchy``: relative values go below the caller's
+    own group, absolute ones from the hierarchy's root."""
+    if parent.startswith("/"):
+        return os.path.normpath(parent)
+    if not parent or ".." in Path(parent).parts:
+        raise VzError(f"CGROUP_PARENT={parent!r} must be a path without '..'")
+    return os.path.normpath(os.path.join(hierarchy.own, parent))
+
+
+@attrs.frozen
+class CgroupDir:
+    """A CT's group in one hierarchy."""
+
+    key: str
+    version: int
+    controllers: frozenset[str]
+    directory: Path
+
+    def file(self, name: str) -> Path:
+        return self.directory / name
+
+
+def _write(path: Path, value: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise KernelError("open", str(path), exc.errno or 0) from exc
+    try:
+        os.write(fd, value.encode())
+    except OSError as exc:
+        raise KernelError(f"write {value!r} to", str(path), exc.errno or 0) from exc
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as exc:
+        raise KernelError("read", str(path), exc.errno or 0) from exc
+
+
+@attrs.frozen
+class CgroupSet:
+    """One CT's groups, one per hierarchy (or the single v2 group)."""
+
+    dirs: tuple[CgroupDir, ...]
+
+    # -- planning and serialisation -----------------------------------------------------
+
+    @classmethod
+    def plan(cls, parent: str, name: str, found: Iterable[Hierarchy] | None = None) -> CgroupSet:
+        """Where a CT's groups go: ``name`` below ``parent`` in every hierarchy.
+
+        On a v1 or hybrid host every v1 hierarchy (named ones included) gets a group, and
+        so does the cgroup2 mount, so that the CT's cgroup namespace roots all of them at
+        its own groups.
+        """
+        found = list(hierarchies() if found is None else found)
+        if not found:
+            raise VzError("no cgroup hierarchy is mounted; mount cgroup2 on /sys/fs/cgroup")
+        dirs = []
+        for h in found:
+            group = os.path.join(resolve_parent(parent, h), name)
+            dirs.append(CgroupDir(h.key, h.version, h.controllers, h.directory(group)))
+        return cls(tuple(dirs))
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{"key": d.key, "version": d.version, "controllers": sorted(d.controllers),
+                 "directory": str(d.directory)} for d in self.dirs]
+
+    @classmethod
+    def from_json(cls, data: Iterable[Mapping[str, Any]]) -> CgroupSet:
+        return cls(tuple(CgroupDir(d["key"], d["version"], frozenset(d["controllers"]),
+                                   Path(d["directory"])) for d in data))
+
+    # -- queries ------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """1 when controllers live in v1 hierarchies (v1 and hybrid hosts), else 2."""
+        return 1 if any(d.version == 1 and d.controllers for d in self.dirs) else 2
+
+    def dir_for(self, controller: str) -> CgroupDir | None:
+        """The group that has ``controller`` (``None`` when the host lacks it)."""
+        for d in self.dirs:
+            if d.version == 1 and controller in d.controllers:
+                return d
+        if self.version == 2:
+            for d in self.dirs:
+                if d.version == 2 and controller in _v2_controllers_of(d.directory.parent):
+                    return d
+        return None
+
+    def has(self, controller: str) -> bool:
+        return self.dir_for(controller) is not None
+
+    def _need(self, controller: str) -> CgroupDir:
+        d = self.dir_for(controller)
+        if d is None:
+            raise VzError(f"the {controller} cgroup controller is not available on this host")
+        return d
+
+    def path(self, controller: str, filename: str) -> Path:
+        return self._need(controller).file(filename)
+
+    def read(self, controller: str, filename: str) -> str:
+        return _read(self.path(controller, filename)).strip()
+
+    def write(self, controller: str, filename: str, value: str) -> None:
+        _write(self.path(controller, filename), value)
+
+    def exists(self) -> bool:
+        return any(d.directory.is_dir() for d in self.dirs)
+
+    def pids(self) -> set[int]:
+        """Every process in any of the CT's groups (or their subgroups)."""
+        found: set[int] = set()
+        for d in self.dirs:
+            for root, _dirs, files in os.walk(d.directory):
+                if "cgroup.procs" in files:
+                    try:
+                        found.update(int(p) for p in _read(Path(root, "cgroup.procs")).split())
+                    except KernelError:
+                        continue
+        return found
+
+    def task_count(self) -> int:
+        """Tasks (processes and threads) in the CT, as OpenVZ's numproc counts them."""
+        if self.has("pids"):
+            try:
+                return int(self.read("pids", "pids.current"))
+            except (KernelError, ValueError):
+                pass
+        return len(self.pids())
+
+    # -- changes ------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """Make every group (and missing parents), ready to take processes."""
+        for d in self.dirs:
+            made = _makedirs(d.directory)
+            if d.version == 1 and "cpuset" in d.controllers:
+                for directory in made:
+                    _inherit_cpuset(directory)
+            if d.version == 2 and self.version == 2:
+                # On a hybrid host the cgroup2 group only tracks processes; its
+                # controllers belong to the host and stay as they are.
+                _enable_v2_controllers(d.directory)
+
+    def attach(self, pid: int) -> None:
+        """Move ``pid`` into every group."""
+        for d in self.dirs:
+            _write(d.file("cgroup.procs"), str(pid))
+
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL every process in the CT's groups and wait until they are empty."""
+        unified = next((d for d in self.dirs if d.version == 2), None)
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = self.pids()
+            if not pids:
+                return
+            if unified is not None and unified.file("cgroup.kill").exists():
+                try:
+                    _write(unified.file("cgroup.kill"), "1")
+                except KernelError:
+                    pass
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if time.monotonic() > deadline:
+                raise VzError(f"processes {sorted(pids)} survived SIGKILL for {timeout:.0f} s")
+            time.sleep(0.01)
+
+    def remove(self, timeout: float = 5.0) -> None:
+        """Remove the (empty) groups, subgroups first; missing ones are fine."""
+        errors: list[str] = []
+        for d in self.dirs:
+            for root, dirs, _files in os.walk(d.directory, topdown=False):
+                for name in dirs:
+                    _rmdir(Path(root, name), timeout, errors)
+            _rmdir(d.directory, timeout, errors)
+        if errors:
+            raise VzError("cannot remove cgroups: " + "; ".join(errors))
+
+
+def _v2_controllers_of(directory: Path) -> frozenset[str]:
+    try:
+        return frozenset(_read(directory / "cgroup.subtree_control").split())
+    except KernelError:
+        return frozenset()
+
+
+def _makedirs(directory: Path) -> list[Path]:
+    """mkdir -p, returning the directories it made, top first."""
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    made = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+            made.append(path)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise KernelError("mkdir", str(path), exc.errno or 0) from exc
+    return made
+
+
+def _inherit_cpuset(directory: Path) -> None:
+    """A new v1 cpuset group starts with no CPUs and no memory nodes: copy the parent's."""
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        value = _read(directory.parent / name).strip()
+        if not _read(directory / name).strip():
+            _write(directory / name, value)
+
+
+def _enable_v2_controllers(directory: Path) -> None:
+    """Enable in each ancestor's ``cgroup.subtree_control`` what its parent offers."""
+    chain = []
+    current = directory.parent
+    while (current / "cgroup.subtree_control").exists():
+        chain.append(current)
+        if not (current.parent / "cgroup.subtree_control").exists():
+            break
+        current = current.parent
+    for ancestor in reversed(chain):
+        wanted = set(_read(ancestor / "cgroup.controllers").split()) & set(V2_CONTROLLERS)
+        missing = wanted - set(_read(ancestor / "cgroup.subtree_control").split())
+        for controller in sorted(missing):
+            try:
+                _write(ancestor / "cgroup.subtree_control", f"+{controller}")
+            except KernelError as exc:
+                if exc.errno == errno.EBUSY:
+                    raise VzError(
+                        f"cannot enable the {controller} controller below {ancestor}: the group "
+                        "has processes of its own (cgroup v2 forbids that); set an absolute "
+                        "CGROUP_PARENT in vz.conf (for example CGROUP_PARENT=\"/vz\") or run "
+                        "vzctl from a delegated cgroup"
+                    ) from exc
+                if exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
+                    raise
+
+
+def _rmdir(path: Path, timeout: float, errors: list[str]) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                errors.append(f"{path}: {exc.strerror}")
+                return
+            time.sleep(0.01)

@@ -1,0 +1,111 @@
+"""Processes through /proc and pidfds: identity that survives PID reuse, waiting, signals."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+import attrs
+
+
+@attrs.frozen
+class ProcessId:
+    """A process as the kernel knows it: PID plus start time (clock ticks after boot).
+
+    A PID can be reused after its process died; the pair (pid, start_time) cannot.
+    """
+
+    pid: int
+    start_time: int
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessId | None:
+        """The identity of the live process ``pid``, or ``None`` if it is gone or a zombie."""
+        stat = _stat_fields(pid)
+        if stat is None or stat[0] in ("Z", "X", "x"):
+            return None
+        return cls(pid, int(stat[19]))
+
+    def is_alive(self) -> bool:
+        """True while this very process runs (not a zombie, not a reused PID)."""
+        return ProcessId.of(self.pid) == self
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (field 3 onwards)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def parent_of(pid: int) -> int | None:
+    stat = _stat_fields(pid)
+    return int(stat[1]) if stat else None
+
+
+def wait_exit(process: ProcessId, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``process`` to exit; True once it has.
+
+    Works for processes that are not our children (a CT's init is reparented when vzctl
+    exits): a pidfd becomes readable when the process exits.
+    """
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return True
+    try:
+        if not process.is_alive():  # the PID may have been reused before we opened it
+            return True
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return not process.is_alive()
+            if poller.poll(remaining * 1000):
+                return True
+    finally:
+        os.close(pidfd)
+
+
+def kill(process: ProcessId, sig: int = signal.SIGKILL) -> bool:
+    """Send ``sig`` to ``process`` through a pidfd, so a reused PID is never hit.
+
+    Returns False when the process is already gone.
+    """
+    from vzcore.errors import KernelError
+    from vzcore.linux import libc
+
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return False
+    try:
+        if not process.is_alive():
+            return False
+        libc.pidfd_send_signal(pidfd, sig)
+        return True
+    except KernelError as exc:
+        if exc.errno == 3:  # ESRCH
+            return False
+        raise
+    finally:
+        os.close(pidfd)
+
+
+def seconds_since_boot() -> float:
+    """Seconds since boot, from /proc/uptime."""
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+def uptime_of(process: ProcessId) -> float:
+    """Seconds ``process`` has been running."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    return max(0.0, seconds_since_boot() - process.start_time / ticks)
