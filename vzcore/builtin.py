@@ -1,0 +1,101 @@
+"""The core's own plugin: parameters and vzlist fields that belong to no subsystem.
+
+It is registered first and cannot be disabled.  Its ``numproc`` field (a count of the
+CT's tasks from its cgroups) and ``ip`` field (``IP_ADDRESS`` from the config) are
+fallbacks that the beancounters and network plugins replace with fields of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from vzcore.hookspecs import hookimpl
+from vzcore.linux.procfs import uptime_of
+from vzcore.plugin import PluginInfo
+
+if TYPE_CHECKING:
+    from vzcore.container import Container
+    from vzcore.params import Field, Parameter
+    from vzcore.runtime import Run
+
+
+@hookimpl
+def vz_plugin_info() -> PluginInfo:
+    return PluginInfo(subsystem="core", summary="CT identity, paths, boot and stop settings")
+
+
+@hookimpl
+def vz_parameters() -> Iterable[Parameter]:
+    # Declarations are imported here, not at module level: only create, set and docs
+    # need them, and every command loads this module.
+    from vzcore.params import Parameter
+    from vzcore.values import HOSTNAME, Integer, Text, YesNo
+
+    path = Text(pattern=r"/.*", explanation="an absolute path is required", metavar="PATH")
+    yield Parameter(name="hostname", key="HOSTNAME", type=HOSTNAME, live=True, on_create=True,
+                    help="the CT's host name")
+    yield Parameter(name="description", key="DESCRIPTION", type=Text(), live=True,
+                    on_create=True, help="free text describing the CT")
+    yield Parameter(name="onboot", key="ONBOOT", type=YesNo(), live=True,
+                    help="start the CT when the host boots")
+    yield Parameter(name="disabled", key="DISABLED", type=YesNo(), live=True,
+                    help="refuse to start the CT (start --force overrides)")
+    yield Parameter(name="stop-timeout", key="STOP_TIMEOUT", type=Integer(0, 86400), live=True,
+                    aliases=("stop_timeout",),
+                    help="seconds 'vzctl stop' waits for init before killing (0: 120)")
+    yield Parameter(name="layout", key="VE_LAYOUT", type=Text(pattern=r"[a-z][a-z0-9_-]*",
+                    explanation="a layout name such as simfs", metavar="NAME"),
+                    aliases=("ve_layout", "velayout"), on_create=True,
+                    help="how the private area is stored (simfs: a directory); create only")
+    yield Parameter(name="private", key="VE_PRIVATE", type=path, on_create=True,
+                    help="where the CT's files live ($VEID is replaced by the CT ID)")
+    yield Parameter(name="root", key="VE_ROOT", type=path, on_create=True,
+                    help="where the CT's root is mounted ($VEID is replaced by the CT ID)")
+
+
+@hookimpl
+def vz_list_fields() -> Iterable[Field]:
+    from vzcore.params import Field
+
+    yield Field(name="ctid", header="CTID", width=10, help="CT ID")
+    yield Field(name="status", header="STATUS", width=-9, help="running, mounted or stopped")
+    yield Field(name="hostname", header="HOSTNAME", width=-32, help="host name")
+    yield Field(name="description", header="DESCRIPTION", width=-32, help="description")
+    yield Field(name="ostemplate", header="OSTEMPLATE", width=-24, help="OS template")
+    yield Field(name="private", header="PRIVATE", width=-32, help="private area path")
+    yield Field(name="root", header="ROOT", width=-32, help="root mount point")
+    yield Field(name="layout", header="LAYOUT", width=-6, help="private area layout")
+    yield Field(name="onboot", header="ONBOOT", width=-6, kind="bool", help="start at host boot")
+    yield Field(name="disabled", header="DISABL", width=-6, kind="bool", help="start disabled")
+    yield Field(name="ip", header="IP_ADDR", width=-15, kind="list",
+                help="IP addresses (IP_ADDRESS in the config)")
+    yield Field(name="numproc", header="NPROC", width=10, stopped=False, kind="ubc",
+                help="tasks (processes and threads) in the CT")
+    yield Field(name="uptime", header="UPTIME", width=15, stopped=False, kind="duration",
+                help="time since the CT's init started")
+
+
+def _yes_no(value: str | None) -> bool | None:
+    return None if value is None else value.lower() == "yes"
+
+
+@hookimpl
+def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
+    values: dict[str, Any] = {
+        "ctid": ct.ctid,
+        "hostname": ct.get("HOSTNAME"),
+        "description": ct.get("DESCRIPTION"),
+        "ostemplate": ct.get("OSTEMPLATE"),
+        "private": str(ct.private),
+        "root": str(ct.root),
+        "layout": ct.layout,
+        "onboot": _yes_no(ct.get("ONBOOT")),
+        "disabled": bool(_yes_no(ct.get("DISABLED"))),
+        "ip": (ct.get("IP_ADDRESS") or "").split(),
+    }
+    if run is not None and run.state.init is not None:
+        values["numproc"] = {"held": run.cgroups.task_count(), "maxheld": None, "barrier": None,
+                             "limit": None, "failcnt": None}
+        values["uptime"] = round(uptime_of(run.state.init), 2)
+    return values

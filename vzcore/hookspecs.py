@@ -1,0 +1,548 @@
+"""The ``vz_*`` hooks: the whole container lifecycle as pluggy hook specifications.
+
+These docstrings are the hook reference: ``docs/plugins/hooks.md`` is generated from them
+(``python -m vzcore.docgen``) and a test fails when a hook is undocumented or untested.
+Every docstring has one shape: a summary; **When** (the lifecycle phase); **Where** (host
+process or inside the CT, root or not); the parameters; **Returns**; **Errors**; an example.
+
+How the engine calls them
+-------------------------
+Registration hooks (``vz_plugin_info``, ``vz_parameters``, ``vz_list_fields``,
+``vz_commands``) are called once per process.  Lifecycle hooks are not broadcast: the
+engine calls each active plugin's implementation on its own, in the documented subsystem
+order (:data:`vzcore.plugin.SUBSYSTEM_ORDER`; teardown runs in reverse), so that it knows
+which plugin failed, can undo what succeeded, and can give each plugin its own ``run``
+whose ``record`` is that plugin's part of the CT's state file.  Only one plugin per
+subsystem is ever active, so an implementation never has to ask whether it was chosen.
+
+Implementations must not give their parameters default values (pluggy would silently not
+pass them); the plugin manager refuses such a plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from vzcore import PROJECT
+
+if TYPE_CHECKING:
+    from vzcore.changes import ChangeSet
+    from vzcore.container import Container
+    from vzcore.params import Command, Field, Parameter
+    from vzcore.plugin import PluginInfo
+    from vzcore.runtime import Run
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# -- registration -------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def vz_plugin_info() -> PluginInfo:
+    """Say which subsystem this plugin provides.
+
+    **When**: once per process, right after the plugin is loaded, before any verb.
+    **Where**: host, any user; must not touch the kernel or import anything heavy.
+
+    **Returns**: a :class:`vzcore.plugin.PluginInfo`.  A plugin that returns nothing is
+    refused (``vzctl plugins`` shows it as failed).
+    **Errors**: raising marks the plugin failed; other plugins still load.
+
+    Example::
+
+        @hookimpl
+        def vz_plugin_info():
+            return PluginInfo(subsystem="motd", summary="message of the day in every CT")
+    """
+
+
+@hookspec
+def vz_parameters() -> Iterable[Parameter]:
+    """Declare the ``vzctl create/set`` options and config keys this plugin owns.
+
+    **When**: once per process, when a verb builds its options or parses a config.
+    **Where**: host, any user; pure.
+
+    **Returns**: :class:`vzcore.params.Parameter` records.  An option name or config key
+    that another active plugin also declares is refused, naming both plugins.
+    **Errors**: raising marks the plugin failed.
+
+    Example::
+
+        @hookimpl
+        def vz_parameters():
+            yield Parameter(name="motd", key="MOTD", type=Text(), live=True,
+                            help="message of the day written to /etc/motd at start")
+    """
+
+
+@hookspec
+def vz_list_fields() -> Iterable[Field]:
+    """Declare the vzlist fields this plugin fills in from :func:`vz_collect`.
+
+    **When**: once per process, when vzlist or ``vzctl status`` runs.
+    **Where**: host, any user; pure.
+
+    **Returns**: :class:`vzcore.params.Field` records; names are unique across plugins.
+    **Errors**: raising marks the plugin failed.
+
+    Example::
+
+        @hookimpl
+        def vz_list_fields():
+            yield Field(name="motd", header="MOTD", width=-20, help="message of the day")
+    """
+
+
+@hookspec
+def vz_commands() -> Iterable[Command]:
+    """Contribute ``vzctl`` subcommands (``vzctl ubc``, ``vzctl motd``).
+
+    **When**: once per process, when ``vzctl`` looks up a command name it does not know
+    or lists commands for ``--help``.
+    **Where**: host, any user; the records name the click command by ``module:attr`` so
+    nothing is imported until the command runs.
+
+    **Returns**: :class:`vzcore.params.Command` records.  A name that clashes with a
+    built-in command or another plugin's is refused, naming both.
+    **Errors**: raising marks the plugin failed.
+
+    Example::
+
+        @hookimpl
+        def vz_commands():
+            yield Command(name="motd", target="vz_motd.cli:motd", summary="show the motd")
+    """
+
+
+# -- validation and creation --------------------------------------------------------------
+
+
+@hookspec
+def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    """Check a verb's changes against each other, the host and other CTs.
+
+    **When**: ``create``, ``set`` and ``start``, after every value parsed and before the
+    first side effect.  ``start`` passes an empty change set (the whole config is checked).
+    **Where**: host, root; must change nothing.
+
+    :param ct: the CT, its config as it is now (before the changes).
+    :param changes: the config keys the verb changes (old and new text).
+    :param verb: ``"create"``, ``"set"`` or ``"start"``.
+
+    **Returns**: nothing.
+    **Errors**: raise :class:`vzcore.errors.InvalidValue` (or another
+    :class:`~vzcore.errors.VzError`) naming the CT, the parameter and the fix; the verb
+    stops and nothing changes.
+
+    Example::
+
+        @hookimpl
+        def vz_validate(ct, changes, verb):
+            if "MOTD" in changes and len(changes["MOTD"].new or "") > 4096:
+                raise InvalidValue(f"CT {ct.ctid}: --motd is longer than 4096 bytes")
+    """
+
+
+@hookspec
+def vz_create(ct: Container) -> None:
+    """Populate the CT's private area from its OS template.
+
+    **When**: ``vzctl create``, after the CT's config was written; the template plugin
+    does the work (``OSTEMPLATE`` in ``ct.config``), others may add files.
+    **Where**: host, root.
+
+    :param ct: the new CT; ``ct.private`` does not exist yet for the first plugin.
+
+    **Returns**: nothing.
+    **Errors**: raising aborts create; the engine removes the config and private area.
+
+    Example::
+
+        @hookimpl
+        def vz_create(ct):
+            safe_write(ct.private, "etc/motd", b"welcome\\n")
+    """
+
+
+@hookspec
+def vz_quota_init(ct: Container) -> None:
+    """Set up the CT's first-level disk quota after its private area was populated.
+
+    **When**: ``vzctl create``, after every :func:`vz_create`.
+    **Where**: host, root.
+
+    :param ct: the CT.
+
+    **Returns**: nothing.
+    **Errors**: raising aborts create, which is rolled back.
+
+    Example::
+
+        @hookimpl
+        def vz_quota_init(ct):
+            qgroup_limit(ct.private, ct.config.get("DISKSPACE"))
+    """
+
+
+@hookspec
+def vz_mount(ct: Container) -> None:
+    """Make the CT's root file system visible at ``ct.root`` (``/vz/root/CTID``).
+
+    **When**: ``vzctl mount``, and ``vzctl start`` of an unmounted CT.  The plugin that
+    offers the CT's layout (``VE_LAYOUT``, recorded at create) does the mount.
+    **Where**: host, root, host mount namespace.
+
+    :param ct: the CT; ``ct.root`` exists and is not a mount point.
+
+    **Returns**: nothing.
+    **Errors**: raising aborts the verb; plugins that already mounted get
+    :func:`vz_umount`.
+
+    Example::
+
+        @hookimpl
+        def vz_mount(ct):
+            if ct.layout == "simfs":
+                bind_mount(ct.private, ct.root)
+    """
+
+
+@hookspec
+def vz_umount(ct: Container) -> None:
+    """Undo :func:`vz_mount`; must succeed when nothing is mounted (idempotent).
+
+    **When**: ``vzctl umount``, ``vzctl stop`` (unless ``--skip-umount``), rollback.
+    **Where**: host, root, host mount namespace.
+
+    :param ct: the CT (not running).
+
+    **Returns**: nothing.
+    **Errors**: raising is reported with every other cleanup failure; later plugins
+    still run.
+
+    Example::
+
+        @hookimpl
+        def vz_umount(ct):
+            if ct.layout == "simfs":
+                umount_if_mounted(ct.root)
+    """
+
+
+@hookspec
+def vz_destroy(ct: Container) -> None:
+    """Remove what this plugin keeps for a stopped, unmounted CT.
+
+    **When**: ``vzctl destroy``, before the engine removes the private area and renames
+    the config to ``CTID.conf.destroyed``.
+    **Where**: host, root.
+
+    :param ct: the CT.
+
+    **Returns**: nothing.
+    **Errors**: raising is reported with every other failure; later plugins still run.
+
+    Example::
+
+        @hookimpl
+        def vz_destroy(ct):
+            remove_quota_file(ct.ctid)
+    """
+
+
+# -- start ------------------------------------------------------------------------------
+
+
+@hookspec
+def vz_pre_start(ct: Container, run: Run) -> None:
+    """Prepare the host for the CT before its first process exists.
+
+    **When**: ``vzctl start``, after the CT is mounted and its cgroups exist
+    (``run.cgroups``), before the child is forked.
+    **Where**: host, root.
+
+    :param ct: the CT.
+    :param run: the start in progress; ``run.record`` is this plugin's part of the state
+        file: record everything :func:`vz_post_stop` must undo *before* making it, so a
+        killed vzctl leaves nothing the next stop cannot find.
+
+    **Returns**: nothing.
+    **Errors**: raising aborts the start; every plugin that started gets
+    :func:`vz_post_stop`, in reverse order, and the error names this plugin.
+
+    Example::
+
+        @hookimpl
+        def vz_pre_start(ct, run):
+            run.cgroups.write("pids", "pids.max", ct.config.get("NUMPROC_LIMIT", "max"))
+    """
+
+
+@hookspec
+def vz_namespaces(ct: Container) -> Iterable[str]:
+    """Name the namespaces the CT's first process is created in.
+
+    **When**: ``vzctl start``, just before the fork.
+    **Where**: host; pure.
+
+    :param ct: the CT.
+
+    **Returns**: names among ``user, pid, mnt, uts, ipc, net, cgroup, time``; the engine
+    unshares the union.  ``cgroup`` is unshared after the process joined the CT's cgroups,
+    so the CT's cgroup root is its own group.
+    **Errors**: raising aborts the start (rolled back).
+
+    Example::
+
+        @hookimpl
+        def vz_namespaces(ct):
+            return ("pid", "mnt", "uts", "ipc", "net", "cgroup")
+    """
+
+
+@hookspec
+def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
+    """Configure the CT's new namespaces from the host, before the child goes on.
+
+    **When**: ``vzctl start``, after the child unshared its namespaces and joined the
+    CT's cgroups, while it waits on the sync pipe.
+    **Where**: host, root: write uid_map/gid_map, move network devices into the child's
+    network namespace (``/proc/PID/ns/net``) and configure them.
+
+    :param ct: the CT.
+    :param run: the start in progress (``run.record`` as in :func:`vz_pre_start`).
+    :param pid: host PID of the waiting child; it is in all the CT's namespaces except
+        cgroup (and it is not the CT's init: that is forked from it next).
+
+    **Returns**: nothing.
+    **Errors**: raising kills the child and rolls the start back.
+
+    Example::
+
+        @hookimpl
+        def vz_setup_host(ct, run, pid):
+            move_link("veth101.0", netns_pid=pid)
+    """
+
+
+@hookspec
+def vz_setup_child(ct: Container, run: Run) -> None:
+    """Build the CT's file system view inside its new mount namespace.
+
+    **When**: ``vzctl start``, in the process that becomes the CT's init (PID 1 of its
+    PID namespace), after the host setup, before the root is switched.
+    **Where**: inside the CT's namespaces, as (namespaced) root, with the host's file
+    system still visible; ``run.root`` is the CT root's path here.  Mount proc, sys, dev
+    and friends below ``run.root`` without following links the CT could have planted
+    (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here.
+
+    :param ct: the CT.
+    :param run: the start in progress.
+
+    **Returns**: nothing.
+    **Errors**: raising sends the message over the sync pipe to vzctl, which rolls the
+    start back and reports it against this plugin.
+
+    Example::
+
+        @hookimpl
+        def vz_setup_child(ct, run):
+            mount_in_root(run.root, "proc", "/proc", "proc")
+    """
+
+
+@hookspec(firstresult=True)
+def vz_switch_root(ct: Container, run: Run) -> bool:
+    """Make ``run.root`` the process's ``/`` (pivot_root) and drop the host's tree.
+
+    **When**: ``vzctl start``, in the child, after every :func:`vz_setup_child`.
+    **Where**: inside the CT's namespaces; the isolation plugin implements it.
+
+    :param ct: the CT.
+    :param run: the start in progress.
+
+    **Returns**: ``True`` once the root is switched; ``None`` (no plugin did it) aborts the
+    start, since a CT must never run on the host's root.
+    **Errors**: as :func:`vz_setup_child`.
+
+    Example::
+
+        @hookimpl
+        def vz_switch_root(ct, run):
+            pivot_into(run.root)
+            return True
+    """
+
+
+@hookspec
+def vz_finalize_child(ct: Container, run: Run) -> None:
+    """Last settings in the child before the CT's init is exec'd.
+
+    **When**: ``vzctl start``, in the child, after :func:`vz_switch_root`; then the engine
+    closes every descriptor above 2 and execs ``/sbin/init``.
+    **Where**: inside the CT, ``/`` is the CT root: set the hostname, sysctls, drop
+    capabilities, install a seccomp filter (the subsystem order puts isolation first and
+    security last).
+
+    :param ct: the CT.
+    :param run: the start in progress.
+
+    **Returns**: nothing.
+    **Errors**: as :func:`vz_setup_child`.
+
+    Example::
+
+        @hookimpl
+        def vz_finalize_child(ct, run):
+            socket.sethostname(ct.config.get("HOSTNAME") or f"ct{ct.ctid}")
+    """
+
+
+@hookspec
+def vz_post_start(ct: Container, run: Run) -> None:
+    """Finish a start once the CT's init runs (``run.init_pid``).
+
+    **When**: ``vzctl start``, after init was exec'd, before the state is marked running.
+    **Where**: host, root.
+
+    :param ct: the CT.
+    :param run: the start; ``run.init_pid`` is the host PID of the CT's init.
+
+    **Returns**: nothing.
+    **Errors**: raising stops the CT again and rolls the start back.
+
+    Example::
+
+        @hookimpl
+        def vz_post_start(ct, run):
+            announce_addresses(ct)
+    """
+
+
+# -- running CTs --------------------------------------------------------------------------
+
+
+@hookspec
+def vz_stop(ct: Container, run: Run) -> None:
+    """Ask the CT's init to shut down cleanly.
+
+    **When**: ``vzctl stop`` (not with ``--fast``), before the engine waits up to
+    ``STOP_TIMEOUT`` seconds for init to exit and then kills whatever is left in the CT's
+    cgroups.
+    **Where**: host, root; may join the CT (:func:`vzcore.lifecycle.enter.run_in_ct`).
+
+    :param ct: the running CT.
+    :param run: the CT's recorded state; ``run.init_pid`` is its init.
+
+    **Returns**: nothing; the engine does the waiting and the killing.
+    **Errors**: raising is reported as a warning and the engine kills the CT.
+
+    Example::
+
+        @hookimpl
+        def vz_stop(ct, run):
+            os.kill(run.init_pid, signal.SIGPWR)
+    """
+
+
+@hookspec
+def vz_post_stop(ct: Container, run: Run) -> None:
+    """Remove from the host what this plugin made for the CT, from ``run.record``.
+
+    **When**: ``vzctl stop`` once every CT process is gone; on a failed start (rollback);
+    when a command finds that the CT's init died on its own or a killed vzctl left a
+    half-started CT.  The engine removes the cgroups and the state file afterwards.
+    **Where**: host, root.  Must be idempotent: it may run twice, and on records of a
+    start that got only part of the way.
+
+    :param ct: the stopped CT.
+    :param run: its recorded state; ``run.record`` holds what this plugin recorded.
+
+    **Returns**: nothing.
+    **Errors**: raising is collected: every other plugin still cleans up and all failures
+    are reported together (exit code 33 for stop).
+
+    Example::
+
+        @hookimpl
+        def vz_post_stop(ct, run):
+            for name in run.record.get("links", []):
+                delete_link_if_present(name)
+    """
+
+
+@hookspec
+def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
+    """Apply ``vzctl set`` changes of the keys this plugin owns to a running CT.
+
+    **When**: ``vzctl set`` after :func:`vz_validate`; called for running CTs (``run``
+    set) so the change takes effect at once, and with ``run=None`` for stopped ones
+    (nothing to apply live; the config is saved by the engine with ``--save``).
+    **Where**: host, root.
+
+    :param ct: the CT, its config as before the change.
+    :param changes: the changed keys; ignore the keys you do not own.
+    :param run: the running CT's state, or ``None``.
+
+    **Returns**: nothing.
+    **Errors**: raising stops the verb with the plugin's name; keys applied by earlier
+    plugins stay applied (the message says so) and the config is not saved.
+
+    Example::
+
+        @hookimpl
+        def vz_apply(ct, changes, run):
+            if run and "NUMPROC" in changes:
+                run.cgroups.write("pids", "pids.max", changes["NUMPROC"].new)
+    """
+
+
+@hookspec
+def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
+    """Report this plugin's vzlist fields (and beancounter rows) for one CT.
+
+    **When**: ``vzlist``, ``vzctl status``, and commands that show counters.
+    **Where**: host, root; read only.  Keep it cheap: vzlist calls it for every CT.
+
+    :param ct: the CT.
+    :param run: the running CT's state, or ``None`` when it is stopped.
+
+    **Returns**: a mapping of field name (declared in :func:`vz_list_fields`) to value;
+    JSON-ready values (numbers, strings, lists, dicts).  Missing fields show as ``-``.
+    **Errors**: raising shows the plugin's fields as ``-`` and a warning; vzlist goes on.
+
+    Example::
+
+        @hookimpl
+        def vz_collect(ct, run):
+            return {"motd": ct.config.get("MOTD")}
+    """
+
+
+@hookspec
+def vz_enter(ct: Container, run: Run) -> None:
+    """Restrict a process that joins a running CT exactly as the CT's init was.
+
+    **When**: ``vzctl exec/exec2/exec3/enter`` and anything run with
+    :func:`vzcore.lifecycle.enter.run_in_ct`, in the joining process after it entered the
+    CT's cgroups and namespaces and chdir'ed to ``/``, just before it execs.
+    **Where**: inside the CT: drop capabilities, set no_new_privs, apply seccomp.
+
+    :param ct: the CT.
+    :param run: the CT's recorded state.
+
+    **Returns**: nothing.
+    **Errors**: raising aborts the command before anything runs in the CT.
+
+    Example::
+
+        @hookimpl
+        def vz_enter(ct, run):
+            drop_bounding_set(ct_capabilities(ct))
+    """

@@ -1,0 +1,103 @@
+"""What plugins declare: parameters, vzlist fields and CLI commands.
+
+A :class:`Parameter` is one ``vzctl create/set`` option and the config key it writes.  The
+core builds the command-line options and their ``--help`` from these records, parses and
+validates every value before the first side effect, and hands plugins a
+:class:`vzcore.changes.ChangeSet` that says, per config key, the old and the new text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from vzcore.values import ValueType
+
+Merge = Callable[[str | None, Sequence[Any]], str | None]
+"""How an option's values change its config key: ``(old text, parsed values) -> new text``."""
+
+NAME_PATTERN = r"[a-z][a-z0-9_-]*"
+
+
+def _replace(param: Parameter) -> Merge:
+    return lambda _old, values: param.type.to_conf(values[-1])
+
+
+@attrs.frozen(kw_only=True)
+class Parameter:
+    """One option of ``vzctl set`` (and ``create`` when ``on_create``).
+
+    :ivar name: the long option without dashes (``numproc`` gives ``--numproc``).
+    :ivar key: the config key it writes (``NUMPROC``); several options may write one key
+        (``--ipadd`` and ``--ipdel`` both change ``IP_ADDRESS``).
+    :ivar type: the value grammar (:mod:`vzcore.values`).
+    :ivar help: one sentence for ``--help`` and the parameter reference.
+    :ivar live: whether a running CT can take the change without a restart.
+    :ivar multiple: whether the option may be given several times in one command.
+    :ivar merge: how the values change the key's text; the default replaces it.
+    :ivar aliases: other long option names (``ip`` for ``ipadd``).
+    :ivar short: a one-letter option (``p`` for ``numproc``), as vzctl has them.
+    :ivar on_create: whether ``vzctl create`` accepts it too.
+    """
+
+    name: str = attrs.field(validator=attrs.validators.matches_re(NAME_PATTERN))
+    key: str = attrs.field(validator=attrs.validators.matches_re(r"[A-Z][A-Z0-9_]*"))
+    type: ValueType[Any]
+    help: str
+    live: bool = False
+    multiple: bool = False
+    merge: Merge | None = None
+    aliases: tuple[str, ...] = ()
+    short: str | None = None
+    on_create: bool = False
+
+    @property
+    def options(self) -> list[str]:
+        names = [f"--{self.name}"] + [f"--{alias}" for alias in self.aliases]
+        if self.short:
+            names.append(f"-{self.short}")
+        return names
+
+    def new_text(self, old: str | None, values: Sequence[Any]) -> str | None:
+        """The key's new config text after this option's ``values``."""
+        merge = self.merge or _replace(self)
+        return merge(old, values)
+
+
+@attrs.frozen(kw_only=True)
+class Field:
+    """A vzlist column / JSON field that a plugin fills in from :func:`vz_collect`.
+
+    :ivar name: the field name for ``-o`` and the JSON key (``numproc``, ``ip``).
+    :ivar header: the table header (``NPROC``).
+    :ivar width: the column width; negative means left-aligned (vzlist's ``%-15s``).
+    :ivar help: one line for ``vzlist -L`` and docs.
+    :ivar stopped: whether the value is meaningful for a stopped CT (else ``-`` / null).
+    :ivar kind: how vzlist prints it: ``text``, ``number``, ``bool``, ``list``,
+        ``duration`` (seconds as ``000d00h:00m:00s``), ``ubc`` (a beancounter object;
+        ``.m .b .l .f`` suffixes pick maxheld, barrier, limit, failcnt) or ``quota`` (a
+        usage object; ``.s .h`` pick soft and hard limit).
+    """
+
+    name: str = attrs.field(validator=attrs.validators.matches_re(r"[a-z][a-z0-9_.%]*"))
+    header: str
+    width: int
+    help: str
+    stopped: bool = True
+    kind: str = attrs.field(default="text", validator=attrs.validators.in_(
+        ("text", "number", "bool", "list", "duration", "ubc", "quota", "laverage")))
+
+
+@attrs.frozen(kw_only=True)
+class Command:
+    """A ``vzctl`` subcommand contributed by a plugin, loaded only when it is invoked.
+
+    :ivar target: ``"module:attribute"`` naming a :class:`click.Command`.
+    """
+
+    name: str = attrs.field(validator=attrs.validators.matches_re(r"[a-z][a-z0-9-]*"))
+    target: str = attrs.field(validator=attrs.validators.matches_re(r"[\w.]+:\w+"))
+    summary: str

@@ -1,0 +1,53 @@
+"""How plugins declare themselves, and the order the engine runs their hooks in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+SUBSYSTEM_ORDER = (
+    "core",
+    "template",
+    "quota",
+    "isolation",
+    "beancounters",
+    "cpu",
+    "devices",
+    "network",
+    "security",
+)
+"""Bring-up order of lifecycle hooks (create, mount, start); teardown runs in reverse.
+
+Subsystems not listed (a third party's ``motd``) run after these, by name.  The order is a
+documented contract, not pluggy's registration order: isolation builds the CT's ``/dev``
+before devices adds nodes to it, and security installs its filter after isolation dropped
+capabilities.
+"""
+
+SUBSYSTEM_PATTERN = r"[a-z][a-z0-9_-]*"
+
+
+def subsystem_rank(subsystem: str) -> tuple[int, str]:
+    """Sort key putting ``subsystem`` in :data:`SUBSYSTEM_ORDER` (unknown ones last, by name)."""
+    try:
+        return (SUBSYSTEM_ORDER.index(subsystem), "")
+    except ValueError:
+        return (len(SUBSYSTEM_ORDER), subsystem)
+
+
+@attrs.frozen(kw_only=True)
+class PluginInfo:
+    """What a plugin provides, returned by its ``vz_plugin_info`` hook.
+
+    :ivar subsystem: the subsystem it implements (``isolation``, ``network``, ...) or a new
+        name; only one plugin per subsystem is active on a host.
+    :ivar summary: one line for ``vzctl plugins``.
+    :ivar variants: variants a CT can choose inside the subsystem, by config key:
+        ``{"VE_LAYOUT": ("simfs",)}``.  The engine refuses a CT naming a variant that no
+        active plugin offers.
+    """
+
+    subsystem: str = attrs.field(validator=attrs.validators.matches_re(SUBSYSTEM_PATTERN))
+    summary: str
+    variants: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
