@@ -1,0 +1,85 @@
+"""A container as the host knows it: its ID, config, and where its files are."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+
+from vzcore.conffile import ConfigFile
+from vzcore.errors import CtConfigMissing, InvalidSyntax
+from vzcore.paths import DEFAULTS, Paths, expand_veid
+
+MAX_CTID = 2147483644
+FIRST_USER_CTID = 101
+"""OpenVZ reserves IDs up to 100 for itself; 0 is the host."""
+
+
+def parse_ctid(text: str) -> int:
+    """A CTID from the command line; malformed IDs are refused with the fix."""
+    if not re.fullmatch(r"\d{1,10}", text.strip()):
+        raise InvalidSyntax(f"invalid CT ID {text!r}: a CT ID is a number from "
+                            f"{FIRST_USER_CTID} to {MAX_CTID}")
+    ctid = int(text)
+    if ctid > MAX_CTID:
+        raise InvalidSyntax(f"invalid CT ID {text!r}: the largest CT ID is {MAX_CTID}")
+    return ctid
+
+
+@attrs.define
+class Container:
+    """One CT: ``config`` is its ``CTID.conf`` (empty if the CT does not exist), read over
+    the defaults in ``vz.conf`` (any CT parameter may appear there as a default)."""
+
+    ctid: int
+    paths: Paths
+    global_config: ConfigFile
+    config: ConfigFile
+
+    @classmethod
+    def load(cls, ctid: int, paths: Paths, global_config: ConfigFile) -> Container:
+        return cls(ctid, paths, global_config,
+                   ConfigFile.load(paths.ct_conf(ctid), missing_ok=True))
+
+    @property
+    def exists(self) -> bool:
+        return self.config.path.exists()
+
+    def require_exists(self) -> None:
+        if not self.exists:
+            raise CtConfigMissing(
+                f"CT {self.ctid} does not exist: no {self.config.path}; "
+                f"create it with 'vzctl create {self.ctid} --ostemplate NAME'"
+            )
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The CT's value of ``key``, else vz.conf's, else ``default``."""
+        value = self.config.get(key)
+        if value is None:
+            value = self.global_config.get(key)
+        return default if value is None else value
+
+    def _path(self, key: str) -> Path:
+        return self.paths.host(expand_veid(self.get(key) or DEFAULTS[key], self.ctid))
+
+    @property
+    def private(self) -> Path:
+        """Host path of the private area (``VE_PRIVATE``, default ``/vz/private/CTID``)."""
+        return self._path("VE_PRIVATE")
+
+    @property
+    def root(self) -> Path:
+        """Host path of the root mount point (``VE_ROOT``, default ``/vz/root/CTID``)."""
+        return self._path("VE_ROOT")
+
+    @property
+    def layout(self) -> str:
+        return self.get("VE_LAYOUT") or "simfs"
+
+    @property
+    def hostname(self) -> str | None:
+        return self.get("HOSTNAME")
+
+    def reload(self) -> None:
+        self.config = ConfigFile.load(self.config.path, missing_ok=True)

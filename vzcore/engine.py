@@ -1,0 +1,99 @@
+"""The engine: one object per vzctl invocation that the verbs share.
+
+It knows the paths, reads ``vz.conf`` once, loads the plugins on first need (so
+``vzctl --version`` and ``vzctl --help`` load none), builds the parameter registry, and
+hands out containers, locks and state files.  The verbs themselves live in
+:mod:`vzcore.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vzcore.conffile import ConfigFile
+from vzcore.container import Container
+from vzcore.lock import CtLock
+from vzcore.paths import DEFAULTS, Paths
+from vzcore.plugin.manager import Plugins, load_plugins
+from vzcore.runtime import State
+
+if TYPE_CHECKING:
+    from vzcore.plugin.registry import Registry
+
+
+def _print_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+class Engine:
+    """Shared context of one invocation: paths, global config, plugins, registry.
+
+    :param say: where progress messages go (the CLI passes a printer that honours
+        ``--quiet``); warnings always go to ``warn``.
+    """
+
+    def __init__(self, paths: Paths, *, say: Callable[[str], None] | None = None,
+                 warn: Callable[[str], None] | None = None, plugins: Plugins | None = None) -> None:
+        self.paths = paths
+        self.say = say or (lambda _message: None)
+        self.warn = warn or _print_stderr
+        if plugins is not None:
+            self.__dict__["plugins"] = plugins
+
+    @cached_property
+    def global_config(self) -> ConfigFile:
+        """``vz.conf``; a missing file reads as OpenVZ's defaults."""
+        return ConfigFile.load(self.paths.vz_conf, missing_ok=True)
+
+    @cached_property
+    def plugins(self) -> Plugins:
+        return load_plugins(self.global_config.as_dict())
+
+    @cached_property
+    def registry(self) -> Registry:
+        """Parameters and vzlist fields of the active plugins (built on first use)."""
+        from vzcore.plugin.registry import Registry
+
+        self.plugins.check_conflicts()
+        return Registry.build(self.plugins)
+
+    def container(self, ctid: int) -> Container:
+        return Container.load(ctid, self.paths, self.global_config)
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.paths.host(self.global_config.get("LOCKDIR") or DEFAULTS["LOCKDIR"])
+
+    def lock(self, ct: Container, verb: str) -> CtLock:
+        return CtLock(self.lock_dir / f"{ct.ctid}.lck", ct.ctid, verb)
+
+    def state(self, ct: Container) -> State | None:
+        return State.load(self.paths.state_file(ct.ctid), ct.ctid)
+
+    def new_state(self, ct: Container) -> State:
+        return State(self.paths.state_file(ct.ctid), ct.ctid)
+
+    def ctids(self) -> list[int]:
+        """Every CT that has a config file, in ID order."""
+        found = []
+        try:
+            names = [p.name for p in self.paths.conf_dir.iterdir()]
+        except FileNotFoundError:
+            return []
+        for name in names:
+            stem, dot, ext = name.partition(".")
+            if dot and ext == "conf" and stem.isdigit():
+                found.append(int(stem))
+        return sorted(found)
+
+    def running_ctids(self) -> list[int]:
+        """CTs that have a state file (running, or left behind by a killed vzctl)."""
+        try:
+            names = [p.name for p in self.paths.run_dir.iterdir()]
+        except FileNotFoundError:
+            return []
+        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())

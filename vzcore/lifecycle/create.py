@@ -1,0 +1,119 @@
+"""``vzctl create`` and ``vzctl destroy``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from vzcore.conffile import ConfigFile
+from vzcore.container import FIRST_USER_CTID, Container
+from vzcore.engine import Engine
+from vzcore.errors import (
+    AlreadyMounted,
+    AlreadyRunning,
+    CleanupError,
+    InvalidValue,
+    PrivateAreaExists,
+    TemplateNotSet,
+    VzError,
+)
+from vzcore.lifecycle.mount import check_layout, is_mounted
+from vzcore.lifecycle.teardown import teardown
+from vzcore.paths import DEFAULTS
+
+CP_CONFIG_ERROR = 82  # VZ_CP_CONFIG: sample config missing
+
+
+def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
+           config_sample: str | None = None) -> None:
+    """Create ``ct`` from its OS template with the options in ``given`` (option -> texts)."""
+    if ct.ctid < FIRST_USER_CTID:
+        raise InvalidValue(f"CT ID {ct.ctid} is reserved (IDs up to {FIRST_USER_CTID - 1} belong "
+                           f"to the host); use {FIRST_USER_CTID} or higher")
+    if ct.exists:
+        raise PrivateAreaExists(f"CT {ct.ctid} already exists ({ct.config.path}); choose "
+                                f"another ID or destroy it first with 'vzctl destroy {ct.ctid}'")
+    plugins = engine.plugins
+    plugins.require("template", "create")
+    sample = _sample(engine, ct, config_sample)
+    ct.config = ConfigFile(ct.config.path, sample.text().splitlines() if sample else [])
+    current = {key: ct.get(key) for key in engine.registry.owners}
+    changes, _parsed = engine.registry.plan_changes(ct.ctid, current, given, verb="create")
+    ct.config.update(changes.new_values())
+    ct.config.update({
+        "VE_ROOT": ct.get("VE_ROOT") or DEFAULTS["VE_ROOT"],
+        "VE_PRIVATE": ct.get("VE_PRIVATE") or DEFAULTS["VE_PRIVATE"],
+        "VE_LAYOUT": ct.layout,
+    })
+    ostemplate = ct.config.get("OSTEMPLATE") or engine.global_config.get("DEF_OSTEMPLATE")
+    if not ostemplate:
+        raise TemplateNotSet(f"CT {ct.ctid}: no OS template; give --ostemplate NAME or set "
+                             "DEF_OSTEMPLATE in vz.conf")
+    ct.config.set("OSTEMPLATE", ostemplate)
+    check_layout(engine, ct)
+    if ct.private.exists():
+        raise PrivateAreaExists(f"CT {ct.ctid}: private area {ct.private} already exists; "
+                                "remove it or choose another VE_PRIVATE")
+    plugins.run_each("vz_validate", ct=ct, changes=changes, verb="create")
+
+    with engine.lock(ct, "create"):
+        if ct.config.path.exists():
+            raise PrivateAreaExists(f"CT {ct.ctid} was created by another vzctl meanwhile")
+        engine.say(f"Creating CT {ct.ctid} from template {ct.get('OSTEMPLATE')} ...")
+        ct.config.save()
+        try:
+            plugins.run_each("vz_create", ct=ct)
+            plugins.run_each("vz_quota_init", ct=ct)
+        except BaseException:
+            errors: list[BaseException] = []
+            plugins.run_each("vz_destroy", reverse=True, on_error=errors.append, ct=ct)
+            for error in errors:
+                engine.warn(f"warning: while undoing the create: {error}")
+            ct.config.path.unlink(missing_ok=True)
+            raise
+    engine.say(f"CT {ct.ctid} was created")
+
+
+def _sample(engine: Engine, ct: Container, name: str | None) -> ConfigFile | None:
+    chosen = name or engine.global_config.get("CONFIGFILE")
+    if not chosen:
+        return None
+    path = engine.paths.sample_conf(chosen)
+    if not path.exists():
+        if name:
+            raise VzError(f"CT {ct.ctid}: sample config '{name}' not found ({path}); list "
+                          f"{engine.paths.conf_dir}/ve-*.conf-sample for the names",
+                          exit_code=CP_CONFIG_ERROR)
+        engine.warn(f"warning: CONFIGFILE={chosen} in vz.conf names no sample ({path}); ignored")
+        return None
+    sample = ConfigFile.load(path)
+    sample.set("ORIGIN_SAMPLE", chosen)
+    return sample
+
+
+def destroy(engine: Engine, ct: Container) -> None:
+    """Remove a stopped, unmounted CT: its private area, root mount point and config."""
+    ct.require_exists()
+    check_layout(engine, ct)
+    with engine.lock(ct, "destroy"):
+        state = engine.state(ct)
+        if state is not None:
+            if state.is_running:
+                raise AlreadyRunning(f"CT {ct.ctid} is running; stop it first with "
+                                     f"'vzctl stop {ct.ctid}'")
+            teardown(engine, ct, state, umount=True, what="cleanup of the last run")
+        if is_mounted(ct):
+            raise AlreadyMounted(f"CT {ct.ctid} is mounted; unmount it first with "
+                                 f"'vzctl umount {ct.ctid}'")
+        engine.say(f"Destroying CT {ct.ctid} ...")
+        errors: list[BaseException] = []
+        engine.plugins.run_each("vz_destroy", reverse=True, on_error=errors.append, ct=ct)
+        if errors:
+            raise CleanupError(f"CT {ct.ctid}: destroy incomplete; run it again", errors)
+        try:
+            ct.root.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            engine.warn(f"warning: CT {ct.ctid}: cannot remove {ct.root}: {exc.strerror}")
+        ct.config.path.rename(ct.config.path.with_name(f"{ct.ctid}.conf.destroyed"))
+    engine.say(f"CT {ct.ctid} was destroyed")

@@ -1,0 +1,236 @@
+"""Joining a running CT: ``vzctl exec/exec2/exec3/enter`` and :func:`run_in_ct` for plugins.
+
+The joining process gets exactly what the CT's init got.  vzctl forks a *joiner* that
+makes itself non-dumpable (no CT process can inspect it or reach the host binary through
+``/proc/PID/exe``), enters the CT's cgroups, then its namespaces (user first, mount last;
+joining the mount namespace also puts ``/`` and the working directory at the CT's root),
+and forks the process that will exec, so that it is inside the CT's PID namespace.  That
+process runs every plugin's ``vz_enter`` (capabilities, seccomp), gets its stdio (pipes
+that vzctl copies to and from its own, or a pseudo-terminal from the CT's own devpts for
+``enter``; never a host terminal or descriptor), closes every other descriptor, and execs.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from vzcore.container import Container
+from vzcore.engine import Engine
+from vzcore.errors import CommandFailed, NotRunning, VzError
+from vzcore.lifecycle.execenv import prepare_exec
+from vzcore.linux import libc, namespaces
+from vzcore.runtime import Run
+
+PR_SET_DUMPABLE = 4
+EXEC_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "container": "vzcore",
+}
+SHELLS = ("/bin/bash", "/bin/sh")
+
+
+def running(engine: Engine, ct: Container) -> Run:
+    """The running CT's state, or :class:`NotRunning` (31)."""
+    ct.require_exists()
+    state = engine.state(ct)
+    if state is None or not state.is_running or state.phase != "running":
+        raise NotRunning(f"CT {ct.ctid} is not running; start it with 'vzctl start {ct.ctid}'")
+    return Run(ct, state, engine.plugins)
+
+
+def _exit_status(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
+    """In the forked joiner: enter the CT, fork, run ``payload`` inside; exit with its status."""
+    ct = run.ct
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command inside gets the user's ^C
+        libc.prctl(PR_SET_DUMPABLE, 0)
+        init = run.init_pid
+        run.cgroups.attach(os.getpid())
+        opened = namespaces.open_namespaces(init, namespaces.differing(init))
+        namespaces.enter(opened)
+        child = os.fork()
+        if child == 0:
+            try:
+                os.chdir("/")
+                run.plugins.run_each("vz_enter", ct=ct, run=run)
+                payload()
+            except BaseException as exc:
+                print(f"vzctl: CT {ct.ctid}: {exc}", file=sys.stderr)
+                os._exit(126)
+        _pid, status = os.waitpid(child, 0)
+        os._exit(_exit_status(status))
+    except BaseException as exc:
+        print(f"vzctl: cannot enter CT {ct.ctid}: {exc}", file=sys.stderr)
+        os._exit(126)
+
+
+def _exec(argv: Sequence[str], env: dict[str, str]) -> NoReturn:
+    prepare_exec()
+    try:
+        os.execvpe(argv[0], list(argv), env)
+    except OSError as exc:
+        print(f"{argv[0]}: {exc.strerror}", file=sys.stderr)
+        os._exit(127 if exc.errno == errno.ENOENT else 126)
+
+
+def run_in_ct(run: Run, argv: Sequence[str]) -> int:
+    """Run ``argv`` inside the running CT of ``run`` with /dev/null as stdio; return its
+    exit status (127 when the command does not exist there)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        def payload() -> NoReturn:
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            _exec(argv, EXEC_ENV)
+
+        _join(run, payload)
+    _pid, status = os.waitpid(pid, 0)
+    return _exit_status(status)
+
+
+def exec_command(engine: Engine, ct: Container, args: Sequence[str], *, mode: str) -> int:
+    """``vzctl exec`` (``mode="exec"``: the joined words through ``/bin/sh -c``, exit 8 when
+    the command fails), ``exec2`` (the same, the command's own status) and ``exec3``
+    (argv as given, no shell).  Returns vzctl's exit code."""
+    run = running(engine, ct)
+    argv = list(args) if mode == "exec3" else ["/bin/sh", "-c", " ".join(args)]
+    stdio = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        def payload() -> NoReturn:
+            os.dup2(stdio[0][0], 0)
+            os.dup2(stdio[1][1], 1)
+            os.dup2(stdio[2][1], 2)
+            _exec(argv, EXEC_ENV)
+
+        _join(run, payload)
+    os.close(stdio[0][0])
+    os.close(stdio[1][1])
+    os.close(stdio[2][1])
+    _copy_stdio(stdio[0][1], stdio[1][0], stdio[2][0])
+    _pid, status = os.waitpid(pid, 0)
+    code = _exit_status(status)
+    if mode == "exec" and code != 0:
+        raise CommandFailed(f"CT {ct.ctid}: command exited with status {code}")
+    return code
+
+
+def _copy_stdio(to_stdin: int, from_stdout: int, from_stderr: int) -> None:
+    """Copy our stdin into the CT command and its output to ours until it closes both."""
+    outputs = {from_stdout: sys.stdout.fileno(), from_stderr: sys.stderr.fileno()}
+    stdin: int | None = sys.stdin.fileno() if _readable(sys.stdin.fileno()) else None
+    if stdin is None:
+        os.close(to_stdin)
+    pending = b""
+    while outputs:
+        readers = list(outputs) + ([stdin] if stdin is not None and not pending else [])
+        writers = [to_stdin] if pending else []
+        ready_r, ready_w, _ = select.select(readers, writers, [])
+        for fd in ready_r:
+            data = _read(fd)
+            if fd == stdin:
+                if data:
+                    pending = data
+                else:
+                    os.close(to_stdin)
+                    stdin = None
+            elif data:
+                _write_all(outputs[fd], data)
+            else:
+                os.close(fd)
+                del outputs[fd]
+        if ready_w:
+            try:
+                pending = pending[os.write(to_stdin, pending):]
+            except BrokenPipeError:
+                pending, stdin = b"", None
+                os.close(to_stdin)
+    if stdin is not None:
+        os.close(to_stdin)
+
+
+def _readable(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def enter(engine: Engine, ct: Container, command: Sequence[str] = ()) -> int:
+    """``vzctl enter``: an interactive root shell on a pseudo-terminal of the CT's own devpts.
+
+    With ``command``, run it first and stay in the shell (``vzctl enter --exec``).
+    """
+    from vzcore.lifecycle import terminal
+
+    run = running(engine, ct)
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    term = os.environ.get("TERM", "xterm")
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        parent_sock.close()
+
+        def payload() -> NoReturn:
+            master, slave = os.openpty()  # /dev/ptmx of the CT: we are in its mount namespace
+            socket.send_fds(child_sock, [b"pty"], [master])
+            child_sock.close()
+            os.close(master)
+            os.setsid()
+            terminal.make_controlling(slave)
+            for fd in (0, 1, 2):
+                os.dup2(slave, fd)
+            if slave > 2:
+                os.close(slave)
+            shell = next((s for s in SHELLS if os.path.exists(s)), "/bin/sh")
+            env = dict(EXEC_ENV, TERM=term, SHELL=shell)
+            if command:
+                _exec([shell, "-c", f"{' '.join(command)}; exec {shell} -l"], env)
+            _exec([shell, "-l"], env)
+
+        _join(run, payload)
+    child_sock.close()
+    try:
+        _msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 16, 1)
+    finally:
+        parent_sock.close()
+    if not fds:
+        _pid, status = os.waitpid(pid, 0)
+        raise VzError(f"cannot open a terminal in CT {ct.ctid}", exit_code=_exit_status(status) or 3)
+    engine.say(f"entered into CT {ct.ctid}")
+    terminal.proxy(fds[0])
+    _pid, status = os.waitpid(pid, 0)
+    engine.say(f"exited from CT {ct.ctid}")
+    return _exit_status(status)

@@ -1,0 +1,89 @@
+"""``vzctl mount`` / ``umount``: the CT's root file system at ``VE_ROOT``.
+
+The plugin offering the CT's layout (``VE_LAYOUT``, recorded in its config at create)
+does the work in ``vz_mount`` / ``vz_umount``.
+"""
+
+from __future__ import annotations
+
+from vzcore.container import Container
+from vzcore.engine import Engine
+from vzcore.errors import (
+    AlreadyMounted,
+    AlreadyRunning,
+    CleanupError,
+    MountError,
+    NotMounted,
+    PrivateAreaMissing,
+    UmountError,
+    VzError,
+)
+from vzcore.linux.mounts import is_mount_point
+
+
+def check_layout(engine: Engine, ct: Container) -> None:
+    """Refuse a CT whose layout no active plugin offers."""
+    offers = engine.plugins.variant_offers("VE_LAYOUT")
+    if ct.layout not in offers:
+        installed = ", ".join(sorted(offers)) or "none"
+        raise MountError(
+            f"CT {ct.ctid} uses layout '{ct.layout}' (VE_LAYOUT), which no active plugin offers "
+            f"(offered: {installed}); install or enable the plugin that provides it")
+
+
+def is_mounted(ct: Container) -> bool:
+    return is_mount_point(ct.root)
+
+
+def mount_ct(engine: Engine, ct: Container) -> None:
+    """Mount the CT's root at ``ct.root``; on failure nothing stays mounted."""
+    check_layout(engine, ct)
+    if is_mounted(ct):
+        raise AlreadyMounted(f"CT {ct.ctid} is already mounted at {ct.root}")
+    if not ct.private.exists():
+        raise PrivateAreaMissing(
+            f"CT {ct.ctid}: private area {ct.private} does not exist; recreate the CT or "
+            "fix VE_PRIVATE in its config")
+    try:
+        ct.root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        engine.plugins.run_each("vz_mount", ct=ct)
+    except (VzError, OSError) as exc:
+        try:
+            umount_ct(engine, ct)
+        except VzError as undo:
+            engine.warn(f"warning: {undo}")
+        raise MountError(f"CT {ct.ctid}: cannot mount: {exc}") from exc
+    if not is_mounted(ct):
+        raise MountError(f"CT {ct.ctid}: no plugin mounted layout '{ct.layout}' at {ct.root}")
+
+
+def umount_ct(engine: Engine, ct: Container) -> None:
+    """Unmount the CT's root; every plugin runs even when one fails."""
+    errors: list[BaseException] = []
+    engine.plugins.run_each("vz_umount", reverse=True, on_error=errors.append, ct=ct)
+    if errors:
+        raise CleanupError(f"CT {ct.ctid}: unmount incomplete", errors)
+    if is_mounted(ct):
+        raise UmountError(f"CT {ct.ctid}: {ct.root} is still mounted after every plugin's vz_umount")
+
+
+def mount_verb(engine: Engine, ct: Container) -> None:
+    """``vzctl mount CTID``."""
+    ct.require_exists()
+    check_layout(engine, ct)
+    with engine.lock(ct, "mount"):
+        mount_ct(engine, ct)
+    engine.say(f"CT {ct.ctid} is mounted")
+
+
+def umount_verb(engine: Engine, ct: Container) -> None:
+    """``vzctl umount CTID``: refuses a running CT."""
+    ct.require_exists()
+    with engine.lock(ct, "umount"):
+        state = engine.state(ct)
+        if state is not None and state.is_running:
+            raise AlreadyRunning(f"CT {ct.ctid} is running; stop it first with 'vzctl stop {ct.ctid}'")
+        if not is_mounted(ct):
+            raise NotMounted(f"CT {ct.ctid} is not mounted")
+        umount_ct(engine, ct)
+    engine.say(f"CT {ct.ctid} is unmounted")

@@ -1,0 +1,90 @@
+"""``vzctl start``: lock, prepare the host, create init in its namespaces, record state.
+
+Order: mount if needed → the CT's cgroups → fork the setup process, which unshares the
+namespaces of ``vz_namespaces`` and waits (it is moved into the cgroups meanwhile) →
+``vz_pre_start`` → ``vz_setup_host(pid)`` → init is forked: ``vz_setup_child``,
+``vz_switch_root``, ``vz_finalize_child``, exec ``/sbin/init`` → ``vz_post_start`` →
+state ``running``.
+Every step that makes something is recorded in the state file first; on any failure the
+teardown of :mod:`vzcore.lifecycle.teardown` undoes what was recorded, in reverse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vzcore.changes import ChangeSet
+from vzcore.container import Container
+from vzcore.engine import Engine
+from vzcore.errors import AlreadyRunning, StartDisabled, VzError
+from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
+from vzcore.lifecycle.spawn import InitSpawner
+from vzcore.lifecycle.teardown import teardown
+from vzcore.linux.cgroups import CgroupSet
+from vzcore.linux.procfs import ProcessId
+from vzcore.runtime import RUNNING, Run
+
+DEFAULT_CGROUP_PARENT = "vz"
+
+
+def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any) -> None:
+    """Start ``ct``; raises :class:`AlreadyRunning` (32) if it runs."""
+    ct.require_exists()
+    plugins = engine.plugins
+    plugins.require("isolation", "start")
+    check_layout(engine, ct)
+    if (ct.get("DISABLED") or "").lower() == "yes" and not force:
+        raise StartDisabled(f"CT {ct.ctid} is disabled (DISABLED=yes); start it with --force or "
+                            f"enable it with 'vzctl set {ct.ctid} --disabled no --save'")
+    plugins.run_each("vz_validate", ct=ct, changes=ChangeSet(), verb="start")
+    with engine.lock(ct, "start"):
+        state = engine.state(ct)
+        if state is not None:
+            if state.is_running:
+                raise AlreadyRunning(f"CT {ct.ctid} is already running")
+            engine.say(f"Cleaning up what the last run of CT {ct.ctid} left")
+            teardown(engine, ct, state, umount=state.mounted_by_start, what="cleanup of the last run")
+        engine.say(f"Starting CT {ct.ctid} ...")
+        _start_locked(engine, ct, options)
+    engine.say(f"CT {ct.ctid} started")
+
+
+def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> None:
+    plugins = engine.plugins
+    state = engine.new_state(ct)
+    state.variants["VE_LAYOUT"] = ct.layout
+    state.mounted_by_start = not is_mounted(ct)
+    state.cgroups = CgroupSet.plan(ct.get("CGROUP_PARENT") or DEFAULT_CGROUP_PARENT, str(ct.ctid))
+    state.save()  # everything teardown may have to undo is on record before it exists
+    run = Run(ct, state, plugins, options=options)
+    spawner: InitSpawner | None = None
+    try:
+        if state.mounted_by_start:
+            mount_ct(engine, ct)  # before the fork: the child copies the host's mounts
+        state.cgroups.create()
+        names: set[str] = set()
+        for _plugin, result in plugins.call_each("vz_namespaces", ct=ct):
+            names.update(result or ())
+        spawner = InitSpawner(ct, run, names, attach=state.cgroups.attach)
+        spawner.fork()
+        plugins.run_each("vz_pre_start", ct=ct, run=run)
+
+        def record_init(init: ProcessId) -> None:
+            state.init = init
+            state.save()
+
+        spawner.finish(record_init)
+        plugins.run_each("vz_post_start", ct=ct, run=run)
+        state.phase = RUNNING
+        state.save()
+    except BaseException:
+        if spawner is not None:
+            spawner.abort()
+        try:
+            teardown(engine, ct, state, umount=state.mounted_by_start, what="rollback of the start")
+        except VzError as undo:
+            engine.warn(f"warning: {undo}")
+        raise
+    finally:
+        if spawner is not None:
+            spawner.close()

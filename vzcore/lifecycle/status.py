@@ -1,0 +1,66 @@
+"""``vzctl status`` and the data behind vzlist: what is true of a CT right now."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from typing import Any
+
+import attrs
+
+from vzcore.container import Container
+from vzcore.engine import Engine
+from vzcore.linux.mounts import mountinfo
+from vzcore.runtime import Run, State
+
+
+@attrs.frozen
+class CtStatus:
+    """A CT's status, verified against the kernel (not just read from files)."""
+
+    ctid: int
+    exists: bool
+    mounted: bool
+    running: bool
+    state: State | None
+
+    def line(self) -> str:
+        """vzctl's status line: ``CTID 101 exist mounted running``."""
+        return (f"CTID {self.ctid} {'exist' if self.exists else 'deleted'} "
+                f"{'mounted' if self.mounted else 'unmounted'} {'running' if self.running else 'down'}")
+
+    @property
+    def name(self) -> str:
+        """vzlist's STATUS: running, mounted or stopped."""
+        if self.running:
+            return "running"
+        return "mounted" if self.mounted else "stopped"
+
+
+def mount_points() -> frozenset[str]:
+    """Every mount point of this mount namespace (read once per vzlist)."""
+    return frozenset(e.mount_point for e in mountinfo())
+
+
+def status(engine: Engine, ct: Container, mounted: Collection[str] | None = None) -> CtStatus:
+    state = engine.state(ct)
+    points = mount_points() if mounted is None else mounted
+    return CtStatus(
+        ctid=ct.ctid,
+        exists=ct.exists,
+        mounted=os.path.realpath(ct.root) in points,
+        running=state is not None and state.is_running,
+        state=state,
+    )
+
+
+def collect(engine: Engine, ct: Container, st: CtStatus) -> dict[str, Any]:
+    """Every plugin's vzlist fields for ``ct``; a failing plugin leaves its fields out."""
+    run = Run(ct, st.state, engine.plugins) if st.running and st.state is not None else None
+    values: dict[str, Any] = {}
+    for _plugin, result in engine.plugins.call_each(
+        "vz_collect", ct=ct, run=run, on_error=lambda e: engine.warn(f"warning: {e}")
+    ):
+        values.update(result or {})
+    values["status"] = st.name
+    return values

@@ -1,0 +1,57 @@
+"""``vzctl stop``: ask init to shut down, wait ``STOP_TIMEOUT``, kill the rest, clean up."""
+
+from __future__ import annotations
+
+from vzcore.container import Container
+from vzcore.engine import Engine
+from vzcore.errors import InvalidValue, PluginError, StopError, VzError
+from vzcore.lifecycle.mount import is_mounted, umount_ct
+from vzcore.lifecycle.teardown import teardown
+from vzcore.linux.procfs import wait_exit
+from vzcore.runtime import Run
+
+DEFAULT_STOP_TIMEOUT = 120
+
+
+def stop_timeout(ct: Container) -> int:
+    text = ct.get("STOP_TIMEOUT") or "0"
+    try:
+        seconds = int(text)
+    except ValueError:
+        raise InvalidValue(f"CT {ct.ctid}: STOP_TIMEOUT={text!r} is not a number of seconds; "
+                           f"fix it with 'vzctl set {ct.ctid} --stop-timeout N --save'") from None
+    return seconds if seconds > 0 else DEFAULT_STOP_TIMEOUT
+
+
+def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool = False) -> None:
+    """Stop ``ct`` (``fast``: kill at once); a stopped CT is left as it is, with a message."""
+    ct.require_exists()
+    timeout = stop_timeout(ct)
+    with engine.lock(ct, "stop"):
+        state = engine.state(ct)
+        if state is None:
+            engine.say(f"Unable to stop: CT {ct.ctid} is not running")
+            if not skip_umount and is_mounted(ct):
+                umount_ct(engine, ct)
+            return
+        if not state.is_running:
+            engine.say(f"CT {ct.ctid} is not running; cleaning up what its last run left")
+        else:
+            engine.say(f"Stopping CT {ct.ctid} ...")
+            if not fast:
+                _shut_down(engine, ct, Run(ct, state, engine.plugins), timeout)
+        try:
+            teardown(engine, ct, state, umount=not skip_umount, what="stop")
+        except VzError as exc:
+            raise StopError(str(exc)) from exc
+    engine.say(f"CT {ct.ctid} stopped")
+
+
+def _shut_down(engine: Engine, ct: Container, run: Run, timeout: int) -> None:
+    def report(error: PluginError) -> None:
+        engine.warn(f"warning: {error}; killing the CT instead")
+
+    engine.plugins.run_each("vz_stop", ct=ct, run=run, on_error=report)
+    assert run.state.init is not None
+    if not wait_exit(run.state.init, timeout):
+        engine.warn(f"CT {ct.ctid} did not stop within {timeout} s (STOP_TIMEOUT); killing it")

@@ -1,0 +1,45 @@
+"""Cleaning up a CT's runtime from its state file: after stop, a failed start, or a crash.
+
+The same steps serve all three cases, so a rollback and a recovery after ``kill -9`` are
+the same code: kill whatever is left in the CT's cgroups, let every plugin undo what it
+recorded (``vz_post_stop``, reverse subsystem order), remove the cgroups, unmount if the
+start mounted, and delete the state file.  Every step runs even when an earlier one
+failed; the failures are reported together.
+"""
+
+from __future__ import annotations
+
+from vzcore.container import Container
+from vzcore.engine import Engine
+from vzcore.errors import CleanupError, VzError
+from vzcore.lifecycle.mount import umount_ct
+from vzcore.runtime import Run, State
+
+
+def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what: str) -> None:
+    """Remove everything ``state`` records for ``ct`` (and unmount it with ``umount``).
+
+    Raises :class:`CleanupError` listing every step that failed; the state file is then
+    kept, so the next command retries.
+    """
+    errors: list[BaseException] = []
+    if state.cgroups is not None:
+        try:
+            state.cgroups.kill()
+        except VzError as exc:
+            errors.append(exc)
+    run = Run(ct, state, engine.plugins)
+    engine.plugins.run_each("vz_post_stop", reverse=True, on_error=errors.append, ct=ct, run=run)
+    if state.cgroups is not None:
+        try:
+            state.cgroups.remove()
+        except VzError as exc:
+            errors.append(exc)
+    if umount:
+        try:
+            umount_ct(engine, ct)
+        except VzError as exc:
+            errors.append(exc)
+    if errors:
+        raise CleanupError(f"CT {ct.ctid}: {what} incomplete", errors)
+    state.remove()
