@@ -1,0 +1,26 @@
+"""``vzctl create CTID [--ostemplate NAME] [--config NAME] [options]``."""
+
+from __future__ import annotations
+
+import click
+
+from vzcore.cli.options import ParameterCommand, given_options
+from vzcore.cli.session import Session, pass_session
+from vzcore.lifecycle.create import create as create_ct
+
+
+@click.command(cls=ParameterCommand, for_create=True)
+@click.argument("ctid")
+@click.option("--config", "config_sample", metavar="NAME",
+              help="Start from /etc/vz/conf/ve-NAME.conf-sample (default: CONFIGFILE in vz.conf).")
+@pass_session
+@click.pass_context
+def create(ctx: click.Context, session: Session, ctid: str, config_sample: str | None) -> None:
+    """Create CT CTID: write its config and populate its private area from a template.
+
+    \b
+    Example:
+      vzctl create 101 --ostemplate busybox --hostname ct101
+    """
+    ct = session.container(ctid)
+    create_ct(session.engine, ct, given_options(ctx), config_sample=config_sample)

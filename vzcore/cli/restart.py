@@ -1,0 +1,21 @@
+"""``vzctl restart CTID``."""
+
+from __future__ import annotations
+
+import click
+
+from vzcore.cli.session import Session, pass_session
+from vzcore.lifecycle.start import start as start_ct
+from vzcore.lifecycle.stop import stop as stop_ct
+
+
+@click.command()
+@click.argument("ctid")
+@click.option("--fast", is_flag=True, help="Kill the CT instead of a clean shutdown.")
+@click.option("--force", is_flag=True, help="Start even if the CT is disabled.")
+@pass_session
+def restart(session: Session, ctid: str, fast: bool, force: bool) -> None:
+    """Stop CT CTID if it runs, then start it."""
+    ct = session.container(ctid)
+    stop_ct(session.engine, ct, fast=fast)
+    start_ct(session.engine, ct, force=force)

@@ -1,0 +1,28 @@
+"""``vzctl set CTID [options] [--save]``."""
+
+from __future__ import annotations
+
+import click
+
+from vzcore.cli.options import ParameterCommand, given_options
+from vzcore.cli.session import Session, pass_session
+from vzcore.lifecycle.setparams import set_parameters
+
+
+@click.command(cls=ParameterCommand)
+@click.argument("ctid")
+@click.option("--save", is_flag=True, help="Also write the changes to the CT's config.")
+@pass_session
+@click.pass_context
+def set_(ctx: click.Context, session: Session, ctid: str, save: bool) -> None:
+    """Change CT CTID's parameters: at once on a running CT, and in its config with --save.
+
+    \b
+    Examples:
+      vzctl set 101 --hostname web1 --save
+      vzctl set 101 --numproc 400:400 --ram 512M --save
+    """
+    given = given_options(ctx)
+    if not given:
+        raise click.UsageError("no parameter to set; see 'vzctl set --help'")
+    set_parameters(session.engine, session.container(ctid), given, save=save)

@@ -1,0 +1,16 @@
+"""``vzctl status CTID``."""
+
+from __future__ import annotations
+
+import click
+
+from vzcore.cli.session import Session, pass_session
+from vzcore.lifecycle.status import status as ct_status
+
+
+@click.command()
+@click.argument("ctid")
+@pass_session
+def status(session: Session, ctid: str) -> None:
+    """Print CT CTID's status: CTID 101 exist|deleted mounted|unmounted running|down."""
+    click.echo(ct_status(session.engine, session.container(ctid)).line())
