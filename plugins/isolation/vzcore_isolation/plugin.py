@@ -1,0 +1,94 @@
+"""Hook implementations of the isolation plugin (subsystem ``isolation``)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from vzcore import hookimpl
+from vzcore.errors import InvalidValue
+from vzcore.linux import caps, libc, mounts, namespaces
+from vzcore.plugin import PluginInfo
+from vzcore_isolation import capabilities, rootfs
+
+if TYPE_CHECKING:
+    from vzcore.changes import ChangeSet
+    from vzcore.container import Container
+    from vzcore.params import Parameter
+    from vzcore.runtime import Run
+
+NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup")
+DEFAULT_HOSTNAME = "localhost"
+HALT = ("halt",)
+
+
+@hookimpl
+def vz_plugin_info() -> PluginInfo:
+    return PluginInfo(subsystem="isolation",
+                      summary="own pid/mount/uts/ipc/net/cgroup namespaces, /proc, /sys, /dev, "
+                              "capabilities")
+
+
+@hookimpl
+def vz_parameters() -> Iterable[Parameter]:
+    from vzcore.params import Parameter
+
+    yield Parameter(name="capability", key="CAPABILITY", type=capabilities.SettingType(),
+                    multiple=True, merge=capabilities.merge,
+                    help="grant or revoke a capability (e.g. sys_time:on, net_admin:off)")
+
+
+@hookimpl
+def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    text = changes["CAPABILITY"].new if "CAPABILITY" in changes else ct.get("CAPABILITY")
+    try:
+        capabilities.kept(text)
+    except capabilities.CapabilityError as exc:
+        raise InvalidValue(f"CT {ct.ctid}: CAPABILITY={text!r}: {exc}; fix it with "
+                           f"'vzctl set {ct.ctid} --capability NAME:on|off --save'") from None
+
+
+@hookimpl
+def vz_namespaces(ct: Container) -> Iterable[str]:
+    return NAMESPACES
+
+
+@hookimpl
+def vz_setup_child(ct: Container, run: Run) -> None:
+    rootfs.build(run.root)
+
+
+@hookimpl
+def vz_switch_root(ct: Container, run: Run) -> bool:
+    mounts.pivot_into(run.root)
+    return True
+
+
+@hookimpl
+def vz_finalize_child(ct: Container, run: Run) -> None:
+    libc.sethostname(ct.hostname or DEFAULT_HOSTNAME)
+    caps.limit_to(capabilities.kept(ct.get("CAPABILITY")))
+
+
+@hookimpl
+def vz_enter(ct: Container, run: Run) -> None:
+    caps.limit_to(capabilities.kept(ct.get("CAPABILITY")))
+
+
+@hookimpl
+def vz_stop(ct: Container, run: Run) -> None:
+    """Run ``halt`` inside, as vzctl does; if the CT has none, send init SIGPWR (LXC's
+    default halt signal, which sysvinit and systemd both treat as "power off")."""
+    from vzcore.lifecycle.enter import run_in_ct
+    from vzcore.linux.procfs import kill
+
+    if run_in_ct(run, HALT) != 0 and run.state.init is not None:
+        kill(run.state.init, signal.SIGPWR)
+
+
+@hookimpl
+def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
+    if run is not None and "HOSTNAME" in changes:
+        name = changes["HOSTNAME"].new or DEFAULT_HOSTNAME
+        namespaces.call_in(run.init_pid, ["uts"], lambda: libc.sethostname(name))

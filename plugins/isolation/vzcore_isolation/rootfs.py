@@ -1,0 +1,103 @@
+"""The CT's file system view, built in its new mount namespace before the root switch.
+
+Everything is mounted through :mod:`vzcore.linux.safefs`, so a link the CT planted in its
+own tree (``/proc -> /``) is resolved inside the CT root and never redirects a mount onto
+the host.  The layout follows what LXC calls "mixed" /proc and /sys and runc's defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from vzcore.errors import KernelError
+from vzcore.linux import mounts, safefs
+
+NOSUID, NODEV, NOEXEC, RDONLY = mounts.MS_NOSUID, mounts.MS_NODEV, mounts.MS_NOEXEC, mounts.MS_RDONLY
+
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+"""Character devices every CT gets, bind-mounted from the host's (works with user
+namespaces, where mknod is not allowed)."""
+
+DEV_LINKS = {
+    "fd": "/proc/self/fd",
+    "stdin": "/proc/self/fd/0",
+    "stdout": "/proc/self/fd/1",
+    "stderr": "/proc/self/fd/2",
+    "ptmx": "pts/ptmx",
+}
+
+MASKED = (
+    "proc/kcore", "proc/keys", "proc/latency_stats", "proc/timer_list", "proc/timer_stats",
+    "proc/sched_debug", "proc/acpi", "proc/asound", "proc/scsi", "proc/kmsg",
+    "sys/firmware", "sys/devices/virtual/powercap", "sys/kernel/debug", "sys/kernel/security",
+)
+"""Host information a CT must not see: files get /dev/null over them, directories an
+empty read-only tmpfs."""
+
+READ_ONLY = ("proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus", "proc/fs")
+"""Kernel knobs a CT may read but not write (the namespaced /proc/sys/net is re-bound
+writable)."""
+
+WRITABLE_AGAIN = ("proc/sys/net",)
+
+
+def build(root: str) -> None:
+    """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path)."""
+    mounts.make_private("/")
+    mounts.bind(root, root)
+    root_fd = safefs.open_root(root)
+    try:
+        safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
+        safefs.mount_at(root_fd, "sys", "sysfs", "sysfs", NOSUID | NODEV | NOEXEC | RDONLY)
+        _build_dev(root_fd)
+        _mask(root_fd)
+        _read_only(root_fd)
+    finally:
+        os.close(root_fd)
+
+
+def _build_dev(root_fd: int) -> None:
+    safefs.mount_at(root_fd, "dev", "tmpfs", "tmpfs", NOSUID | mounts.MS_STRICTATIME,
+                    "mode=755,size=65536k")
+    for name in (*DEV_NODES, "console"):
+        # /dev/console: a CT has no console of the host's; it writes to /dev/null.
+        source = "/dev/null" if name == "console" else f"/dev/{name}"
+        safefs.mount_at(root_fd, f"dev/{name}", source, None, mounts.MS_BIND, kind="file")
+    with safefs.opened(root_fd, "dev", os.O_PATH | os.O_DIRECTORY) as dev_fd:
+        for name, target in DEV_LINKS.items():
+            os.symlink(target, name, dir_fd=dev_fd)
+    safefs.mount_at(root_fd, "dev/pts", "devpts", "devpts", NOSUID | NOEXEC,
+                    "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV, "mode=1777")
+    safefs.mount_at(root_fd, "dev/mqueue", "mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
+
+
+def _lookup(root_fd: int, path: str) -> int | None:
+    """The file type of ``path`` inside the root, or None if it does not exist."""
+    try:
+        with safefs.opened(root_fd, path, os.O_PATH | os.O_NOFOLLOW) as fd:
+            return stat.S_IFMT(os.fstat(fd).st_mode)
+    except (OSError, KernelError):
+        return None
+
+
+def _mask(root_fd: int) -> None:
+    for path in MASKED:
+        kind = _lookup(root_fd, path)
+        if kind == stat.S_IFDIR:
+            safefs.mount_at(root_fd, path, "tmpfs", "tmpfs", RDONLY | NOSUID | NODEV | NOEXEC,
+                            "size=0,mode=555")
+        elif kind is not None:
+            safefs.mount_at(root_fd, path, "/dev/null", None, mounts.MS_BIND, kind="file")
+
+
+def _read_only(root_fd: int) -> None:
+    for path in READ_ONLY:
+        if _lookup(root_fd, path) is not None:
+            safefs.bind_in_place(root_fd, path)
+            safefs.remount_at(root_fd, path, RDONLY | NOSUID | NODEV | NOEXEC)
+    for path in WRITABLE_AGAIN:
+        if _lookup(root_fd, path) is not None:
+            safefs.bind_in_place(root_fd, path, recursive=False)
+            safefs.remount_at(root_fd, path, NOSUID | NODEV | NOEXEC, clear=RDONLY)
