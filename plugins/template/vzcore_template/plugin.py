@@ -1,0 +1,109 @@
+"""Hook implementations of the template plugin (subsystem ``template``, layout ``simfs``)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vzcore import hookimpl
+from vzcore.errors import CreateError
+from vzcore.linux import mounts, safefs
+from vzcore.paths import DEFAULTS
+from vzcore.plugin import PluginInfo
+
+if TYPE_CHECKING:
+    from vzcore.changes import ChangeSet
+    from vzcore.container import Container
+    from vzcore.params import Parameter
+
+BUILTIN = "busybox"
+LAYOUT = "simfs"
+
+
+@hookimpl
+def vz_plugin_info() -> PluginInfo:
+    return PluginInfo(subsystem="template",
+                      summary="OS templates (built-in busybox, cached tarballs); simfs layout",
+                      variants={"VE_LAYOUT": (LAYOUT,)})
+
+
+@hookimpl
+def vz_parameters() -> Iterable[Parameter]:
+    from vzcore.params import Parameter
+    from vzcore.values import Text
+
+    yield Parameter(name="ostemplate", key="OSTEMPLATE", on_create=True,
+                    type=Text(pattern=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
+                              explanation="a template name: letters, digits, '.', '_', '+', '-'",
+                              metavar="NAME"),
+                    help="OS template: 'busybox' (built in) or a tarball NAME.tar.* in "
+                         "the template cache")
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty() and total:
+        sys.stderr.write(f"\rUnpacking template: {100 * done // total:3d}%")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _cache_dir(ct: Container) -> Path:
+    return ct.paths.host(ct.get("TEMPLATE") or DEFAULTS["TEMPLATE"]) / "cache"
+
+
+@hookimpl
+def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    """At create, the template must exist before anything is written."""
+    if verb != "create" or ct.layout != LAYOUT:
+        return
+    name = ct.config.get("OSTEMPLATE") or BUILTIN
+    if name == BUILTIN:
+        from vzcore_template import busybox
+
+        busybox.find_static_busybox()
+    else:
+        from vzcore_template import tarball
+
+        tarball.find(_cache_dir(ct), name)
+
+
+@hookimpl
+def vz_create(ct: Container) -> None:
+    if ct.layout != LAYOUT:
+        return
+    try:
+        ct.private.parent.mkdir(parents=True, exist_ok=True)
+        ct.private.mkdir(mode=0o755)
+    except OSError as exc:
+        raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
+                          f"{exc.strerror}") from exc
+    name = ct.get("OSTEMPLATE") or BUILTIN
+    if name == BUILTIN:
+        from vzcore_template import busybox
+
+        busybox.populate(ct.private)
+        return
+    from vzcore_template import tarball
+
+    tarball.unpack(tarball.find(_cache_dir(ct), name), ct.private, _progress)
+
+
+@hookimpl
+def vz_mount(ct: Container) -> None:
+    if ct.layout == LAYOUT:
+        mounts.bind(ct.private, ct.root, recursive=False)
+
+
+@hookimpl
+def vz_umount(ct: Container) -> None:
+    if ct.layout == LAYOUT:
+        mounts.umount(ct.root)
+
+
+@hookimpl
+def vz_destroy(ct: Container) -> None:
+    if ct.layout == LAYOUT:
+        safefs.remove_tree(ct.private)

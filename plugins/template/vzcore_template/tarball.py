@@ -1,0 +1,163 @@
+"""Cached OS templates: ``$TEMPLATE/cache/NAME.tar[.gz|.xz|.zst|.bz2]`` unpacked safely.
+
+Every member is created through :mod:`vzcore.linux.safefs` inside the private area, so
+no member can escape it: leading ``/`` is stripped (as GNU tar does), ``..`` is refused,
+links in the archive are never followed while unpacking (a symlink ``etc -> /etc`` then a
+file ``etc/passwd`` lands in the CT's /etc, not the host's), and hard links must point
+inside.  Owners (numeric), modes, times and device nodes are preserved, as a root tar
+would.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from vzcore.errors import BadTemplate, TemplateNotFound
+from vzcore.linux import safefs
+
+SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst", ".tar.bz2")
+CHUNK = 1 << 20
+
+
+def find(cache_dir: Path, name: str) -> Path:
+    """The cached tarball of template ``name`` (first suffix found, in OpenVZ's order)."""
+    for suffix in SUFFIXES:
+        candidate = cache_dir / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise TemplateNotFound(
+        f"OS template '{name}' not found: no {name}{{{','.join(SUFFIXES)}}} in {cache_dir}; "
+        "use --ostemplate busybox or put a tarball there")
+
+
+def _member_path(name: str) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise BadTemplate(f"template member {name!r} points outside the private area")
+    return "/".join(parts)
+
+
+def _open_stream(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None]:
+    """A raw stream of the uncompressed archive (zstd through the zstd tool)."""
+    if path.name.endswith(".zst"):
+        try:
+            proc = subprocess.Popen(["zstd", "-dc", str(path)], stdout=subprocess.PIPE)
+        except FileNotFoundError:
+            raise BadTemplate(f"{path.name} needs the zstd tool: apt-get install zstd") from None
+        assert proc.stdout is not None
+        return proc.stdout, proc
+    return open(path, "rb"), None
+
+
+def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | None = None) -> None:
+    """Unpack ``path`` into the (empty) directory ``private``."""
+    total = path.stat().st_size
+    stream, proc = _open_stream(path)
+    root_fd = safefs.open_root(private)
+    try:
+        with tarfile.open(fileobj=stream, mode="r|*") as archive:
+            directories: list[tuple[str, tarfile.TarInfo]] = []
+            for member in archive:
+                relative = _member_path(member.name)
+                if not relative:
+                    continue
+                _extract(archive, member, relative, root_fd)
+                if member.isdir():
+                    directories.append((relative, member))
+                if progress is not None and proc is None:
+                    progress(stream.tell(), total)
+            for relative, member in reversed(directories):  # modes and times after contents
+                _set_attributes(root_fd, relative, member)
+    except tarfile.TarError as exc:
+        raise BadTemplate(f"template {path.name} is not a readable tar archive: {exc}") from exc
+    finally:
+        os.close(root_fd)
+        stream.close()
+        if proc is not None and proc.wait() != 0:
+            raise BadTemplate(f"zstd failed to decompress {path.name}")
+
+
+def _parent_fd(root_fd: int, relative: str) -> tuple[int, str]:
+    directory, _, name = relative.rpartition("/")
+    if directory:
+        safefs.makedirs(root_fd, directory)
+    return safefs.open_in(root_fd, directory or ".", os.O_PATH | os.O_DIRECTORY), name
+
+
+def _remove_existing(dir_fd: int, name: str, keep_dir: bool) -> None:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not keep_dir:
+            raise BadTemplate(f"template replaces directory {name!r} with a non-directory")
+        return
+    os.unlink(name, dir_fd=dir_fd)
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, root_fd: int) -> None:
+    dir_fd, name = _parent_fd(root_fd, relative)
+    try:
+        _remove_existing(dir_fd, name, keep_dir=member.isdir())
+        if member.isdir():
+            try:
+                os.mkdir(name, 0o700, dir_fd=dir_fd)
+            except FileExistsError:
+                pass
+            return
+        if member.isfile():
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=dir_fd)
+            with os.fdopen(fd, "wb") as out:
+                source = archive.extractfile(member)
+                assert source is not None
+                while chunk := source.read(CHUNK):
+                    out.write(chunk)
+        elif member.issym():
+            os.symlink(member.linkname, name, dir_fd=dir_fd)
+        elif member.islnk():
+            target = _member_path(member.linkname)
+            target_fd, target_name = _parent_fd(root_fd, target)
+            try:
+                os.link(target_name, name, src_dir_fd=target_fd, dst_dir_fd=dir_fd,
+                        follow_symlinks=False)
+            finally:
+                os.close(target_fd)
+        elif member.ischr() or member.isblk():
+            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
+            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=dir_fd)
+        elif member.isfifo():
+            os.mkfifo(name, 0o600, dir_fd=dir_fd)
+        else:
+            return
+    finally:
+        os.close(dir_fd)
+    if not member.isdir():
+        _set_attributes(root_fd, relative, member)
+
+
+def _set_attributes(root_fd: int, relative: str, member: tarfile.TarInfo) -> None:
+    """Owner, then mode (chown clears set-id bits), then times; links keep their own."""
+    dir_fd, name = _parent_fd(root_fd, relative)
+    try:
+        os.chown(name, member.uid, member.gid, dir_fd=dir_fd, follow_symlinks=False)
+        if not member.issym():
+            _chmod_nofollow(dir_fd, name, member.mode & 0o7777)
+        os.utime(name, (member.mtime, member.mtime), dir_fd=dir_fd, follow_symlinks=False)
+    finally:
+        os.close(dir_fd)
+
+
+def _chmod_nofollow(dir_fd: int, name: str, mode: int) -> None:
+    fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        os.chmod(f"/proc/self/fd/{fd}", mode)
+    finally:
+        os.close(fd)
