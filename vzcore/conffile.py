@@ -20,19 +20,26 @@ _ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*?)\s*$"
 
 
 def _unquote(raw: str, where: str) -> str:
-    """Decode a shell word as vzctl writes them: bare, "double" or 'single' quoted."""
-    if raw[:1] == '"':
-        if len(raw) < 2 or raw[-1] != '"':
-            raise ConfigError(f"{where}: unterminated double quote")
-        body = raw[1:-1]
-        return re.sub(r'\\([\\"$`])', r"\1", body)
-    if raw[:1] == "'":
-        if len(raw) < 2 or raw[-1] != "'":
-            raise ConfigError(f"{where}: unterminated single quote")
-        return raw[1:-1]
-    if "#" in raw:  # KEY=value # comment
-        raw = raw.split("#", 1)[0].rstrip()
-    return raw
+    """Decode the value of ``KEY=value`` as a shell would for vzctl's configs: one bare,
+    "double" (with ``\\`` escapes) or 'single' quoted word, then an optional comment."""
+    raw = raw.strip()
+    if raw[:1] in ('"', "'"):
+        quote_char = raw[0]
+        value: list[str] = []
+        i = 1
+        while i < len(raw) and raw[i] != quote_char:
+            if quote_char == '"' and raw[i] == "\\" and i + 1 < len(raw) and raw[i + 1] in '\\"$`':
+                i += 1
+            value.append(raw[i])
+            i += 1
+        if i >= len(raw):
+            kind = "double" if quote_char == '"' else "single"
+            raise ConfigError(f"{where}: unterminated {kind} quote")
+        rest = raw[i + 1 :].strip()
+        if rest and not rest.startswith("#"):
+            raise ConfigError(f"{where}: unexpected text after the quoted value: {rest!r}")
+        return "".join(value)
+    return raw.split("#", 1)[0].rstrip() if "#" in raw else raw
 
 
 def quote(value: str) -> str:

@@ -71,6 +71,7 @@ def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
             except BaseException as exc:
                 print(f"vzctl: CT {ct.ctid}: {exc}", file=sys.stderr)
                 os._exit(126)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # hold no pipe end open for the child
         _pid, status = os.waitpid(child, 0)
         os._exit(_exit_status(status))
     except BaseException as exc:
@@ -116,6 +117,9 @@ def exec_command(engine: Engine, ct: Container, args: Sequence[str], *, mode: st
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
+        for fd in (stdio[0][1], stdio[1][0], stdio[2][0]):
+            os.close(fd)
+
         def payload() -> NoReturn:
             os.dup2(stdio[0][0], 0)
             os.dup2(stdio[1][1], 1)

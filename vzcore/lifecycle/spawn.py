@@ -37,6 +37,7 @@ from typing import NoReturn
 
 from vzcore.container import Container
 from vzcore.errors import BadTemplate, PluginError, VzError
+from vzcore.faults import checkpoint
 from vzcore.lifecycle.execenv import prepare_exec
 from vzcore.linux import libc, namespaces
 from vzcore.linux.procfs import ProcessId
@@ -164,7 +165,9 @@ class InitSpawner:
         if message is None or message[0] != b"U":
             raise _unexpected(message, "unsharing namespaces")
         self._join_attacher()
+        checkpoint("start:attached")
         run.plugins.run_each("vz_setup_host", ct=ct, run=run, pid=self.setup_pid)
+        checkpoint("start:host-setup-done")
         os.write(self._to_child_w, b"R")
         message = _receive(self._from_child_r)
         if message is None or message[0] != b"P":
@@ -177,6 +180,7 @@ class InitSpawner:
             raise VzError(f"CT {ct.ctid}: init process {init_pid} vanished before it was set up")
         record_init(init)
         os.write(self._to_child_w, b"G")
+        checkpoint("start:released")
         self._close()
         if init_failure := _receive_final(self._from_child_r):
             raise init_failure

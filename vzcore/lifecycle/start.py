@@ -17,6 +17,7 @@ from vzcore.changes import ChangeSet
 from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import AlreadyRunning, StartDisabled, VzError
+from vzcore.faults import checkpoint
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
 from vzcore.lifecycle.spawn import InitSpawner
 from vzcore.lifecycle.teardown import teardown
@@ -56,25 +57,33 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
     state.mounted_by_start = not is_mounted(ct)
     state.cgroups = CgroupSet.plan(ct.get("CGROUP_PARENT") or DEFAULT_CGROUP_PARENT, str(ct.ctid))
     state.save()  # everything teardown may have to undo is on record before it exists
+    checkpoint("start:state-saved")
     run = Run(ct, state, plugins, options=options)
     spawner: InitSpawner | None = None
     try:
         if state.mounted_by_start:
             mount_ct(engine, ct)  # before the fork: the child copies the host's mounts
+            checkpoint("start:mounted")
         state.cgroups.create()
+        checkpoint("start:cgroups-created")
         names: set[str] = set()
         for _plugin, result in plugins.call_each("vz_namespaces", ct=ct):
             names.update(result or ())
         spawner = InitSpawner(ct, run, names, attach=state.cgroups.attach)
         spawner.fork()
+        checkpoint("start:forked")
         plugins.run_each("vz_pre_start", ct=ct, run=run)
+        checkpoint("start:pre-start-done")
 
         def record_init(init: ProcessId) -> None:
             state.init = init
             state.save()
+            checkpoint("start:init-recorded")
 
         spawner.finish(record_init)
+        checkpoint("start:init-running")
         plugins.run_each("vz_post_start", ct=ct, run=run)
+        checkpoint("start:post-start-done")
         state.phase = RUNNING
         state.save()
     except BaseException:

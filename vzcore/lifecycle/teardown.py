@@ -12,6 +12,7 @@ from __future__ import annotations
 from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import CleanupError, VzError
+from vzcore.faults import checkpoint
 from vzcore.lifecycle.mount import umount_ct
 from vzcore.runtime import Run, State
 
@@ -28,13 +29,16 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
             state.cgroups.kill()
         except VzError as exc:
             errors.append(exc)
+    checkpoint("teardown:killed")
     run = Run(ct, state, engine.plugins)
     engine.plugins.run_each("vz_post_stop", reverse=True, on_error=errors.append, ct=ct, run=run)
+    checkpoint("teardown:post-stop-done")
     if state.cgroups is not None:
         try:
             state.cgroups.remove()
         except VzError as exc:
             errors.append(exc)
+    checkpoint("teardown:cgroups-removed")
     if umount:
         try:
             umount_ct(engine, ct)

@@ -183,21 +183,29 @@ def _check_hookimpl_signatures(pm: pluggy.PluginManager, plugin: object, name: s
                 )
 
 
-def load_plugins(
-    global_config: dict[str, str], *, strict: bool | None = None, builtin: ModuleType | None = None
-) -> Plugins:
-    """Build the plugin set for one vzctl invocation from ``vz.conf`` values."""
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value not in ("", "0", "no")
+
+
+def load_plugins(global_config: dict[str, str], *, strict: bool | None = None,
+                 autoload: bool | None = None) -> Plugins:
+    """Build the plugin set for one vzctl invocation from ``vz.conf`` values.
+
+    :param strict: a plugin that fails to load is fatal (default: ``$VZ_STRICT_PLUGINS``).
+    :param autoload: load installed entry points (default: ``$VZ_PLUGINS_AUTOLOAD``, on);
+        without it only the modules named in ``PLUGINS`` are loaded.
+    """
     if strict is None:
-        strict = os.environ.get("VZ_STRICT_PLUGINS", "") not in ("", "0")
+        strict = _flag("VZ_STRICT_PLUGINS", False)
+    if autoload is None:
+        autoload = _flag("VZ_PLUGINS_AUTOLOAD", True)
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     statuses: dict[str, PluginStatus] = {}
 
-    if builtin is None:
-        from vzcore import builtin as core_plugin
-
-        builtin = core_plugin
     import vzcore
+    from vzcore import builtin
 
     pm.register(builtin, name="core")
     statuses["core"] = PluginStatus("core", lambda: vzcore.__version__, "core", ACTIVE)
@@ -227,10 +235,11 @@ def load_plugins(
             return
         statuses[name] = PluginStatus(name, version, None, ACTIVE)
 
-    from vzcore.plugin.discovery import plugin_entry_points
+    if autoload:
+        from vzcore.plugin.discovery import plugin_entry_points
 
-    for ep in plugin_entry_points():
-        register(ep.name, ep.load, ep.version)  # type: ignore[arg-type]
+        for ep in plugin_entry_points():
+            register(ep.name, ep.load, ep.version)  # type: ignore[arg-type]
     for module_name in _words(global_config.get("PLUGINS")):
         register(module_name, lambda m=module_name: importlib.import_module(m),  # type: ignore[misc]
                  lambda m=module_name: _version_of(importlib.import_module(m)))  # type: ignore[misc]

@@ -1,0 +1,165 @@
+"""A real busybox CT on the real kernel: create, start, look inside, stop, destroy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vzcore.linux import mounts
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+
+pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
+
+
+def host_pids_of(vz_env: VzEnv) -> set[int]:
+    pids: set[int] = set()
+    for directory in vz_env.cgroup_dirs():
+        for procs in directory.rglob("cgroup.procs") if directory.exists() else []:
+            pids.update(int(p) for p in procs.read_text().split())
+    return pids
+
+
+def test_a_started_ct_is_its_own_system(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    vzctl("start", busybox_ct)
+    assert vzctl("status", busybox_ct).stdout.strip() == "CTID 101 exist mounted running"
+
+    ps = vzctl("exec", busybox_ct, "ps -o pid,comm").stdout.split("\n")[1:]
+    processes = dict(line.split(None, 1) for line in ps if line.strip())
+    assert processes["1"] == "init", "the CT's init is PID 1 of its own PID namespace"
+    assert set(processes.values()) <= {"init", "sh", "ps"}, f"only the CT's processes: {processes}"
+
+    assert vzctl("exec", busybox_ct, "hostname").stdout.strip() == "ct101"
+
+    inside = vzctl("exec", busybox_ct, "cat /proc/self/mountinfo").stdout
+    ct_mount_points = {line.split()[4] for line in inside.splitlines()}
+    assert not any(str(vz_env.root) in p for p in ct_mount_points)
+    host_only = {e.mount_point for e in mounts.mountinfo()} - {"/", "/proc", "/sys", "/dev"}
+    assert not {p for p in host_only if not p.startswith(("/proc/", "/sys/", "/dev/"))} & ct_mount_points
+
+    os_release = vzctl("exec", busybox_ct, "cat /etc/os-release").stdout
+    assert "busybox" in os_release
+
+
+def test_ipc_objects_of_the_host_are_not_visible(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    made = subprocess.run(["ipcmk", "-M", "4096"], capture_output=True, text=True, check=True)
+    shmid = made.stdout.split()[-1]
+    try:
+        vzctl("start", busybox_ct)
+        inside = vzctl("exec", busybox_ct, "cat /proc/sysvipc/shm").stdout
+        assert shmid not in inside.split()
+    finally:
+        subprocess.run(["ipcrm", "-m", shmid], check=True)
+
+
+def test_exec_variants_and_exit_codes(vzctl: Vzctl, busybox_ct: int) -> None:
+    vzctl("start", busybox_ct)
+    assert vzctl("exec2", busybox_ct, "exit 7", check=False).returncode == 7
+    failed = vzctl("exec", busybox_ct, "exit 3", check=False)
+    assert failed.returncode == 8
+    assert "CT 101" in failed.stderr
+    assert vzctl("exec", busybox_ct, "echo", "a", "b").stdout == "a b\n"
+    piped = vzctl("exec", busybox_ct, "echo one; echo two | tr o 0").stdout
+    assert piped == "one\ntw0\n"
+    assert vzctl("exec3", busybox_ct, "/bin/echo", "$HOME", "x y").stdout == "$HOME x y\n"
+    assert vzctl("exec", busybox_ct, "cat", input="from stdin\n").stdout == "from stdin\n"
+    assert vzctl("exec3", busybox_ct, "/no/such/program", check=False).returncode == 127
+
+
+def test_vzlist_shows_running_cts(vzctl: Vzctl, vzlist: Vzctl, busybox_ct: int) -> None:
+    vzctl("create", 102, "--ostemplate", "busybox")
+    vzctl("start", busybox_ct)
+    rows = json.loads(vzlist("-j").stdout)
+    assert [r["ctid"] for r in rows] == [101]
+    assert rows[0]["status"] == "running"
+    assert rows[0]["hostname"] == "ct101"
+    assert rows[0]["numproc"]["held"] >= 1
+    all_rows = json.loads(vzlist("-a", "-j").stdout)
+    assert {r["ctid"]: r["status"] for r in all_rows} == {101: "running", 102: "stopped"}
+    table = vzlist().stdout.splitlines()
+    assert table[0].split() == ["CTID", "NPROC", "STATUS", "IP_ADDR", "HOSTNAME"]
+    assert table[1].split() == ["101", table[1].split()[1], "running", "-", "ct101"]
+    assert vzlist("-1", "-a").stdout.split() == ["101", "102"]
+    assert vzlist("999", check=False).returncode == 1
+    vzctl("destroy", 102)
+
+
+def test_stop_leaves_no_process_mount_or_cgroup(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    vzctl("start", busybox_ct)
+    pids = host_pids_of(vz_env)
+    assert pids
+    vzctl("stop", busybox_ct)  # a clean shutdown through the CT's halt
+    assert vzctl("status", busybox_ct).stdout.strip() == "CTID 101 exist unmounted down"
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z"
+    assert not mounts.mounts_below(vz_env.root)
+    assert not [d for d in vz_env.cgroup_dirs() if (d / "101").exists()]
+    assert not vz_env.state(101).exists()
+
+
+def test_destroy_removes_config_and_private_area(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    vzctl("start", busybox_ct)
+    refused = vzctl("destroy", busybox_ct, check=False)
+    assert refused.returncode == 32
+    assert vz_env.private(101).exists()
+    vzctl("stop", "--fast", busybox_ct)
+    vzctl("destroy", busybox_ct)
+    assert not vz_env.conf(101).exists()
+    assert vz_env.conf(101).with_name("101.conf.destroyed").exists()
+    assert not vz_env.private(101).exists()
+    assert vzctl("status", busybox_ct).stdout.strip() == "CTID 101 deleted unmounted down"
+
+
+def test_mount_and_umount(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    vzctl("mount", busybox_ct)
+    assert (vz_env.ct_root(101) / "bin/busybox").exists()
+    assert vzctl("status", busybox_ct).stdout.strip() == "CTID 101 exist mounted down"
+    assert vzctl("mount", busybox_ct, check=False).returncode == 41
+    vzctl("start", busybox_ct)
+    assert vzctl("umount", busybox_ct, check=False).returncode == 32
+    vzctl("stop", "--fast", "--skip-umount", busybox_ct)
+    assert vzctl("status", busybox_ct).stdout.strip() == "CTID 101 exist mounted down"
+    vzctl("umount", busybox_ct)
+    assert vzctl("umount", busybox_ct, check=False).returncode == 40
+
+
+def test_live_hostname_change_and_save(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    vzctl("start", busybox_ct)
+    vzctl("set", busybox_ct, "--hostname", "renamed")
+    assert vzctl("exec", busybox_ct, "hostname").stdout.strip() == "renamed"
+    assert 'HOSTNAME="ct101"' in vz_env.conf(101).read_text(), "without --save the config stays"
+    vzctl("set", busybox_ct, "--hostname", "saved", "--save")
+    assert 'HOSTNAME="saved"' in vz_env.conf(101).read_text()
+    vzctl("restart", "--fast", busybox_ct)
+    assert vzctl("exec", busybox_ct, "hostname").stdout.strip() == "saved"
+
+
+def test_capabilities_are_reduced_and_configurable(vz_env: VzEnv, vzctl: Vzctl,
+                                                   busybox_ct: int) -> None:
+    vzctl("start", busybox_ct)
+    caps = int(vzctl("exec", busybox_ct, "grep CapBnd /proc/self/status").stdout.split()[1], 16)
+    for dropped in (16, 17, 22, 25):  # sys_module, sys_rawio, sys_boot, sys_time
+        assert not caps & (1 << dropped)
+    clock = vzctl("exec", busybox_ct, "date -s 2001-01-01")
+    assert "Operation not permitted" in clock.stderr
+    vzctl("set", busybox_ct, "--capability", "sys_time:on", "--capability", "chown:off", "--save")
+    assert 'CAPABILITY="CHOWN:off SYS_TIME:on"' in vz_env.conf(101).read_text()
+    vzctl("restart", "--fast", busybox_ct)
+    caps = int(vzctl("exec", busybox_ct, "grep CapBnd /proc/self/status").stdout.split()[1], 16)
+    assert caps & (1 << 25) and not caps & (1 << 0)
+    refused = vzctl("set", busybox_ct, "--capability", "sys_nonsense:on", check=False)
+    assert refused.returncode == 21 and "unknown capability" in refused.stderr
+
+
+def test_kernel_paths_are_masked_or_read_only(vzctl: Vzctl, busybox_ct: int) -> None:
+    vzctl("start", busybox_ct)
+    assert vzctl("exec", busybox_ct, "cat /proc/keys").stdout == ""
+    assert vzctl("exec", busybox_ct, "echo 1 > /proc/sys/kernel/domainname", check=False).returncode == 8
+    assert vzctl("exec", busybox_ct, "echo h > /proc/sysrq-trigger", check=False).returncode == 8
+    assert vzctl("exec", busybox_ct, "touch /sys/x", check=False).returncode == 8
+    assert vzctl("exec", busybox_ct, "ls /sys/firmware").stdout == ""
+    # the CT's own network namespace keeps its /proc/sys/net writable
+    vzctl("exec", busybox_ct, "echo 1 > /proc/sys/net/ipv4/ip_forward")
