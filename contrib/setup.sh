@@ -1,0 +1,42 @@
+#!/bin/sh
+# Install vzcore on a Debian 12 host, as root: the Debian packages it needs, a virtual
+# environment in ./.venv, vzcore and every plugin in plugins/, and /etc/vz/vz.conf.
+#
+#   contrib/setup.sh           install for use (vzctl and vzlist linked into /usr/local/sbin)
+#   contrib/setup.sh --test    also install the test dependencies (editable, for development)
+set -eu
+cd "$(dirname "$0")/.."
+mode=${1:-}
+
+packages="python3 python3-venv busybox-static iproute2 util-linux procps
+          e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod"
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "Installing Debian packages:$missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# Debian's own interpreter: fast to start (the PATH python may be a slow shim).
+[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+if [ "$mode" = "--test" ]; then
+    editable="-e"
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
+else
+    editable=""
+    .venv/bin/pip install -q --disable-pip-version-check .
+fi
+for plugin in plugins/*/; do
+    .venv/bin/pip install -q --disable-pip-version-check $editable "$plugin"
+done
+
+if [ "$mode" != "--test" ]; then
+    mkdir -p /etc/vz/conf
+    [ -f /etc/vz/vz.conf ] || cp vzcore/data/vz.conf /etc/vz/vz.conf
+    ln -sf "$PWD/.venv/bin/vzctl" /usr/local/sbin/vzctl
+    ln -sf "$PWD/.venv/bin/vzlist" /usr/local/sbin/vzlist
+fi
+echo "vzcore installed in $PWD/.venv"
