@@ -41,7 +41,7 @@ def running(engine: Engine, ct: Container) -> Run:
     """The running CT's state, or :class:`NotRunning` (31)."""
     ct.require_exists()
     state = engine.state(ct)
-    if state is None or not state.is_running or state.phase != "running":
+    if state is None or not state.is_running:
         raise NotRunning(f"CT {ct.ctid} is not running; start it with 'vzctl start {ct.ctid}'")
     return Run(ct, state, engine.plugins)
 
