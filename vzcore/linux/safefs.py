@@ -92,7 +92,8 @@ def opened(root_fd: int, path: str, flags: int, mode: int = 0) -> Iterator[int]:
 
 
 def makedirs(root_fd: int, path: str, mode: int = 0o755) -> None:
-    """``mkdir -p path`` inside the root; an existing non-directory (or link) is refused."""
+    """``mkdir -p path`` inside the root.  Existing links are followed inside the root (as
+    the CT itself would see the path); an existing non-directory is refused."""
     done = ""
     for part in _split(path):
         parent = done or "."
@@ -100,10 +101,12 @@ def makedirs(root_fd: int, path: str, mode: int = 0o755) -> None:
             try:
                 os.mkdir(part, mode, dir_fd=parent_fd)
             except FileExistsError:
-                st = os.stat(part, dir_fd=parent_fd, follow_symlinks=False)
-                if not stat.S_ISDIR(st.st_mode):
-                    raise KernelError("mkdir inside CT root", f"{done}/{part}", errno.ENOTDIR) from None
+                pass
         done = f"{done}/{part}"
+        try:
+            os.close(open_in(root_fd, done, os.O_PATH | os.O_DIRECTORY))
+        except KernelError as exc:
+            raise KernelError("mkdir inside CT root", done, exc.errno) from None
 
 
 def write_file(root_fd: int, path: str, data: bytes, mode: int = 0o644,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from vzcore.errors import BadTemplate, TemplateNotFound
+from vzcore.errors import BadTemplate, KernelError, TemplateNotFound
 from vzcore.linux import safefs
 
 SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst", ".tar.bz2")
@@ -67,7 +67,11 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
                 relative = _member_path(member.name)
                 if not relative:
                     continue
-                _extract(archive, member, relative, root_fd)
+                try:
+                    _extract(archive, member, relative, root_fd)
+                except (KernelError, OSError) as exc:
+                    raise BadTemplate(f"template {path.name}: cannot unpack {member.name!r}: "
+                                      f"{exc}") from exc
                 if member.isdir():
                     directories.append((relative, member))
                 if progress is not None and proc is None:
@@ -139,7 +143,7 @@ def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, r
             return
     finally:
         os.close(dir_fd)
-    if not member.isdir():
+    if not member.isdir() and not member.islnk():  # a hard link shares its target's inode
         _set_attributes(root_fd, relative, member)
 
 
