@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -163,3 +164,38 @@ def test_kernel_paths_are_masked_or_read_only(vzctl: Vzctl, busybox_ct: int) -> 
     assert vzctl("exec", busybox_ct, "ls /sys/firmware").stdout == ""
     # the CT's own network namespace keeps its /proc/sys/net writable
     vzctl("exec", busybox_ct, "echo 1 > /proc/sys/net/ipv4/ip_forward")
+
+
+def test_enter_gives_a_root_shell_on_a_pty_of_the_ct(vz_env: VzEnv, busybox_ct: int,
+                                                     vzctl: Vzctl) -> None:
+    import pty
+    import select
+    import time
+
+    from vzcore.testing.pytest_plugin import vzctl_binary
+
+    vzctl("start", busybox_ct)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([vzctl_binary(), "enter", "101"], stdin=slave, stdout=slave,
+                            stderr=slave, env=vz_env.env, start_new_session=True)
+    os.close(slave)
+    output = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal output
+        deadline = time.monotonic() + 30
+        while marker not in output and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    output += os.read(master, 4096)
+                except OSError:  # the pty hung up: vzctl has exited
+                    return
+
+    read_until(b"# ")  # like a user, type at the prompt
+    os.write(master, b"echo tty=$(tty) pid1=$(cat /proc/1/comm) uid=$(id -u); exit 3\n")
+    read_until(b"exited from CT 101")
+    proc.wait(timeout=10)
+    os.close(master)
+    text = output.decode(errors="replace")
+    assert "tty=/dev/pts/0 pid1=init uid=0" in text, text
+    assert proc.returncode == 3
