@@ -47,7 +47,7 @@ def vz_parameters() -> Iterable[Parameter]:
     yield Parameter(name="layout", key="VE_LAYOUT", type=Text(pattern=r"[a-z][a-z0-9_-]*",
                     explanation="a layout name such as simfs", metavar="NAME"),
                     aliases=("ve_layout", "velayout"), on_create=True,
-                    help="how the private area is stored (simfs: a directory); create only")
+                    help="how the private area is stored (simfs: a directory)")
     yield Parameter(name="private", key="VE_PRIVATE", type=path, on_create=True,
                     help="where the CT's files live ($VEID is replaced by the CT ID)")
     yield Parameter(name="root", key="VE_ROOT", type=path, on_create=True,
