@@ -119,6 +119,12 @@ def resolve_parent(parent: str, hierarchy: Hierarchy) -> str:
     return os.path.normpath(os.path.join(hierarchy.own, parent))
 
 
+def parent_dirs(parent: str, found: Iterable[Hierarchy] | None = None) -> list[Path]:
+    """The directory of ``CGROUP_PARENT`` in every hierarchy (they need not exist)."""
+    return [h.directory(resolve_parent(parent, h))
+            for h in (hierarchies() if found is None else found)]
+
+
 @attrs.frozen
 class CgroupDir:
     """A CT's group in one hierarchy."""

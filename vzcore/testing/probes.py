@@ -17,11 +17,26 @@ def is_root() -> bool:
 
 @cache
 def in_private_netns() -> bool:
-    """True when this process runs in a network namespace other than the host's (PID 1's)."""
-    try:
-        return os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net")
-    except OSError:
-        return False
+    """True when this process runs in a network namespace made below the host's: some
+    ancestor (PID 1 when it is readable) is in another network namespace."""
+    return in_private_namespace("net")
+
+
+def in_private_namespace(kind: str) -> bool:
+    mine = os.readlink(f"/proc/self/ns/{kind}")
+    pid = os.getppid()
+    while pid > 0:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/{kind}") != mine:
+                return True
+        except OSError:  # PID 1 may be unreadable in a sandbox; its children are not
+            pass
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
 
 
 @cache

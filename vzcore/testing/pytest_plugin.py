@@ -100,8 +100,7 @@ class VzEnv:
         """The cgroup parent's directory in every hierarchy (they may not exist)."""
         from vzcore.linux import cgroups
 
-        return [h.directory(cgroups.resolve_parent(self.cgroup_parent, h))
-                for h in cgroups.hierarchies()]
+        return cgroups.parent_dirs(self.cgroup_parent)
 
 
 def vzctl_binary(name: str = "vzctl") -> str:
