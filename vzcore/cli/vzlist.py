@@ -71,8 +71,6 @@ def _render(text: str, width: int, last: bool, trim: bool) -> str:
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:
-    if value is None:
-        return (2, 0)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (0, value)
     return (1, str(value))
@@ -137,9 +135,12 @@ def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: boo
         click.echo("Container(s) not found", err=True)
         return 1
     if sort_by:
-        reverse = sort_by.startswith("-")
         field, key = _column(fields, sort_by.lstrip("-"))
-        rows.sort(key=lambda r: _sort_key(_raw(field, key, r.get(field.name))), reverse=reverse)
+        known = [r for r in rows if _raw(field, key, r.get(field.name)) is not None]
+        unknown = [r for r in rows if _raw(field, key, r.get(field.name)) is None]
+        known.sort(key=lambda r: _sort_key(_raw(field, key, r.get(field.name))),
+                   reverse=sort_by.startswith("-"))
+        rows = known + unknown  # CTs without a value last, in either direction
     if as_json:
         click.echo(json.dumps([{n: row.get(n) for n in names} for row in rows], indent=2))
         return 0
