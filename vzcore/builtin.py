@@ -46,11 +46,19 @@ def vz_parameters() -> Iterable[Parameter]:
                     help="seconds 'vzctl stop' waits for init before killing (0: 120)")
     yield Parameter(name="layout", key="VE_LAYOUT", type=Text(pattern=r"[a-z][a-z0-9_-]*",
                     explanation="a layout name such as simfs", metavar="NAME"),
-                    aliases=("ve_layout", "velayout"), on_create=True,
+                    aliases=("ve_layout", "velayout"), on_create=True, on_set=False,
                     help="how the private area is stored (simfs: a directory)")
-    yield Parameter(name="private", key="VE_PRIVATE", type=path, on_create=True,
+    ids = Integer(0, 2**32 - 65537)
+    yield Parameter(name="local_uid", key="LOCAL_UID", type=ids, on_create=True, on_set=False,
+                    aliases=("local-uid",),
+                    help="host UID of the CT's root: its IDs 0..65535 map to LOCAL_UID.. in a "
+                         "user namespace; 0 = privileged CT (no user namespace)")
+    yield Parameter(name="local_gid", key="LOCAL_GID", type=ids, on_create=True, on_set=False,
+                    aliases=("local-gid",),
+                    help="host GID of the CT's root group (as --local_uid)")
+    yield Parameter(name="private", key="VE_PRIVATE", type=path, on_create=True, on_set=False,
                     help="where the CT's files live ($VEID is replaced by the CT ID)")
-    yield Parameter(name="root", key="VE_ROOT", type=path, on_create=True,
+    yield Parameter(name="root", key="VE_ROOT", type=path, on_create=True, on_set=False,
                     help="where the CT's root is mounted ($VEID is replaced by the CT ID)")
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import attrs
 
 from vzcore.conffile import ConfigFile
-from vzcore.errors import CtConfigMissing, InvalidSyntax
+from vzcore.errors import ConfigError, CtConfigMissing, InvalidSyntax
+from vzcore.idmap import IdMap
 from vzcore.paths import DEFAULTS, Paths, expand_veid
 
 MAX_CTID = 2147483644
@@ -76,6 +77,29 @@ class Container:
     @property
     def layout(self) -> str:
         return self.get("VE_LAYOUT") or "simfs"
+
+    @property
+    def idmap(self) -> IdMap | None:
+        """The CT's user-namespace ID map, ``None`` for a privileged CT (``LOCAL_UID=0``).
+
+        Read from the CT's own config only: the range is chosen at create and the private
+        area's files are owned accordingly, so a vz.conf default must not apply later.
+        """
+        uid = self.config.get("LOCAL_UID")
+        if uid is None or uid.strip() in ("", "0"):
+            return None
+        gid = self.config.get("LOCAL_GID") or uid
+        try:
+            return IdMap(int(uid), int(gid))
+        except ValueError as exc:
+            raise ConfigError(f"CT {self.ctid}: LOCAL_UID={uid!r} LOCAL_GID={gid!r} in "
+                              f"{self.config.path}: {exc}") from None
+
+    @property
+    def root_owner(self) -> tuple[int, int]:
+        """Host (uid, gid) that the CT's root is: the owner of files the host writes for it."""
+        idmap = self.idmap
+        return idmap.root if idmap else (0, 0)
 
     @property
     def hostname(self) -> str | None:

@@ -18,19 +18,21 @@ from vzcore.errors import Locked
 
 
 class CtLock:
-    """``with CtLock(path, ctid, "start"):`` holds CT ``ctid``'s lock or raises :class:`Locked`."""
+    """``with CtLock(path, ctid, "start"):`` holds CT ``ctid``'s lock or raises :class:`Locked`
+    (``wait=True`` waits for it instead)."""
 
-    def __init__(self, path: Path, ctid: int, verb: str) -> None:
+    def __init__(self, path: Path, ctid: int, verb: str, *, wait: bool = False) -> None:
         self.path = path
         self.ctid = ctid
         self.verb = verb
+        self.wait = wait
         self.fd: int | None = None
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.pread(fd, 256, 0).decode(errors="replace").split()
             os.close(fd)

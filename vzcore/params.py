@@ -41,6 +41,8 @@ class Parameter:
     :ivar aliases: other long option names (``ip`` for ``ipadd``).
     :ivar short: a one-letter option (``p`` for ``numproc``), as vzctl has them.
     :ivar on_create: whether ``vzctl create`` accepts it too.
+    :ivar on_set: whether ``vzctl set`` accepts it (False: fixed at create, as the ID range
+        or the layout, which the private area depends on).
     """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(NAME_PATTERN))
@@ -53,6 +55,7 @@ class Parameter:
     aliases: tuple[str, ...] = ()
     short: str | None = None
     on_create: bool = False
+    on_set: bool = True
 
     @property
     def options(self) -> list[str]:

@@ -11,7 +11,6 @@ import click
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
 
-
 # Opened once in vzctl: the CT's child processes inherit the descriptor (until they exec),
 # so hooks that run inside the CT, after its root switch, can still log.
 _TRACE = (os.open(os.environ["VZ_HOOK_TRACE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC)

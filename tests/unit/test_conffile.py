@@ -62,7 +62,7 @@ def test_removing_a_key_keeps_the_line_numbers_of_others_right(tmp_path: Path) -
 def test_unterminated_quote_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.conf"
     path.write_text('A="x\n')
-    with pytest.raises(ConfigError, match="bad.conf:1"):
+    with pytest.raises(ConfigError, match=r"bad\.conf:1"):
         ConfigFile.load(path)
 
 

@@ -61,7 +61,7 @@ def test_two_providers_without_a_choice_are_refused_naming_both() -> None:
     a, b = make_plugin("t_iso_a", "isolation"), make_plugin("t_iso_b", "isolation")
     plugins = load_plugins(conf(a, b))
     assert plugins.statuses[a].state == plugins.statuses[b].state == CONFLICT
-    with pytest.raises(PluginConflict, match="'t_iso_a', 't_iso_b'.*ISOLATION_PROVIDER"):
+    with pytest.raises(PluginConflict, match=r"'t_iso_a', 't_iso_b'.*ISOLATION_PROVIDER"):
         plugins.require("isolation", "start")
 
 

@@ -57,7 +57,7 @@ def test_soft_hard_names_appear_in_errors() -> None:
 
 def test_integer_range() -> None:
     assert Integer(8, 500000).parse("1000") == 1000
-    with pytest.raises(ValueError, match="outside 8..500000"):
+    with pytest.raises(ValueError, match=r"outside 8\.\.500000"):
         Integer(8, 500000).parse("7")
 
 

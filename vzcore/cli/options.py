@@ -36,7 +36,7 @@ def option_for(param: Parameter) -> click.Option:
 
 class ParameterCommand(click.Command):
     """A click command that adds an option for every parameter the active plugins declare
-    (only those accepted at create when ``for_create``)."""
+    that this verb accepts (``on_create`` for create, ``on_set`` for set)."""
 
     def __init__(self, *args: Any, for_create: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -48,7 +48,7 @@ class ParameterCommand(click.Command):
         if session is None:
             return params
         declared = [p for p in session.engine.registry.unique_parameters()
-                    if p.on_create or not self.for_create]
+                    if (p.on_create if self.for_create else p.on_set)]
         help_option = params[-1:] if params and params[-1].name == "help" else []
         base = params[:-1] if help_option else params
         return [*base, *(option_for(p) for p in declared), *help_option]

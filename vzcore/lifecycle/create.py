@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from vzcore import idmap
 from vzcore.conffile import ConfigFile
 from vzcore.container import FIRST_USER_CTID, Container
 from vzcore.engine import Engine
@@ -18,6 +19,7 @@ from vzcore.errors import (
 )
 from vzcore.lifecycle.mount import check_layout, is_mounted
 from vzcore.lifecycle.teardown import teardown
+from vzcore.lock import CtLock
 from vzcore.paths import DEFAULTS
 
 CP_CONFIG_ERROR = 82  # VZ_CP_CONFIG: sample config missing
@@ -56,10 +58,14 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
     plugins.run_each("vz_validate", ct=ct, changes=changes, verb="create")
 
     with engine.lock(ct, "create"):
-        if ct.config.path.exists():
-            raise PrivateAreaExists(f"CT {ct.ctid} was created by another vzctl meanwhile")
+        # One create at a time chooses an ID range and writes its config, so two new CTs
+        # never get the same range.
+        with CtLock(engine.lock_dir / "create.lck", ct.ctid, "create", wait=True):
+            if ct.config.path.exists():
+                raise PrivateAreaExists(f"CT {ct.ctid} was created by another vzctl meanwhile")
+            _choose_id_range(engine, ct)
+            ct.config.save()
         engine.say(f"Creating CT {ct.ctid} from template {ct.get('OSTEMPLATE')} ...")
-        ct.config.save()
         try:
             plugins.run_each("vz_create", ct=ct)
             plugins.run_each("vz_quota_init", ct=ct)
@@ -71,6 +77,29 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
             ct.config.path.unlink(missing_ok=True)
             raise
     engine.say(f"CT {ct.ctid} was created")
+
+
+def _choose_id_range(engine: Engine, ct: Container) -> None:
+    """Write LOCAL_UID/LOCAL_GID into the new CT's config: given ones, or vz.conf's
+    ``0`` (privileged), or a range of its own above vz.conf's base."""
+    for key in ("LOCAL_UID", "LOCAL_GID"):
+        if ct.config.get(key) is not None:
+            continue
+        default = engine.global_config.get(key) or engine.global_config.get("LOCAL_UID")
+        if default is not None and default.strip() == "0":
+            ct.config.set(key, "0")
+            continue
+        base = int(default) if default and default.strip().isdigit() else idmap.DEFAULT_BASE
+        taken = []
+        for other in engine.ctids():
+            value = engine.container(other).config.get(key)
+            if value and value.strip().isdigit() and int(value) > 0:
+                taken.append(int(value))
+        ct.config.set(key, str(idmap.allocate(base, taken)))
+    try:
+        ct.idmap  # noqa: B018 - validates the pair
+    except VzError as exc:
+        raise InvalidValue(str(exc)) from None
 
 
 def _sample(engine: Engine, ct: Container, name: str | None) -> ConfigFile | None:

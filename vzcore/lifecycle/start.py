@@ -65,6 +65,8 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
             mount_ct(engine, ct)  # before the fork: the child copies the host's mounts
             checkpoint("start:mounted")
         state.cgroups.create()
+        if ct.idmap is not None:
+            state.cgroups.delegate(*ct.idmap.root)
         checkpoint("start:cgroups-created")
         names: set[str] = set()
         for _plugin, result in plugins.call_each("vz_namespaces", ct=ct):

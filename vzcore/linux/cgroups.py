@@ -267,6 +267,21 @@ class CgroupSet:
                 # controllers belong to the host and stay as they are.
                 _enable_v2_controllers(d.directory)
 
+    def delegate(self, uid: int, gid: int) -> None:
+        """Let a user namespace's root (host ``uid``/``gid``) manage the CT's groups from
+        inside its cgroup namespace: it owns the directories and the files that move
+        processes and enable controllers, as cgroup delegation prescribes."""
+        for d in self.dirs:
+            names = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control") \
+                if d.version == 2 else ("cgroup.procs", "tasks")
+            for path in (d.directory, *(d.file(n) for n in names)):
+                try:
+                    os.chown(path, uid, gid)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise KernelError("chown", str(path), exc.errno or 0) from exc
+
     def attach(self, pid: int) -> None:
         """Move ``pid`` into every group."""
         for d in self.dirs:

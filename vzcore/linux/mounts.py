@@ -75,9 +75,8 @@ def umount(target: str | os.PathLike[str], *, detach: bool = False, missing_ok: 
             raise
 
 
-def pivot_into(new_root: str) -> None:
-    """Make ``new_root`` (a mount point) the root and detach the old root below it."""
-    os.chdir(new_root)
+def pivot_to_cwd() -> None:
+    """Make the working directory (a mount point) the root and detach the old root."""
     libc.pivot_root(".", ".")
     libc.umount2(".", MNT_DETACH)
     os.chdir("/")

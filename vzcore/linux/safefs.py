@@ -16,7 +16,7 @@ import ctypes
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from vzcore.errors import KernelError
@@ -219,3 +219,41 @@ def _empty_directory(dir_fd: int, device: int, where: str) -> None:
             os.rmdir(name, dir_fd=dir_fd)
         else:
             os.unlink(name, dir_fd=dir_fd)
+
+
+def shift_ownership(path: str | os.PathLike[str], uid_of: Callable[[int], int],
+                    gid_of: Callable[[int], int]) -> None:
+    """Change every owner below ``path`` (included) through ``uid_of``/``gid_of``, without
+    following links or entering other file systems (a user namespace's ID shift)."""
+    top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(top)
+        os.chown(top, uid_of(st.st_uid), gid_of(st.st_gid))
+        os.chmod(top, stat.S_IMODE(st.st_mode))  # chown cleared set-id bits
+        _shift_directory(top, st.st_dev, uid_of, gid_of)
+    finally:
+        os.close(top)
+
+
+def _shift_directory(dir_fd: int, device: int, uid_of: Callable[[int], int],
+                     gid_of: Callable[[int], int]) -> None:
+    with os.scandir(dir_fd) as entries:
+        names = [e.name for e in entries]
+    for name in names:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if st.st_dev != device:
+            continue
+        os.chown(name, uid_of(st.st_uid), gid_of(st.st_gid), dir_fd=dir_fd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            dir_fd=dir_fd)
+            try:
+                _shift_directory(child, device, uid_of, gid_of)
+            finally:
+                os.close(child)
+        elif stat.S_ISREG(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:  # chown clears set-id bits; put them back
+                os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(st.st_mode))
+            finally:
+                os.close(fd)

@@ -107,6 +107,9 @@ class Registry:
             if verb == "create" and not param.on_create:
                 raise InvalidValue(f"CT {ctid}: --{option} cannot be given to create; "
                                    f"use 'vzctl set {ctid} --{option} ... --save' afterwards")
+            if verb == "set" and not param.on_set:
+                raise InvalidValue(f"CT {ctid}: --{option} can only be given to create; "
+                                   "destroy and re-create the CT to change it")
             if len(texts) > 1 and not param.multiple:
                 raise InvalidValue(f"CT {ctid}: --{option} is given {len(texts)} times; give it once")
             values = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from vzcore.cli.session import Session, pass_session
 from vz_motd.plugin import render
+from vzcore.cli.session import Session, pass_session
 
 
 @click.command()

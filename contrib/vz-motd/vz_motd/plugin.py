@@ -31,7 +31,7 @@ def write_motd(ct: Container, data: bytes) -> None:
     root = safefs.open_root(ct.root)
     try:
         safefs.makedirs(root, "etc")
-        safefs.write_file(root, "etc/motd", data)
+        safefs.write_file(root, "etc/motd", data, owner=ct.root_owner)
     finally:
         import os
 

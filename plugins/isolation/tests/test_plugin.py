@@ -7,9 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from vzcore.linux import mounts, namespaces
 from vzcore_isolation import capabilities, plugin
+
+from vzcore.idmap import IdMap
+from vzcore.linux import mounts, namespaces
 
 pytestmark = pytest.mark.root
 
@@ -36,6 +37,7 @@ def test_vz_switch_root_makes_the_ct_root_slash(tmp_path: Path) -> None:
 
     def child() -> int:
         mounts.bind(root, root)
+        os.chdir(root)
         switched = plugin.vz_switch_root(SimpleNamespace(), SimpleNamespace(root=str(root)))
         old_root_gone = not os.path.exists(str(tmp_path))
         return 0 if switched and Path("/etc/marker").read_text() == "inside" and old_root_gone else 1
@@ -44,7 +46,9 @@ def test_vz_switch_root_makes_the_ct_root_slash(tmp_path: Path) -> None:
 
 
 def test_namespaces_cover_what_a_ct_needs() -> None:
-    assert set(plugin.vz_namespaces(SimpleNamespace())) == {"pid", "mnt", "uts", "ipc", "net", "cgroup"}
+    base = {"pid", "mnt", "uts", "ipc", "net", "cgroup"}
+    assert set(plugin.vz_namespaces(SimpleNamespace(idmap=None))) == base
+    assert set(plugin.vz_namespaces(SimpleNamespace(idmap=IdMap(100000, 100000)))) == base | {"user"}
 
 
 def test_capability_settings() -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from vzcore import hookimpl
 from vzcore.errors import InvalidValue
-from vzcore.linux import caps, libc, mounts, namespaces
+from vzcore.linux import caps, libc, mounts, namespaces, userns
 from vzcore.plugin import PluginInfo
 from vzcore_isolation import capabilities, rootfs
 
@@ -51,17 +51,31 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 
 @hookimpl
 def vz_namespaces(ct: Container) -> Iterable[str]:
-    return NAMESPACES
+    return (*NAMESPACES, "user") if ct.idmap is not None else NAMESPACES
+
+
+@hookimpl
+def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
+    """Map the CT's IDs 0..65535 to its host range (we write as the privileged parent, so
+    setgroups need not be denied)."""
+    idmap = ct.idmap
+    if idmap is not None:
+        userns.write_maps(pid, idmap)
+
+
+def _become_ct_root(ct: Container) -> None:
+    if ct.idmap is not None:
+        userns.become_root()
 
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
-    rootfs.build(run.root)
+    rootfs.build(run.root, lambda: _become_ct_root(ct))
 
 
 @hookimpl
 def vz_switch_root(ct: Container, run: Run) -> bool:
-    mounts.pivot_into(run.root)
+    mounts.pivot_to_cwd()  # rootfs.build left the working directory at the CT's root
     return True
 
 
@@ -73,6 +87,7 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_enter(ct: Container, run: Run) -> None:
+    _become_ct_root(ct)
     caps.limit_to(capabilities.kept(ct.get("CAPABILITY")))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 
 from vzcore.errors import KernelError
 from vzcore.linux import mounts, safefs
@@ -42,24 +43,33 @@ writable)."""
 WRITABLE_AGAIN = ("proc/sys/net",)
 
 
-def build(root: str) -> None:
-    """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path)."""
+def build(root: str, become_ct_root: Callable[[], None]) -> None:
+    """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path) and
+    leave the working directory there, for :func:`vzcore.linux.mounts.pivot_to_cwd`.
+
+    The host path is walked as the host's root (the CT's root may not traverse it); then
+    ``become_ct_root`` switches to the CT's root, so that what is created in the CT's own
+    file systems (/dev) belongs to it, and the rest goes through a descriptor of the root.
+    """
     mounts.make_private("/")
     mounts.bind(root, root)
     root_fd = safefs.open_root(root)
     try:
+        become_ct_root()
         safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
         safefs.mount_at(root_fd, "sys", "sysfs", "sysfs", NOSUID | NODEV | NOEXEC | RDONLY)
         _build_dev(root_fd)
         _mask(root_fd)
         _read_only(root_fd)
+        os.fchdir(root_fd)
     finally:
         os.close(root_fd)
 
 
 def _build_dev(root_fd: int) -> None:
+    # uid/gid are read in the CT's user namespace: 0 is the CT's root in either profile
     safefs.mount_at(root_fd, "dev", "tmpfs", "tmpfs", NOSUID | mounts.MS_STRICTATIME,
-                    "mode=755,size=65536k")
+                    "mode=755,size=65536k,uid=0,gid=0")
     for name in (*DEV_NODES, "console"):
         # /dev/console: a CT has no console of the host's; it writes to /dev/null.
         source = "/dev/null" if name == "console" else f"/dev/{name}"
@@ -69,7 +79,7 @@ def _build_dev(root_fd: int) -> None:
             os.symlink(target, name, dir_fd=dev_fd)
     safefs.mount_at(root_fd, "dev/pts", "devpts", "devpts", NOSUID | NOEXEC,
                     "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV, "mode=1777")
+    safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV, "mode=1777,uid=0,gid=0")
     safefs.mount_at(root_fd, "dev/mqueue", "mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
 
 

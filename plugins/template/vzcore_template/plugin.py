@@ -81,14 +81,17 @@ def vz_create(ct: Container) -> None:
         raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
                           f"{exc.strerror}") from exc
     name = ct.get("OSTEMPLATE") or BUILTIN
+    idmap = ct.idmap
     if name == BUILTIN:
         from vzcore_template import busybox
 
         busybox.populate(ct.private)
+        if idmap is not None:  # the CT's root is host LOCAL_UID: its files are owned so
+            safefs.shift_ownership(ct.private, idmap.host_uid, idmap.host_gid)
         return
     from vzcore_template import tarball
 
-    tarball.unpack(tarball.find(_cache_dir(ct), name), ct.private, _progress)
+    tarball.unpack(tarball.find(_cache_dir(ct), name), ct.private, _progress, idmap)
 
 
 @hookimpl

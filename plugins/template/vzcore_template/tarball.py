@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from vzcore.errors import BadTemplate, KernelError, TemplateNotFound
+from vzcore.idmap import IdMap
 from vzcore.linux import safefs
 
 SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst", ".tar.bz2")
@@ -55,8 +56,11 @@ def _open_stream(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None]
     return open(path, "rb"), None
 
 
-def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | None = None) -> None:
-    """Unpack ``path`` into the (empty) directory ``private``."""
+def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | None = None,
+           idmap: IdMap | None = None) -> None:
+    """Unpack ``path`` into the (empty) directory ``private``; with ``idmap`` (a CT in a
+    user namespace) owners are shifted into the CT's host ID range."""
+    owner = _Owners(idmap)
     total = path.stat().st_size
     stream, proc = _open_stream(path)
     root_fd = safefs.open_root(private)
@@ -68,8 +72,8 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
                 if not relative:
                     continue
                 try:
-                    _extract(archive, member, relative, root_fd)
-                except (KernelError, OSError) as exc:
+                    _extract(archive, member, relative, root_fd, owner)
+                except (KernelError, OSError, ValueError) as exc:
                     raise BadTemplate(f"template {path.name}: cannot unpack {member.name!r}: "
                                       f"{exc}") from exc
                 if member.isdir():
@@ -77,7 +81,7 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
                 if progress is not None and proc is None:
                     progress(stream.tell(), total)
             for relative, member in reversed(directories):  # modes and times after contents
-                _set_attributes(root_fd, relative, member)
+                _set_attributes(root_fd, relative, member, owner)
     except tarfile.TarError as exc:
         raise BadTemplate(f"template {path.name} is not a readable tar archive: {exc}") from exc
     finally:
@@ -106,7 +110,20 @@ def _remove_existing(dir_fd: int, name: str, keep_dir: bool) -> None:
     os.unlink(name, dir_fd=dir_fd)
 
 
-def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, root_fd: int) -> None:
+class _Owners:
+    """Maps an archive's owners to host IDs (identity for a privileged CT)."""
+
+    def __init__(self, idmap: IdMap | None) -> None:
+        self.idmap = idmap
+
+    def of(self, member: tarfile.TarInfo) -> tuple[int, int]:
+        if self.idmap is None:
+            return member.uid, member.gid
+        return self.idmap.host_uid(member.uid), self.idmap.host_gid(member.gid)
+
+
+def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, root_fd: int,
+             owner: _Owners) -> None:
     dir_fd, name = _parent_fd(root_fd, relative)
     try:
         _remove_existing(dir_fd, name, keep_dir=member.isdir())
@@ -144,14 +161,14 @@ def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, r
     finally:
         os.close(dir_fd)
     if not member.isdir() and not member.islnk():  # a hard link shares its target's inode
-        _set_attributes(root_fd, relative, member)
+        _set_attributes(root_fd, relative, member, owner)
 
 
-def _set_attributes(root_fd: int, relative: str, member: tarfile.TarInfo) -> None:
+def _set_attributes(root_fd: int, relative: str, member: tarfile.TarInfo, owner: _Owners) -> None:
     """Owner, then mode (chown clears set-id bits), then times; links keep their own."""
     dir_fd, name = _parent_fd(root_fd, relative)
     try:
-        os.chown(name, member.uid, member.gid, dir_fd=dir_fd, follow_symlinks=False)
+        os.chown(name, *owner.of(member), dir_fd=dir_fd, follow_symlinks=False)
         if not member.issym():
             _chmod_nofollow(dir_fd, name, member.mode & 0o7777)
         os.utime(name, (member.mtime, member.mtime), dir_fd=dir_fd, follow_symlinks=False)
