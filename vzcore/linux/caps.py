@@ -68,3 +68,12 @@ def limit_to(keep: frozenset[int]) -> None:
 
 def set_no_new_privs() -> None:
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def in_effective_set(cap: int) -> bool:
+    """Whether the calling thread has capability ``cap`` in effect."""
+    with open("/proc/thread-self/status") as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) & (1 << cap))
+    return False

@@ -35,6 +35,11 @@ def syscall(name: str, *args: object) -> int:
     return int(_libc.syscall(ctypes.c_long(_NUMBERS[name]), *args))
 
 
+def syscall_number(number: int, *args: int) -> int:
+    """A raw ``syscall(number, args...)`` (for probes and tests of filters)."""
+    return int(_libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args)))
+
+
 def unshare(flags: int) -> None:
     check(_libc.unshare(ctypes.c_int(flags)), "unshare", hex(flags))
 

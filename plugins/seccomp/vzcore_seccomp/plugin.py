@@ -1,0 +1,54 @@
+"""Hook implementations of the seccomp plugin: the filter on init and every joined process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from vzcore import hookimpl
+from vzcore.plugin import PluginInfo
+
+if TYPE_CHECKING:
+    from vzcore.container import Container
+    from vzcore.params import Parameter
+    from vzcore.runtime import Run
+
+CAP_SYS_ADMIN = 21
+
+
+@hookimpl
+def vz_plugin_info() -> PluginInfo:
+    return PluginInfo(subsystem="security", summary="seccomp filter denying dangerous system calls")
+
+
+@hookimpl
+def vz_parameters() -> Iterable[Parameter]:
+    from vzcore.params import Parameter
+    from vzcore.values import Choice
+
+    yield Parameter(name="seccomp", key="SECCOMP", type=Choice(("default", "off")),
+                    on_create=True,
+                    help="system call filter: default (deny module loading, kexec, bpf, "
+                         "keyrings, ...; see docs/security.md) or off")
+
+
+def _apply(ct: Container) -> None:
+    """Install the CT's filter in the calling process (the last step before exec)."""
+    if (ct.get("SECCOMP") or "default") == "off":
+        return
+    from vzcore.linux import caps, seccomp
+    from vzcore_seccomp import policy
+
+    if not caps.in_effective_set(CAP_SYS_ADMIN):
+        caps.set_no_new_privs()  # what the kernel asks of a process without CAP_SYS_ADMIN
+    seccomp.install(seccomp.deny_filter(policy.denied()))
+
+
+@hookimpl
+def vz_finalize_child(ct: Container, run: Run) -> None:
+    _apply(ct)
+
+
+@hookimpl
+def vz_enter(ct: Container, run: Run) -> None:
+    _apply(ct)

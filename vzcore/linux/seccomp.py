@@ -1,0 +1,129 @@
+"""seccomp: a small generator of classic-BPF filters that deny system calls by name.
+
+The filter checks the calling convention first: system calls of an architecture the
+table does not cover (and the x32 ABI on x86_64) are refused with ``EPERM`` as a whole,
+so a denied call cannot be reached through another ABI's number.  Then each denied call
+returns its errno, and everything else is allowed.  Numbers come from the kernel's
+``unistd`` headers for x86_64, i386 (on x86_64 hosts) and aarch64.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import struct
+from collections.abc import Mapping
+
+import attrs
+
+from vzcore.errors import KernelError
+from vzcore.linux import libc
+
+# classic BPF opcodes
+_LD_W_ABS = 0x20
+_JEQ_K = 0x15
+_JGE_K = 0x35
+_RET_K = 0x06
+_JA = 0x05
+
+RET_ALLOW = 0x7FFF0000
+RET_ERRNO = 0x00050000
+RET_KILL_PROCESS = 0x80000000
+
+AUDIT_ARCH = {"x86_64": 0xC000003E, "i386": 0x40000003, "aarch64": 0xC00000B7}
+X32_SYSCALL_BIT = 0x40000000
+
+SYSCALLS: dict[str, dict[str, int]] = {
+    # name: x86_64, i386, aarch64 (asm/unistd_64.h, asm/unistd_32.h, asm-generic/unistd.h)
+    "init_module": {"x86_64": 175, "i386": 128, "aarch64": 105},
+    "delete_module": {"x86_64": 176, "i386": 129, "aarch64": 106},
+    "finit_module": {"x86_64": 313, "i386": 350, "aarch64": 273},
+    "kexec_load": {"x86_64": 246, "i386": 283, "aarch64": 104},
+    "kexec_file_load": {"x86_64": 320, "aarch64": 294},
+    "open_by_handle_at": {"x86_64": 304, "i386": 342, "aarch64": 265},
+    "bpf": {"x86_64": 321, "i386": 357, "aarch64": 280},
+    "perf_event_open": {"x86_64": 298, "i386": 336, "aarch64": 241},
+    "userfaultfd": {"x86_64": 323, "i386": 374, "aarch64": 282},
+    "keyctl": {"x86_64": 250, "i386": 288, "aarch64": 219},
+    "add_key": {"x86_64": 248, "i386": 286, "aarch64": 217},
+    "request_key": {"x86_64": 249, "i386": 287, "aarch64": 218},
+    "syslog": {"x86_64": 103, "i386": 103, "aarch64": 116},
+    "acct": {"x86_64": 163, "i386": 51, "aarch64": 89},
+    "swapon": {"x86_64": 167, "i386": 87, "aarch64": 224},
+    "swapoff": {"x86_64": 168, "i386": 115, "aarch64": 225},
+    "lookup_dcookie": {"x86_64": 212, "i386": 253, "aarch64": 18},
+    "iopl": {"x86_64": 172, "i386": 110},
+    "ioperm": {"x86_64": 173, "i386": 101},
+}
+
+ARCHES_OF_HOST = {"x86_64": ("x86_64", "i386"), "aarch64": ("aarch64",)}
+
+
+@attrs.frozen
+class Insn:
+    """One classic-BPF instruction (``struct sock_filter``)."""
+
+    code: int
+    jt: int
+    jf: int
+    k: int
+
+    def pack(self) -> bytes:
+        return struct.pack("=HBBI", self.code, self.jt, self.jf, self.k)
+
+
+def deny_filter(denied: Mapping[str, int], machine: str | None = None) -> list[Insn]:
+    """A filter returning ``errno`` for each denied system call name (others allowed).
+
+    Unknown names raise ValueError; a name missing for one ABI (iopl on aarch64) just does
+    not exist there.
+    """
+    machine = machine or os.uname().machine
+    arches = ARCHES_OF_HOST.get(machine)
+    if arches is None:
+        raise ValueError(f"no system call table for {machine}")
+    for name in denied:
+        if name not in SYSCALLS:
+            raise ValueError(f"unknown system call {name!r}")
+    blocks = [_arch_block(arch, denied) for arch in arches]
+    # Layout: load arch; per ABI a (jeq arch, ja block) pair; refuse unknown ABIs; blocks.
+    dispatch: list[Insn] = [Insn(_LD_W_ABS, 0, 0, 4)]  # seccomp_data.arch
+    first_block = 1 + 2 * len(arches) + 1
+    for i, arch in enumerate(arches):
+        start = first_block + sum(len(b) for b in blocks[:i])
+        ja_index = len(dispatch) + 1
+        dispatch += [Insn(_JEQ_K, 0, 1, AUDIT_ARCH[arch]), Insn(_JA, 0, 0, start - ja_index - 1)]
+    dispatch.append(Insn(_RET_K, 0, 0, RET_ERRNO | errno.EPERM))
+    return dispatch + [insn for block in blocks for insn in block]
+
+
+def _arch_block(arch: str, denied: Mapping[str, int]) -> list[Insn]:
+    block = [Insn(_LD_W_ABS, 0, 0, 0)]  # seccomp_data.nr
+    if arch == "x86_64":  # the x32 ABI shares the architecture value: refuse it whole
+        block += [Insn(_JGE_K, 0, 1, X32_SYSCALL_BIT), Insn(_RET_K, 0, 0, RET_ERRNO | errno.EPERM)]
+    for name, error in sorted(denied.items()):
+        number = SYSCALLS[name].get(arch)
+        if number is not None:
+            block += [Insn(_JEQ_K, 0, 1, number), Insn(_RET_K, 0, 0, RET_ERRNO | error)]
+    block.append(Insn(_RET_K, 0, 0, RET_ALLOW))
+    return block
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_TSYNC = 1
+
+
+def install(program: list[Insn]) -> None:
+    """Install ``program`` for the calling thread (and those it creates). Needs
+    CAP_SYS_ADMIN in the current user namespace or no_new_privs."""
+    code = b"".join(insn.pack() for insn in program)
+    buffer = ctypes.create_string_buffer(code, len(code))
+    prog = _SockFprog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
+    if libc.syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(0),
+                    ctypes.byref(prog)) == -1:
+        raise KernelError("install seccomp filter", f"{len(program)} instructions", ctypes.get_errno())
