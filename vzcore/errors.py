@@ -190,6 +190,7 @@ class PluginError(VzError):
             text = str(cause) or type(cause).__name__
         else:
             text = cause
+        self.detail = text
         super().__init__(f"plugin '{plugin}' failed in {hook}: {text}", exit_code=code)
 
 

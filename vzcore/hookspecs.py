@@ -310,15 +310,16 @@ def vz_namespaces(ct: Container) -> Iterable[str]:
 def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     """Configure the CT's new namespaces from the host, before the child goes on.
 
-    **When**: ``vzctl start``, after the child unshared its namespaces and joined the
-    CT's cgroups, while it waits on the sync pipe.
+    **When**: ``vzctl start``, after the CT's namespaces exist and its init's parent
+    joined the CT's cgroups, before init is forked.
     **Where**: host, root: write uid_map/gid_map, move network devices into the child's
     network namespace (``/proc/PID/ns/net``) and configure them.
 
     :param ct: the CT.
     :param run: the start in progress (``run.record`` as in :func:`vz_pre_start`).
-    :param pid: host PID of the waiting child; it is in all the CT's namespaces except
-        cgroup (and it is not the CT's init: that is forked from it next).
+    :param pid: host PID of the process holding the CT's user, network, UTS and IPC
+        namespaces (``/proc/PID/ns/net`` is the CT's network namespace); it is not the
+        CT's init, which joins these namespaces next.
 
     **Returns**: nothing.
     **Errors**: raising kills the child and rolls the start back.
@@ -337,10 +338,13 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 
     **When**: ``vzctl start``, in the process that becomes the CT's init (PID 1 of its
     PID namespace), after the host setup, before the root is switched.
-    **Where**: inside the CT's namespaces, as (namespaced) root, with the host's file
-    system still visible; ``run.root`` is the CT root's path here.  Mount proc, sys, dev
-    and friends below ``run.root`` without following links the CT could have planted
-    (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here.
+    **Where**: as the host's root, in the CT's new mount and PID namespaces (owned by the
+    host's user namespace) and its network, UTS and IPC namespaces, with the host's file
+    system still visible; ``run.root`` is the CT root's path here.  A CT with a user
+    namespace enters it after :func:`vz_switch_root`, which locks every mount made here
+    (its root can neither unmount them nor make read-only ones writable).  Mount proc,
+    sys, dev and friends below ``run.root`` without following links the CT could have
+    planted (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here.
 
     :param ct: the CT.
     :param run: the start in progress.
@@ -386,9 +390,11 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
 
     **When**: ``vzctl start``, in the child, after :func:`vz_switch_root`; then the engine
     closes every descriptor above 2 and execs ``/sbin/init``.
-    **Where**: inside the CT, ``/`` is the CT root: set the hostname, sysctls, drop
-    capabilities, install a seccomp filter (the subsystem order puts isolation first and
-    security last).
+    **Where**: inside the CT, ``/`` is the CT root and the process is the CT's root (in its
+    user namespace, if it has one): set the hostname, sysctls, drop capabilities, install
+    a seccomp filter (the subsystem order puts isolation first and security last).  The
+    host's files are out of reach: a module your hook needs must be imported before (at
+    module level, or in :func:`vz_setup_child`).
 
     :param ct: the CT.
     :param run: the start in progress.

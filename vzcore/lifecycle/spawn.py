@@ -1,26 +1,33 @@
 """Creating a CT's init: the fork, namespace and sync-pipe protocol of ``vzctl start``.
 
-Three processes take part (the shape runc's nsexec and crun use):
+Four processes take part:
 
 ``vzctl`` (host)
-    forks the *setup* process, then waits for its messages.
-*setup*
-    unshares the CT's namespaces (user, mount, uts, ipc, net, and pid for its
-    children), says ``U``, and blocks.  vzctl attaches it to the CT's cgroups and runs
-    ``vz_setup_host(pid)`` (uid maps, network devices), then releases it with ``R``.
-    It unshares the cgroup namespace (now rooted at the CT's own groups), forks *init*,
-    reports init's host PID with ``P`` and exits.
+    forks the *holder* and the *parent*, then drives them over pipes.
+*holder*
+    unshares the namespaces the CT's root must own: user, network, UTS, IPC.  It says
+    ``U`` and stays until init has joined them.  vzctl runs ``vz_setup_host(pid)`` with
+    its PID (uid maps, network devices into its network namespace).
+*parent*
+    the host's root in a new mount and PID namespace (owned by the host's user
+    namespace).  vzctl moves it into the CT's cgroups (in a background thread: the first
+    cgroup migration after a quiet spell waits for an RCU grace period, which then
+    overlaps ``vz_pre_start``), releases it with ``R``; it forks *init*, reports init's
+    host PID with ``P`` and exits.
 *init*
-    PID 1 of the new PID namespace.  It waits for ``G``, which vzctl sends only after
-    it recorded init's PID and start time in the state file, so that a vzctl killed at
-    any moment leaves either no CT process or a recorded one.  Then it runs
-    ``vz_setup_child``, ``vz_switch_root`` and ``vz_finalize_child``, closes every
-    descriptor above 2, and execs ``/sbin/init``.  An error goes back as ``E`` with a
-    JSON message; a successful exec closes the (close-on-exec) pipe, which vzctl reads as
-    success.
+    PID 1 of the new PID namespace.  It joins the holder's network, UTS and IPC
+    namespaces (``J``) and waits for ``G``, which vzctl sends only after it recorded
+    init's PID and start time in the state file, so that a vzctl killed at any moment
+    leaves either no CT process or a recorded one.  Then, still as the host's root, it
+    runs ``vz_setup_child`` (mounts) and ``vz_switch_root``; then enters the CT's user
+    namespace and a new mount namespace owned by it (the kernel locks every mount made
+    so far: the CT's root cannot unmount a mask or make a read-only mount writable), and
+    a new cgroup namespace (rooted at the CT's own groups); then ``vz_finalize_child``,
+    stdio on the CT's /dev/null, every other descriptor closed, exec ``/sbin/init``.
 
-Both children die when vzctl dies before releasing them: the setup process by
-``PR_SET_PDEATHSIG``, init by reading end-of-file on the sync pipe.
+Errors come back as ``E`` with a JSON message; a successful exec closes the last
+(close-on-exec) pipe end, which vzctl reads as success.  The holder and the parent die
+with vzctl (``PR_SET_PDEATHSIG``); init, until released, by reading end-of-file.
 """
 
 from __future__ import annotations
@@ -81,7 +88,7 @@ def _receive(fd: int) -> tuple[bytes, bytes] | None:
 def _report(fd: int, exc: BaseException) -> NoReturn:
     """In a child: send ``exc`` to vzctl and exit."""
     if isinstance(exc, PluginError):
-        payload = {"plugin": exc.plugin, "hook": exc.hook, "message": exc.message,
+        payload = {"plugin": exc.plugin, "hook": exc.hook, "message": exc.detail,
                    "exit_code": exc.exit_code}
     elif isinstance(exc, VzError):
         payload = {"message": exc.message, "exit_code": exc.exit_code}
@@ -106,47 +113,54 @@ def _child_error(payload: bytes) -> VzError:
     return VzError(data["message"], exit_code=data.get("exit_code"))
 
 
-class InitSpawner:
-    """The vzctl side of the protocol.
+HOLDER_NAMESPACES = ("user", "net", "uts", "ipc")
+"""Made by the holder: owned by the CT's user namespace, so its root manages them."""
+PARENT_NAMESPACES = ("mnt", "pid", "time")
+"""Made by the parent as the host's root: the file system view is built with the host's
+privileges and locked when init enters the CT's user namespace."""
 
-    :meth:`fork` creates the setup process and starts moving it into the CT's cgroups in
-    a background thread: the first cgroup migration after a quiet period waits for an RCU
-    grace period (tens of milliseconds on some hosts), and that wait overlaps the mount
-    and ``vz_pre_start`` that the engine runs next.  :meth:`finish` does the rest and
-    returns init once it has exec'd; :meth:`abort` kills whatever was forked.
-    """
+
+class InitSpawner:
+    """The vzctl side of the protocol: :meth:`fork`, then :meth:`finish` (or :meth:`abort`)."""
 
     def __init__(self, ct: Container, run: Run, names: Iterable[str],
                  attach: Callable[[int], None]) -> None:
         self.ct = ct
         self.run = run
         self.names = set(names)
+        unknown = self.names - set(HOLDER_NAMESPACES) - set(PARENT_NAMESPACES) - {"cgroup"}
+        if unknown:
+            raise VzError(f"CT {ct.ctid}: unknown namespaces requested: {sorted(unknown)}")
         self.attach = attach
-        self.setup_pid = 0
+        self.holder_pid = 0
+        self.parent_pid = 0
         self._attach_error: BaseException | None = None
         self._attacher: threading.Thread | None = None
-        self._to_child_w = -1
-        self._from_child_r = -1
+        self._fds: dict[str, int] = {}
 
     def fork(self) -> None:
-        first_flags = namespaces.flags_of(self.names - {"cgroup"})
-        to_child_r, self._to_child_w = os.pipe2(os.O_CLOEXEC)
-        self._from_child_r, from_child_w = os.pipe2(os.O_CLOEXEC)
+        """Fork the holder and the parent; start attaching the parent to the cgroups."""
+        fds = self._fds
+        fds["to_holder_r"], fds["to_holder_w"] = os.pipe2(os.O_CLOEXEC)
+        fds["to_init_r"], fds["to_init_w"] = os.pipe2(os.O_CLOEXEC)
+        fds["from_r"], fds["from_w"] = os.pipe2(os.O_CLOEXEC)
         vzctl_pid = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
-        self.setup_pid = os.fork()
-        if self.setup_pid == 0:
-            _setup_process(self.ct, self.run, vzctl_pid, first_flags, "cgroup" in self.names,
-                           to_child_r, self._to_child_w, self._from_child_r, from_child_w)
-        os.close(to_child_r)
-        os.close(from_child_w)
+        self.holder_pid = os.fork()
+        if self.holder_pid == 0:
+            _holder(self.names, vzctl_pid, fds)
+        self.parent_pid = os.fork()
+        if self.parent_pid == 0:
+            _parent(self.ct, self.run, self.names, vzctl_pid, self.holder_pid, fds)
+        for end in ("to_holder_r", "to_init_r", "from_w"):
+            os.close(fds.pop(end))
         self._attacher = threading.Thread(target=self._attach, name="vz-cgroup-attach")
         self._attacher.start()
 
     def _attach(self) -> None:
         try:
-            self.attach(self.setup_pid)
+            self.attach(self.parent_pid)
         except BaseException as exc:
             self._attach_error = exc
 
@@ -157,48 +171,54 @@ class InitSpawner:
         if self._attach_error is not None:
             raise self._attach_error
 
+    def _receive(self, step: str, *kinds: bytes) -> tuple[bytes, bytes]:
+        message = _receive(self._fds["from_r"])
+        if message is None or message[0] not in kinds:
+            raise _unexpected(message, step)
+        return message
+
     def finish(self, record_init: Callable[[ProcessId], None]) -> ProcessId:
         """Host setup, init's fork and exec; ``record_init`` writes init's identity to the
         state file before init may run."""
         ct, run = self.ct, self.run
-        message = _receive(self._from_child_r)
-        if message is None or message[0] != b"U":
-            raise _unexpected(message, "unsharing namespaces")
+        self._receive("unsharing namespaces", b"U")
         self._join_attacher()
         checkpoint("start:attached")
-        run.plugins.run_each("vz_setup_host", ct=ct, run=run, pid=self.setup_pid)
+        run.plugins.run_each("vz_setup_host", ct=ct, run=run, pid=self.holder_pid)
         checkpoint("start:host-setup-done")
-        os.write(self._to_child_w, b"R")
-        message = _receive(self._from_child_r)
-        if message is None or message[0] != b"P":
-            raise _unexpected(message, "forking init")
-        (init_pid,) = struct.unpack("=I", message[1])
-        os.waitpid(self.setup_pid, 0)
-        self.setup_pid = 0
+        os.write(self._fds["to_init_w"], b"R")
+        init_pid, joined = 0, False
+        while not (init_pid and joined):
+            kind, payload = self._receive("forking init", b"P", b"J")
+            if kind == b"P":
+                (init_pid,) = struct.unpack("=I", payload)
+            else:
+                joined = True
+        _reap(self.parent_pid)
+        self.parent_pid = 0
+        os.close(self._fds.pop("to_holder_w"))  # init holds the namespaces now
+        _reap(self.holder_pid)
+        self.holder_pid = 0
         init = ProcessId.of(init_pid)
         if init is None:
             raise VzError(f"CT {ct.ctid}: init process {init_pid} vanished before it was set up")
         record_init(init)
-        os.write(self._to_child_w, b"G")
+        os.write(self._fds["to_init_w"], b"G")
         checkpoint("start:released")
-        self._close()
-        if init_failure := _receive_final(self._from_child_r):
+        os.close(self._fds.pop("to_init_w"))
+        if init_failure := _receive_final(self._fds["from_r"]):
             raise init_failure
         if not init.is_alive():
             raise BadTemplate(f"CT {ct.ctid}: {INIT_PATH} exited right after it started; "
                               "check the CT's init configuration")
         return init
 
-    def _close(self) -> None:
-        if self._to_child_w >= 0:
-            os.close(self._to_child_w)
-            self._to_child_w = -1
-
     def abort(self) -> None:
-        """Kill the setup process (init, if forked, dies with the CT's cgroups)."""
-        if self.setup_pid:
-            _kill_and_reap(self.setup_pid)
-            self.setup_pid = 0
+        """Kill the holder and the parent (init, if forked, dies with the CT's cgroups)."""
+        for pid in (self.holder_pid, self.parent_pid):
+            if pid:
+                _kill_and_reap(pid)
+        self.holder_pid = self.parent_pid = 0
         try:
             self._join_attacher()
         except BaseException:
@@ -206,10 +226,16 @@ class InitSpawner:
         self.close()
 
     def close(self) -> None:
-        self._close()
-        if self._from_child_r >= 0:
-            os.close(self._from_child_r)
-            self._from_child_r = -1
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _receive_final(fd: int) -> VzError | None:
@@ -234,40 +260,64 @@ def _kill_and_reap(pid: int) -> None:
         pass
 
 
-def _setup_process(ct: Container, run: Run, vzctl_pid: int, flags: int, cgroup_ns: bool,
-                   to_child_r: int, to_child_w: int, from_child_r: int,
-                   from_child_w: int) -> NoReturn:
-    """The setup process; never returns."""
+def _die_with(vzctl_pid: int) -> None:
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != vzctl_pid:  # vzctl died before the prctl
+        os._exit(1)
+
+
+def _keep_only(fds: dict[str, int], *keep: str) -> None:
+    """In a child: close the pipe ends it does not use (held ends would hide end-of-file)."""
+    for name in [n for n in fds if n not in keep]:
+        os.close(fds.pop(name))
+
+
+def _holder(names: set[str], vzctl_pid: int, fds: dict[str, int]) -> NoReturn:
+    """Unshare the namespaces the CT's root must own; keep them until init joined."""
     try:
-        os.close(to_child_w)
-        os.close(from_child_r)
+        _keep_only(fds, "to_holder_r", "from_w")
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != vzctl_pid:
-            os._exit(1)
-        if flags:
-            libc.unshare(flags)
-        _send(from_child_w, b"U")
-        if os.read(to_child_r, 1) != b"R":
-            os._exit(1)
-        if cgroup_ns:
-            namespaces.unshare(["cgroup"])
-        init_pid = os.fork()
-        if init_pid == 0:
-            _init_process(ct, run, to_child_r, from_child_w)
-        _send(from_child_w, b"P", struct.pack("=I", init_pid))
+        _die_with(vzctl_pid)
+        libc.unshare(namespaces.flags_of(names & set(HOLDER_NAMESPACES)))
+        _send(fds["from_w"], b"U")
+        while os.read(fds["to_holder_r"], 1):
+            pass
         os._exit(0)
     except BaseException as exc:
-        _report(from_child_w, exc)
+        _report(fds["from_w"], exc)
 
 
-def _init_process(ct: Container, run: Run, to_child_r: int, from_child_w: int) -> NoReturn:
+def _parent(ct: Container, run: Run, names: set[str], vzctl_pid: int, holder_pid: int,
+            fds: dict[str, int]) -> NoReturn:
+    """As the host's root: a new mount and PID namespace; fork init once released."""
+    try:
+        _keep_only(fds, "to_init_r", "from_w")
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _die_with(vzctl_pid)
+        libc.unshare(namespaces.flags_of(names & set(PARENT_NAMESPACES)))
+        if os.read(fds["to_init_r"], 1) != b"R":
+            os._exit(1)
+        init_pid = os.fork()
+        if init_pid == 0:
+            _init(ct, run, names, holder_pid, fds)
+        _send(fds["from_w"], b"P", struct.pack("=I", init_pid))
+        os._exit(0)
+    except BaseException as exc:
+        _report(fds["from_w"], exc)
+
+
+def _init(ct: Container, run: Run, names: set[str], holder_pid: int,
+          fds: dict[str, int]) -> NoReturn:
     """The CT's init before it execs; never returns."""
     plugins = run.plugins
     try:
         libc.prctl(PR_SET_PDEATHSIG, 0)
         os.setsid()  # no controlling terminal of the host's
-        if os.read(to_child_r, 1) != b"G":
+        held = [n for n in ("net", "uts", "ipc") if n in names]
+        namespaces.enter(namespaces.open_namespaces(holder_pid, held))
+        user = namespaces.open_namespaces(holder_pid, ["user"]) if "user" in names else []
+        _send(fds["from_w"], b"J")
+        if os.read(fds["to_init_r"], 1) != b"G":
             os._exit(1)
         run.state.writable = False
         run.root = str(ct.root)
@@ -275,10 +325,15 @@ def _init_process(ct: Container, run: Run, to_child_r: int, from_child_w: int) -
         if not plugins.first_result("vz_switch_root", ct=ct, run=run):
             raise VzError(f"CT {ct.ctid}: no plugin switched the root (vz_switch_root); "
                           "is the isolation plugin active?")
+        if user:
+            namespaces.enter(user)
+            namespaces.unshare(["mnt"])  # a copy owned by the CT's user namespace: locked
+        if "cgroup" in names:
+            namespaces.unshare(["cgroup"])
         plugins.run_each("vz_finalize_child", ct=ct, run=run)
         exec_init()
     except BaseException as exc:
-        _report(from_child_w, exc)
+        _report(fds["from_w"], exc)
 
 
 def exec_init() -> NoReturn:

@@ -20,9 +20,11 @@ FLAGS = {
 }
 """Namespace name (as in ``/proc/PID/ns/NAME``) -> ``CLONE_NEW*`` flag."""
 
-JOIN_ORDER = ("user", "cgroup", "ipc", "uts", "net", "pid", "time", "mnt")
-"""The order a joining process enters a CT's namespaces: user first (it grants the
-capabilities for the rest), mount last (it changes the root the others are looked up in)."""
+JOIN_ORDER = ("pid", "time", "cgroup", "ipc", "uts", "net", "user", "mnt")
+"""The order a joining process enters a CT's namespaces: first those the host's root may
+enter (a CT's PID namespace belongs to the host's user namespace, so it must be joined
+before leaving that), then the CT's user namespace, then its mount namespace, which
+belongs to the CT's user namespace."""
 
 
 def flags_of(names: Iterable[str]) -> int:

@@ -7,10 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from vzcore_isolation import capabilities, plugin
 
 from vzcore.idmap import IdMap
 from vzcore.linux import mounts, namespaces
+from vzcore_isolation import capabilities, plugin
 
 pytestmark = pytest.mark.root
 

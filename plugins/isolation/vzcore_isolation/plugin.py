@@ -70,7 +70,7 @@ def _become_ct_root(ct: Container) -> None:
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
-    rootfs.build(run.root, lambda: _become_ct_root(ct))
+    rootfs.build(run.root, ct.root_owner)
 
 
 @hookimpl
@@ -81,6 +81,7 @@ def vz_switch_root(ct: Container, run: Run) -> bool:
 
 @hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
+    _become_ct_root(ct)
     libc.sethostname(ct.hostname or DEFAULT_HOSTNAME)
     caps.limit_to(capabilities.kept(ct.get("CAPABILITY")))
 

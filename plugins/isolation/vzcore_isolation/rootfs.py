@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
 
 from vzcore.errors import KernelError
 from vzcore.linux import mounts, safefs
@@ -19,6 +18,9 @@ NOSUID, NODEV, NOEXEC, RDONLY = mounts.MS_NOSUID, mounts.MS_NODEV, mounts.MS_NOE
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 """Character devices every CT gets, bind-mounted from the host's (works with user
 namespaces, where mknod is not allowed)."""
+
+TTY_GID = 5
+"""The ``tty`` group inside the CT (Debian's), which owns its pseudo-terminals."""
 
 DEV_LINKS = {
     "fd": "/proc/self/fd",
@@ -43,22 +45,22 @@ writable)."""
 WRITABLE_AGAIN = ("proc/sys/net",)
 
 
-def build(root: str, become_ct_root: Callable[[], None]) -> None:
+def build(root: str, owner: tuple[int, int]) -> None:
     """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path) and
     leave the working directory there, for :func:`vzcore.linux.mounts.pivot_to_cwd`.
 
-    The host path is walked as the host's root (the CT's root may not traverse it); then
-    ``become_ct_root`` switches to the CT's root, so that what is created in the CT's own
-    file systems (/dev) belongs to it, and the rest goes through a descriptor of the root.
+    This runs as the host's root, in the CT's new mount namespace (owned by the host's
+    user namespace: a CT in a user namespace enters it only after the root switch, which
+    locks all of these mounts).  ``owner`` is the host (uid, gid) of the CT's root: it
+    owns the file systems made here for the CT (/dev, /dev/shm).
     """
     mounts.make_private("/")
     mounts.bind(root, root)
     root_fd = safefs.open_root(root)
     try:
-        become_ct_root()
         safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
         safefs.mount_at(root_fd, "sys", "sysfs", "sysfs", NOSUID | NODEV | NOEXEC | RDONLY)
-        _build_dev(root_fd)
+        _build_dev(root_fd, owner)
         _mask(root_fd)
         _read_only(root_fd)
         os.fchdir(root_fd)
@@ -66,10 +68,10 @@ def build(root: str, become_ct_root: Callable[[], None]) -> None:
         os.close(root_fd)
 
 
-def _build_dev(root_fd: int) -> None:
-    # uid/gid are read in the CT's user namespace: 0 is the CT's root in either profile
+def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
+    uid, gid = owner
     safefs.mount_at(root_fd, "dev", "tmpfs", "tmpfs", NOSUID | mounts.MS_STRICTATIME,
-                    "mode=755,size=65536k,uid=0,gid=0")
+                    f"mode=755,size=65536k,uid={uid},gid={gid}")
     for name in (*DEV_NODES, "console"):
         # /dev/console: a CT has no console of the host's; it writes to /dev/null.
         source = "/dev/null" if name == "console" else f"/dev/{name}"
@@ -77,9 +79,11 @@ def _build_dev(root_fd: int) -> None:
     with safefs.opened(root_fd, "dev", os.O_PATH | os.O_DIRECTORY) as dev_fd:
         for name, target in DEV_LINKS.items():
             os.symlink(target, name, dir_fd=dev_fd)
+            os.chown(name, uid, gid, dir_fd=dev_fd, follow_symlinks=False)
     safefs.mount_at(root_fd, "dev/pts", "devpts", "devpts", NOSUID | NOEXEC,
-                    "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV, "mode=1777,uid=0,gid=0")
+                    f"newinstance,ptmxmode=0666,mode=0620,gid={gid + TTY_GID}")
+    safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV,
+                    f"mode=1777,uid={uid},gid={gid}")
     safefs.mount_at(root_fd, "dev/mqueue", "mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
 
 

@@ -1,4 +1,9 @@
-"""Hook implementations of the seccomp plugin: the filter on init and every joined process."""
+"""Hook implementations of the seccomp plugin: the filter on init and every joined process.
+
+The filter modules are imported here, at load time: ``vz_finalize_child`` runs after the
+CT's root switch, when the host's files (Python modules not yet imported) are out of
+reach.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from vzcore import hookimpl
+from vzcore.linux import caps, seccomp
 from vzcore.plugin import PluginInfo
+from vzcore_seccomp import policy
 
 if TYPE_CHECKING:
     from vzcore.container import Container
@@ -36,9 +43,6 @@ def _apply(ct: Container) -> None:
     """Install the CT's filter in the calling process (the last step before exec)."""
     if (ct.get("SECCOMP") or "default") == "off":
         return
-    from vzcore.linux import caps, seccomp
-    from vzcore_seccomp import policy
-
     if not caps.in_effective_set(CAP_SYS_ADMIN):
         caps.set_no_new_privs()  # what the kernel asks of a process without CAP_SYS_ADMIN
     seccomp.install(seccomp.deny_filter(policy.denied()))

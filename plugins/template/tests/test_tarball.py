@@ -10,9 +10,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from vzcore_template import tarball
 
 from vzcore.errors import BadTemplate, TemplateNotFound
+from vzcore_template import tarball
 
 pytestmark = pytest.mark.root  # chown to arbitrary owners and mknod need root
 
