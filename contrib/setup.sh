@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-}
 
 packages="python3 python3-venv busybox-static iproute2 util-linux procps
-          e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod"
+          e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod gcc libc6-dev"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -17,6 +17,7 @@ from vzcore.errors import (
     TemplateNotSet,
     VzError,
 )
+from vzcore.faults import checkpoint
 from vzcore.lifecycle.mount import check_layout, is_mounted
 from vzcore.lifecycle.teardown import teardown
 from vzcore.lock import CtLock
@@ -65,9 +66,11 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
                 raise PrivateAreaExists(f"CT {ct.ctid} was created by another vzctl meanwhile")
             _choose_id_range(engine, ct)
             ct.config.save()
+        checkpoint("create:config-written")
         engine.say(f"Creating CT {ct.ctid} from template {ct.get('OSTEMPLATE')} ...")
         try:
             plugins.run_each("vz_create", ct=ct)
+            checkpoint("create:populated")
             plugins.run_each("vz_quota_init", ct=ct)
         except BaseException:
             errors: list[BaseException] = []
@@ -134,8 +137,10 @@ def destroy(engine: Engine, ct: Container) -> None:
             raise AlreadyMounted(f"CT {ct.ctid} is mounted; unmount it first with "
                                  f"'vzctl umount {ct.ctid}'")
         engine.say(f"Destroying CT {ct.ctid} ...")
+        checkpoint("destroy:locked")
         errors: list[BaseException] = []
         engine.plugins.run_each("vz_destroy", reverse=True, on_error=errors.append, ct=ct)
+        checkpoint("destroy:private-removed")
         if errors:
             raise CleanupError(f"CT {ct.ctid}: destroy incomplete; run it again", errors)
         try:

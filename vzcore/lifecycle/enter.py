@@ -24,6 +24,7 @@ from typing import NoReturn
 from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import CommandFailed, NotRunning, VzError
+from vzcore.faults import checkpoint
 from vzcore.lifecycle.execenv import prepare_exec
 from vzcore.linux import libc, namespaces
 from vzcore.runtime import Run
@@ -67,6 +68,7 @@ def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
             try:
                 os.chdir("/")
                 run.plugins.run_each("vz_enter", ct=ct, run=run)
+                checkpoint("enter:joined")
                 payload()
             except BaseException as exc:
                 print(f"vzctl: CT {ct.ctid}: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from vzcore.container import Container
 from vzcore.engine import Engine
+from vzcore.faults import checkpoint
 from vzcore.runtime import Run
 
 
@@ -23,9 +24,12 @@ def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]]
     with engine.lock(ct, "set"):
         state = engine.state(ct)
         running = state is not None and state.is_running
+        checkpoint("set:locked")
         if running:
             assert state is not None
-            engine.plugins.run_each("vz_apply", ct=ct, changes=changes, run=Run(ct, state, engine.plugins))
+            engine.plugins.run_each("vz_apply", ct=ct, changes=changes,
+                                    run=Run(ct, state, engine.plugins))
+            checkpoint("set:applied")
             restart_needed = sorted(
                 f"--{p.name}" for p in registry.unique_parameters()
                 if p.key in changes and not p.live and p.name in given
@@ -42,4 +46,5 @@ def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]]
         if save:
             ct.config.update(changes.new_values())
             ct.config.save()
+            checkpoint("set:saved")
             engine.say(f"Saved parameters for CT {ct.ctid}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, PluginError, StopError, VzError
+from vzcore.faults import checkpoint
 from vzcore.lifecycle.mount import is_mounted, umount_ct
 from vzcore.lifecycle.teardown import teardown
 from vzcore.linux.procfs import wait_exit
@@ -38,8 +39,10 @@ def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool
             engine.say(f"CT {ct.ctid} is not running; cleaning up what its last run left")
         else:
             engine.say(f"Stopping CT {ct.ctid} ...")
+            checkpoint("stop:locked")
             if not fast:
                 _shut_down(engine, ct, Run(ct, state, engine.plugins), timeout)
+                checkpoint("stop:shut-down")
         try:
             teardown(engine, ct, state, umount=not skip_umount, what="stop")
         except VzError as exc:

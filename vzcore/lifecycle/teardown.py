@@ -44,6 +44,7 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
             umount_ct(engine, ct)
         except VzError as exc:
             errors.append(exc)
+        checkpoint("teardown:unmounted")
     if errors:
         raise CleanupError(f"CT {ct.ctid}: {what} incomplete", errors)
     state.remove()

@@ -187,9 +187,13 @@ def remount_at(root_fd: int, path: str, flags: int, *, clear: int = 0) -> None:
 def remove_tree(path: str | os.PathLike[str]) -> None:
     """``rm -rf path`` without following links and without entering other file systems.
 
-    A directory on another device (a mount point, or a file system a CT mounted) is not
-    descended into: removal stops with an error naming it, and nothing outside is touched.
+    Nothing is removed while anything is mounted below ``path`` (a bind mount of a host
+    directory has the same device number, so the device check alone would miss it), and a
+    directory on another device is never descended into: the error names it.
     """
+    busy = mounts.mounts_below(path)
+    if busy:
+        raise KernelError("remove (another file system is mounted at)", ", ".join(busy), errno.EBUSY)
     try:
         top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:

@@ -87,5 +87,7 @@ FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
     "busybox": (static_busybox, "needs a static busybox (apt-get install busybox-static)"),
     "openat2": (openat2, "needs the openat2 system call (Linux 5.6+)"),
     "userns": (user_namespaces, "needs user namespaces (user.max_user_namespaces > 0)"),
+    "sysrq": (lambda: os.path.exists("/proc/sysrq-trigger"),
+              "needs a kernel with magic SysRq (/proc/sysrq-trigger, CONFIG_MAGIC_SYSRQ)"),
 }
 """Feature name -> (probe, what is missing); the markers of :mod:`.pytest_plugin` use it."""
