@@ -199,3 +199,22 @@ def test_enter_gives_a_root_shell_on_a_pty_of_the_ct(vz_env: VzEnv, busybox_ct: 
     text = output.decode(errors="replace")
     assert "tty=/dev/pts/0 pid1=init uid=0" in text, text
     assert proc.returncode == 3
+
+
+def test_each_ct_gets_an_id_range_of_its_own(vz_env: VzEnv, vzctl: Vzctl) -> None:
+    ranges = {}
+    for ctid in (101, 102):
+        vzctl("create", ctid, "--ostemplate", "busybox")
+        conf = vz_env.conf(ctid).read_text()
+        ranges[ctid] = int(conf.split('LOCAL_UID="')[1].split('"')[0])
+        owner = vz_env.private(ctid).joinpath("bin/busybox").stat()
+        assert (owner.st_uid, owner.st_gid) == (ranges[ctid], ranges[ctid])
+    assert ranges[101] >= 100000 and abs(ranges[101] - ranges[102]) >= 65536
+    vzctl("create", 103, "--ostemplate", "busybox", "--local_uid", "0", "--local_gid", "0")
+    assert vz_env.private(103).joinpath("bin/busybox").stat().st_uid == 0
+    refused = vzctl("set", 101, "--local_uid", "5000000", check=False)
+    assert refused.returncode == 21 and "only be given to create" in refused.stderr
+    vzctl("start", 101)
+    init = json.loads(vz_env.state(101).read_text())["init"]["pid"]
+    assert f"Uid:\t{ranges[101]}" in Path(f"/proc/{init}/status").read_text()
+    assert vzctl("exec", 101, "id -u").stdout.strip() == "0"

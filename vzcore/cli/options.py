@@ -21,14 +21,19 @@ def _remember(param: Parameter) -> Any:
     return callback
 
 
-def option_for(param: Parameter) -> click.Option:
-    """The click option of a declared parameter (always ``multiple`` so repeats are seen)."""
+def option_for(param: Parameter, hidden: bool) -> click.Option:
+    """The click option of a declared parameter (always ``multiple`` so repeats are seen).
+
+    ``hidden`` options are parsed but not shown in ``--help``: the verb refuses them with
+    a message that says which verb takes them (better than "no such option").
+    """
     help_text = param.help + ("" if param.live else " [restart needed on a running CT]")
     return click.Option(
         [*param.options, "p_" + param.name.replace("-", "_")],
         multiple=True,
         metavar=param.type.metavar,
         help=help_text,
+        hidden=hidden,
         expose_value=False,
         callback=_remember(param),
     )
@@ -47,11 +52,11 @@ class ParameterCommand(click.Command):
         session = ctx.find_object(Session)
         if session is None:
             return params
-        declared = [p for p in session.engine.registry.unique_parameters()
-                    if (p.on_create if self.for_create else p.on_set)]
+        declared = [option_for(p, hidden=not (p.on_create if self.for_create else p.on_set))
+                    for p in session.engine.registry.unique_parameters()]
         help_option = params[-1:] if params and params[-1].name == "help" else []
         base = params[:-1] if help_option else params
-        return [*base, *(option_for(p) for p in declared), *help_option]
+        return [*base, *declared, *help_option]
 
 
 def given_options(ctx: click.Context) -> dict[str, list[str]]:
