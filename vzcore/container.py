@@ -104,6 +104,3 @@ class Container:
     @property
     def hostname(self) -> str | None:
         return self.get("HOSTNAME")
-
-    def reload(self) -> None:
-        self.config = ConfigFile.load(self.config.path, missing_ok=True)

@@ -43,10 +43,6 @@ class ConfigError(VzError):
     exit_code = 85  # VZ_INVALID_CONFIG
 
 
-class GlobalConfigMissing(ConfigError):
-    exit_code = 10  # VZ_NOCONFIG
-
-
 class CtConfigMissing(VzError):
     """The CT has no CTID.conf: it does not exist."""
 
@@ -127,10 +123,6 @@ class CommandFailed(VzError):
     """``vzctl exec``: the command inside the CT exited non-zero."""
 
     exit_code = 8  # VZ_COMMAND_EXECUTION_ERROR
-
-
-class ResourceError(VzError):
-    exit_code = 6  # VZ_RESOURCE_ERROR
 
 
 class KernelError(VzError):

@@ -11,7 +11,7 @@ from vzcore.engine import Engine
 from vzcore.errors import (
     AlreadyMounted,
     AlreadyRunning,
-    CleanupError,
+    DestroyError,
     InvalidValue,
     PrivateAreaExists,
     TemplateNotSet,
@@ -142,7 +142,8 @@ def destroy(engine: Engine, ct: Container) -> None:
         engine.plugins.run_each("vz_destroy", reverse=True, on_error=errors.append, ct=ct)
         checkpoint("destroy:private-removed")
         if errors:
-            raise CleanupError(f"CT {ct.ctid}: destroy incomplete; run it again", errors)
+            raise DestroyError(f"CT {ct.ctid}: destroy incomplete ({'; '.join(map(str, errors))}); "
+                               "fix the cause and run it again")
         try:
             ct.root.rmdir()
         except FileNotFoundError:

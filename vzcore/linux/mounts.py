@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import attrs
 
@@ -130,13 +129,3 @@ def mounts_below(path: str | os.PathLike[str]) -> list[str]:
     base = os.path.realpath(path).rstrip("/") + "/"
     found = {e.mount_point for e in mountinfo() if (e.mount_point + "/").startswith(base)}
     return sorted(found, key=lambda p: p.count("/"), reverse=True)
-
-
-def umount_tree(path: str | os.PathLike[str]) -> None:
-    """Unmount everything at or below ``path``."""
-    for mount_point in mounts_below(path):
-        umount(mount_point, detach=False)
-
-
-def ensure_dir(path: Path, mode: int = 0o755) -> None:
-    path.mkdir(mode=mode, parents=True, exist_ok=True)

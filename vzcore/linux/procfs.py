@@ -43,11 +43,6 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
-def parent_of(pid: int) -> int | None:
-    stat = _stat_fields(pid)
-    return int(stat[1]) if stat else None
-
-
 def wait_exit(process: ProcessId, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for ``process`` to exit; True once it has.
 

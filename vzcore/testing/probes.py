@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from functools import cache
 
@@ -72,10 +71,6 @@ def user_namespaces() -> bool:
             return int(f.read()) > 0
     except OSError:
         return False
-
-
-def tool(name: str) -> bool:
-    return shutil.which(name) is not None
 
 
 FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
