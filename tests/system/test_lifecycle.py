@@ -66,6 +66,7 @@ def test_exec_variants_and_exit_codes(vzctl: Vzctl, busybox_ct: int) -> None:
     assert piped == "one\ntw0\n"
     assert vzctl("exec3", busybox_ct, "/bin/echo", "$HOME", "x y").stdout == "$HOME x y\n"
     assert vzctl("exec", busybox_ct, "cat", input="from stdin\n").stdout == "from stdin\n"
+    assert vzctl("exec", busybox_ct, "-", input="echo script; hostname\n").stdout == "script\nct101\n"
     assert vzctl("exec3", busybox_ct, "/no/such/program", check=False).returncode == 127
 
 

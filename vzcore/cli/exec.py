@@ -21,7 +21,8 @@ def _run(session: Session, ctid: str, command: tuple[str, ...], mode: str) -> in
 def exec_(session: Session, ctid: str, command: tuple[str, ...]) -> int:
     """Run COMMAND (its words joined with spaces) with /bin/sh -c inside CT CTID.
 
-    Exits 8 when the command fails.  Example: vzctl exec 101 'ps ax | grep init'
+    Exits 8 when the command fails.  Example: vzctl exec 101 'ps ax | grep init'.
+    With COMMAND '-', the shell reads the commands from stdin.
     """
     return _run(session, ctid, command, "exec")
 

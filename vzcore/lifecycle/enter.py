@@ -110,10 +110,16 @@ def run_in_ct(run: Run, argv: Sequence[str]) -> int:
 
 def exec_command(engine: Engine, ct: Container, args: Sequence[str], *, mode: str) -> int:
     """``vzctl exec`` (``mode="exec"``: the joined words through ``/bin/sh -c``, exit 8 when
-    the command fails), ``exec2`` (the same, the command's own status) and ``exec3``
-    (argv as given, no shell).  Returns vzctl's exit code."""
+    the command fails; ``-`` alone reads the commands from stdin), ``exec2`` (the same,
+    the command's own status) and ``exec3`` (argv as given, no shell).  Returns vzctl's
+    exit code."""
     run = running(engine, ct)
-    argv = list(args) if mode == "exec3" else ["/bin/sh", "-c", " ".join(args)]
+    if mode == "exec3":
+        argv = list(args)
+    elif list(args) == ["-"]:
+        argv = ["/bin/sh"]
+    else:
+        argv = ["/bin/sh", "-c", " ".join(args)]
     stdio = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
     sys.stdout.flush()
     sys.stderr.flush()
