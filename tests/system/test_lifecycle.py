@@ -23,36 +23,12 @@ def host_pids_of(vz_env: VzEnv) -> set[int]:
     return pids
 
 
-def test_a_started_ct_is_its_own_system(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+def test_a_started_ct_runs_its_template(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    """Isolation itself is the isolation contract's (plugins/isolation/tests/test_contract.py)."""
     vzctl("start", busybox_ct)
     assert vzctl("status", busybox_ct).stdout.strip() == "CTID 101 exist mounted running"
-
-    ps = vzctl("exec", busybox_ct, "ps -o pid,comm").stdout.split("\n")[1:]
-    processes = dict(line.split(None, 1) for line in ps if line.strip())
-    assert processes["1"] == "init", "the CT's init is PID 1 of its own PID namespace"
-    assert set(processes.values()) <= {"init", "sh", "ps"}, f"only the CT's processes: {processes}"
-
-    assert vzctl("exec", busybox_ct, "hostname").stdout.strip() == "ct101"
-
-    inside = vzctl("exec", busybox_ct, "cat /proc/self/mountinfo").stdout
-    ct_mount_points = {line.split()[4] for line in inside.splitlines()}
-    assert not any(str(vz_env.root) in p for p in ct_mount_points)
-    host_only = {e.mount_point for e in mounts.mountinfo()} - {"/", "/proc", "/sys", "/dev"}
-    assert not {p for p in host_only if not p.startswith(("/proc/", "/sys/", "/dev/"))} & ct_mount_points
-
-    os_release = vzctl("exec", busybox_ct, "cat /etc/os-release").stdout
-    assert "busybox" in os_release
-
-
-def test_ipc_objects_of_the_host_are_not_visible(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
-    made = subprocess.run(["ipcmk", "-M", "4096"], capture_output=True, text=True, check=True)
-    shmid = made.stdout.split()[-1]
-    try:
-        vzctl("start", busybox_ct)
-        inside = vzctl("exec", busybox_ct, "cat /proc/sysvipc/shm").stdout
-        assert shmid not in inside.split()
-    finally:
-        subprocess.run(["ipcrm", "-m", shmid], check=True)
+    assert "busybox" in vzctl("exec", busybox_ct, "cat /etc/os-release").stdout
+    assert (vz_env.ct_root(101) / "bin/busybox").exists()
 
 
 def test_exec_variants_and_exit_codes(vzctl: Vzctl, busybox_ct: int) -> None:
