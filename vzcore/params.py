@@ -41,6 +41,9 @@ class Parameter:
     :ivar aliases: other long option names (``ip`` for ``ipadd``).
     :ivar short: a one-letter option (``p`` for ``numproc``), as vzctl has them.
     :ivar on_create: whether ``vzctl create`` accepts it too.
+    :ivar host_key: the ``vz.conf`` key that holds the host's own value when the option is
+        given to CT 0, the host (``vzctl set 0 --cpuunits N`` writes ``VE0CPUUNITS``, as in
+        OpenVZ); ``None``: the option is for CTs only.
     """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(NAME_PATTERN))
@@ -53,6 +56,9 @@ class Parameter:
     aliases: tuple[str, ...] = ()
     short: str | None = None
     on_create: bool = False
+    host_key: str | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.matches_re(r"[A-Z][A-Z0-9_]*")))
 
     @property
     def options(self) -> list[str]:

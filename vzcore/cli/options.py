@@ -24,6 +24,8 @@ def _remember(param: Parameter) -> Any:
 def option_for(param: Parameter) -> click.Option:
     """The click option of a declared parameter (always ``multiple`` so repeats are seen)."""
     help_text = param.help + ("" if param.live else " [restart needed on a running CT]")
+    if param.host_key:
+        help_text += f" [CT 0: the host's own value, saved as {param.host_key} in vz.conf]"
     return click.Option(
         [*param.options, "p_" + param.name.replace("-", "_")],
         multiple=True,
