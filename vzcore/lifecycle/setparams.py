@@ -26,16 +26,22 @@ def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]]
     registry = engine.registry
     current = {key: ct.get(key) for key in registry.owners}
     changes, _parsed = registry.plan_changes(ct.ctid, current, given, verb="set")
-    engine.plugins.run_each("vz_validate", ct=ct, changes=changes, verb="set")
-    if not changes:
-        engine.say(f"CT {ct.ctid}: nothing to change")
-        return
+    # A running CT gets every given key, also one whose text equals the config: its live
+    # value may differ (an earlier set without --save), and setting it must take effect.
+    given_keys = {registry.parameters[option].key for option in given}
+    live_changes = ChangeSet({**changes, **{key: Change(key, current.get(key), current.get(key))
+                                            for key in given_keys if key not in changes}})
+    engine.plugins.run_each("vz_validate", ct=ct, changes=live_changes, verb="set")
     with engine.lock(ct, "set"):
         state = engine.state(ct)
         running = state is not None and state.is_running
+        if not running and not changes:
+            engine.say(f"CT {ct.ctid}: nothing to change")
+            return
         if running:
             assert state is not None
-            engine.plugins.run_each("vz_apply", ct=ct, changes=changes, run=Run(ct, state, engine.plugins))
+            engine.plugins.run_each("vz_apply", ct=ct, changes=live_changes,
+                                    run=Run(ct, state, engine.plugins))
             restart_needed = sorted(
                 f"--{p.name}" for p in registry.unique_parameters()
                 if p.key in changes and not p.live and p.name in given
