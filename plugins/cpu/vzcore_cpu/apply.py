@@ -59,14 +59,16 @@ def _apply_cpuset(ctid: int, cgroups: CgroupSet, settings: CpuSettings) -> froze
                       f"not available to the CTs (their parent group has "
                       f"{mapping.format_cpulist(available)})")
     if chosen is not None:
-        value = mapping.format_cpulist(chosen)
+        value: str | None = mapping.format_cpulist(chosen)
     elif version == 1:
         value = _read(parent / "cpuset.cpus").strip()  # v1 has no "inherit": copy the parent's
+    elif not cgroups.read("cpuset", "cpuset.cpus"):
+        value = None  # v2, never restricted: empty means "the parent's CPUs", as wanted
     else:
-        # v2: an empty list means "the parent's CPUs" and follows the parent's changes; it
-        # is written as a newline, since the kernel never sees a write of zero bytes.
-        value = "\n"
-    cgroups.write("cpuset", "cpuset.cpus", value)
+        # A populated v2 cpuset cannot go back to empty (ENOSPC): copy the parent's CPUs.
+        value = mapping.format_cpulist(available)
+    if value is not None:
+        cgroups.write("cpuset", "cpuset.cpus", value)
     effective = mapping.parse_cpulist(cgroups.read("cpuset", _effective_file(version)))
     return effective or available
 
