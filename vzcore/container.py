@@ -15,6 +15,8 @@ from vzcore.paths import DEFAULTS, Paths, expand_veid
 MAX_CTID = 2147483644
 FIRST_USER_CTID = 101
 """OpenVZ reserves IDs up to 100 for itself; 0 is the host."""
+HOST_CTID = 0
+"""CT 0 is the host itself: ``vzctl set 0`` changes the host's own settings (VE0CPUUNITS)."""
 
 
 def parse_ctid(text: str) -> int:
@@ -42,6 +44,11 @@ class Container:
     def load(cls, ctid: int, paths: Paths, global_config: ConfigFile) -> Container:
         return cls(ctid, paths, global_config,
                    ConfigFile.load(paths.ct_conf(ctid), missing_ok=True))
+
+    @property
+    def is_host(self) -> bool:
+        """True for CT 0, the host itself (it has no CTID.conf; its keys live in vz.conf)."""
+        return self.ctid == HOST_CTID
 
     @property
     def exists(self) -> bool:

@@ -131,8 +131,10 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     first side effect.  ``start`` passes an empty change set (the whole config is checked).
     **Where**: host, root; must change nothing.
 
-    :param ct: the CT, its config as it is now (before the changes).
-    :param changes: the config keys the verb changes (old and new text).
+    :param ct: the CT, its config as it is now (before the changes).  For ``vzctl set 0``
+        it is the host (``ct.is_host``; no CTID.conf, ``ct.get`` reads vz.conf).
+    :param changes: the config keys the verb changes (old and new text); for the host, the
+        host keys of the given options (``VE0CPUUNITS``, see ``Parameter.host_key``).
     :param verb: ``"create"``, ``"set"`` or ``"start"``.
 
     **Returns**: nothing.
@@ -495,6 +497,11 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     :param ct: the CT, its config as before the change.
     :param changes: the changed keys; ignore the keys you do not own.
     :param run: the running CT's state, or ``None``.
+
+    ``vzctl set 0`` calls it for the host: ``ct.is_host`` is true, ``changes`` holds host
+    keys (``VE0CPUUNITS``; ``old`` is ``None``), ``run`` is ``None``, and the plugin that
+    owns a host key applies it at once (the host always runs); with ``--save`` the engine
+    writes the keys to vz.conf.
 
     **Returns**: nothing.
     **Errors**: raising stops the verb with the plugin's name; keys applied by earlier

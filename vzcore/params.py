@@ -43,6 +43,9 @@ class Parameter:
     :ivar on_create: whether ``vzctl create`` accepts it too.
     :ivar on_set: whether ``vzctl set`` accepts it (False: fixed at create, as the ID range
         or the layout, which the private area depends on).
+    :ivar host_key: the ``vz.conf`` key that holds the host's own value when the option is
+        given to CT 0, the host (``vzctl set 0 --cpuunits N`` writes ``VE0CPUUNITS``, as in
+        OpenVZ); ``None``: the option is for CTs only.
     """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(NAME_PATTERN))
@@ -56,6 +59,9 @@ class Parameter:
     short: str | None = None
     on_create: bool = False
     on_set: bool = True
+    host_key: str | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.matches_re(r"[A-Z][A-Z0-9_]*")))
 
     @property
     def options(self) -> list[str]:

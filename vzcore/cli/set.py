@@ -21,6 +21,7 @@ def set_(ctx: click.Context, session: Session, ctid: str, save: bool) -> None:
     Examples:
       vzctl set 101 --hostname web1 --save
       vzctl set 101 --numproc 400:400 --ram 512M --save
+      vzctl set 0 --cpuunits 2000 --save     (CT 0 is the host itself)
     """
     given = given_options(ctx)
     if not given:

@@ -1,11 +1,18 @@
-"""``vzctl set``: change parameters of a running CT at once and/or save them."""
+"""``vzctl set``: change parameters of a running CT at once and/or save them.
+
+``vzctl set 0`` changes the host's own settings, as in OpenVZ: only options whose
+parameter names a ``host_key`` are accepted; they are applied at once (the host always
+runs) and, with ``--save``, written to ``vz.conf`` under that key (``VE0CPUUNITS``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vzcore.container import Container
+from vzcore.changes import Change, ChangeSet
+from vzcore.container import FIRST_USER_CTID, Container
 from vzcore.engine import Engine
+from vzcore.errors import InvalidValue
 from vzcore.faults import checkpoint
 from vzcore.runtime import Run
 
@@ -13,21 +20,29 @@ from vzcore.runtime import Run
 def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
                    save: bool) -> None:
     """Apply the options in ``given`` (option -> texts); ``save`` also writes the config."""
+    if ct.is_host:
+        set_host_parameters(engine, ct, given, save=save)
+        return
     ct.require_exists()
     registry = engine.registry
     current = {key: ct.get(key) for key in registry.owners}
     changes, _parsed = registry.plan_changes(ct.ctid, current, given, verb="set")
-    engine.plugins.run_each("vz_validate", ct=ct, changes=changes, verb="set")
-    if not changes:
-        engine.say(f"CT {ct.ctid}: nothing to change")
-        return
+    # A running CT gets every given key, also one whose text equals the config: its live
+    # value may differ (an earlier set without --save), and setting it must take effect.
+    given_keys = {registry.parameters[option].key for option in given}
+    live_changes = ChangeSet({**changes, **{key: Change(key, current.get(key), current.get(key))
+                                            for key in given_keys if key not in changes}})
+    engine.plugins.run_each("vz_validate", ct=ct, changes=live_changes, verb="set")
     with engine.lock(ct, "set"):
         state = engine.state(ct)
         running = state is not None and state.is_running
         checkpoint("set:locked")
+        if not running and not changes:
+            engine.say(f"CT {ct.ctid}: nothing to change")
+            return
         if running:
             assert state is not None
-            engine.plugins.run_each("vz_apply", ct=ct, changes=changes,
+            engine.plugins.run_each("vz_apply", ct=ct, changes=live_changes,
                                     run=Run(ct, state, engine.plugins))
             checkpoint("set:applied")
             restart_needed = sorted(
@@ -48,3 +63,31 @@ def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]]
             ct.config.save()
             checkpoint("set:saved")
             engine.say(f"Saved parameters for CT {ct.ctid}")
+
+
+def set_host_parameters(engine: Engine, host: Container, given: Mapping[str, list[str]], *,
+                        save: bool) -> None:
+    """``vzctl set 0``: apply host settings at once; ``save`` also writes them to vz.conf.
+
+    Plugins get the change set keyed by the host keys (``VE0CPUUNITS``) with ``run=None``
+    and ``ct.is_host`` true.  Every given key is passed on, even when vz.conf already has
+    that value, because the live value may differ from it (an earlier set without --save);
+    ``old`` is therefore ``None``.
+    """
+    registry = engine.registry
+    host_keys = {p.key: p.host_key for p in registry.unique_parameters() if p.host_key}
+    refused = sorted(f"--{o}" for o in given if registry.parameters[o].key not in host_keys)
+    if refused:
+        accepted = sorted(f"--{p.name}" for p in registry.unique_parameters() if p.host_key)
+        raise InvalidValue(
+            f"CT 0 is the host: {', '.join(refused)} cannot be set for it; the host takes "
+            f"{', '.join(accepted) or 'no options'} (CTs have IDs from {FIRST_USER_CTID})")
+    parsed, _values = registry.plan_changes(host.ctid, {}, given, verb="set")
+    changes = ChangeSet({host_keys[k]: Change(host_keys[k], None, c.new) for k, c in parsed.items()})
+    engine.plugins.run_each("vz_validate", ct=host, changes=changes, verb="set")
+    with engine.lock(host, "set"):
+        engine.plugins.run_each("vz_apply", ct=host, changes=changes, run=None)
+        if save:
+            engine.global_config.update(changes.new_values())
+            engine.global_config.save()
+            engine.say(f"Saved parameters for the host (CT 0) in {engine.global_config.path}")

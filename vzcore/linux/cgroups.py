@@ -232,6 +232,10 @@ class CgroupSet:
     def exists(self) -> bool:
         return any(d.directory.is_dir() for d in self.dirs)
 
+    def parent(self) -> CgroupSet:
+        """The groups one level up (for a CT: ``CGROUP_PARENT``, shared by every CT)."""
+        return CgroupSet(tuple(attrs.evolve(d, directory=d.directory.parent) for d in self.dirs))
+
     def pids(self) -> set[int]:
         """Every process in any of the CT's groups (or their subgroups)."""
         found: set[int] = set()
