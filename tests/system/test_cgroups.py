@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from vzcore.errors import VzError
 from vzcore.linux import cgroups
 from vzcore.linux.cgroups import CgroupSet
 from vzcore.testing.pytest_plugin import VzEnv
@@ -214,6 +215,27 @@ def test_v2_enables_controllers_down_the_parent_chain(vz_env: VzEnv) -> None:
         for d in group.dirs:
             d.directory.parent.rmdir()  # b, then a: the CT's parents are not the CT's to remove
             d.directory.parent.parent.rmdir()
+
+
+@pytest.mark.cgroup2
+def test_v2_parent_with_processes_of_its_own_is_refused_with_the_fix(vz_env: VzEnv) -> None:
+    parent = CgroupSet.plan(vz_env.cgroup_parent, "busy")
+    parent.create()
+    occupant = spawn_in(parent, ["sleep", "600"])
+    try:
+        child = CgroupSet.plan(f"{vz_env.cgroup_parent}/busy", "ct1")
+        with pytest.raises(VzError, match=r"processes of its own.*CGROUP_PARENT"):
+            child.create()
+        busy = parent.dirs[0].directory
+        assert (busy / "cgroup.subtree_control").read_text().split() == [], "nothing half-enabled"
+        assert (busy / "cgroup.type").read_text().strip() == "domain"
+    finally:
+        parent.kill()
+        occupant.wait()
+    for d in child.dirs:
+        if d.directory.exists():
+            d.directory.rmdir()
+    parent.remove()
 
 
 @pytest.mark.cgroup1

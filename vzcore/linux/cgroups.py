@@ -366,20 +366,51 @@ def _enable_v2_controllers(directory: Path) -> None:
         current = current.parent
     for ancestor in reversed(chain):
         wanted = set(_read(ancestor / "cgroup.controllers").split()) & set(V2_CONTROLLERS)
-        missing = wanted - set(_read(ancestor / "cgroup.subtree_control").split())
-        for controller in sorted(missing):
-            try:
-                _write(ancestor / "cgroup.subtree_control", f"+{controller}")
-            except KernelError as exc:
-                if exc.errno == errno.EBUSY:
-                    raise VzError(
-                        f"cannot enable the {controller} controller below {ancestor}: the group "
-                        "has processes of its own (cgroup v2 forbids that); set an absolute "
-                        "CGROUP_PARENT in vz.conf (for example CGROUP_PARENT=\"/vz\") or run "
-                        "vzctl from a delegated cgroup"
-                    ) from exc
-                if exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
-                    raise
+        missing = sorted(wanted - set(_read(ancestor / "cgroup.subtree_control").split()))
+        if not missing:
+            continue
+        # A group with processes of its own cannot pass domain controllers (memory, io) to
+        # its children; the kernel does let it enable the threaded ones (cpu, pids), and
+        # that quietly turns it into a threaded subtree's root where memory and io are then
+        # refused.  So check first, and ask for everything in one write, which the kernel
+        # applies whole or not at all.
+        if _has_own_processes(ancestor):
+            raise _busy_parent(ancestor, missing)
+        try:
+            _write(ancestor / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+        except KernelError as exc:
+            if exc.errno == errno.EBUSY:
+                raise _busy_parent(ancestor, missing) from exc
+            # One controller the kernel will not enable here (a real-time task in the group
+            # refuses cpu, for one) must not cost the others: enable them one by one,
+            # domain controllers first, and leave the refused ones to whoever needs them.
+            for controller in sorted(missing, key=lambda c: (c in _THREADED, c)):
+                try:
+                    _write(ancestor / "cgroup.subtree_control", f"+{controller}")
+                except KernelError as each:
+                    if each.errno == errno.EBUSY:
+                        raise _busy_parent(ancestor, missing) from each
+                    if each.errno not in (errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
+                        raise
+
+
+_THREADED = frozenset({"cpu", "cpuset", "pids", "perf_event"})
+"""v2 controllers that work in threaded subtrees (the kernel's ``cgrp_dfl_threaded_ss_mask``)."""
+
+
+def _has_own_processes(group: Path) -> bool:
+    """True for a non-root v2 group with processes directly in it (the root has no
+    ``cgroup.type`` and is exempt from the no-internal-process rule)."""
+    if not (group / "cgroup.type").exists():
+        return False
+    return bool(_read(group / "cgroup.procs").split())
+
+
+def _busy_parent(group: Path, controllers: Iterable[str]) -> VzError:
+    return VzError(
+        f"cannot enable the {', '.join(controllers)} controllers below {group}: the group has "
+        "processes of its own (cgroup v2 forbids that); set an absolute CGROUP_PARENT in "
+        "vz.conf (for example CGROUP_PARENT=\"/vz\") or run vzctl from a delegated cgroup")
 
 
 def _rmdir(path: Path, timeout: float, errors: list[str]) -> None:
