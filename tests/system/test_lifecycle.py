@@ -31,6 +31,7 @@ def test_a_started_ct_runs_its_template(vz_env: VzEnv, vzctl: Vzctl, busybox_ct:
     assert (vz_env.ct_root(101) / "bin/busybox").exists()
 
 
+@pytest.mark.vm
 def test_exec_variants_and_exit_codes(vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("start", busybox_ct)
     assert vzctl("exec2", busybox_ct, "exit 7", check=False).returncode == 7
@@ -64,6 +65,7 @@ def test_vzlist_shows_running_cts(vzctl: Vzctl, vzlist: Vzctl, busybox_ct: int) 
     vzctl("destroy", 102)
 
 
+@pytest.mark.vm
 def test_stop_leaves_no_process_mount_or_cgroup(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("start", busybox_ct)
     pids = host_pids_of(vz_env)
@@ -132,6 +134,7 @@ def test_capabilities_are_reduced_and_configurable(vz_env: VzEnv, vzctl: Vzctl,
     assert refused.returncode == 21 and "unknown capability" in refused.stderr
 
 
+@pytest.mark.vm
 def test_kernel_paths_are_masked_or_read_only(vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("start", busybox_ct)
     assert vzctl("exec", busybox_ct, "cat /proc/keys").stdout == ""
@@ -143,6 +146,7 @@ def test_kernel_paths_are_masked_or_read_only(vzctl: Vzctl, busybox_ct: int) -> 
     vzctl("exec", busybox_ct, "echo 1 > /proc/sys/net/ipv4/ip_forward")
 
 
+@pytest.mark.vm
 def test_enter_gives_a_root_shell_on_a_pty_of_the_ct(vz_env: VzEnv, busybox_ct: int,
                                                      vzctl: Vzctl) -> None:
     import pty
