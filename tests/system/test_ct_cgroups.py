@@ -99,3 +99,28 @@ def test_a_ct_lives_and_dies_inside_its_limited_cgroups(vz_env: VzEnv, vzctl: Vz
     vzctl("destroy", busybox_ct)
     assert vzctl("status", busybox_ct).stdout.strip() == "CTID 101 deleted unmounted down"
 
+
+@pytest.mark.cgroup2
+def test_a_ct_root_manages_its_delegated_subtree_and_exec_still_joins(
+        vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    """What systemd does in a CT on a v2 host: mount cgroup2, move init to a leaf, enable
+    controllers for its own children.  The CT's group then takes no process, so vzctl exec
+    must join init's leaf, and stop must remove the CT's own groups below its group."""
+    vzctl("start", busybox_ct)
+    cg = ct_cgroups(vz_env, busybox_ct)
+    (unified,) = cg.dirs
+    vzctl("exec", busybox_ct, "mkdir -p /run/cg && mount -t cgroup2 none /run/cg && "
+                              "mkdir /run/cg/init.scope && echo 1 > /run/cg/init.scope/cgroup.procs")
+    vzctl("exec", busybox_ct, "echo '+pids +memory' > /run/cg/cgroup.subtree_control && "
+                              "mkdir /run/cg/payload && echo 5 > /run/cg/payload/pids.max")
+    assert {"pids", "memory"} <= set((unified.directory / "cgroup.subtree_control").read_text().split())
+    assert (unified.directory / "payload/pids.max").read_text().strip() == "5"
+    assert vzctl("exec", busybox_ct, "cat /proc/self/cgroup").stdout.strip() == "0::/init.scope"
+    # What was delegated is the group's structure, not its limits: those stay the host's.
+    before = (unified.directory / "memory.max").read_text()
+    assert vzctl("exec2", busybox_ct, "echo 12345678 > /run/cg/memory.max", check=False).returncode
+    assert (unified.directory / "memory.max").read_text() == before
+    init = json.loads(vz_env.state(busybox_ct).read_text())["init"]["pid"]
+    assert init in cg.pids()
+    vzctl("stop", busybox_ct)
+    assert not cg.exists(), "stop removes the CT's groups and those it made below them"

@@ -282,10 +282,21 @@ class CgroupSet:
                 except OSError as exc:
                     raise KernelError("chown", str(path), exc.errno or 0) from exc
 
-    def attach(self, pid: int) -> None:
-        """Move ``pid`` into every group."""
+    def attach(self, pid: int, beside: int | None = None) -> None:
+        """Move ``pid`` into every group; with ``beside`` (the CT's init), into the group
+        below them that process is in.
+
+        A CT that manages its own part of a v2 hierarchy (systemd does: it moves init to a
+        leaf and enables controllers for its children) leaves its top group unable to take
+        a process: only leaves can once controllers are enabled below.  Joining init's
+        group works in every case, and puts the joiner where init is.
+        """
+        where = {h.key: h.directory(h.own) for h in _hierarchies_of(beside)} if beside else {}
         for d in self.dirs:
-            _write(d.file("cgroup.procs"), str(pid))
+            target = Path(os.path.normpath(where.get(d.key, d.directory)))
+            if not target.is_relative_to(d.directory):
+                target = d.directory  # never outside the CT's own group
+            _write(target / "cgroup.procs", str(pid))
 
     def kill(self, timeout: float = 10.0) -> None:
         """SIGKILL every process in the CT's groups and wait until they are empty."""
@@ -319,6 +330,13 @@ class CgroupSet:
             _rmdir(d.directory, timeout, errors)
         if errors:
             raise VzError("cannot remove cgroups: " + "; ".join(errors))
+
+
+def _hierarchies_of(pid: int) -> list[Hierarchy]:
+    try:
+        return hierarchies(pid)
+    except (OSError, ValueError):  # gone: the CT's own groups will do
+        return []
 
 
 def _v2_controllers_of(directory: Path) -> frozenset[str]:
