@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
@@ -108,12 +107,13 @@ class VmItem(pytest.Item):
                                + (f"\ncollection errors in the guest:\n{errors}" if errors else ""))
         failed = [test.phases[p] for p in PHASES if test.phases.get(p, {}).get("outcome") == "failed"]
         if failed:
+            texts = [where]
             for phase in failed:
-                for title, content in phase.get("sections", ()):
-                    self.add_report_section("call", f"guest: {title}", content)
-            self.add_report_section("call", "guest: end of the VM's output", batch.log_tail(25))
-            texts = [f"--- in the guest, {phase['when']}:\n{phase['longrepr']}" for phase in failed]
-            raise GuestFailure("\n".join([where, *texts]))
+                texts.append(f"--- in the guest, {phase['when']}:\n{phase['longrepr']}")
+                texts.extend(f"--- {title}, in the guest:\n{content.rstrip()}"
+                             for title, content in phase.get("sections", ()))
+            self.add_report_section("call", "VM output (its last lines)", batch.log_tail(15))
+            raise GuestFailure("\n".join(texts))
         for name in ("setup", "call"):
             skipped = test.phases.get(name)
             if skipped and skipped["outcome"] == "skipped":
@@ -181,7 +181,6 @@ class Matrix:
                     inifile=config.inipath,
                     vm_run=find_vm_run(config.option.vz_vm_run, config.rootpath),
                     timeout=config.option.vz_vm_timeout,
-                    workdir=Path(tempfile.mkdtemp(prefix=f"vzcore-{kernel}-")),
                     pytest_args=verbose)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -196,8 +195,7 @@ class Matrix:
         terminalreporter.write_sep("=", "vzcore kernel matrix")
         for kernel, batch in self.batches.items():
             if not batch.done:
-                terminalreporter.write_line(f"{kernel}: not run")
-                continue
+                continue  # --collect-only, or a session that ended before its copies
             terminalreporter.write_line(batch.describe())
             copies = {n: o for n, o in self.outcomes.items() if self.copies[n] == kernel}
             counts: dict[str, int] = {}
@@ -210,6 +208,8 @@ class Matrix:
                 test = batch.results.get(self.originals[nodeid])
                 seconds = sum(p.get("duration", 0) for p in test.phases.values()) if test else 0
                 terminalreporter.write_line(f"  {outcome.upper():8} {seconds:5.0f} s  {nodeid}")
+            if batch.workdir is None:
+                continue
             if batch.error or "failed" in copies.values():
                 terminalreporter.write_line(f"  the VM's output and results: {batch.workdir}")
             else:
@@ -233,7 +233,7 @@ class ReportWriter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         skip_reason = None
         if report.skipped and isinstance(report.longrepr, tuple):
-            skip_reason = report.longrepr[2]
+            skip_reason = report.longrepr[2].removeprefix("Skipped: ")
         self._write({
             "nodeid": report.nodeid,
             "when": report.when,

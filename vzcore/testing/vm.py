@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,8 +105,8 @@ class VmBatch:
     """The tests of one session that run under one VM kernel, and their boot."""
 
     def __init__(self, kernel: VmKernel, nodeids: Sequence[str], *, rootdir: Path,
-                 inifile: Path | None, vm_run: str | None, timeout: float, workdir: Path,
-                 pytest_args: Sequence[str] = ()) -> None:
+                 inifile: Path | None, vm_run: str | None, timeout: float,
+                 pytest_args: Sequence[str] = (), workdir: Path | None = None) -> None:
         self.kernel = kernel
         self.nodeids = list(dict.fromkeys(nodeids))
         self.rootdir = rootdir
@@ -127,7 +128,7 @@ class VmBatch:
 
     @property
     def log_path(self) -> Path:
-        return self.workdir / "vm.log"
+        return (self.workdir or Path("/nonexistent")) / "vm.log"
 
     def start(self) -> None:
         """Write the request and the snapshot, and start vm-run (it runs in the background)."""
@@ -138,6 +139,8 @@ class VmBatch:
             self._finish(f"vm-run was not found: pass --vm-run PATH or set {VM_RUN_ENV} "
                          "(see docs/testing.md)")
             return
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"vzcore-{self.kernel.name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         layers = snapshot.build(self.workdir / "layers.tar", self.rootdir)
         request = {
@@ -179,10 +182,8 @@ class VmBatch:
             error = (f"the VM did not finish the tests (vm-run exited {status}; "
                      f"timeout {self.timeout:.0f} s); last lines of its output:\n{self.log_tail()}")
         self._finish(error)
-        try:
-            (self.workdir / "layers.tar").unlink()
-        except OSError:
-            pass
+        if self.workdir is not None:
+            (self.workdir / "layers.tar").unlink(missing_ok=True)
 
     def _finish(self, error: str | None) -> None:
         self.error = error
@@ -190,9 +191,12 @@ class VmBatch:
         self.done = True
 
     def _load(self) -> None:
+        workdir = self.workdir
+        assert workdir is not None
+
         def load(name: str) -> Any:
             try:
-                return json.loads((self.workdir / name).read_text())
+                return json.loads((workdir / name).read_text())
             except (OSError, ValueError):
                 return None
 
@@ -200,7 +204,7 @@ class VmBatch:
         exit_data = load("exit.json")
         self.exit_status = exit_data.get("status") if isinstance(exit_data, dict) else None
         try:
-            lines = (self.workdir / "report.jsonl").read_text().splitlines()
+            lines = (workdir / "report.jsonl").read_text().splitlines()
         except OSError:
             lines = []
         for line in lines:
@@ -247,11 +251,11 @@ class VmBatch:
         return "\n".join(text.splitlines()[-lines:])
 
     def describe(self) -> str:
-        """One line: which kernel and cgroup mode the guest really had."""
+        """One line: the kernel and cgroup mode the guest reported (not what was asked)."""
         facts = self.facts
         if not facts:
-            return f"{self.kernel.name}: {self.kernel.description} (the guest reported nothing)"
+            return f"{self.kernel.name} ({self.kernel.description}): the guest reported nothing"
         controllers = " ".join(facts.get("controllers", [])) or "none"
-        return (f"{self.kernel.name}: Linux {facts.get('release', '?')} "
-                f"({self.kernel.description}), cgroup mode {facts.get('cgroup_mode', '?')}, "
-                f"controllers: {controllers}")
+        return (f"{self.kernel.name}: the guest ran Linux {facts.get('release', '?')}, cgroup "
+                f"mode {facts.get('cgroup_mode', '?')}, controllers: {controllers} "
+                f"(asked for {self.kernel.description})")
