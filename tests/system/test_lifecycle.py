@@ -31,7 +31,6 @@ def test_a_started_ct_runs_its_template(vz_env: VzEnv, vzctl: Vzctl, busybox_ct:
     assert (vz_env.ct_root(101) / "bin/busybox").exists()
 
 
-@pytest.mark.vm
 def test_exec_variants_and_exit_codes(vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("start", busybox_ct)
     assert vzctl("exec2", busybox_ct, "exit 7", check=False).returncode == 7
@@ -134,7 +133,6 @@ def test_capabilities_are_reduced_and_configurable(vz_env: VzEnv, vzctl: Vzctl,
     assert refused.returncode == 21 and "unknown capability" in refused.stderr
 
 
-@pytest.mark.vm
 def test_kernel_paths_are_masked_or_read_only(vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("start", busybox_ct)
     assert vzctl("exec", busybox_ct, "cat /proc/keys").stdout == ""
