@@ -10,6 +10,11 @@ mode=${1:-}
 
 packages="python3 python3-venv busybox-static iproute2 util-linux procps
           e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod gcc libc6-dev"
+if [ "$mode" = "--test" ]; then
+    # QEMU for the VM subset of the tests (docs/testing.md): vm-run boots Debian's stock
+    # kernel with it, and fetches that kernel and virtme-ng itself on first use.
+    packages="$packages qemu-system-x86"
+fi
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -58,6 +58,7 @@ def test_kill_at_every_point_of_start(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: i
     assert not vz_env.private(101).exists()
 
 
+@pytest.mark.vm
 def test_kill_mid_start_then_destroy_cleans_everything(vz_env: VzEnv, vzctl: Vzctl,
                                                        busybox_ct: int) -> None:
     env = {**vz_env.env, "VZ_FAULT_KILL_AT": "start:released"}
@@ -70,6 +71,7 @@ def test_kill_mid_start_then_destroy_cleans_everything(vz_env: VzEnv, vzctl: Vzc
     assert not vz_env.private(101).exists()
 
 
+@pytest.mark.vm
 def test_init_that_died_on_its_own_is_detected_and_cleaned(vz_env: VzEnv, vzctl: Vzctl,
                                                           busybox_ct: int) -> None:
     vzctl("start", busybox_ct)

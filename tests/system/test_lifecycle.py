@@ -64,6 +64,7 @@ def test_vzlist_shows_running_cts(vzctl: Vzctl, vzlist: Vzctl, busybox_ct: int) 
     vzctl("destroy", 102)
 
 
+@pytest.mark.vm
 def test_stop_leaves_no_process_mount_or_cgroup(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("start", busybox_ct)
     pids = host_pids_of(vz_env)
@@ -143,6 +144,7 @@ def test_kernel_paths_are_masked_or_read_only(vzctl: Vzctl, busybox_ct: int) -> 
     vzctl("exec", busybox_ct, "echo 1 > /proc/sys/net/ipv4/ip_forward")
 
 
+@pytest.mark.vm
 def test_enter_gives_a_root_shell_on_a_pty_of_the_ct(vz_env: VzEnv, busybox_ct: int,
                                                      vzctl: Vzctl) -> None:
     import pty

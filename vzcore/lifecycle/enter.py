@@ -60,7 +60,7 @@ def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command inside gets the user's ^C
         libc.prctl(PR_SET_DUMPABLE, 0)
         init = run.init_pid
-        run.cgroups.attach(os.getpid())
+        run.cgroups.attach(os.getpid(), beside=init)
         opened = namespaces.open_namespaces(init, namespaces.differing(init))
         namespaces.enter(opened)
         child = os.fork()

@@ -286,10 +286,21 @@ class CgroupSet:
                 except OSError as exc:
                     raise KernelError("chown", str(path), exc.errno or 0) from exc
 
-    def attach(self, pid: int) -> None:
-        """Move ``pid`` into every group."""
+    def attach(self, pid: int, beside: int | None = None) -> None:
+        """Move ``pid`` into every group; with ``beside`` (the CT's init), into the group
+        below them that process is in.
+
+        A CT that manages its own part of a v2 hierarchy (systemd does: it moves init to a
+        leaf and enables controllers for its children) leaves its top group unable to take
+        a process: only leaves can once controllers are enabled below.  Joining init's
+        group works in every case, and puts the joiner where init is.
+        """
+        where = {h.key: h.directory(h.own) for h in _hierarchies_of(beside)} if beside else {}
         for d in self.dirs:
-            _write(d.file("cgroup.procs"), str(pid))
+            target = Path(os.path.normpath(where.get(d.key, d.directory)))
+            if not target.is_relative_to(d.directory):
+                target = d.directory  # never outside the CT's own group
+            _write(target / "cgroup.procs", str(pid))
 
     def kill(self, timeout: float = 10.0) -> None:
         """SIGKILL every process in the CT's groups and wait until they are empty."""
@@ -323,6 +334,13 @@ class CgroupSet:
             _rmdir(d.directory, timeout, errors)
         if errors:
             raise VzError("cannot remove cgroups: " + "; ".join(errors))
+
+
+def _hierarchies_of(pid: int) -> list[Hierarchy]:
+    try:
+        return hierarchies(pid)
+    except (OSError, ValueError):  # gone: the CT's own groups will do
+        return []
 
 
 def _v2_controllers_of(directory: Path) -> frozenset[str]:
@@ -370,20 +388,51 @@ def _enable_v2_controllers(directory: Path) -> None:
         current = current.parent
     for ancestor in reversed(chain):
         wanted = set(_read(ancestor / "cgroup.controllers").split()) & set(V2_CONTROLLERS)
-        missing = wanted - set(_read(ancestor / "cgroup.subtree_control").split())
-        for controller in sorted(missing):
-            try:
-                _write(ancestor / "cgroup.subtree_control", f"+{controller}")
-            except KernelError as exc:
-                if exc.errno == errno.EBUSY:
-                    raise VzError(
-                        f"cannot enable the {controller} controller below {ancestor}: the group "
-                        "has processes of its own (cgroup v2 forbids that); set an absolute "
-                        "CGROUP_PARENT in vz.conf (for example CGROUP_PARENT=\"/vz\") or run "
-                        "vzctl from a delegated cgroup"
-                    ) from exc
-                if exc.errno not in (errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
-                    raise
+        missing = sorted(wanted - set(_read(ancestor / "cgroup.subtree_control").split()))
+        if not missing:
+            continue
+        # A group with processes of its own cannot pass domain controllers (memory, io) to
+        # its children; the kernel does let it enable the threaded ones (cpu, pids), and
+        # that quietly turns it into a threaded subtree's root where memory and io are then
+        # refused.  So check first, and ask for everything in one write, which the kernel
+        # applies whole or not at all.
+        if _has_own_processes(ancestor):
+            raise _busy_parent(ancestor, missing)
+        try:
+            _write(ancestor / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+        except KernelError as exc:
+            if exc.errno == errno.EBUSY:
+                raise _busy_parent(ancestor, missing) from exc
+            # One controller the kernel will not enable here (a real-time task in the group
+            # refuses cpu, for one) must not cost the others: enable them one by one,
+            # domain controllers first, and leave the refused ones to whoever needs them.
+            for controller in sorted(missing, key=lambda c: (c in _THREADED, c)):
+                try:
+                    _write(ancestor / "cgroup.subtree_control", f"+{controller}")
+                except KernelError as each:
+                    if each.errno == errno.EBUSY:
+                        raise _busy_parent(ancestor, missing) from each
+                    if each.errno not in (errno.EINVAL, errno.ENOENT, errno.EOPNOTSUPP):
+                        raise
+
+
+_THREADED = frozenset({"cpu", "cpuset", "pids", "perf_event"})
+"""v2 controllers that work in threaded subtrees (the kernel's ``cgrp_dfl_threaded_ss_mask``)."""
+
+
+def _has_own_processes(group: Path) -> bool:
+    """True for a non-root v2 group with processes directly in it (the root has no
+    ``cgroup.type`` and is exempt from the no-internal-process rule)."""
+    if not (group / "cgroup.type").exists():
+        return False
+    return bool(_read(group / "cgroup.procs").split())
+
+
+def _busy_parent(group: Path, controllers: Iterable[str]) -> VzError:
+    return VzError(
+        f"cannot enable the {', '.join(controllers)} controllers below {group}: the group has "
+        "processes of its own (cgroup v2 forbids that); set an absolute CGROUP_PARENT in "
+        "vz.conf (for example CGROUP_PARENT=\"/vz\") or run vzctl from a delegated cgroup")
 
 
 def _rmdir(path: Path, timeout: float, errors: list[str]) -> None:

@@ -40,6 +40,7 @@ class IsolationContract:
         vzctl("start", 101)
         return 101
 
+    @pytest.mark.vm  # both profiles under the stock kernel, cgroup v2 (docs/testing.md)
     def test_init_is_pid_1_and_only_ct_processes_are_visible(self, vzctl: Vzctl,
                                                             running: int) -> None:
         ps = vzctl("exec", running, "ps -o pid,comm").stdout.split("\n")[1:]

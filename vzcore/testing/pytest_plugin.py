@@ -6,6 +6,10 @@ Markers: ``@pytest.mark.root``, ``netns``, ``cgroup1``, ``cgroup2`` and
 :data:`vzcore.testing.probes.FEATURES`) skip a test whose need is missing, naming it.
 With ``VZ_TEST_REQUIRE_ROOT=1`` (set in CI) a test that would skip for lack of root or of
 a private network namespace fails instead, so a CI run cannot pass by skipping.
+
+``@pytest.mark.vm`` (and ``cgroup2``) put a test in the VM subset: with
+``--kernel host,vm`` it also runs under Debian 12's stock kernel with cgroup v2 only, in
+one VM boot per session (:mod:`vzcore.testing.kernels`, docs/testing.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ PR_SET_CHILD_SUBREAPER = 36
 REQUIRE_ENV = "VZ_TEST_REQUIRE_ROOT"
 _STRICT_FEATURES = ("root", "netns")
 
+pytest_plugins = ("vzcore.testing.kernels",)
+"""The kernel matrix (``--kernel``, the ``vm`` marker) is a plugin module of its own."""
+
 
 def pytest_configure(config: pytest.Config) -> None:
     for name in ("root", "netns", "cgroup1", "cgroup2"):
@@ -46,6 +53,8 @@ def _needs(item: pytest.Item) -> list[str]:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if getattr(item, "runs_in_vm", False):
+        return  # a VM copy: its needs are checked in the guest, against the guest's kernel
     strict = os.environ.get(REQUIRE_ENV, "") not in ("", "0")
     for need in _needs(item):
         probe, missing = probes.FEATURES[need]
@@ -72,10 +81,23 @@ class VzEnv:
 
     root: Path
     cgroup_parent: str
+    extra_env: dict[str, str] = attrs.field(factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "VZ_ROOT": str(self.root)}
+        return {**os.environ, "VZ_ROOT": str(self.root), **self.extra_env}
+
+    def add_plugin_module(self, name: str, source: str) -> None:
+        """Make ``source`` the module ``name`` and load it as a plugin (``PLUGINS`` in
+        vz.conf, importable through ``PYTHONPATH``): a test's own hookimpls."""
+        from vzcore.conffile import ConfigFile
+
+        directory = self.root.parent / "plugin-modules"
+        directory.mkdir(exist_ok=True)
+        (directory / f"{name}.py").write_text(source)
+        self.extra_env["PYTHONPATH"] = str(directory)
+        conf = ConfigFile.load(self.root / "etc/vz/vz.conf", missing_ok=True)
+        self.write_vz_conf(PLUGINS=" ".join([*(conf.get("PLUGINS") or "").split(), name]))
 
     def conf(self, ctid: int) -> Path:
         return self.root / "etc/vz/conf" / f"{ctid}.conf"

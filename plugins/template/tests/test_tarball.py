@@ -39,6 +39,7 @@ def make(path: Path, build) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
+@pytest.mark.vm  # mknod and chown on the stock kernel's tmpfs
 def test_owners_modes_links_and_devices_are_kept(tmp_path: Path) -> None:
     def build(tar: tarfile.TarFile) -> None:
         add_special(tar, "./etc", tarfile.DIRTYPE, mode=0o750)
