@@ -8,7 +8,7 @@ validates every value before the first side effect, and hands plugins a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -16,8 +16,12 @@ import attrs
 if TYPE_CHECKING:
     from vzcore.values import ValueType
 
-Merge = Callable[[str | None, Sequence[Any]], str | None]
-"""How an option's values change its config key: ``(old text, parsed values) -> new text``."""
+Merge = Callable[..., str | None]
+"""How an option's values change its config key: ``(old text, parsed values) -> new text``.
+
+A parameter with a ``context`` gets a third argument: the parsed values of the options it
+names, given in the same command (an empty list for those not given).  Raise
+:class:`ValueError` to refuse the combination."""
 
 NAME_PATTERN = r"[a-z][a-z0-9_-]*"
 
@@ -41,6 +45,8 @@ class Parameter:
     :ivar aliases: other long option names (``ip`` for ``ipadd``).
     :ivar short: a one-letter option (``p`` for ``numproc``), as vzctl has them.
     :ivar on_create: whether ``vzctl create`` accepts it too.
+    :ivar context: other options (names) whose values the merge needs: ``--mac`` changes
+        the interface that ``--ifname`` names in the same command.
     """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(NAME_PATTERN))
@@ -53,6 +59,7 @@ class Parameter:
     aliases: tuple[str, ...] = ()
     short: str | None = None
     on_create: bool = False
+    context: tuple[str, ...] = ()
 
     @property
     def options(self) -> list[str]:
@@ -61,9 +68,14 @@ class Parameter:
             names.append(f"-{self.short}")
         return names
 
-    def new_text(self, old: str | None, values: Sequence[Any]) -> str | None:
-        """The key's new config text after this option's ``values``."""
+    def new_text(self, old: str | None, values: Sequence[Any],
+                 others: Mapping[str, Sequence[Any]] | None = None) -> str | None:
+        """The key's new config text after this option's ``values``; ``others`` holds the
+        parsed values of every option of the command (only ``context`` ones are passed)."""
         merge = self.merge or _replace(self)
+        if self.context:
+            given = others or {}
+            return merge(old, values, {name: list(given.get(name, ())) for name in self.context})
         return merge(old, values)
 
 
