@@ -17,11 +17,26 @@ def is_root() -> bool:
 
 @cache
 def in_private_netns() -> bool:
-    """True when this process runs in a network namespace other than the host's (PID 1's)."""
+    """True when this process runs in a network namespace other than the host's (PID 1's).
+
+    Where PID 1's namespace cannot be read (some sandboxes deny it even to root), an
+    ancestor in another network namespace (the shell that ran ``unshare --net``) says so.
+    """
+    own = os.readlink("/proc/self/ns/net")
     try:
-        return os.readlink("/proc/self/ns/net") != os.readlink("/proc/1/ns/net")
+        return own != os.readlink("/proc/1/ns/net")
     except OSError:
-        return False
+        pass
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") != own:
+                return True
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
 
 
 @cache
