@@ -44,7 +44,9 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     if not any(key in changes for key in NETWORK_KEYS):
         return
     try:
-        before = plan_of(ct.ctid, ct.get("IP_ADDRESS"), ct.get("NETIF"))
+        # at create, the CT's config already holds the new values: nothing was there before
+        before = NetPlan() if verb == "create" else plan_of(ct.ctid, ct.get("IP_ADDRESS"),
+                                                            ct.get("NETIF"))
     except VzError:
         before = NetPlan()
     old_ips = {a.address for a in before.addresses}
