@@ -72,11 +72,10 @@ def _unusable(address: IPAddress) -> str:
     return ""
 
 
-@attrs.frozen
 class AddressType:
     """The value grammar of ``--ipadd``: one ``ADDR[/PREFIX]``."""
 
-    metavar: str = "ADDR[/PREFIX]"
+    metavar = "ADDR[/PREFIX]"
 
     def parse(self, text: str) -> CtAddress:
         return parse_address(text)
@@ -88,11 +87,10 @@ class AddressType:
 ALL = "all"
 
 
-@attrs.frozen
 class AddressOrAll:
     """The value grammar of ``--ipdel``: ``ADDR`` or ``all``."""
 
-    metavar: str = "ADDR|all"
+    metavar = "ADDR|all"
 
     def parse(self, text: str) -> CtAddress | str:
         if text.strip() == ALL:

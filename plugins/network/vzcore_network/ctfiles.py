@@ -17,7 +17,6 @@ link with a regular file instead of following it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,6 +116,8 @@ class NameserverType:
     metavar = "ADDR|inherit"
 
     def parse(self, text: str) -> str:
+        import ipaddress
+
         text = text.strip()
         if text == INHERIT:
             return text

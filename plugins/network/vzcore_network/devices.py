@@ -20,10 +20,8 @@ end deletes its peer and every route through it.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import socket
-import struct
 import sys
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
@@ -34,12 +32,7 @@ import attrs
 from vzcore.errors import InvalidValue, VzError
 from vzcore_network import antispoof, neighbours
 from vzcore_network.addresses import CtAddress, parse_address, parse_list
-from vzcore_network.netif import (
-    ResolvedNetif,
-    check_host_names,
-    generated_mac,
-    parse_netif_conf,
-)
+from vzcore_network.netif import ResolvedNetif, check_host_names, parse_netif_conf
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -54,9 +47,6 @@ FILTER_NAME = "vzcore-venet-source"
 IP_INUSE = 78       # VZ_IP_INUSE
 CANT_ADDIP = 34     # VZ_CANT_ADDIP
 VETH_ERROR = 130    # VZ_VETH_ERROR
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
 
 
 def venet_host(ctid: int) -> str:
@@ -65,7 +55,9 @@ def venet_host(ctid: int) -> str:
 
 
 def venet_mac(ctid: int) -> str:
-    return generated_mac(ctid, VENET, "venet")
+    """Both ends of a venet pair share this MAC (``FE:FF:`` and the CT ID), so frames
+    between them are accepted without any neighbour resolution."""
+    return "FE:FF:" + ":".join(f"{b:02X}" for b in ctid.to_bytes(4, "big"))
 
 
 @attrs.frozen
@@ -151,18 +143,6 @@ def netns_fd(pid: int) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
-
-
-def loopback_up(pid: int) -> None:
-    """Bring up ``lo`` in ``pid``'s network namespace with two ioctls (no netlink codecs
-    needed, so a CT without network settings pays nothing for pyroute2)."""
-    from vzcore.linux.namespaces import socket_in_netns
-
-    with socket_in_netns(pid, socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        request = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack_from("16sH", fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, request))[1]
-        if not flags & IFF_UP:
-            fcntl.ioctl(sock.fileno(), SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
 
 
 def _sysctl(path: str, value: str) -> None:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from vzcore.runtime import Run
 
 FILE_KEYS = ("HOSTNAME", "NAMESERVER", "SEARCHDOMAIN")
+DEVICE_KEYS = ("IP_ADDRESS", "NETIF")
+
+
+def _has_devices(ct: Container) -> bool:
+    """Whether the CT's config asks for devices (checked before importing anything)."""
+    return any(ct.get(key) for key in DEVICE_KEYS)
 
 
 @hookimpl
@@ -84,6 +90,10 @@ def vz_list_fields() -> Iterable[Field]:
 
 @hookimpl
 def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    if verb == "start" and not _has_devices(ct):
+        return
+    if verb != "start" and not any(key in changes for key in DEVICE_KEYS):
+        return
     from vzcore_network import checks
 
     checks.validate(ct, changes, verb)
@@ -91,9 +101,12 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 
 def _write_files(ct: Container, *, hostname: bool, resolv: bool) -> None:
     from vzcore_network import ctfiles
-    from vzcore_network.devices import plan_for
 
-    first_v4 = next((str(a.address) for a in plan_for(ct).addresses if a.version == 4), None)
+    first_v4 = None
+    if hostname and ct.get("IP_ADDRESS"):
+        from vzcore_network.devices import plan_for
+
+        first_v4 = next((str(a.address) for a in plan_for(ct).addresses if a.version == 4), None)
     ctfiles.write(
         ct.root, ctid=ct.ctid, address=first_v4,
         hostname=ct.get("HOSTNAME") if hostname else None,
@@ -105,10 +118,12 @@ def _write_files(ct: Container, *, hostname: bool, resolv: bool) -> None:
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
     """Write the CT's host name and DNS files; put its devices on record."""
-    from vzcore_network import devices, neighbours, rtnl
-
     if any(ct.get(key) for key in FILE_KEYS):
         _write_files(ct, hostname=bool(ct.get("HOSTNAME")), resolv=True)
+    if not _has_devices(ct):
+        return
+    from vzcore_network import devices, neighbours, rtnl
+
     plan = devices.plan_for(ct)
     if plan.empty:
         return
@@ -124,15 +139,20 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 @hookimpl
 def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     """Bring up lo, make the recorded venet and veth pairs in the waiting child's netns."""
-    from vzcore_network import devices
+    from vzcore_network.loopback import loopback_up
 
-    devices.loopback_up(pid)
-    devices.bring_up(run.record, ct.ctid, pid)
+    loopback_up(pid)
+    if run.record.get("links"):
+        from vzcore_network import devices
+
+        devices.bring_up(run.record, ct.ctid, pid)
 
 
 @hookimpl
 def vz_post_stop(ct: Container, run: Run) -> None:
     """Delete the recorded host ends (their peers and routes go with them) and proxies."""
+    if not run.record.get("links") and not run.record.get("proxies"):
+        return
     from vzcore_network import devices
 
     devices.remove(run.record)
