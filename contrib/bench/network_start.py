@@ -3,22 +3,25 @@
 Run as root from the repository (it re-executes itself in a new network namespace, so no
 host interface is touched):
 
-    .venv/bin/python contrib/bench/network_start.py [--counts 10,100,500]
+    .venv/bin/python contrib/bench/network_start.py [--counts 10,100,500] [--rounds 15]
 
-CTs are started one after another, each with one venet address (10.200.x.y), and stay
-running; the wall time of every ``vzctl start`` (the real CLI, interpreter start
-included) is recorded.  Printed: the median start time of the first 10 CTs, of CTs 91-100
-and of CTs 491-500 (that is, with about 10, 100 and 500 CTs running), next to the median
-for CTs without any network setting (the baseline), and the median ``vzctl stop --fast``.
-A start whose cost grew with the number of CTs would show here (no step of a start scans
-every route, link or CT).  Setup is kept short: CT 101 is created from the busybox
-template, and the others get a copy of its config (with their ``IP_ADDRESS``) and a hard-linked
-copy of its private area.  Everything is stopped with ``--fast`` and removed at the end.
+A population of CTs, each with one venet address (10.200.x.y), is started one after
+another and kept running.  When 10, 100 and 500 of them run, two probe CTs are started
+and stopped (``--fast``) in turn, ``--rounds`` times: one with a venet address and one
+without network settings.  Printed: the median wall time of the real ``vzctl start``
+and ``vzctl stop --fast`` (interpreter start included) of each probe at each level, and
+their difference, the cost of the CT's network.  Interleaving the probes keeps load from
+elsewhere on the machine out of the difference; a start whose cost grew with the number
+of CTs would show as a growing difference.  Setup is kept short: CT 101 is created from
+the busybox template, and the others get a copy of its config (with their
+``IP_ADDRESS``) and a hard-linked copy of its private area.  Everything is stopped with
+``--fast`` and removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -30,8 +33,8 @@ import uuid
 from pathlib import Path
 
 FIRST = 101
-BASELINE_FIRST = 5001
-BASELINE_COUNT = 10
+PROBE_VENET = 9001
+PROBE_PLAIN = 9002
 
 
 def in_private_netns() -> bool:
@@ -73,7 +76,18 @@ def median_ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:7.1f}" if values else "      -"
 
 
-def run(counts: list[int]) -> None:
+def probe(env: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """Start and stop the two probe CTs ``rounds`` times, interleaved (so that load from
+    elsewhere hits both alike): wall times of start and ``stop --fast`` of each."""
+    times: dict[str, list[float]] = {"venet": [], "plain": [], "venet_stop": [], "plain_stop": []}
+    for _ in range(rounds):
+        for name, ctid in (("venet", PROBE_VENET), ("plain", PROBE_PLAIN)):
+            times[name].append(vzctl(env, "start", ctid))
+            times[f"{name}_stop"].append(vzctl(env, "stop", "--fast", ctid))
+    return times
+
+
+def run(counts: list[int], rounds: int, output: str | None) -> None:
     largest = max(counts)
     root = Path(tempfile.mkdtemp(prefix="vzbench-net-"))
     env = {**os.environ, "VZ_ROOT": str(root)}
@@ -82,42 +96,50 @@ def run(counts: list[int]) -> None:
     (root / "etc/vz/vz.conf").write_text(
         f'CGROUP_PARENT="{parent}"\nSTOP_TIMEOUT="5"\nNEIGHBOUR_DEVS="none"\n')
     started: list[int] = []
+    results: dict[str, object] = {"levels": {}}
     try:
         vzctl(env, "create", FIRST, "--ostemplate", "busybox")
-        print(f"setting up {largest} CTs + {BASELINE_COUNT} without network ...", flush=True)
-        for i in range(BASELINE_COUNT):
-            clone(root, FIRST, BASELINE_FIRST + i, None)
-        for i in range(largest):
-            if i:
-                clone(root, FIRST, FIRST + i, address(i))
-        (root / "etc/vz/conf/101.conf").write_text(
-            (root / "etc/vz/conf/101.conf").read_text() + f'IP_ADDRESS="{address(0)}"\n')
-        baseline = []
-        for i in range(BASELINE_COUNT):
-            baseline.append(vzctl(env, "start", BASELINE_FIRST + i))
-        stops_baseline = [vzctl(env, "stop", "--fast", BASELINE_FIRST + i)
-                          for i in range(BASELINE_COUNT)]
-        times: list[float] = []
-        for i in range(largest):
-            times.append(vzctl(env, "start", FIRST + i))
-            started.append(FIRST + i)
-            if (i + 1) % 50 == 0:
-                print(f"  {i + 1} running, last start {times[-1] * 1000:.0f} ms", flush=True)
+        print(f"setting up {largest} CTs and two probes ...", flush=True)
+        for i in range(1, largest):
+            clone(root, FIRST, FIRST + i, address(i))
+        clone(root, FIRST, PROBE_VENET, "10.201.0.1")
+        clone(root, FIRST, PROBE_PLAIN, None)
+        conf = root / f"etc/vz/conf/{FIRST}.conf"
+        conf.write_text(conf.read_text() + f'IP_ADDRESS="{address(0)}"\n')
+        population: list[float] = []
+        rows = []
+        for count in counts:
+            while len(started) < count:
+                population.append(vzctl(env, "start", FIRST + len(started)))
+                started.append(FIRST + len(started))
+            times = probe(env, rounds)
+            results["levels"][count] = times  # type: ignore[index]
+            rows.append((count, times))
+            print(f"  {count} running: venet {median_ms(times['venet']).strip()} ms, "
+                  f"no network {median_ms(times['plain']).strip()} ms", flush=True)
+        results["population_starts"] = population
         reachable = subprocess.run(["busybox", "ping", "-c", "1", "-W", "1", address(largest - 1)],
                                    capture_output=True, check=False).returncode == 0
-        stops: list[float] = []
-        for ctid in reversed(started):
-            stops.append(vzctl(env, "stop", "--fast", ctid))
+        stops = [vzctl(env, "stop", "--fast", ctid) for ctid in reversed(started)]
         started.clear()
+        results["population_stops"] = stops
         print()
-        print("vzctl start, median wall time in ms (one venet address per CT)")
-        print(f"{'CTs running':>12} {'start':>8} {'no network':>11}")
-        for count in counts:
-            window = times[max(0, count - 10):count]
-            print(f"{count:>12} {median_ms(window)} {median_ms(baseline) if count == counts[0] else '':>11}")
-        print(f"vzctl stop --fast: median {median_ms(stops).strip()} ms "
-              f"(no network: {median_ms(stops_baseline).strip()} ms)")
+        print(f"median wall time in ms over {rounds} interleaved rounds of a probe CT, "
+              "with N CTs (one venet address each) running")
+        print(f"{'N':>5} {'start venet':>12} {'start no-net':>13} {'difference':>11} "
+              f"{'stop venet':>11} {'stop no-net':>12}")
+        for count, t in rows:
+            diff = statistics.median(t["venet"]) - statistics.median(t["plain"])
+            print(f"{count:>5} {median_ms(t['venet']):>12} {median_ms(t['plain']):>13} "
+                  f"{diff * 1000:>11.1f} {median_ms(t['venet_stop']):>11} "
+                  f"{median_ms(t['plain_stop']):>12}")
+        for lo, hi in sorted({(0, 10), (90, 100), (largest - 10, largest)}):
+            if lo >= 0 and hi <= len(population):
+                print(f"starting CT {lo + 1}-{hi} of the population: median "
+                      f"{median_ms(population[lo:hi]).strip()} ms")
         print(f"last CT reachable from the host by ping: {'yes' if reachable else 'NO'}")
+        if output:
+            Path(output).write_text(json.dumps(results, indent=1) + "\n")
     finally:
         for ctid in started:
             vzctl(env, "stop", "--fast", ctid, check=False)
@@ -142,7 +164,9 @@ def _remove_cgroup_parent(parent: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--counts", default="10,100,500",
-                        help="numbers of running CTs at which to report (default 10,100,500)")
+                        help="numbers of running CTs at which to measure (default 10,100,500)")
+    parser.add_argument("--rounds", type=int, default=15, help="probe starts per level")
+    parser.add_argument("--output", help="also write every measurement to this JSON file")
     args = parser.parse_args()
     counts = sorted(int(c) for c in args.counts.split(","))
     if os.geteuid() != 0:
@@ -153,7 +177,7 @@ def main() -> None:
                               " && ip addr add 10.200.255.1/24 dev vzb-up0 && ip link set vzb-up0 up"
                               ' && ip link set vzb-up1 up && exec "$0" "$@"', sys.executable,
                               os.path.abspath(__file__), *sys.argv[1:]])
-    run(counts)
+    run(counts, args.rounds, args.output)
 
 
 if __name__ == "__main__":

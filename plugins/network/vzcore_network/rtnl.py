@@ -3,12 +3,13 @@
 Why not ``pyroute2.IPRoute``: importing it costs 100-150 ms (the package's ``__init__``
 imports every pyroute2 module, and ``IPRoute`` itself pulls in asyncio and
 multiprocessing), which would more than double ``vzctl start``.  The message classes
-(``ifinfmsg``, ``ifaddrmsg``, ``rtmsg``, ``ndmsg`` and the ``nlmsg``/``nla`` codec) cost
-about 15 ms when imported without the package's ``__init__`` (:func:`_codecs`), and a
+(``ifaddrmsg``, ``rtmsg``, ``ndmsg`` and the ``nlmsg``/``nla`` codec) cost about 10 ms
+when imported without the package's ``__init__`` (:func:`_codecs`), and a
 request is one ``send`` and one ``recv`` on a socket this module opens, in the host's or
-a CT's network namespace (:func:`vzcore.linux.namespaces.socket_in_netns`).  The traffic
-control message is declared here on pyroute2's ``nlmsg`` (pyroute2's own ``tcmsg``
-module imports every qdisc and classifier it knows: another 17 ms).
+a CT's network namespace (:func:`vzcore.linux.namespaces.socket_in_netns`).  The link and
+traffic control messages are declared here on pyroute2's ``nlmsg``, with the attributes
+this plugin uses: pyroute2's ``ifinfmsg`` and ``tcmsg`` modules import every link type,
+qdisc and classifier they know (another 10 and 17 ms).
 """
 
 from __future__ import annotations
@@ -86,28 +87,73 @@ class Route:
 def _codecs() -> types.SimpleNamespace:
     """pyroute2's message classes, imported without running ``pyroute2/__init__.py``.
 
-    The submodules are imported below a bare stand-in for the package, which is then
-    taken out of ``sys.modules`` again: a later ``import pyroute2`` elsewhere in the
-    process runs the real ``__init__`` and reuses the submodules already loaded.
+    Unless pyroute2 is loaded already, the submodules are imported below a stand-in for
+    the package, which stays: the first use of a name the package itself defines (``from
+    pyroute2 import IPRoute`` in other code of the process) runs the real ``__init__``
+    into the stand-in, so such code works as usual, only later.
     """
-    had_package = "pyroute2" in sys.modules
-    if not had_package:
+    if "pyroute2" not in sys.modules:
         spec = importlib.util.find_spec("pyroute2")
-        if spec is None or spec.submodule_search_locations is None:
+        if spec is None or spec.submodule_search_locations is None or spec.loader is None:
             raise ImportError("pyroute2 is not installed; install vzcore-network's dependencies")
         stand_in = types.ModuleType("pyroute2")
         stand_in.__path__ = list(spec.submodule_search_locations)
         stand_in.__spec__ = spec
+        stand_in.__file__ = spec.origin
+        loader = spec.loader
+
+        def complete(name: str) -> Any:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            if importlib.util.find_spec(f"pyroute2.{name}") is not None:
+                return importlib.import_module(f"pyroute2.{name}")  # a submodule
+            del stand_in.__getattr__
+            loader.exec_module(stand_in)
+            return getattr(stand_in, name)
+
+        stand_in.__getattr__ = complete  # type: ignore[method-assign]
         sys.modules["pyroute2"] = stand_in
-    try:
-        from pyroute2.netlink import nla, nlmsg
-        from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-        from pyroute2.netlink.rtnl.ndmsg import ndmsg
-        from pyroute2.netlink.rtnl.rtmsg import rtmsg
-    finally:
-        if not had_package:
-            del sys.modules["pyroute2"]
+    from pyroute2.netlink import nla, nlmsg
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+    from pyroute2.netlink.rtnl.ndmsg import ndmsg
+    from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+    link_fields = (("family", "B"), ("__align", "x"), ("ifi_type", "H"), ("index", "i"),
+                   ("flags", "I"), ("change", "I"))
+
+    class ifinfmsg(nlmsg):
+        """``struct ifinfomsg`` with the attributes used here.  (pyroute2's own module
+        imports a dozen link-type plugins: 10 ms more on every start.)"""
+
+        prefix = "IFLA_"
+        fields = link_fields
+        nla_map = ((1, "IFLA_ADDRESS", "l2addr"), (3, "IFLA_IFNAME", "asciiz"),
+                   (10, "IFLA_MASTER", "uint32"), (18, "IFLA_LINKINFO", "linkinfo"),
+                   (26, "IFLA_AF_SPEC", "af_spec"), (28, "IFLA_NET_NS_FD", "uint32"))
+
+        class linkinfo(nla):
+            prefix = "IFLA_INFO_"
+            nla_map = ((1, "IFLA_INFO_KIND", "asciiz"), (2, "IFLA_INFO_DATA", "info_data"))
+
+            @staticmethod
+            def info_data(self: Any, *_argv: Any, **_kwarg: Any) -> Any:
+                return self.veth_data if self.get_attr("IFLA_INFO_KIND") == "veth" else self.hex
+
+            class veth_data(nla):
+                nla_map = ((1, "VETH_INFO_PEER", "peer"),)
+
+                class peer(nla):
+                    prefix = "IFLA_"
+                    fields = link_fields
+                    nla_map = ((1, "IFLA_ADDRESS", "l2addr"), (3, "IFLA_IFNAME", "asciiz"),
+                               (28, "IFLA_NET_NS_FD", "uint32"))
+
+        class af_spec(nla):
+            nla_map = ((10, "AF_INET6", "inet6"),)
+
+            class inet6(nla):
+                prefix = "IFLA_"
+                nla_map = ((8, "IFLA_INET6_ADDR_GEN_MODE", "uint8"),)
 
     class tcmsg(nlmsg):
         """``struct tcmsg`` with the attributes a clsact qdisc and a bpf filter need."""
