@@ -10,9 +10,10 @@ another and kept running.  When 10, 100 and 500 of them run, two probe CTs are s
 and stopped (``--fast``) in turn, ``--rounds`` times: one with a venet address and one
 without network settings.  Printed: the median wall time of the real ``vzctl start``
 and ``vzctl stop --fast`` (interpreter start included) of each probe at each level, and
-their difference, the cost of the CT's network.  Interleaving the probes keeps load from
-elsewhere on the machine out of the difference; a start whose cost grew with the number
-of CTs would show as a growing difference.  Setup is kept short: CT 101 is created from
+the time the venet probe spent in the network plugin's hooks (measured in vzctl's
+process with ``hooktimes.py``): that is the network's cost, and it must not grow with
+the number of CTs.  The probes are interleaved so that load from elsewhere on the
+machine hits both alike.  Setup is kept short: CT 101 is created from
 the busybox template, and the others get a copy of its config (with their
 ``IP_ADDRESS``) and a hard-linked copy of its private area.  Everything is stopped with
 ``--fast`` and removed at the end.
@@ -35,6 +36,7 @@ from pathlib import Path
 FIRST = 101
 PROBE_VENET = 9001
 PROBE_PLAIN = 9002
+REEXEC_ENV = "VZ_BENCH_IN_NETNS"
 
 
 def in_private_netns() -> bool:
@@ -43,15 +45,26 @@ def in_private_netns() -> bool:
     return probe()
 
 
-def vzctl(env: dict[str, str], *args: object, check: bool = True) -> float:
-    """Run vzctl; return its wall time in seconds."""
-    binary = str(Path(sys.executable).with_name("vzctl"))
+HOOKTIMES = str(Path(__file__).with_name("hooktimes.py"))
+
+
+def vzctl(env: dict[str, str], *args: object, check: bool = True,
+          hooks: dict[str, float] | None = None) -> float:
+    """Run vzctl; return its wall time in seconds.  With ``hooks``, run it through
+    ``hooktimes.py`` and add each plugin's hook time (seconds) to ``hooks[plugin]``."""
+    argv = ([sys.executable, HOOKTIMES] if hooks is not None
+            else [str(Path(sys.executable).with_name("vzctl"))])
     started = time.perf_counter()
-    result = subprocess.run([binary, "--quiet", *map(str, args)], env=env, capture_output=True,
+    result = subprocess.run([*argv, "--quiet", *map(str, args)], env=env, capture_output=True,
                             text=True, check=False)
     elapsed = time.perf_counter() - started
     if check and result.returncode != 0:
         raise SystemExit(f"vzctl {' '.join(map(str, args))} failed: {result.stderr.strip()}")
+    if hooks is not None:
+        for line in result.stderr.splitlines():
+            words = line.split()
+            if len(words) == 4 and words[0] == "hooktime" and words[1] != "total":
+                hooks[words[1]] = hooks.get(words[1], 0.0) + float(words[3]) / 1000
     return elapsed
 
 
@@ -79,11 +92,18 @@ def median_ms(values: list[float]) -> str:
 def probe(env: dict[str, str], rounds: int) -> dict[str, list[float]]:
     """Start and stop the two probe CTs ``rounds`` times, interleaved (so that load from
     elsewhere hits both alike): wall times of start and ``stop --fast`` of each."""
-    times: dict[str, list[float]] = {"venet": [], "plain": [], "venet_stop": [], "plain_stop": []}
+    times: dict[str, list[float]] = {"venet": [], "plain": [], "venet_stop": [], "plain_stop": [],
+                                     "venet_hooks": [], "venet_stop_hooks": []}
     for _ in range(rounds):
         for name, ctid in (("venet", PROBE_VENET), ("plain", PROBE_PLAIN)):
-            times[name].append(vzctl(env, "start", ctid))
-            times[f"{name}_stop"].append(vzctl(env, "stop", "--fast", ctid))
+            hooks: dict[str, float] = {}
+            times[name].append(vzctl(env, "start", ctid, hooks=hooks))
+            if name == "venet":
+                times["venet_hooks"].append(hooks.get("network", 0.0))
+            hooks = {}
+            times[f"{name}_stop"].append(vzctl(env, "stop", "--fast", ctid, hooks=hooks))
+            if name == "venet":
+                times["venet_stop_hooks"].append(hooks.get("network", 0.0))
     return times
 
 
@@ -126,13 +146,13 @@ def run(counts: list[int], rounds: int, output: str | None) -> None:
         print()
         print(f"median wall time in ms over {rounds} interleaved rounds of a probe CT, "
               "with N CTs (one venet address each) running")
-        print(f"{'N':>5} {'start venet':>12} {'start no-net':>13} {'difference':>11} "
-              f"{'stop venet':>11} {'stop no-net':>12}")
+        print(f"{'N':>5} {'start venet':>12} {'start no-net':>13} {'network hooks':>14} "
+              f"{'stop venet':>11} {'stop no-net':>12} {'network hooks':>14}")
         for count, t in rows:
-            diff = statistics.median(t["venet"]) - statistics.median(t["plain"])
             print(f"{count:>5} {median_ms(t['venet']):>12} {median_ms(t['plain']):>13} "
-                  f"{diff * 1000:>11.1f} {median_ms(t['venet_stop']):>11} "
-                  f"{median_ms(t['plain_stop']):>12}")
+                  f"{median_ms(t['venet_hooks']):>14} {median_ms(t['venet_stop']):>11} "
+                  f"{median_ms(t['plain_stop']):>12} {median_ms(t['venet_stop_hooks']):>14}")
+        print("(network hooks: time spent in the network plugin's hooks in vzctl's process)")
         for lo, hi in sorted({(0, 10), (90, 100), (largest - 10, largest)}):
             if lo >= 0 and hi <= len(population):
                 print(f"starting CT {lo + 1}-{hi} of the population: median "
@@ -171,7 +191,8 @@ def main() -> None:
     counts = sorted(int(c) for c in args.counts.split(","))
     if os.geteuid() != 0:
         raise SystemExit("run as root")
-    if not in_private_netns():
+    if not in_private_netns() and not os.environ.get(REEXEC_ENV):
+        os.environ[REEXEC_ENV] = "1"  # (the probe cannot always tell, e.g. under nohup)
         os.execvp("unshare", ["unshare", "--net", "--", "sh", "-c",
                               "ip link set lo up && ip link add vzb-up0 type veth peer name vzb-up1"
                               " && ip addr add 10.200.255.1/24 dev vzb-up0 && ip link set vzb-up0 up"

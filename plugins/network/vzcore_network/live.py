@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vzcore_network import ctfiles, devices, neighbours
-from vzcore_network.addresses import parse_list
-from vzcore_network.netif import check_host_names, parse_netif_conf
+from vzcore_network.addresses import CtAddress, parse_list
+from vzcore_network.netif import ResolvedNetif, check_host_names, parse_netif_conf
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
@@ -24,7 +24,7 @@ def apply(ct: Container, changes: ChangeSet, run: Run) -> None:
     record = run.record
     if "IP_ADDRESS" in changes:
         change = changes["IP_ADDRESS"]
-        old, new = parse_list(change.old), parse_list(change.new)
+        old, new = _addresses(change.old), parse_list(change.new)
         old_set, new_set = set(old), set(new)
         dropped = {a.address for a in old_set - new_set}
         taken = {a.address for a in new_set - old_set}
@@ -35,7 +35,7 @@ def apply(ct: Container, changes: ChangeSet, run: Run) -> None:
         devices.change_addresses(record, ct.ctid, run.init_pid, wanted, setting)
     if "NETIF" in changes:
         change = changes["NETIF"]
-        old_n = {n.ifname: n for n in check_host_names(ct.ctid, parse_netif_conf(change.old))}
+        old_n = {n.ifname: n for n in _netifs(ct, change.old)}
         new_n = {n.ifname: n for n in check_host_names(ct.ctid, parse_netif_conf(change.new))}
         current = {n.ifname: n for n in devices.recorded_netifs(record)}
         for ifname in old_n.keys() - new_n.keys():
@@ -56,6 +56,22 @@ def apply(ct: Container, changes: ChangeSet, run: Run) -> None:
             nameservers=ctfiles.resolve_list(_new(ct, changes, "NAMESERVER"), 0) if resolv else None,
             searchdomains=ctfiles.resolve_list(_new(ct, changes, "SEARCHDOMAIN"), 1) if resolv else None,
         )
+
+
+def _addresses(text: str | None) -> list[CtAddress]:
+    try:
+        return parse_list(text)
+    except ValueError:
+        return []
+
+
+def _netifs(ct: Container, text: str | None) -> list[ResolvedNetif]:
+    """The interfaces of the config before the change (a broken one counts as none:
+    validation let the change through because it repairs it)."""
+    try:
+        return check_host_names(ct.ctid, parse_netif_conf(text))
+    except ValueError:
+        return []
 
 
 def _new(ct: Container, changes: ChangeSet, key: str) -> str | None:
