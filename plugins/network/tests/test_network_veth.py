@@ -33,8 +33,9 @@ def test_veth_cts_on_a_bridge_reach_each_other_by_l2(net: Net, bridge: str) -> N
     assert net.sh(101, "ping -c 1 -W 2 10.199.77.2").returncode == 0
     neighbours = net.sh(101, "ip neigh show dev eth0").stdout
     assert "00:18:51:12:34:56" in neighbours, "CT 102 was reached by its MAC, on L2"
-    net.sh(101, "ip -6 addr add fd99:77::1/64 dev eth0 nodad")
-    net.sh(102, "ip -6 addr add fd99:77::2/64 dev eth0 nodad")
+    for ctid, host in ((101, 1), (102, 2)):  # (busybox ip has no "nodad")
+        net.sh(ctid, "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad && "
+                     f"ip -6 addr add fd99:77::{host}/64 dev eth0")
     assert net.sh(101, "ping -c 1 -W 2 fd99:77::2").returncode == 0, "IPv6 on L2 as well"
     net.vzctl("restart", "--fast", 101)
     assert net.sh(101, "cat /sys/class/net/eth0/address").stdout.strip() == mac101, \
