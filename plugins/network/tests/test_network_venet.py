@@ -7,6 +7,8 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from network_helpers import HOST_V4, HOST_V6, Net, host_ping, ip, links, routes
@@ -50,12 +52,12 @@ def test_inside_one_venet0_with_the_address_and_no_neighbours(net: Net) -> None:
     assert "venet101" in links(), "one host-side device per CT"
 
 
-def _icmp_sources(seconds: float, result: list[str]) -> None:
+def _icmp_sources(stop: threading.Event, ready: threading.Event, result: list[str]) -> None:
     """Collect the sources of ICMP echo requests that reach the host's IP stack."""
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP) as sock:
-        sock.settimeout(0.2)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        sock.settimeout(0.1)
+        ready.set()
+        while not stop.is_set():
             try:
                 packet = sock.recv(2048)
             except TimeoutError:
@@ -64,13 +66,19 @@ def _icmp_sources(seconds: float, result: list[str]) -> None:
                 result.append(socket.inet_ntoa(packet[12:16]))
 
 
-def sources_seen_while(action: object, seconds: float = 2.5) -> list[str]:
+def sources_seen_while(action: Callable[[], object]) -> list[str]:
+    """The sources of echo requests that arrive while ``action`` runs (and shortly after)."""
     seen: list[str] = []
-    listener = threading.Thread(target=_icmp_sources, args=(seconds, seen))
+    stop, ready = threading.Event(), threading.Event()
+    listener = threading.Thread(target=_icmp_sources, args=(stop, ready, seen))
     listener.start()
-    time.sleep(0.2)
-    action()  # type: ignore[operator]
-    listener.join()
+    ready.wait()
+    try:
+        action()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        listener.join()
     return seen
 
 
@@ -83,12 +91,19 @@ def test_a_ct_cannot_take_or_spoof_another_cts_address(net: Net) -> None:
     # CT 101's root claims CT 102's address and an address nobody gave it
     net.sh(101, "ip addr add 10.199.1.3/32 dev venet0 && ip addr add 192.0.2.77/32 dev venet0")
     assert http_get("10.199.1.3") == "hello-from-102", "traffic for 102 still reaches 102"
-    own = sources_seen_while(lambda: net.sh(101, f"ping -c 2 -W 1 {HOST_V4}", check=False))
-    assert "10.199.1.2" in own, "control: the CT's own source arrives"
+    def ping_from(source: str) -> Callable[[], object]:
+        option = f"-I {source} " if source else ""
+        return lambda: net.sh(101, f"ping -c 2 -W 1 {option}{HOST_V4}", check=False)
+
+    assert "10.199.1.2" in sources_seen_while(ping_from("")), "control: the CT's own source arrives"
     for spoofed in ("10.199.1.3", "192.0.2.77"):
-        seen = sources_seen_while(
-            lambda s=spoofed: net.sh(101, f"ping -c 2 -W 1 -I {s} {HOST_V4}", check=False))
-        assert spoofed not in seen, f"a packet from {spoofed} left CT 101"
+        assert spoofed not in sources_seen_while(ping_from(spoofed)), \
+            f"a packet from {spoofed} left CT 101"
+    # the source filter alone, without the reverse-path check behind it
+    Path("/proc/sys/net/ipv4/conf/venet101/rp_filter").write_text("0")
+    Path("/proc/sys/net/ipv4/conf/all/rp_filter").write_text("0")
+    assert "10.199.1.3" not in sources_seen_while(ping_from("10.199.1.3"))
+    assert "10.199.1.2" in sources_seen_while(ping_from(""))
 
 
 def test_ipv6_addresses_work_like_ipv4(net: Net) -> None:
