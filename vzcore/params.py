@@ -8,7 +8,7 @@ validates every value before the first side effect, and hands plugins a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -16,8 +16,12 @@ import attrs
 if TYPE_CHECKING:
     from vzcore.values import ValueType
 
-Merge = Callable[[str | None, Sequence[Any]], str | None]
-"""How an option's values change its config key: ``(old text, parsed values) -> new text``."""
+Merge = Callable[..., str | None]
+"""How an option's values change its config key: ``(old text, parsed values) -> new text``.
+
+A parameter with a ``context`` gets a third argument: the parsed values of the options it
+names, given in the same command (an empty list for those not given).  Raise
+:class:`ValueError` to refuse the combination."""
 
 NAME_PATTERN = r"[a-z][a-z0-9_-]*"
 
@@ -46,6 +50,8 @@ class Parameter:
     :ivar host_key: the ``vz.conf`` key that holds the host's own value when the option is
         given to CT 0, the host (``vzctl set 0 --cpuunits N`` writes ``VE0CPUUNITS``, as in
         OpenVZ); ``None``: the option is for CTs only.
+    :ivar context: other options (names) whose values the merge needs: ``--mac`` changes
+        the interface that ``--ifname`` names in the same command.
     """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(NAME_PATTERN))
@@ -62,6 +68,7 @@ class Parameter:
     host_key: str | None = attrs.field(
         default=None,
         validator=attrs.validators.optional(attrs.validators.matches_re(r"[A-Z][A-Z0-9_]*")))
+    context: tuple[str, ...] = ()
 
     @property
     def options(self) -> list[str]:
@@ -70,9 +77,14 @@ class Parameter:
             names.append(f"-{self.short}")
         return names
 
-    def new_text(self, old: str | None, values: Sequence[Any]) -> str | None:
-        """The key's new config text after this option's ``values``."""
+    def new_text(self, old: str | None, values: Sequence[Any],
+                 others: Mapping[str, Sequence[Any]] | None = None) -> str | None:
+        """The key's new config text after this option's ``values``; ``others`` holds the
+        parsed values of every option of the command (only ``context`` ones are passed)."""
         merge = self.merge or _replace(self)
+        if self.context:
+            given = others or {}
+            return merge(old, values, {name: list(given.get(name, ())) for name in self.context})
         return merge(old, values)
 
 

@@ -73,6 +73,27 @@ def test_plan_changes_in_order_given(registry: Registry) -> None:
     assert changes["NUMPROC"].new == "40:50"
 
 
+def set_label(old: str | None, values: Sequence[str], others: dict[str, list[str]]) -> str | None:
+    if not others["target"]:
+        raise ValueError("--label needs --target")
+    return f"{others['target'][-1]}={values[-1]}"
+
+
+def test_a_merge_sees_the_options_it_names_whatever_their_order() -> None:
+    params = [Parameter(name="label", key="LABEL", type=Text(), merge=set_label, context=("target",),
+                        help="a label for the target"),
+              Parameter(name="target", key="TARGET", type=Text(), help="what gets the label")]
+    name = module("t_context", params)
+    try:
+        registry = Registry.build(load_plugins({"PLUGINS": name}))
+        changes, _ = registry.plan_changes(101, {}, {"label": ["red"], "target": ["eth0"]}, verb="set")
+        assert changes["LABEL"].new == "eth0=red"
+        with pytest.raises(InvalidValue, match="--label: --label needs --target"):
+            registry.plan_changes(101, {}, {"label": ["red"]}, verb="set")
+    finally:
+        sys.modules.pop(name)
+
+
 def test_unchanged_keys_are_left_out(registry: Registry) -> None:
     changes, _ = registry.plan_changes(101, {"NUMPROC": "40:40"}, {"numproc": ["40"]}, verb="set")
     assert "NUMPROC" not in changes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterable
 
 from vzcore.errors import VzError
@@ -111,3 +112,26 @@ def call_in(pid: int, names: Iterable[str], function: Callable[[], None]) -> Non
     _pid, status = os.waitpid(child, 0)
     if status != 0:
         raise VzError(message or f"process in the namespaces of {pid} failed ({status})")
+
+
+def socket_in_netns(pid: int, family: int, type_: int, proto: int = 0) -> socket.socket:
+    """A socket created in the network namespace of ``pid`` (a netlink socket there
+    configures that namespace's devices, addresses and routes from the host).
+
+    A socket belongs to the namespace it was created in, so the calling thread joins
+    ``pid``'s network namespace just long enough to create it and then returns to its
+    own; only this thread moves (namespaces are per thread), and no process is forked.
+    """
+    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.setns(target, FLAGS["net"])
+            try:
+                return socket.socket(family, type_ | socket.SOCK_CLOEXEC, proto)
+            finally:
+                libc.setns(own, FLAGS["net"])
+        finally:
+            os.close(own)
+    finally:
+        os.close(target)

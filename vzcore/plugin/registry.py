@@ -102,7 +102,7 @@ class Registry:
         """
         changes: dict[str, Change] = {}
         parsed: dict[str, Any] = {}
-        for option, texts in given.items():
+        for option, texts in given.items():  # every value is checked before any merge
             param = self.parameters[option]
             if verb == "create" and not param.on_create:
                 raise InvalidValue(f"CT {ctid}: --{option} cannot be given to create; "
@@ -119,9 +119,12 @@ class Registry:
                 except ValueError as exc:
                     raise InvalidValue(f"CT {ctid}: invalid value for --{option}: {exc}") from None
             parsed[option] = values
+        by_name = {self.parameters[option].name: values for option, values in parsed.items()}
+        for option, values in parsed.items():
+            param = self.parameters[option]
             old = changes[param.key].new if param.key in changes else current.get(param.key)
             try:
-                new = param.new_text(old, values)
+                new = param.new_text(old, values, by_name)
             except ValueError as exc:
                 raise InvalidValue(f"CT {ctid}: --{option}: {exc}") from None
             first_old = changes[param.key].old if param.key in changes else current.get(param.key)

@@ -1,0 +1,185 @@
+"""Hook implementations of the network plugin (subsystem ``network``).
+
+venet addresses (``IP_ADDRESS``) and veth interfaces (``NETIF``) are made in
+``vz_setup_host`` while the CT's first process waits in its new network namespace, after
+``vz_pre_start`` put every name on record; ``vz_post_stop`` deletes by the record.  The
+host name and DNS files are written at start and on every live change.  pyroute2's codecs
+are loaded only for a CT that has network settings (see :mod:`vzcore_network.rtnl`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from vzcore import hookimpl
+from vzcore.plugin import PluginInfo
+
+if TYPE_CHECKING:
+    from vzcore.changes import ChangeSet
+    from vzcore.container import Container
+    from vzcore.params import Field, Parameter
+    from vzcore.runtime import Run
+
+FILE_KEYS = ("HOSTNAME", "NAMESERVER", "SEARCHDOMAIN")
+DEVICE_KEYS = ("IP_ADDRESS", "NETIF")
+
+
+def _has_devices(ct: Container) -> bool:
+    """Whether the CT's config asks for devices (checked before importing anything)."""
+    return any(ct.get(key) for key in DEVICE_KEYS)
+
+
+@hookimpl
+def vz_plugin_info() -> PluginInfo:
+    return PluginInfo(subsystem="network",
+                      summary="routed venet and bridged veth devices, IPv4 and IPv6, "
+                              "anti-spoofing, host name and DNS files")
+
+
+@hookimpl
+def vz_parameters() -> Iterable[Parameter]:
+    from vzcore.params import Parameter
+    from vzcore_network import addresses, ctfiles, netif
+
+    yield Parameter(name="ipadd", key="IP_ADDRESS", type=addresses.AddressType(), multiple=True,
+                    merge=addresses.merge_add, aliases=("ip",), live=True, on_create=True,
+                    help="add a venet IP address (IPv4 or IPv6, ADDR[/PREFIX])")
+    yield Parameter(name="ipdel", key="IP_ADDRESS", type=addresses.AddressOrAll(), multiple=True,
+                    merge=addresses.merge_del, live=True,
+                    help="remove a venet IP address, or all of them")
+    yield Parameter(name="netif_add", key="NETIF", type=netif.NetifSpecType(), multiple=True,
+                    merge=netif.merge_add, live=True, on_create=True,
+                    help="add a veth interface; only the CT's interface name is required")
+    yield Parameter(name="netif_del", key="NETIF", type=netif.IfnameOrAll(), multiple=True,
+                    merge=netif.merge_del, live=True, help="remove a veth interface, or all")
+    yield Parameter(name="ifname", key="NETIF", type=netif.IfnameType(), merge=netif.merge_ifname,
+                    context=netif.CHANGEABLE, live=True,
+                    help="the veth interface that --mac, --host_ifname, --host_mac and "
+                         "--bridge change")
+    for name, value_type, text in (
+        ("mac", netif.MacType(), "MAC address of the CT's end of the --ifname interface"),
+        ("host_ifname", netif.IfnameType("host interface name"),
+         "host-side name of the --ifname interface"),
+        ("host_mac", netif.MacType("host MAC address"),
+         "MAC address of the host's end of the --ifname interface"),
+        ("bridge", netif.IfnameType("bridge name"),
+         "host bridge that the --ifname interface's host end joins"),
+    ):
+        yield Parameter(name=name, key="NETIF", type=value_type, merge=netif.merge_needs_ifname(name),
+                        context=("ifname",), live=True, help=text)
+    yield Parameter(name="nameserver", key="NAMESERVER", type=ctfiles.NameserverType(),
+                    multiple=True, merge=ctfiles.merge_list, live=True, on_create=True,
+                    help="DNS server for the CT's /etc/resolv.conf (repeat for several; "
+                         "'inherit' copies the host's)")
+    yield Parameter(name="searchdomain", key="SEARCHDOMAIN", type=ctfiles.SearchdomainType(),
+                    multiple=True, merge=ctfiles.merge_list, live=True, on_create=True,
+                    help="DNS search domain for the CT's /etc/resolv.conf (repeat for "
+                         "several; 'inherit' copies the host's)")
+
+
+@hookimpl
+def vz_list_fields() -> Iterable[Field]:
+    from vzcore.params import Field
+
+    yield Field(name="ip", header="IP_ADDR", width=-15, kind="list",
+                help="venet IP addresses (of the running CT, else IP_ADDRESS)")
+    yield Field(name="netif", header="NETIF", width=-15, kind="list",
+                help="veth interfaces (CT name=host name)")
+
+
+@hookimpl
+def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    if verb == "start" and not _has_devices(ct):
+        return
+    if verb != "start" and not any(key in changes for key in DEVICE_KEYS):
+        return
+    from vzcore_network import checks
+
+    checks.validate(ct, changes, verb)
+
+
+def _write_files(ct: Container, *, hostname: bool, resolv: bool) -> None:
+    from vzcore_network import ctfiles
+
+    first_v4 = None
+    if hostname and ct.get("IP_ADDRESS"):
+        from vzcore_network.devices import plan_for
+
+        first_v4 = next((str(a.address) for a in plan_for(ct).addresses if a.version == 4), None)
+    ctfiles.write(
+        ct.root, ctid=ct.ctid, address=first_v4,
+        hostname=ct.get("HOSTNAME") if hostname else None,
+        nameservers=ctfiles.resolve_list(ct.get("NAMESERVER"), 0) if resolv else None,
+        searchdomains=ctfiles.resolve_list(ct.get("SEARCHDOMAIN"), 1) if resolv else None,
+    )
+
+
+@hookimpl
+def vz_pre_start(ct: Container, run: Run) -> None:
+    """Write the CT's host name and DNS files; put its devices on record."""
+    if any(ct.get(key) for key in FILE_KEYS):
+        _write_files(ct, hostname=bool(ct.get("HOSTNAME")), resolv=True)
+    if not _has_devices(ct):
+        return
+    from vzcore_network import devices, neighbours, rtnl
+
+    plan = devices.plan_for(ct)
+    if plan.empty:
+        return
+    rtnl.load()  # meanwhile the engine moves the CT's first process into its cgroups
+    setting = neighbours.parse(ct.get("NEIGHBOUR_DEVS"))
+    proxies: list[list[str]] = []
+    if setting.mode != "none" and plan.addresses:
+        with rtnl.Rtnl() as host:
+            proxies = devices.plan_proxies(host, setting, plan.addresses)
+    devices.record_plan(run.record, ct.ctid, plan, proxies)
+
+
+@hookimpl
+def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
+    """Bring up lo, make the recorded venet and veth pairs in the waiting child's netns."""
+    from vzcore_network.loopback import loopback_up
+
+    loopback_up(pid)
+    if run.record.get("links"):
+        from vzcore_network import devices
+
+        devices.bring_up(run.record, ct.ctid, pid)
+
+
+@hookimpl
+def vz_post_stop(ct: Container, run: Run) -> None:
+    """Delete the recorded host ends (their peers and routes go with them) and proxies."""
+    if not run.record.get("links") and not run.record.get("proxies"):
+        return
+    from vzcore_network import devices
+
+    devices.remove(run.record)
+
+
+@hookimpl
+def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
+    """Change the running CT's addresses, interfaces and files at once."""
+    if run is None:
+        return  # a stopped CT gets everything from its config at the next start
+    from vzcore_network import live
+
+    live.apply(ct, changes, run)
+
+
+@hookimpl
+def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
+    from vzcore_network import devices
+
+    if run is not None and run.record.get("venet") is not None:
+        ips = [str(a.address) for a in devices.recorded_addresses(run.record)]
+        netifs = devices.recorded_netifs(run.record)
+    else:
+        try:
+            plan = devices.plan_for(ct)
+        except Exception:
+            return {"ip": (ct.get("IP_ADDRESS") or "").split()}
+        ips = [str(a.address) for a in plan.addresses]
+        netifs = list(plan.netifs) if run is None else devices.recorded_netifs(run.record)
+    return {"ip": ips, "netif": [f"{n.ifname}={n.host_ifname}" for n in netifs]}
