@@ -24,6 +24,11 @@ SUFFIXES = {
     "quota": {"s": "softlimit", "h": "hardlimit"},
 }
 BASE_KEY = {"ubc": "held", "quota": "usage"}
+NUMERIC = frozenset({"number", "ubc", "quota"})
+"""Kinds whose values are never cut to the column width (only long text is trimmed)."""
+LIVE_KEYS = frozenset({None, "maxheld", "failcnt", "usage"})
+"""The parts of a ``stopped=False`` object field that describe a running CT (held,
+maxheld, failcnt; a quota's usage); its settings (barrier, limit) show for every CT."""
 
 
 def _column(fields: dict[str, Field], name: str) -> tuple[Field, str | None]:
@@ -160,8 +165,11 @@ def _print_table(rows: Sequence[dict[str, Any]], names: Sequence[str],
     for row in rows:
         cells = []
         for i, (field, key) in enumerate(columns):
-            text = _text(field, _raw(field, key, row.get(field.name)))
-            cells.append(_render(text, field.width, i == last, trim))
+            value = _raw(field, key, row.get(field.name))
+            if not field.stopped and row.get("status") != "running" and key in LIVE_KEYS:
+                value = None  # a stopped CT's usage columns print "-" (JSON keeps 0)
+            text = _text(field, value)
+            cells.append(_render(text, field.width, i == last, trim and field.kind not in NUMERIC))
         click.echo(" ".join(cells).rstrip())
 
 
