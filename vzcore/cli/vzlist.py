@@ -118,6 +118,9 @@ def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: boo
     if as_json and any("." in n for n in names):
         raise InvalidSyntax("JSON output has whole objects; drop the .m/.b/.l/.f suffixes from -o")
     columns = [_column(fields, n) for n in names]
+    wanted_fields = {field.name for field, _key in columns} | {"hostname", "description"}
+    if sort_by:
+        wanted_fields.add(_column(fields, sort_by.lstrip("-"))[0].name)
     wanted = [parse_ctid(c) for c in ctids]
     candidates = wanted or (engine.ctids() if show_all or stopped else engine.running_ctids())
     points = mount_points()
@@ -129,7 +132,7 @@ def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: boo
         st = status(engine, ct, points)
         if (stopped and st.running) or (not wanted and not (show_all or stopped) and not st.running):
             continue
-        values = collect(engine, ct, st)
+        values = collect(engine, ct, st, wanted_fields)
         if hostname_pattern and not fnmatch.fnmatch(values.get("hostname") or "", hostname_pattern):
             continue
         if description_pattern and not fnmatch.fnmatch(values.get("description") or "",
