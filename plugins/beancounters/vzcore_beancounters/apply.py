@@ -106,10 +106,24 @@ def write_sysctls(sysctls: Mapping[str, int]) -> None:
             f.write(str(value))
 
 
-def sysctls_in(pid: int, sysctls: Mapping[str, int]) -> None:
-    """Write IPC sysctls in the IPC namespace of process ``pid``."""
-    if sysctls:
-        namespaces.call_in(pid, ["ipc"], lambda: write_sysctls(sysctls))
+def sysctls_in(pid: int, sysctls: Mapping[str, int], owner: tuple[int, int]) -> None:
+    """Write IPC sysctls in the IPC namespace of process ``pid``.
+
+    The kernel lets only the IPC namespace's own root write them (for a CT with a user
+    namespace, the host UID its root maps to; the host's root reads them only), so the
+    writing process takes that UID and GID as its effective IDs.  The CT itself cannot:
+    its /proc/sys is mounted read-only.
+    """
+    if not sysctls:
+        return
+    uid, gid = owner
+
+    def write() -> None:
+        os.setegid(gid)
+        os.seteuid(uid)
+        write_sysctls(sysctls)
+
+    namespaces.call_in(pid, ["ipc"], write)
 
 
 def devpts_data(super_options: str, maximum: int) -> str:

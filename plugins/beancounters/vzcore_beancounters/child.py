@@ -1,9 +1,13 @@
-"""In the CT's first process, before its root is switched: the limits that live on the
-CT's own mounts (devpts ``max=``, /dev/shm ``size=``) and the view's placeholder.
+"""In the CT's first process, before its root is switched: its per-process resource
+limits, the limits that live on the CT's own mounts (devpts ``max=``, /dev/shm
+``size=``) and the view's placeholder.
 
-The isolation plugin has just mounted /dev, /dev/pts and /dev/shm (its hooks run first);
-these remounts change them before the CT's init can use them.  Every path is resolved
-inside the CT's root (:mod:`vzcore.linux.safefs`).
+This runs as the host's root (a CT with a user namespace enters it later), so hard
+limits can be raised as well as lowered, and init passes them on to every process it
+starts.  The isolation plugin has just mounted /dev, /dev/pts and /dev/shm (its hooks run
+first); these remounts change them before the CT's init can use them, and the root
+switch then locks them against the CT's root.  Every path is resolved inside the CT's
+root (:mod:`vzcore.linux.safefs`).
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ def _remount(root_fd: int, path: str, fstype: str, data_of: str | None, maximum:
 
 
 def setup(root: str, limits: Limits) -> None:
-    """Apply numpty and shmpages to the CT's devpts and /dev/shm; leave the view's
-    placeholder file (mode 0400) when the host can serve views."""
+    """Set this process's resource limits; apply numpty and shmpages to the CT's devpts
+    and /dev/shm; leave the view's placeholder file when the host can serve views."""
     settings = plan(limits, 2, nr_open=nr_open())  # the version only matters for cgroups
+    apply.set_own_rlimits(settings.rlimits)
     root_fd = safefs.open_root(root)
     try:
         if settings.devpts_max is not None:

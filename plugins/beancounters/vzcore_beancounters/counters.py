@@ -10,7 +10,7 @@ the table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 
 import attrs
 
@@ -112,31 +112,55 @@ def _locks(pids: set[int]) -> int:
         return 0
 
 
-def read(cg: CgroupSet, init_pid: int, pids: Iterable[int] | None = None) -> dict[str, Usage]:
-    """Every beancounter's usage for the running CT whose groups are ``cg``."""
-    found = set(cg.pids() if pids is None else pids)
+SOURCES = {
+    "memory": ("kmemsize", "shmpages", "physpages", "swappages", "oomguarpages", "dcachesize",
+               "tcpsndbuf", "tcprcvbuf"),
+    "pids": ("numproc",),
+    "processes": ("lockedpages", "privvmpages", "vmguarpages", "numsiginfo", "numfile", "numpty"),
+    "locks": ("numflock",),
+    "sockets": ("numtcpsock", "numothersock"),
+    "queues": ("tcpsndbuf", "tcprcvbuf", "othersockbuf", "dgramrcvbuf"),
+}
+"""Where each beancounter's usage is read from; a reader asking for some beancounters
+reads only their sources."""
+
+
+def read(cg: CgroupSet, init_pid: int, wanted: Collection[str] | None = None) -> dict[str, Usage]:
+    """The usage of the running CT whose groups are ``cg``: every beancounter, or those in
+    ``wanted`` (the others read as 0)."""
+    names = {r.name for r in RESOURCES} if wanted is None else set(wanted)
+    needed = {source for source, covered in SOURCES.items() if names.intersection(covered)}
     result: dict[str, Usage] = {r.name: Usage() for r in RESOURCES}
-    if cg.has("memory"):
+    if "memory" in needed and cg.has("memory"):
         result.update(memory_v1(cg) if cg.version == 1 else memory_v2(cg))
-    result["numproc"] = pids_usage(cg)
-    processes = procscan.scan_processes(sorted(found))
-    net = procscan.scan_network(init_pid)
-    private = processes.private_kb * 1024 // PAGE_SIZE
-    phys, swap = result["physpages"], result["swappages"]
-    result.update({
-        "lockedpages": Usage(processes.locked_kb * 1024 // PAGE_SIZE),
-        "privvmpages": Usage(private),
-        "vmguarpages": Usage(private),
-        "oomguarpages": attrs.evolve(result["oomguarpages"], held=phys.held + swap.held),
-        "numflock": Usage(_locks(found)),
-        "numpty": Usage(len(processes.ptys)),
-        "numsiginfo": Usage(processes.pending_signals),
-        "numfile": Usage(processes.open_files),
-        "numtcpsock": Usage(net.tcp_sockets),
-        "numothersock": Usage(net.other_sockets),
-        "tcpsndbuf": attrs.evolve(result["tcpsndbuf"], held=net.tcp_send),
-        "tcprcvbuf": attrs.evolve(result["tcprcvbuf"], held=net.tcp_receive),
-        "othersockbuf": Usage(net.other_send),
-        "dgramrcvbuf": Usage(net.dgram_receive),
-    })
+        phys, swap = result["physpages"], result["swappages"]
+        result["oomguarpages"] = attrs.evolve(result["oomguarpages"], held=phys.held + swap.held)
+    if "pids" in needed:
+        result["numproc"] = pids_usage(cg)
+    found = set(cg.pids()) if needed & {"processes", "locks"} else set()
+    if "processes" in needed:
+        processes = procscan.scan_processes(sorted(found))
+        private = processes.private_kb * 1024 // PAGE_SIZE
+        result.update({
+            "lockedpages": Usage(processes.locked_kb * 1024 // PAGE_SIZE),
+            "privvmpages": Usage(private),
+            "vmguarpages": Usage(private),
+            "numpty": Usage(len(processes.ptys)),
+            "numsiginfo": Usage(processes.pending_signals),
+            "numfile": Usage(processes.open_files),
+        })
+    if "locks" in needed:
+        result["numflock"] = Usage(_locks(found))
+    if "sockets" in needed:
+        sockets = procscan.scan_sockets(init_pid)
+        result["numtcpsock"] = Usage(sockets.tcp_sockets)
+        result["numothersock"] = Usage(sockets.other_sockets)
+    if "queues" in needed:
+        queues = procscan.scan_queues(init_pid)
+        result.update({
+            "tcpsndbuf": attrs.evolve(result["tcpsndbuf"], held=queues.tcp_send),
+            "tcprcvbuf": attrs.evolve(result["tcprcvbuf"], held=queues.tcp_receive),
+            "othersockbuf": Usage(queues.other_send),
+            "dgramrcvbuf": Usage(queues.dgram_receive),
+        })
     return result

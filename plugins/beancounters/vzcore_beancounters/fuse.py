@@ -57,12 +57,15 @@ class FileServer:
 
     :param render: returns the file's content; called once per open.
     :param size: the content's length (the same for every rendering).
+    :param owner: host (uid, gid) owning the file: the CT's root, which alone may read it.
     """
 
-    def __init__(self, fd: int, render: Callable[[], bytes], size: int) -> None:
+    def __init__(self, fd: int, render: Callable[[], bytes], size: int,
+                 owner: tuple[int, int] = (0, 0)) -> None:
         self.fd = fd
         self.render = render
         self.size = size
+        self.owner = owner
         self.handles: dict[int, bytes] = {}
         self.next_handle = 1
         self.started = time.time()
@@ -139,4 +142,4 @@ class FileServer:
         now = int(time.time())
         return ATTR.pack(ROOT_ID, self.size, (self.size + 511) // 512, now, now,
                          int(self.started), 0, 0, 0,
-                         stat.S_IFREG | 0o400, 1, 0, 0, 0, 4096, 0)
+                         stat.S_IFREG | 0o400, 1, *self.owner, 0, 4096, 0)

@@ -1,16 +1,16 @@
 """Hook implementations of the beancounters plugin (subsystem ``beancounters``).
 
-Start: cgroup limits in ``vz_pre_start``; per-process limits and the IPC sysctls on the
-waiting child in ``vz_setup_host`` (init and everything it forks inherit them); the
-devpts ``max=`` and /dev/shm size in ``vz_setup_child``; the in-CT view in
-``vz_post_start``.  ``vz_apply`` changes all of them on a running CT.  The mapping itself
-is :mod:`vzcore_beancounters.plan`.
+Start: cgroup limits in ``vz_pre_start``; the IPC sysctls in the CT's IPC namespace in
+``vz_setup_host``; in ``vz_setup_child`` (the CT's init, before it runs anything) its
+resource limits, which every CT process inherits, the devpts ``max=`` and the /dev/shm
+size; the in-CT view in ``vz_post_start``.  ``vz_apply`` changes all of them on a
+running CT.  The mapping itself is :mod:`vzcore_beancounters.plan`.
 """
 
 from __future__ import annotations
 
 import resource
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vzcore import hookimpl
@@ -98,11 +98,19 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 def vz_pre_start(ct: Container, run: Run) -> None:
     from vzcore_beancounters import apply, peaks, view
     from vzcore_beancounters.plan import plan
-    from vzcore_beancounters.settings import RECORD_LIMITS, config_limits, host_swap, nr_open
+    from vzcore_beancounters.settings import (
+        RECORD_CONFIG,
+        RECORD_LIMITS,
+        config_limits,
+        config_text,
+        host_swap,
+        nr_open,
+    )
 
     limits = config_limits(ct)
     settings = plan(limits, run.cgroups.version, nr_open=nr_open(), host_swap=host_swap())
-    run.record.update_all(**{RECORD_LIMITS: limits.to_json(), "rlimits": dict(settings.rlimits)})
+    run.record.update_all(**{RECORD_LIMITS: limits.to_json(), RECORD_CONFIG: config_text(ct),
+                             "rlimits": dict(settings.rlimits)})
     peaks.remove(peaks.path_for(ct.paths.run_dir, ct.ctid))
     unenforced = apply.apply_cgroups(ct.ctid, run.cgroups, settings.cgroup)
     run.record.update_all(unenforced=sorted(unenforced))
@@ -111,18 +119,20 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
+    """The IPC sysctls (shmpages) in the CT's IPC namespace, held by process ``pid``."""
     from vzcore_beancounters import apply
     from vzcore_beancounters.plan import plan
     from vzcore_beancounters.settings import applied_limits, nr_open
 
     settings = plan(applied_limits(ct, run.record), run.cgroups.version, nr_open=nr_open())
-    apply.apply_rlimits([pid], settings.rlimits)
     if settings.sysctls:
-        apply.sysctls_in(pid, settings.sysctls)
+        apply.sysctls_in(pid, settings.sysctls, ct.root_owner)
 
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
+    """In the CT's init, still the host's root: its resource limits (inherited by every
+    process of the CT), the devpts ``max=``, the /dev/shm size, the view's placeholder."""
     from vzcore_beancounters import child
     from vzcore_beancounters.settings import config_limits
 
@@ -175,7 +185,9 @@ def vz_enter(ct: Container, run: Run) -> None:
 
 
 @hookimpl
-def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
+def vz_collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mapping[str, Any]:
+    """Read only the beancounters vzlist shows: the default columns need ``pids.current``
+    alone, while sockets and open files cost a walk over the CT's processes."""
     from vzcore_beancounters.snapshot import collect
 
-    return collect(ct, run)
+    return collect(ct, run, fields)

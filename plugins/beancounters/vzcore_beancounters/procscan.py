@@ -165,19 +165,34 @@ class NetUsage:
     dgram_receive: int = 0
 
 
-def scan_network(pid: int) -> NetUsage:
-    """Read the network namespace of ``pid`` (the CT's init) from ``/proc/PID/net``."""
+def scan_sockets(pid: int) -> NetUsage:
+    """Socket counts of the network namespace of ``pid`` (the CT's init): the in-use
+    counters of ``/proc/PID/net/sockstat{,6}`` and the UNIX sockets listed there (cheap)."""
     base = f"/proc/{pid}/net"
     stats = {**parse_sockstat(_read(f"{base}/sockstat") or ""),
              **parse_sockstat(_read(f"{base}/sockstat6") or "")}
     unix = max(0, len((_read(f"{base}/unix") or "").splitlines()) - 1)
-    tcp = [queue_totals(_read(f"{base}/{name}") or "", skip_listen=True) for name in ("tcp", "tcp6")]
-    dgram = [queue_totals(_read(f"{base}/{name}") or "", skip_listen=False)
-             for name in ("udp", "udp6", "raw", "raw6")]
     return NetUsage(
         tcp_sockets=stats.get("TCP", 0) + stats.get("TCP6", 0),
         other_sockets=unix + sum(stats.get(p, 0) for p in ("UDP", "UDP6", "UDPLITE", "UDPLITE6",
-                                                            "RAW", "RAW6")),
-        tcp_send=sum(t for t, _ in tcp), tcp_receive=sum(r for _, r in tcp),
-        other_send=sum(t for t, _ in dgram), dgram_receive=sum(r for _, r in dgram),
-    )
+                                                            "RAW", "RAW6")))
+
+
+def scan_queues(pid: int) -> NetUsage:
+    """Bytes queued on the namespace's TCP, UDP and raw sockets: TCP and UDP through
+    sock_diag (:mod:`.sockdiag`), raw sockets (a small table) from ``/proc/PID/net``; the
+    /proc files for all of them when sock_diag is not available."""
+    from vzcore_beancounters import sockdiag
+
+    base = f"/proc/{pid}/net"
+    raw = [queue_totals(_read(f"{base}/{name}") or "", skip_listen=False) for name in ("raw", "raw6")]
+    try:
+        tcp_send, tcp_receive, udp_send, udp_receive = sockdiag.queues(pid)
+    except OSError:
+        tcp = [queue_totals(_read(f"{base}/{n}") or "", skip_listen=True) for n in ("tcp", "tcp6")]
+        udp = [queue_totals(_read(f"{base}/{n}") or "", skip_listen=False) for n in ("udp", "udp6")]
+        tcp_send, tcp_receive = sum(t for t, _ in tcp), sum(r for _, r in tcp)
+        udp_send, udp_receive = sum(t for t, _ in udp), sum(r for _, r in udp)
+    return NetUsage(tcp_send=tcp_send, tcp_receive=tcp_receive,
+                    other_send=udp_send + sum(t for t, _ in raw),
+                    dgram_receive=udp_receive + sum(r for _, r in raw))

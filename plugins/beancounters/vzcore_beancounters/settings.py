@@ -2,7 +2,9 @@
 
 A stopped CT's settings are its config; a running CT's are what was applied to it (kept
 in the plugin's part of the state file), since ``vzctl set`` without ``--save`` changes a
-running CT and not its config.
+running CT and not its config.  The record keeps both the config text that was applied
+(so a later live change of one key starts from what runs, not from the file) and the
+resulting pairs.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from vzcore_beancounters.limits import Limits, from_config
+from vzcore_beancounters.resources import RESOURCES
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
     from vzcore.container import Container
 
 RECORD_LIMITS = "limits"
+RECORD_CONFIG = "config"
+
+CONFIG_KEYS = (*(key for r in RESOURCES for key in (r.key, *r.aliases)), "VM_OVERCOMMIT")
+"""Every config key the settings are computed from."""
 
 
 @cache
@@ -55,6 +62,23 @@ def config_limits(ct: Container, changes: ChangeSet | None = None) -> Limits:
         return ct.get(key)
 
     return from_config(ct.ctid, get, host_pages())
+
+
+def config_text(ct: Container) -> dict[str, str | None]:
+    """The CT's config text of every key in :data:`CONFIG_KEYS` (to record at start)."""
+    return {key: ct.get(key) for key in CONFIG_KEYS}
+
+
+def running_config(ct: Container, record: Mapping[str, Any],
+                   changes: ChangeSet) -> tuple[Limits, dict[str, str | None]]:
+    """A running CT's settings after ``changes``: the recorded (applied) config text with
+    the changed keys replaced, and that text to record next."""
+    base = record.get(RECORD_CONFIG)
+    text = dict(base) if isinstance(base, Mapping) else config_text(ct)
+    for key in CONFIG_KEYS:
+        if key in changes:
+            text[key] = changes[key].new
+    return from_config(ct.ctid, text.get, host_pages()), text
 
 
 def applied_limits(ct: Container, record: Mapping[str, Any]) -> Limits:

@@ -9,7 +9,7 @@ counter keeps no peak is the highest value any reader saw (:mod:`.peaks`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,12 @@ def rows(limits: Limits, usage: Mapping[str, Usage] | None,
     return result
 
 
-def running_rows(limits: Limits, usage: Mapping[str, Usage], peaks_file: Path) -> dict[str, Row]:
-    """Rows of a running CT, with the observed peaks updated from this reading."""
-    observed = peaks.merge(peaks_file, {name: u.held for name, u in usage.items()})
-    return rows(limits, usage, observed)
+def running_rows(limits: Limits, usage: Mapping[str, Usage], peaks_file: Path,
+                 wanted: Collection[str] | None = None) -> dict[str, Row]:
+    """Rows of a running CT, with the observed peaks of the ``wanted`` beancounters (all by
+    default: the others were not read) raised to this reading."""
+    held = {name: u.held for name, u in usage.items() if wanted is None or name in wanted}
+    return rows(limits, usage, peaks.merge(peaks_file, held))
 
 
 def _number(value: int) -> int:

@@ -76,7 +76,7 @@ def _daemon(path: Path) -> ProcessId | None:
     return process if process.is_alive() else None
 
 
-def _spawn(path: Path, fd: int, ctid: int, record: str) -> ProcessId:
+def _spawn(path: Path, fd: int, ctid: int, record: str, owner: tuple[int, int]) -> ProcessId:
     """Start the daemon with its first CT's connection (no waiting for it to listen: the
     kernel queues the CT's requests until the daemon reads them)."""
     import subprocess
@@ -84,7 +84,8 @@ def _spawn(path: Path, fd: int, ctid: int, record: str) -> ProcessId:
 
     with open(path / "view.log", "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "vzcore_beancounters.viewd", str(path), f"{ctid}:{record}:{fd}"],
+            [sys.executable, "-m", "vzcore_beancounters.viewd", str(path),
+             f"{ctid}:{record}:{fd}:{owner[0]}:{owner[1]}"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd="/",
             start_new_session=True, close_fds=True, pass_fds=(fd,),
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})
@@ -113,12 +114,13 @@ def _connect(path: Path, daemon: ProcessId) -> socket.socket:
             time.sleep(0.005)
 
 
-def _hand_over(path: Path, daemon: ProcessId, fd: int, ctid: int, record: str) -> None:
+def _hand_over(path: Path, daemon: ProcessId, fd: int, ctid: int, record: str,
+               owner: tuple[int, int]) -> None:
     import json
     import socket
 
     with _connect(path, daemon) as sock:
-        request = json.dumps({"ctid": ctid, "record": record}).encode()
+        request = json.dumps({"ctid": ctid, "record": record, "owner": owner}).encode()
         socket.send_fds(sock, [request], [fd])
         sock.settimeout(READY_TIMEOUT)
         answer = sock.recv(4096).decode(errors="replace").strip()
@@ -146,8 +148,8 @@ def attach(ct: Container, run: Run) -> None:
         with _locked(path):
             daemon = _daemon(path)
             if daemon is None:
-                _spawn(path, fd, ct.ctid, run.plugin)
+                _spawn(path, fd, ct.ctid, run.plugin, ct.root_owner)
             else:
-                _hand_over(path, daemon, fd, ct.ctid, run.plugin)
+                _hand_over(path, daemon, fd, ct.ctid, run.plugin, ct.root_owner)
     finally:
         os.close(fd)  # the daemon holds the connection now; if it does not, reads fail

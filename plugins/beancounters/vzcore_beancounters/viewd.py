@@ -103,16 +103,18 @@ class Daemon:
         self.clients.add(conn)
         self.selector.register(conn, selectors.EVENT_READ, "client")
 
-    def add(self, fd: int, ctid: int, record: str) -> None:
-        """Serve CT ``ctid``'s file on FUSE connection ``fd``."""
+    def add(self, fd: int, ctid: int, record: str, owner: tuple[int, int]) -> None:
+        """Serve CT ``ctid``'s file on FUSE connection ``fd``, owned by the CT's root."""
         os.set_blocking(fd, False)
-        server = FileServer(fd, lambda: render_for(self.run_dir, ctid, record), proc_size(ctid))
+        server = FileServer(fd, lambda: render_for(self.run_dir, ctid, record), proc_size(ctid),
+                            owner)
         self.servers[fd] = (ctid, server)
         self.had_servers = True
         self.selector.register(fd, selectors.EVENT_READ, fd)
 
     def _handover(self, conn: socket.socket) -> None:
-        """One CT's connection: ``{"ctid": N, "record": name}`` with the /dev/fuse fd."""
+        """One CT's connection: ``{"ctid": N, "record": name, "owner": [uid, gid]}`` with
+        the /dev/fuse descriptor."""
         self.selector.unregister(conn)
         self.clients.discard(conn)
         try:
@@ -122,7 +124,8 @@ class Daemon:
             request = json.loads(message)
             if len(fds) != 1:
                 raise ValueError("no descriptor came with the request")
-            self.add(fds[0], int(request["ctid"]), str(request["record"]))
+            uid, gid = (int(n) for n in request["owner"])
+            self.add(fds[0], int(request["ctid"]), str(request["record"]), (uid, gid))
             conn.sendall(b"ok\n")
         except Exception as exc:
             for fd in locals().get("fds", []):
@@ -175,16 +178,17 @@ class _Stop(Exception):
 
 
 def main(argv: list[str]) -> int:
-    """``viewd DIR [CTID:RECORD:FD]``: the optional argument is the first CT's connection,
-    inherited from the vzctl that started the daemon."""
+    """``viewd DIR [CTID:RECORD:FD:UID:GID]``: the optional argument is the first CT's
+    connection, inherited from the vzctl that started the daemon."""
     if len(argv) not in (2, 3):
-        print("usage: python -m vzcore_beancounters.viewd DIR [CTID:RECORD:FD]", file=sys.stderr)
+        print("usage: python -m vzcore_beancounters.viewd DIR [CTID:RECORD:FD:UID:GID]",
+              file=sys.stderr)
         return 2
     directory = Path(argv[1])
     daemon = Daemon(directory)
     if len(argv) == 3:
-        ctid, record, fd = argv[2].split(":")
-        daemon.add(int(fd), int(ctid), record)
+        ctid, record, fd, uid, gid = argv[2].split(":")
+        daemon.add(int(fd), int(ctid), record, (int(uid), int(gid)))
 
     def stop(_signum: int, _frame: object) -> None:
         raise _Stop
