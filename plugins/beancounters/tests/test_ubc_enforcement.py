@@ -7,40 +7,15 @@ inside it what the limit must stop, and checks the kernel's verdict and the coun
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-from typing import Any
 
 import pytest
+from ubc_helpers import MIB, PAGE, cgroups, state, ubc
 
-from vzcore.linux.cgroups import CgroupSet
-from vzcore.runtime import State
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
-
-MIB = 1024 * 1024
-PAGE = 4096
-
-
-def ubc(vzctl: Vzctl, ctid: int) -> dict[str, Any]:
-    data: list[dict[str, Any]] = json.loads(vzctl("ubc", "-j", ctid).stdout)
-    assert [d["ctid"] for d in data] == [ctid]
-    return data[0]
-
-
-def state(vz_env: VzEnv, ctid: int) -> State:
-    loaded = State.load(vz_env.state(ctid), ctid)
-    assert loaded is not None and loaded.cgroups is not None and loaded.init is not None
-    return loaded
-
-
-def cgroups(vz_env: VzEnv, ctid: int) -> CgroupSet:
-    cg = state(vz_env, ctid).cgroups
-    assert cg is not None
-    return cg
-
 
 def test_fork_bomb_stops_at_numproc(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("create", 102, "--ostemplate", "busybox")
@@ -96,7 +71,7 @@ def test_memory_hog_is_held_at_ram_and_only_it_dies(vz_env: VzEnv, vzctl: Vzctl,
     vzctl("stop", 102)
 
 
-def test_fifth_pty_fails_with_numpty_4(vzctl: Vzctl, busybox_ct: int) -> None:
+def test_fifth_pty_fails_with_numpty_4(vzctl: Vzctl, any_ct: int) -> None:
     vzctl("set", 101, "--numpty", "4", "--save")
     vzctl("start", 101)
     four = vzctl("exec", 101, "exec 3<>/dev/ptmx 4<>/dev/ptmx 5<>/dev/ptmx 6<>/dev/ptmx; "
@@ -120,7 +95,7 @@ for size in sys.argv[1:]:
 
 
 def test_shmpages_limits_sysv_and_posix_shared_memory(vz_env: VzEnv, vzctl: Vzctl,
-                                                      busybox_ct: int) -> None:
+                                                      any_ct: int) -> None:
     vzctl("set", 101, "--shmpages", "256", "--save")  # 1 MiB
     vzctl("start", 101)
     assert vzctl("exec", 101, "cat /proc/sys/kernel/shmall /proc/sys/kernel/shmmax").stdout.split() \
@@ -144,7 +119,7 @@ def test_shmpages_limits_sysv_and_posix_shared_memory(vz_env: VzEnv, vzctl: Vzct
     vzctl("stop", 101)
 
 
-def test_numfile_stops_a_process_opening_too_many_files(vzctl: Vzctl, busybox_ct: int) -> None:
+def test_numfile_stops_a_process_opening_too_many_files(vzctl: Vzctl, any_ct: int) -> None:
     vzctl("set", 101, "--numfile", "32", "--save")
     vzctl("start", 101)
     assert vzctl("exec", 101, "ulimit -n").stdout.strip() == "32"
@@ -191,13 +166,17 @@ def test_live_change_of_numproc_and_ram(vz_env: VzEnv, vzctl: Vzctl, busybox_ct:
     bomb = vzctl("exec", 101, "i=0; while [ $i -lt 50 ]; do "
                  "sleep 1000 </dev/null >/dev/null 2>&1 & i=$((i+1)); done", check=False)
     assert "fork" in bomb.stderr
+    # A later live change of another key keeps what runs (not the config file's values).
+    vzctl("set", 101, "--hostname", "web1")
     counters = ubc(vzctl, 101)
     assert counters["numproc"]["held"] <= 10 and counters["numproc"]["maxheld"] == 10
+    assert counters["numproc"]["limit"] == 10
     assert counters["physpages"]["limit"] == 32 * MIB // PAGE
+    assert cgroups(vz_env, 101).read_int("pids", "pids.max") == 10
     assert state(vz_env, 101).init == init  # the same init: no restart happened
     assert 'PHYSPAGES="0:32768"' in vz_env.conf(101).read_text()  # not saved
     vzctl("exec", 101, "kill $(pidof sleep)", check=False)
-    vzctl("set", 101, "--numproc", "unlimited", "--ram", "128M")
+    vzctl("set", 101, "--numproc", "unlimited", "--ram", "256M")
     assert "status=0" in vzctl("exec", 101, "dd if=/dev/zero of=/dev/null bs=48M count=1 "
                                "2>/dev/null; echo status=$?").stdout
     assert ubc(vzctl, 101)["numproc"]["limit"] == 2**63 - 1
@@ -205,7 +184,7 @@ def test_live_change_of_numproc_and_ram(vz_env: VzEnv, vzctl: Vzctl, busybox_ct:
 
 
 def test_rlimits_are_inherited_by_init_and_given_to_exec(vz_env: VzEnv, vzctl: Vzctl,
-                                                         busybox_ct: int) -> None:
+                                                         any_ct: int) -> None:
     vzctl("set", 101, "--numfile", "100:200", "--numsiginfo", "64", "--save")
     vzctl("start", 101)
     init = state(vz_env, 101).init

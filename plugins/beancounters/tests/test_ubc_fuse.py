@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vzcore_beancounters import fuse
 
 from vzcore.linux import mounts
+from vzcore_beancounters import fuse
 
 CONTENT = b"Version: 2.5\nhello\n"
 

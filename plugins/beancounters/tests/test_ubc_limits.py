@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from vzcore_beancounters.limits import Limits, from_config
-from vzcore_beancounters.resources import RESOURCES, ROWS, UNLIMITED
 
 from vzcore.errors import InvalidValue
 from vzcore.values import Pair
+from vzcore_beancounters.limits import Limits, from_config
+from vzcore_beancounters.resources import RESOURCES, ROWS, UNLIMITED
 
 HOST_PAGES = 1000
 
@@ -83,3 +83,21 @@ def test_json_round_trip() -> None:
     got = limits(NUMPROC="40", PHYSPAGES="0:16384")
     again = Limits.from_json(got.to_json())
     assert all(again[name] == got[name] for name in got)
+
+
+def test_a_live_change_starts_from_what_runs_not_from_the_file() -> None:
+    from vzcore.changes import Change, ChangeSet
+    from vzcore_beancounters.settings import CONFIG_KEYS, running_config
+
+    applied = dict.fromkeys(CONFIG_KEYS) | {"NUMPROC": "50", "PHYSPAGES": "0:1000"}
+    record = {"config": applied}
+    other_key = ChangeSet({"HOSTNAME": Change("HOSTNAME", None, "web")})
+    ct = type("Ct", (), {"ctid": 101})()
+    got, text = running_config(ct, record, other_key)
+    assert got["numproc"] == Pair(50, 50) and got["physpages"] == Pair(0, 1000)
+    assert text == applied
+    ram = ChangeSet({"PHYSPAGES": Change("PHYSPAGES", "0:1000", "0:2000")})
+    got, text = running_config(ct, record, ram)
+    assert got["numproc"] == Pair(50, 50)
+    assert got["lockedpages"] == Pair(2000, UNLIMITED)  # implicit values follow the RAM
+    assert text["PHYSPAGES"] == "0:2000"

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import pty
+import socket
+import time
+from pathlib import Path
 
-from vzcore_beancounters import procscan
+import pytest
+
+from vzcore_beancounters import procscan, sockdiag
 
 STATUS = """Name:\tsh
 Tgid:\t42
@@ -73,3 +78,36 @@ def test_scan_of_this_process_sees_its_pty_and_files() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.root
+@pytest.mark.netns
+def test_socket_queues_match_proc_net() -> None:
+    """sock_diag's queue bytes are /proc/net/{tcp,udp}'s, in this test's own namespace."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        client.sendall(b"x" * 5000)
+        sender.sendto(b"y" * 300, receiver.getsockname())
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            tcp_send, tcp_receive, _udp_send, udp_receive = sockdiag.queues(os.getpid())
+            if tcp_receive == 5000 and udp_receive:
+                break
+            time.sleep(0.01)
+        assert tcp_receive == 5000  # unread by the server
+        proc = [procscan.queue_totals(Path(f"/proc/self/net/{name}").read_text(), skip_listen=True)
+                for name in ("tcp", "tcp6")]
+        assert (tcp_send, tcp_receive) == (sum(t for t, _ in proc), sum(r for _, r in proc))
+        udp = procscan.queue_totals(Path("/proc/self/net/udp").read_text(), skip_listen=False)
+        assert udp_receive == udp[1] > 0
+        assert procscan.scan_queues(os.getpid()).tcp_receive == 5000
+    finally:
+        for s in (listener, client, server, receiver, sender):
+            s.close()
