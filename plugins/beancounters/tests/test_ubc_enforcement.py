@@ -176,7 +176,8 @@ def test_live_change_of_numproc_and_ram(vz_env: VzEnv, vzctl: Vzctl, busybox_ct:
     assert state(vz_env, 101).init == init  # the same init: no restart happened
     assert 'PHYSPAGES="0:32768"' in vz_env.conf(101).read_text()  # not saved
     vzctl("exec", 101, "kill $(pidof sleep)", check=False)
-    vzctl("set", 101, "--numproc", "unlimited", "--ram", "256M")
+    # Back to the saved value: the running CT gets it although the config already has it.
+    vzctl("set", 101, "--numproc", "unlimited", "--ram", "128M")
     assert "status=0" in vzctl("exec", 101, "dd if=/dev/zero of=/dev/null bs=48M count=1 "
                                "2>/dev/null; echo status=$?").stdout
     assert ubc(vzctl, 101)["numproc"]["limit"] == 2**63 - 1
