@@ -41,6 +41,11 @@ done
 if [ "$mode" != "--test" ]; then
     mkdir -p /etc/vz/conf
     [ -f /etc/vz/vz.conf ] || cp vzcore/data/vz.conf /etc/vz/vz.conf
+    # Sample CT configs that plugins ship (vzctl create --config NAME); an admin's copy stays.
+    for sample in plugins/*/vzcore_*/samples/ve-*.conf-sample; do
+        [ -f "$sample" ] || continue
+        [ -f "/etc/vz/conf/${sample##*/}" ] || cp "$sample" /etc/vz/conf/
+    done
     ln -sf "$PWD/.venv/bin/vzctl" /usr/local/sbin/vzctl
     ln -sf "$PWD/.venv/bin/vzlist" /usr/local/sbin/vzlist
 fi

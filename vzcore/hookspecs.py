@@ -21,7 +21,7 @@ pass them); the plugin manager refuses such a plugin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -517,7 +517,7 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
 
 
 @hookspec
-def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
+def vz_collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mapping[str, Any]:
     """Report this plugin's vzlist fields (and beancounter rows) for one CT.
 
     **When**: ``vzlist``, ``vzctl status``, and commands that show counters.
@@ -525,6 +525,10 @@ def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
 
     :param ct: the CT.
     :param run: the running CT's state, or ``None`` when it is stopped.
+    :param fields: the names of the fields the caller will show (``numproc`` for
+        ``numproc.m`` too).  Values of other fields may be left out, and should be when
+        they cost something to read; an implementation that needs no such choice can
+        omit this parameter.
 
     **Returns**: a mapping of field name (declared in :func:`vz_list_fields`) to value;
     JSON-ready values (numbers, strings, lists, dicts).  Missing fields show as ``-``.

@@ -24,6 +24,11 @@ SUFFIXES = {
     "quota": {"s": "softlimit", "h": "hardlimit"},
 }
 BASE_KEY = {"ubc": "held", "quota": "usage"}
+NUMERIC = frozenset({"number", "ubc", "quota"})
+"""Kinds whose values are never cut to the column width (only long text is trimmed)."""
+LIVE_KEYS = frozenset({None, "maxheld", "failcnt", "usage"})
+"""The parts of a ``stopped=False`` object field that describe a running CT (held,
+maxheld, failcnt; a quota's usage); its settings (barrier, limit) show for every CT."""
 
 
 def _column(fields: dict[str, Field], name: str) -> tuple[Field, str | None]:
@@ -113,6 +118,9 @@ def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: boo
     if as_json and any("." in n for n in names):
         raise InvalidSyntax("JSON output has whole objects; drop the .m/.b/.l/.f suffixes from -o")
     columns = [_column(fields, n) for n in names]
+    wanted_fields = {field.name for field, _key in columns} | {"hostname", "description"}
+    if sort_by:
+        wanted_fields.add(_column(fields, sort_by.lstrip("-"))[0].name)
     wanted = [parse_ctid(c) for c in ctids]
     candidates = wanted or (engine.ctids() if show_all or stopped else engine.running_ctids())
     points = mount_points()
@@ -124,7 +132,7 @@ def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: boo
         st = status(engine, ct, points)
         if (stopped and st.running) or (not wanted and not (show_all or stopped) and not st.running):
             continue
-        values = collect(engine, ct, st)
+        values = collect(engine, ct, st, wanted_fields)
         if hostname_pattern and not fnmatch.fnmatch(values.get("hostname") or "", hostname_pattern):
             continue
         if description_pattern and not fnmatch.fnmatch(values.get("description") or "",
@@ -160,8 +168,11 @@ def _print_table(rows: Sequence[dict[str, Any]], names: Sequence[str],
     for row in rows:
         cells = []
         for i, (field, key) in enumerate(columns):
-            text = _text(field, _raw(field, key, row.get(field.name)))
-            cells.append(_render(text, field.width, i == last, trim))
+            value = _raw(field, key, row.get(field.name))
+            if not field.stopped and row.get("status") != "running" and key in LIVE_KEYS:
+                value = None  # a stopped CT's usage columns print "-" (JSON keeps 0)
+            text = _text(field, value)
+            cells.append(_render(text, field.width, i == last, trim and field.kind not in NUMERIC))
         click.echo(" ".join(cells).rstrip())
 
 

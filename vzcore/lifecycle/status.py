@@ -54,12 +54,16 @@ def status(engine: Engine, ct: Container, mounted: Collection[str] | None = None
     )
 
 
-def collect(engine: Engine, ct: Container, st: CtStatus) -> dict[str, Any]:
-    """Every plugin's vzlist fields for ``ct``; a failing plugin leaves its fields out."""
+def collect(engine: Engine, ct: Container, st: CtStatus,
+            fields: Collection[str] | None = None) -> dict[str, Any]:
+    """The plugins' vzlist fields for ``ct`` (``fields``: the names wanted, default all);
+    a failing plugin leaves its fields out."""
     run = Run(ct, st.state, engine.plugins) if st.running and st.state is not None else None
+    wanted = frozenset(engine.registry.fields if fields is None else fields)
     values: dict[str, Any] = {}
     for _plugin, result in engine.plugins.call_each(
-        "vz_collect", ct=ct, run=run, on_error=lambda e: engine.warn(f"warning: {e}")
+        "vz_collect", ct=ct, run=run, fields=wanted,
+        on_error=lambda e: engine.warn(f"warning: {e}"),
     ):
         values.update(result or {})
     values["status"] = st.name

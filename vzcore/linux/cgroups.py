@@ -26,6 +26,8 @@ from vzcore.errors import KernelError, VzError
 from vzcore.linux.mounts import mountinfo
 
 UNIFIED = "unified"
+UNLIMITED = 2**63 - 1
+"""What :meth:`CgroupSet.read_int` returns for ``max`` (and v1's page-rounded LONG_MAX)."""
 V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids", "hugetlb", "misc")
 
 
@@ -236,6 +238,51 @@ class CgroupSet:
         """The groups one level up (for a CT: ``CGROUP_PARENT``, shared by every CT)."""
         return CgroupSet(tuple(attrs.evolve(d, directory=d.directory.parent) for d in self.dirs))
 
+    def has_file(self, controller: str, filename: str) -> bool:
+        """Whether the host's kernel offers ``filename`` for ``controller`` (probe before
+        relying on a file that appeared or went away across kernel versions)."""
+        d = self.dir_for(controller)
+        return d is not None and d.file(filename).exists()
+
+    def try_read(self, controller: str, filename: str) -> str | None:
+        """The file's stripped text, or ``None`` when the controller or the file is absent."""
+        d = self.dir_for(controller)
+        if d is None:
+            return None
+        try:
+            with open(d.file(filename)) as f:
+                return f.read().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise KernelError("read", str(d.file(filename)), exc.errno or 0) from exc
+
+    def read_int(self, controller: str, filename: str) -> int | None:
+        """A single-number file (``pids.current``, ``memory.usage_in_bytes``); ``None``
+        when absent, :data:`UNLIMITED` for ``max``."""
+        text = self.try_read(controller, filename)
+        return None if text is None else parse_number(text)
+
+    def read_keyed(self, controller: str, filename: str) -> dict[str, int]:
+        """A flat keyed file (``memory.stat``, ``memory.events``, ``pids.events``) as a
+        dict; empty when absent.  Lines that are not ``key number`` are skipped."""
+        text = self.try_read(controller, filename)
+        values: dict[str, int] = {}
+        for line in (text or "").splitlines():
+            key, _, number = line.partition(" ")
+            try:
+                values[key] = parse_number(number.strip())
+            except ValueError:
+                continue
+        return values
+
+    def write_limit(self, controller: str, filename: str, value: int | None) -> None:
+        """Write a limit in the file's own units; ``None`` is "no limit" (``max`` on v2 and
+        for ``pids.max``, ``-1`` on v1's memory files)."""
+        d = self._need(controller)
+        unlimited = "-1" if d.version == 1 and controller != "pids" else "max"
+        _write(d.file(filename), unlimited if value is None else str(value))
+
     def pids(self) -> set[int]:
         """Every process in any of the CT's groups (or their subgroups)."""
         found: set[int] = set()
@@ -341,6 +388,15 @@ def _hierarchies_of(pid: int) -> list[Hierarchy]:
         return hierarchies(pid)
     except (OSError, ValueError):  # gone: the CT's own groups will do
         return []
+
+
+def parse_number(text: str) -> int:
+    """A cgroup file's number: ``max`` and v1's "no limit" (LONG_MAX rounded down to a
+    page, 9223372036854771712) read as :data:`UNLIMITED`; raises ValueError otherwise."""
+    if text == "max":
+        return UNLIMITED
+    number = int(text)
+    return UNLIMITED if number >= UNLIMITED - 4095 else number
 
 
 def _v2_controllers_of(directory: Path) -> frozenset[str]:
