@@ -135,6 +135,15 @@ def write_file(root_fd: int, path: str, data: bytes, mode: int = 0o644,
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
+def read_file(root_fd: int, path: str, limit: int = 1 << 20) -> bytes:
+    """Read up to ``limit`` bytes of a regular file inside the root (links resolved inside
+    it); anything else (a FIFO or device the CT planted) raises :class:`KernelError`."""
+    with opened(root_fd, path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK) as fd:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise KernelError("read inside CT root", path, errno.EINVAL)
+        return os.read(fd, limit)
+
+
 def mount_at(root_fd: int, path: str, source: str | None, fstype: str | None, flags: int = 0,
              data: str | None = None, *, kind: str = "dir") -> None:
     """Mount on ``path`` inside the root, creating it (a directory, or an empty file when

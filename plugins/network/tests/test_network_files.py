@@ -16,6 +16,8 @@ def test_files_at_start_and_live(net: Net) -> None:
     assert "10.199.1.2\tweb.example.org web" in net.sh(101, "cat /etc/hosts").stdout
     assert net.sh(101, "cat /etc/resolv.conf").stdout == \
         "search example.org\nnameserver 10.199.0.53\n"
+    owners = net.sh(101, "stat -c %u:%g /etc/hostname /etc/hosts /etc/resolv.conf").stdout
+    assert owners.split() == ["0:0"] * 3, "the files belong to the CT's root, not the host's"
     net.vzctl("set", 101, "--nameserver", "10.199.0.54", "--nameserver", "fd99::53")
     assert net.sh(101, "cat /etc/resolv.conf").stdout == \
         "search example.org\nnameserver 10.199.0.54\nnameserver fd99::53\n"

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vzcore_network import antispoof, ctfiles, neighbours, netif
-from vzcore_network.addresses import merge_add, merge_del, parse_address
-from vzcore_network.devices import plan_of, venet_host
 
 from vzcore.errors import InvalidValue
 from vzcore.plugin.manager import load_plugins
 from vzcore.plugin.registry import Registry
+from vzcore_network import antispoof, ctfiles, neighbours, netif
+from vzcore_network.addresses import merge_add, merge_del, parse_address
+from vzcore_network.devices import plan_of, venet_host
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +217,7 @@ def test_files_are_never_written_through_a_link_out_of_the_ct(tmp_path: Path) ->
     (root / "etc/resolv.conf").symlink_to(outside)        # absolute: resolved inside the root
     (root / "etc/hosts").symlink_to("../../host-file")     # relative: stops at the root
     ctfiles.write(root, hostname="ct", address=None, nameservers=["10.0.0.53"],
-                  searchdomains=None, ctid=101)
+                  searchdomains=None, ctid=101, owner=(os.getuid(), os.getgid()))
     assert outside.read_text() == "host secret\n"
     assert not (root / "etc/resolv.conf").is_symlink()
     assert (root / "etc/resolv.conf").read_text() == "nameserver 10.0.0.53\n"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from network_helpers import Net, ip, links
+
 from vzcore_network.netif import generated_mac
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox")]

@@ -169,8 +169,9 @@ def _read(root_fd: int, path: str) -> str:
 
 def write(root: Path, *, hostname: str | None, address: str | None,
           nameservers: Sequence[str] | None, searchdomains: Sequence[str] | None,
-          ctid: int) -> None:
-    """Update the files below the CT root ``root`` (host path) for what is not ``None``."""
+          ctid: int, owner: tuple[int, int]) -> None:
+    """Update the files below the CT root ``root`` (host path) for what is not ``None``;
+    new files belong to ``owner``, the host IDs of the CT's root."""
     if hostname is None and nameservers is None and searchdomains is None:
         return
     try:
@@ -180,12 +181,12 @@ def write(root: Path, *, hostname: str | None, address: str | None,
     try:
         safefs.makedirs(root_fd, "etc")
         if hostname is not None:
-            safefs.write_file(root_fd, "etc/hostname", f"{hostname}\n".encode())
+            safefs.write_file(root_fd, "etc/hostname", f"{hostname}\n".encode(), owner=owner)
             hosts = hosts_content(_read(root_fd, "etc/hosts"), hostname, address)
-            safefs.write_file(root_fd, "etc/hosts", hosts.encode())
+            safefs.write_file(root_fd, "etc/hosts", hosts.encode(), owner=owner)
         if nameservers is not None or searchdomains is not None:
             resolv = resolv_content(_read(root_fd, "etc/resolv.conf"), nameservers, searchdomains)
-            safefs.write_file(root_fd, "etc/resolv.conf", resolv.encode())
+            safefs.write_file(root_fd, "etc/resolv.conf", resolv.encode(), owner=owner)
     except KernelError as exc:
         raise VzError(f"CT {ctid}: cannot write its network files: {exc}") from exc
     finally:

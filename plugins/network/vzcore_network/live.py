@@ -51,7 +51,7 @@ def apply(ct: Container, changes: ChangeSet, run: Run) -> None:
                          if a.version == 4), None)
         name = _new(ct, changes, "HOSTNAME")
         ctfiles.write(
-            ct.root, ctid=ct.ctid, address=first_v4,
+            ct.root, ctid=ct.ctid, owner=ct.root_owner, address=first_v4,
             hostname=name if hostname and name else None,
             nameservers=ctfiles.resolve_list(_new(ct, changes, "NAMESERVER"), 0) if resolv else None,
             searchdomains=ctfiles.resolve_list(_new(ct, changes, "SEARCHDOMAIN"), 1) if resolv else None,

@@ -108,7 +108,7 @@ def _write_files(ct: Container, *, hostname: bool, resolv: bool) -> None:
 
         first_v4 = next((str(a.address) for a in plan_for(ct).addresses if a.version == 4), None)
     ctfiles.write(
-        ct.root, ctid=ct.ctid, address=first_v4,
+        ct.root, ctid=ct.ctid, owner=ct.root_owner, address=first_v4,
         hostname=ct.get("HOSTNAME") if hostname else None,
         nameservers=ctfiles.resolve_list(ct.get("NAMESERVER"), 0) if resolv else None,
         searchdomains=ctfiles.resolve_list(ct.get("SEARCHDOMAIN"), 1) if resolv else None,
