@@ -51,8 +51,47 @@ def strip_plot(title: str, unit: str, series: Sequence[tuple[str, Sequence[float
     return "\n".join(out) + "\n"
 
 
+def scatter_plot(title: str, x_label: str, y_label: str, points: Sequence[tuple[float, float]],
+                 width: int = 720, height: int = 320) -> str:
+    """Every ``(x, y)`` point as a dot, with both axes from zero."""
+    left, right, top, bottom = 60, 30, 40, 50
+    high_x = max([x for x, _ in points] + [1]) * 1.02
+    high_y = max([y for _, y in points] + [1]) * 1.1
+
+    def sx(value: float) -> float:
+        return left + value * (width - left - right) / high_x
+
+    def sy(value: float) -> float:
+        return height - bottom - value * (height - top - bottom) / high_y
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="12">',
+           f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">{escape(title)}</text>',
+           f'<line x1="{left}" y1="{sy(0)}" x2="{width - right}" y2="{sy(0)}" stroke="#333"/>',
+           f'<line x1="{left}" y1="{sy(0)}" x2="{left}" y2="{top}" stroke="#333"/>']
+    for x, y in points:
+        out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="1.8" fill="#4477aa" '
+                   f'fill-opacity="0.6"/>')
+    tick, step = 0.0, _step(high_x)
+    while tick <= high_x:
+        out.append(f'<text x="{sx(tick):.1f}" y="{sy(0) + 16}" text-anchor="middle">{tick:g}</text>')
+        tick += step
+    tick, step = 0.0, _step(high_y)
+    while tick <= high_y:
+        out.append(f'<line x1="{left}" y1="{sy(tick):.1f}" x2="{width - right}" y2="{sy(tick):.1f}" '
+                   f'stroke="#eee"/><text x="{left - 6}" y="{sy(tick) + 4:.1f}" '
+                   f'text-anchor="end">{tick:g}</text>')
+        tick += step
+    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" '
+               f'text-anchor="middle">{escape(x_label)}</text>')
+    out.append(f'<text x="14" y="{(top + height - bottom) / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 14 {(top + height - bottom) / 2})">{escape(y_label)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
 def _step(high: float) -> float:
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000):
+    for step in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 2000, 5000):
         if high / step <= 10:
             return float(step)
     return high / 10

@@ -1,9 +1,10 @@
-"""Management under faults: vzctl killed at every checkpoint of every verb, over and over;
-a full disk during a config write."""
+"""Management under faults: vzctl killed at every checkpoint of every verb, over and over,
+on two CTs at once; a full disk during a config write."""
 
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,74 +14,102 @@ from vzcore.testing.pytest_plugin import Vzctl, VzEnv, vzctl_binary
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
-CTID = 105
-VERBS = {
-    "create": ["create", str(CTID), "--ostemplate", "busybox"],
-    "start": ["start", str(CTID)],
-    "set": ["set", str(CTID), "--description", "changed", "--save"],
-    "stop": ["stop", str(CTID)],
-    "destroy": ["destroy", str(CTID)],
-}
+CTIDS = (105, 106)
+"""Two CTs, each with a kill sequence of its own, run side by side: every kill must leave
+its CT recoverable while vzctl works on the other one (the per-CT locks keep them apart)."""
 PREFIXES = {"create": ("create:",), "start": ("start:",), "set": ("set:",),
             "stop": ("stop:", "teardown:"), "destroy": ("destroy:", "teardown:")}
 KILLS_REQUIRED = 200
 
 
-class World:
-    """The host as far as CT 105 is concerned, with the invariants every kill must keep."""
+def verbs(ctid: int) -> dict[str, list[str]]:
+    """The argument vectors of the verbs killed, for CT ``ctid``."""
+    return {
+        "create": ["create", str(ctid), "--ostemplate", "busybox"],
+        "start": ["start", str(ctid)],
+        "set": ["set", str(ctid), "--description", "changed", "--save"],
+        "stop": ["stop", str(ctid)],
+        "destroy": ["destroy", str(ctid)],
+    }
 
-    def __init__(self, vz_env: VzEnv, vzctl: Vzctl) -> None:
+
+class World:
+    """The host as far as one CT is concerned, with the invariants every kill must keep."""
+
+    def __init__(self, vz_env: VzEnv, vzctl: Vzctl, ctid: int) -> None:
         self.env = vz_env
         self.vzctl = vzctl
+        self.ctid = ctid
+        self.verbs = verbs(ctid)
 
     def processes(self) -> set[int]:
         pids: set[int] = set()
         for directory in self.env.cgroup_dirs():
-            group = directory / str(CTID)
+            group = directory / str(self.ctid)
             for procs in group.rglob("cgroup.procs") if group.exists() else []:
                 pids.update(int(p) for p in procs.read_text().split())
         return pids
 
     def status(self) -> list[str]:
-        result = self.vzctl("status", CTID, check=False)
+        result = self.vzctl("status", self.ctid, check=False)
         assert result.returncode == 0, f"status failed (lock left behind?): {result.stderr}"
         return result.stdout.split()
 
     def check_truthful(self, where: str) -> None:
         words = self.status()
         assert (words[4] == "running") == bool(self.processes()), f"{where}: status {words}"
-        assert (words[2] == "exist") == self.env.conf(CTID).exists(), f"{where}: status {words}"
+        assert (words[2] == "exist") == self.env.conf(self.ctid).exists(), f"{where}: status {words}"
 
     def check_clean_when_down(self, where: str) -> None:
         assert not self.processes(), where
-        assert not self.env.state(CTID).exists(), where
-        assert not mounts.mounts_below(self.env.root), where
-        assert not any((d / str(CTID)).exists() for d in self.env.cgroup_dirs()), where
+        assert not self.env.state(self.ctid).exists(), where
+        assert not mounts.mounts_below(self.env.ct_root(self.ctid)), where
+        assert not mounts.mounts_below(self.env.private(self.ctid)), where
+        assert not any((d / str(self.ctid)).exists() for d in self.env.cgroup_dirs()), where
 
     def bring_to(self, verb: str) -> None:
-        """Put CT 105 in the state the verb expects, repairing what a kill left."""
-        exists = self.env.conf(CTID).exists()
+        """Put the CT in the state the verb expects, repairing what a kill left."""
+        exists = self.env.conf(self.ctid).exists()
         if verb == "create":
             if exists:
-                self.vzctl("stop", "--fast", CTID)
-                self.vzctl("destroy", CTID)
+                self.vzctl("stop", "--fast", self.ctid)
+                self.vzctl("destroy", self.ctid)
             return
         if not exists:
-            self.vzctl(*VERBS["create"])
+            self.vzctl(*self.verbs["create"])
         running = self.status()[4] == "running"
         if verb in ("start", "destroy"):
-            self.vzctl("stop", "--fast", CTID)  # also cleans what a killed start left
+            self.vzctl("stop", "--fast", self.ctid)  # also cleans what a killed start left
             self.check_clean_when_down(f"before {verb}")
         elif not running:
-            self.vzctl("stop", "--fast", CTID)
-            self.vzctl("start", CTID)
+            self.vzctl("stop", "--fast", self.ctid)
+            self.vzctl("start", self.ctid)
+
+    def kill_sequence(self, points: dict[str, list[str]], kills_required: int) -> int:
+        """Kill vzctl at every point of every verb, round after round, until
+        ``kills_required`` kills were made; check the invariants after each."""
+        kills = 0
+        while kills < kills_required:
+            for verb, argv in self.verbs.items():
+                for point in points[verb]:
+                    self.bring_to(verb)
+                    env = {**self.env.env, "VZ_FAULT_KILL_AT": point}
+                    killed = subprocess.run([vzctl_binary(), *argv], env=env, capture_output=True)
+                    assert killed.returncode == -9, f"{point} not reached: {killed.stderr!r}"
+                    kills += 1
+                    self.check_truthful(f"CT {self.ctid}, killed at {point}")
+        self.bring_to("create")  # stop and destroy whatever the last kill left
+        self.check_clean_when_down(f"CT {self.ctid}: the end")
+        assert not self.env.private(self.ctid).exists()
+        assert not self.env.conf(self.ctid).exists()
+        return kills
 
 
 def learn_points(world: World, tmp_path: Path) -> dict[str, list[str]]:
     trace = tmp_path / "trace"
     env = {**world.env.env, "VZ_FAULT_TRACE": str(trace)}
     points: dict[str, list[str]] = {}
-    for verb, argv in VERBS.items():
+    for verb, argv in world.verbs.items():
         world.bring_to(verb)
         trace.write_text("")
         subprocess.run([vzctl_binary(), *argv], env=env, check=True, capture_output=True)
@@ -91,23 +120,14 @@ def learn_points(world: World, tmp_path: Path) -> dict[str, list[str]]:
 
 def test_200_kills_in_a_row_leave_nothing_behind(vz_env: VzEnv, vzctl: Vzctl,
                                                  tmp_path: Path) -> None:
-    world = World(vz_env, vzctl)
-    points = learn_points(world, tmp_path)
+    worlds = [World(vz_env, vzctl, ctid) for ctid in CTIDS]
+    points = learn_points(worlds[0], tmp_path)
     assert all(points.values()), points
-    kills = 0
-    while kills < KILLS_REQUIRED:
-        for verb, argv in VERBS.items():
-            for point in points[verb]:
-                world.bring_to(verb)
-                env = {**vz_env.env, "VZ_FAULT_KILL_AT": point}
-                killed = subprocess.run([vzctl_binary(), *argv], env=env, capture_output=True)
-                assert killed.returncode == -9, f"{point} not reached: {killed.stderr!r}"
-                kills += 1
-                world.check_truthful(point)
-    world.bring_to("create")  # stop and destroy whatever the last kill left
-    world.check_clean_when_down("the end")
-    assert not vz_env.private(CTID).exists()
-    assert not vz_env.conf(CTID).exists()
+    share = -(-KILLS_REQUIRED // len(worlds))
+    with ThreadPoolExecutor(len(worlds)) as pool:
+        kills = list(pool.map(lambda world: world.kill_sequence(points, share), worlds))
+    assert sum(kills) >= KILLS_REQUIRED
+    assert not mounts.mounts_below(vz_env.root)
 
 
 def test_a_full_disk_during_a_config_write_keeps_the_old_config(vz_env: VzEnv, vzctl: Vzctl,

@@ -64,7 +64,6 @@ def test_vzlist_shows_running_cts(vzctl: Vzctl, vzlist: Vzctl, busybox_ct: int) 
     vzctl("destroy", 102)
 
 
-@pytest.mark.vm
 def test_stop_leaves_no_process_mount_or_cgroup(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("start", busybox_ct)
     pids = host_pids_of(vz_env)

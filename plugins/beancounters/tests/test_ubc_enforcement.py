@@ -17,6 +17,7 @@ from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
+
 def test_fork_bomb_stops_at_numproc(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
     vzctl("create", 102, "--ostemplate", "busybox")
     vzctl("set", 101, "--numproc", "40:40", "--save")

@@ -37,6 +37,7 @@ def memory_usage_pages(vz_env: VzEnv, ctid: int) -> int:
     return value // 4096
 
 
+@pytest.mark.vm
 def test_vzctl_ubc_matches_proc_user_beancounters(vz_env: VzEnv, vzctl: Vzctl) -> None:
     install_samples(vz_env)
     vzctl("create", 101, "--ostemplate", "busybox", "--config", "basic")
@@ -56,6 +57,7 @@ def test_vzctl_ubc_matches_proc_user_beancounters(vz_env: VzEnv, vzctl: Vzctl) -
         assert [line[25 + 21 * i: 25 + 21 * i + 20].strip() for i in range(5)] == numbers
     numproc = next(line for line in lines if line[12:24].strip() == "numproc").split()
     assert numproc[3:5] == ["240", "240"]
+    assert cgroups(vz_env, 101).read("pids", "pids.max") == "240", "the limit is the kernel's"
     # held tracks reality: numproc is the CT's process count, physpages its memory use.
     data = ubc(vzctl, 101)
     assert data["numproc"]["held"] == len(cgroups(vz_env, 101).pids())
