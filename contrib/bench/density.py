@@ -56,7 +56,10 @@ def population_charge(parent: str) -> int:
         if "memory" in hierarchy.controllers:
             directory = hierarchy.directory(cgroups.resolve_parent(parent, hierarchy))
             name = "memory.usage_in_bytes" if hierarchy.version == 1 else "memory.current"
-            return int((directory / name).read_text())
+            try:
+                return int((directory / name).read_text())
+            except FileNotFoundError:  # made by the first start
+                return 0
     return 0
 
 
