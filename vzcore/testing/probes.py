@@ -73,6 +73,21 @@ def user_namespaces() -> bool:
         return False
 
 
+IPROUTE2 = "/bin/ip"
+"""iproute2's ip on Debian (a busybox ``ip`` earlier in PATH knows no veth)."""
+
+
+@cache
+def veth_devices() -> bool:
+    """Whether the kernel makes veth pairs (built in, or a module it can load); tried in a
+    throwaway network namespace, which takes the pair with it."""
+    import subprocess
+
+    made = subprocess.run(["unshare", "--net", "--", IPROUTE2, "link", "add", "vzprobe0", "type",
+                           "veth", "peer", "name", "vzprobe1"], capture_output=True, check=False)
+    return made.returncode == 0
+
+
 FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
     "root": (is_root, "needs root"),
     "netns": (in_private_netns, "needs to run in a network namespace of its own "
@@ -84,5 +99,6 @@ FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
     "userns": (user_namespaces, "needs user namespaces (user.max_user_namespaces > 0)"),
     "sysrq": (lambda: os.path.exists("/proc/sysrq-trigger"),
               "needs a kernel with magic SysRq (/proc/sysrq-trigger, CONFIG_MAGIC_SYSRQ)"),
+    "veth": (veth_devices, "needs veth network devices (CONFIG_VETH: built in or the veth module)"),
 }
 """Feature name -> (probe, what is missing); the markers of :mod:`.pytest_plugin` use it."""

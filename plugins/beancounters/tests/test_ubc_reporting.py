@@ -37,7 +37,6 @@ def memory_usage_pages(vz_env: VzEnv, ctid: int) -> int:
     return value // 4096
 
 
-@pytest.mark.vm
 def test_vzctl_ubc_matches_proc_user_beancounters(vz_env: VzEnv, vzctl: Vzctl) -> None:
     install_samples(vz_env)
     vzctl("create", 101, "--ostemplate", "busybox", "--config", "basic")

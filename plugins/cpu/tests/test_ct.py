@@ -38,7 +38,6 @@ def expected(units: int, quota: int | None, version: int) -> tuple[str, str]:
             str(quota) if quota is not None else ("-1" if version == 1 else "max"))
 
 
-@pytest.mark.vm
 def test_settings_reach_the_cgroups_at_start_and_live(vz_env: VzEnv, vzctl: Vzctl, vzlist: Vzctl,
                                                       busybox_ct: int) -> None:
     vzctl("set", busybox_ct, "--cpuunits", "3000", "--cpulimit", "50", "--save")

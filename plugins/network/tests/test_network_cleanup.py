@@ -14,7 +14,7 @@ from network_helpers import UPLINK, Net, links, proxies, routes, wait_for
 from vzcore.faults import KILL_ENV, TRACE_ENV
 from vzcore.testing.pytest_plugin import vzctl_binary
 
-pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox")]
+pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox", "veth")]
 
 ADDRESSES = ("10.199.0.42", "fd99::42")
 """In the uplink's subnets, so proxy entries are made on it (NEIGHBOUR_DEVS=list:...)."""
@@ -35,6 +35,7 @@ def proxied(net: Net, bridge: str) -> Net:
     return net
 
 
+@pytest.mark.vm  # skipped there while vm-run's kernel has no veth module
 def test_stop_removes_devices_routes_and_proxy_entries(proxied: Net) -> None:
     proxied.vzctl("start", 101)
     assert {"venet101", "veth101.0"} <= links()

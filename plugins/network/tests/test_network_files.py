@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from network_helpers import Net
 
-pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox", "openat2")]
+pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox", "openat2", "veth")]
 
 
 def test_files_at_start_and_live(net: Net) -> None:

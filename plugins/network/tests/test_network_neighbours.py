@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from network_helpers import UPLINK, UPLINK_PEER, Net, proxies
 
-pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox")]
+pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox", "veth")]
 
 ETH_P_ALL = 0x0003
 

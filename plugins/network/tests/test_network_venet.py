@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from network_helpers import HOST_V4, HOST_V6, Net, host_ping, ip, links, routes
 
-pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox")]
+pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox", "veth")]
 
 
 def http_get(address: str, timeout: float = 3) -> str:

@@ -9,7 +9,7 @@ from network_helpers import Net, ip, links
 
 from vzcore_network.netif import generated_mac
 
-pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox")]
+pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox", "veth")]
 
 
 def master_of(device: str) -> str | None:

@@ -238,6 +238,16 @@ def _remove_address(host: Rtnl, inside: Rtnl | None, host_index: int, ct_index: 
 # -- start -----------------------------------------------------------------------------------
 
 
+def _pair_failure(exc: OSError) -> str:
+    """Why the kernel refused a veth pair, with the fix where there is one."""
+    if exc.errno == errno.EEXIST:
+        return "a device of that name exists"
+    if exc.errno == errno.EOPNOTSUPP:
+        return ("the kernel has no veth devices (CONFIG_VETH); load the module with "
+                "'modprobe veth'")
+    return exc.strerror or str(exc)
+
+
 def make_venet(host: Rtnl, inside: Rtnl, ns_fd: int, ctid: int,
                addresses: Sequence[CtAddress]) -> None:
     """Create and configure the venet pair of CT ``ctid`` (its namespace is ``ns_fd``)."""
@@ -248,7 +258,7 @@ def make_venet(host: Rtnl, inside: Rtnl, ns_fd: int, ctid: int,
         host.create_veth(name, mac, VENET, mac, peer_netns_fd=ns_fd, noarp=True)
     except NetlinkError as exc:
         raise VzError(f"CT {ctid}: cannot create the venet pair ({name} on the host): "
-                      f"{exc.strerror}", exit_code=CANT_ADDIP) from exc
+                      f"{_pair_failure(exc)}", exit_code=CANT_ADDIP) from exc
     host_index = host.link_index(name)
     ct_index = inside.link_index(VENET)
     if host_index is None or ct_index is None:
@@ -284,9 +294,8 @@ def make_veth(host: Rtnl, inside: Rtnl, ns_fd: int, ctid: int, netif: ResolvedNe
         host.create_veth(netif.host_ifname, netif.host_mac, netif.ifname, netif.mac,
                          peer_netns_fd=ns_fd, master=master)
     except NetlinkError as exc:
-        why = "a device of that name exists" if exc.errno == errno.EEXIST else exc.strerror
         raise VzError(f"CT {ctid}: cannot create veth {netif.ifname} ({netif.host_ifname} on "
-                      f"the host): {why}", exit_code=VETH_ERROR) from exc
+                      f"the host): {_pair_failure(exc)}", exit_code=VETH_ERROR) from exc
     host_index = host.link_index(netif.host_ifname)
     ct_index = inside.link_index(netif.ifname)
     if host_index is None or ct_index is None:
