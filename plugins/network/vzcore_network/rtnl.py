@@ -268,6 +268,10 @@ class Rtnl:
         """The link called ``name`` (decoded ``ifinfmsg``), or ``None``."""
         msg = self.codecs.ifinfmsg()
         msg["attrs"] = [("IFLA_IFNAME", name)]
+        return self._get_link(msg)
+
+    def _get_link(self, msg: Any) -> Any | None:
+        """The one link ``msg`` selects (by name or index), or ``None`` when there is none."""
         try:
             found = self.query(msg, RTM_GETLINK)
         except NetlinkError as exc:
@@ -421,15 +425,11 @@ class Rtnl:
                      entry.get_attr("RTA_GATEWAY") is not None)
 
     def link_name(self, index: int) -> str | None:
+        """The name of link ``index``, or ``None`` when there is none."""
         msg = self.codecs.ifinfmsg()
         msg["index"] = index
-        try:
-            found = self.query(msg, RTM_GETLINK)
-        except NetlinkError as exc:
-            if exc.errno == errno.ENODEV:
-                return None
-            raise
-        return found[0].get_attr("IFLA_IFNAME") if found else None
+        found = self._get_link(msg)
+        return None if found is None else found.get_attr("IFLA_IFNAME")
 
     # -- neighbour proxies --------------------------------------------------------------
 
