@@ -4,6 +4,9 @@ guest's outcomes, reasons and output come back, and what a guest that never ran 
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,6 +56,17 @@ echo "$@" > "$(dirname "$0")/vm-run.args"
 while [ $# -gt 0 ]; do case $1 in --) shift; break ;; *) shift ;; esac; done
 exec unshare --mount --net -- "$@"
 '''
+
+
+@pytest.fixture(autouse=True)
+def private_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The inner pytest keeps its VM work directory when a copy failed (some here fail on
+    purpose): it goes to a directory removed afterwards.  Not below pytest's base
+    directory: the stand-in guest overlays the inner run's project, which is there."""
+    directory = tempfile.mkdtemp(prefix="vzcore-matrix-test-")
+    monkeypatch.setenv("TMPDIR", directory)
+    yield
+    shutil.rmtree(directory)
 
 
 @pytest.fixture
