@@ -37,6 +37,9 @@ fi
 for plugin in plugins/*/; do
     .venv/bin/pip install -q --disable-pip-version-check $editable "$plugin"
 done
+# Bytecode for the sources an editable install runs from: every vzctl process would
+# otherwise compile them anew where PYTHONDONTWRITEBYTECODE is set (about 60 ms a call).
+.venv/bin/python -m compileall -q vzcore plugins contrib >/dev/null
 
 if [ "$mode" != "--test" ]; then
     mkdir -p /etc/vz/conf
