@@ -10,19 +10,27 @@ mode=${1:-}
 
 packages="python3 python3-venv busybox-static iproute2 util-linux procps
           e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod gcc libc6-dev"
-if [ "$mode" = "--test" ]; then
-    # QEMU for the VM subset of the tests (docs/testing.md): vm-run boots Debian's stock
-    # kernel with it, and fetches that kernel and virtme-ng itself on first use.
-    packages="$packages qemu-system-x86"
-fi
-missing=""
-for p in $packages; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-    echo "Installing Debian packages:$missing"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# QEMU for the VM subset of the tests (docs/testing.md): vm-run boots Debian's stock kernel
+# with it (and installs it itself when missing), fetching that kernel and virtme-ng.
+test_packages="qemu-system-x86"
+
+missing_of() {
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
+apt_install() {
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+missing=$(missing_of $packages)
+[ "$mode" = "--test" ] && missing_tests=$(missing_of $test_packages) || missing_tests=""
+if [ -n "$missing$missing_tests" ]; then
+    echo "Installing Debian packages:" $missing $missing_tests
+    # One unreachable source must not stop the install; a package that cannot be had does.
+    apt-get update -qq || echo "setup.sh: apt-get update reported errors; installing anyway" >&2
+    [ -z "$missing" ] || apt_install $missing
+    [ -z "$missing_tests" ] || apt_install $missing_tests ||
+        echo "setup.sh: could not install $missing_tests; the VM subset's tests will fail and say why" >&2
 fi
 
 # Debian's own interpreter: fast to start (the PATH python may be a slow shim).

@@ -12,4 +12,5 @@ export VZ_TEST_REQUIRE_ROOT=1
 # cgroup v2 only, in one VM boot after the host's tests (docs/testing.md);
 # VZ_TEST_KERNELS=host leaves them out, --kernel vm runs only them.
 export VZ_TEST_KERNELS="${VZ_TEST_KERNELS:-host,vm}"
+echo "contrib/test.sh: running the test suite: pytest $* (kernels: $VZ_TEST_KERNELS)"
 exec unshare --net -- sh -c 'ip link set lo up && exec .venv/bin/pytest "$@"' pytest "$@"
