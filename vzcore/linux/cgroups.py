@@ -153,7 +153,8 @@ def _write(path: Path, value: str) -> None:
         os.close(fd)
 
 
-def _read(path: Path) -> str:
+def read_file(path: Path) -> str:
+    """The text of a cgroup file; raises :class:`KernelError` naming it."""
     try:
         with open(path) as f:
             return f.read()
@@ -226,7 +227,7 @@ class CgroupSet:
         return self._need(controller).file(filename)
 
     def read(self, controller: str, filename: str) -> str:
-        return _read(self.path(controller, filename)).strip()
+        return read_file(self.path(controller, filename)).strip()
 
     def write(self, controller: str, filename: str, value: str) -> None:
         _write(self.path(controller, filename), value)
@@ -290,7 +291,7 @@ class CgroupSet:
             for root, _dirs, files in os.walk(d.directory):
                 if "cgroup.procs" in files:
                     try:
-                        found.update(int(p) for p in _read(Path(root, "cgroup.procs")).split())
+                        found.update(int(p) for p in read_file(Path(root, "cgroup.procs")).split())
                     except KernelError:
                         continue
         return found
@@ -401,7 +402,7 @@ def parse_number(text: str) -> int:
 
 def _v2_controllers_of(directory: Path) -> frozenset[str]:
     try:
-        return frozenset(_read(directory / "cgroup.subtree_control").split())
+        return frozenset(read_file(directory / "cgroup.subtree_control").split())
     except KernelError:
         return frozenset()
 
@@ -428,8 +429,8 @@ def _makedirs(directory: Path) -> list[Path]:
 def _inherit_cpuset(directory: Path) -> None:
     """A new v1 cpuset group starts with no CPUs and no memory nodes: copy the parent's."""
     for name in ("cpuset.cpus", "cpuset.mems"):
-        value = _read(directory.parent / name).strip()
-        if not _read(directory / name).strip():
+        value = read_file(directory.parent / name).strip()
+        if not read_file(directory / name).strip():
             _write(directory / name, value)
 
 
@@ -443,8 +444,8 @@ def _enable_v2_controllers(directory: Path) -> None:
             break
         current = current.parent
     for ancestor in reversed(chain):
-        wanted = set(_read(ancestor / "cgroup.controllers").split()) & set(V2_CONTROLLERS)
-        missing = sorted(wanted - set(_read(ancestor / "cgroup.subtree_control").split()))
+        wanted = set(read_file(ancestor / "cgroup.controllers").split()) & set(V2_CONTROLLERS)
+        missing = sorted(wanted - set(read_file(ancestor / "cgroup.subtree_control").split()))
         if not missing:
             continue
         # A group with processes of its own cannot pass domain controllers (memory, io) to
@@ -481,7 +482,7 @@ def _has_own_processes(group: Path) -> bool:
     ``cgroup.type`` and is exempt from the no-internal-process rule)."""
     if not (group / "cgroup.type").exists():
         return False
-    return bool(_read(group / "cgroup.procs").split())
+    return bool(read_file(group / "cgroup.procs").split())
 
 
 def _busy_parent(group: Path, controllers: Iterable[str]) -> VzError:

@@ -10,17 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vzcore.errors import KernelError, VzError
-from vzcore.linux.cgroups import CgroupDir, CgroupSet
+from vzcore.linux.cgroups import CgroupDir, CgroupSet, read_file
 from vzcore_cpu import mapping
 from vzcore_cpu.mapping import CpuSettings
-
-
-def _read(path: Path) -> str:
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as exc:
-        raise KernelError("read", str(path), exc.errno or 0) from exc
 
 
 def _effective_file(version: int) -> str:
@@ -51,7 +43,7 @@ def _apply_cpuset(ctid: int, cgroups: CgroupSet, settings: CpuSettings) -> froze
         return online_cpus()
     version = cgroups.version
     parent = group.directory.parent
-    available = mapping.parse_cpulist(_read(parent / _effective_file(version)))
+    available = mapping.parse_cpulist(read_file(parent / _effective_file(version)))
     chosen = mapping.chosen_cpus(settings, sorted(available), ctid)
     if chosen is not None and not chosen <= available:
         missing = mapping.format_cpulist(chosen - available)
@@ -61,7 +53,7 @@ def _apply_cpuset(ctid: int, cgroups: CgroupSet, settings: CpuSettings) -> froze
     if chosen is not None:
         value: str | None = mapping.format_cpulist(chosen)
     elif version == 1:
-        value = _read(parent / "cpuset.cpus").strip()  # v1 has no "inherit": copy the parent's
+        value = read_file(parent / "cpuset.cpus").strip()  # v1 has no "inherit": copy the parent's
     elif not cgroups.read("cpuset", "cpuset.cpus"):
         value = None  # v2, never restricted: empty means "the parent's CPUs", as wanted
     else:
@@ -106,7 +98,7 @@ def rebalance(parent: CgroupSet, host_units: int, *, leaving: str | None = None)
         for child in os.scandir(group.directory):
             if child.is_dir(follow_symlinks=False) and child.name != leaving:
                 try:
-                    weights.append(int(_read(Path(child.path, name))))
+                    weights.append(int(read_file(Path(child.path, name))))
                 except (KernelError, ValueError):
                     continue  # removed meanwhile
         value = mapping.parent_weight(weights, host_units, version)
@@ -131,7 +123,7 @@ def usage_seconds(cgroups: CgroupSet) -> float | None:
     unified = _unified(cgroups)
     if unified is None:
         return None
-    return mapping.usage_seconds(_read(unified.file("cpu.stat")), 2)
+    return mapping.usage_seconds(read_file(unified.file("cpu.stat")), 2)
 
 
 def pressure(cgroups: CgroupSet) -> tuple[float, float, float] | None:
@@ -141,6 +133,6 @@ def pressure(cgroups: CgroupSet) -> tuple[float, float, float] | None:
     if unified is None:
         return None
     try:
-        return mapping.parse_pressure(_read(unified.file("cpu.pressure")))
+        return mapping.parse_pressure(read_file(unified.file("cpu.pressure")))
     except KernelError:
         return None
