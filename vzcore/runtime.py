@@ -82,7 +82,7 @@ class State:
     def save(self) -> None:
         if not self.writable:
             raise VzError(f"CT {self.ctid}: the state file cannot be changed from inside the CT")
-        atomic_write(self.path, json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n",
+        atomic_write(self.path, json.dumps(self.to_json(), sort_keys=True) + "\n",
                      durable=False, mode=0o600)
 
     def remove(self) -> None:

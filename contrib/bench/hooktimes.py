@@ -43,15 +43,12 @@ def main() -> None:
     calls = _install()
     import os
 
-    from vzcore.cli.main import main as vzctl_main
+    from vzcore.cli.main import run_cli, vzctl
 
     pid = os.getpid()
-    sys.argv = ["vzctl", *sys.argv[1:]]
-    code = 0
+    code = 1
     try:
-        vzctl_main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        code = run_cli(vzctl, "vzctl", sys.argv[1:])
     finally:
         if os.getpid() == pid:  # not in a forked child that returned here
             for plugin, hook, seconds in calls:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from vzcore import __version__
-from vzcore.cli.main import run_cli
+from vzcore.cli.main import exit_now, run_cli
 from vzcore.cli.session import Session
 from vzcore.container import parse_ctid
 from vzcore.errors import InvalidSyntax
@@ -178,4 +177,4 @@ def _print_table(rows: Sequence[dict[str, Any]], names: Sequence[str],
 
 def main() -> None:
     """Console entry point of ``vzlist``."""
-    sys.exit(run_cli(vzlist, "vzlist"))
+    exit_now(run_cli(vzlist, "vzlist"))

@@ -38,7 +38,6 @@ import signal
 import struct
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Iterable
 from typing import NoReturn
 
@@ -95,6 +94,8 @@ def _report(fd: int, exc: BaseException) -> NoReturn:
     else:
         payload = {"message": f"{type(exc).__name__}: {exc}"}
     if os.environ.get("VZ_DEBUG_CHILD"):
+        import traceback
+
         payload["traceback"] = traceback.format_exc()
     try:
         _send(fd, b"E", json.dumps(payload).encode())

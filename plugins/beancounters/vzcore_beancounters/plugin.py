@@ -92,6 +92,10 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     from vzcore_beancounters.settings import config_limits
 
     config_limits(ct, changes)  # raises InvalidValue naming the CT, the key and the fix
+    if verb == "start":
+        # Imported before the start forks, so the CT's first process finds the modules of
+        # vz_setup_child loaded instead of importing them on the start's critical path.
+        from vzcore_beancounters import child  # noqa: F401
 
 
 @hookimpl
@@ -110,11 +114,10 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     limits = config_limits(ct)
     settings = plan(limits, run.cgroups.version, nr_open=nr_open(), host_swap=host_swap())
     run.record.update_all(**{RECORD_LIMITS: limits.to_json(), RECORD_CONFIG: config_text(ct),
-                             "rlimits": dict(settings.rlimits)})
+                             "rlimits": dict(settings.rlimits), **view.prepare()})
     peaks.remove(peaks.path_for(ct.paths.run_dir, ct.ctid))
     unenforced = apply.apply_cgroups(ct.ctid, run.cgroups, settings.cgroup)
     run.record.update_all(unenforced=sorted(unenforced))
-    view.prepare(ct, run)
 
 
 @hookimpl

@@ -128,9 +128,9 @@ def _hand_over(path: Path, daemon: ProcessId, fd: int, ctid: int, record: str,
         raise VzError(f"CT {ctid}: the beancounters view daemon refused the CT: {answer}")
 
 
-def prepare(ct: Container, run: Run) -> None:
-    """``vz_pre_start``: record whether the CT gets a view (the host has FUSE)."""
-    run.record[RECORD_VIEW] = VIEW_PATH if available() else None
+def prepare() -> dict[str, str | None]:
+    """``vz_pre_start``: what to record of the CT's view (none when the host lacks FUSE)."""
+    return {RECORD_VIEW: VIEW_PATH if available() else None}
 
 
 def attach(ct: Container, run: Run) -> None:

@@ -148,10 +148,10 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
     settings = _settings(ct, _getter(ct))
     where = view.directory(ct.paths, ct.ctid)
-    run.record["view"] = str(where)
+    # One write of the state file, before the view directory exists (stop removes it).
+    run.record.update_all(view=str(where), applied=settings.to_record())
     cpus = apply.apply_settings(ct.ctid, run.cgroups, settings)
     view.write(where, cpus)
-    run.record["applied"] = settings.to_record()
     _rebalance(ct, run.cgroups)
 
 
