@@ -1,5 +1,6 @@
 """vzctl and vzlist end without the interpreter's teardown (``exit_now``): whatever they
-printed must still arrive, and their exit code must be kept."""
+printed must still arrive, their exit code must be kept, and lost output must not pass
+for success."""
 
 from __future__ import annotations
 
@@ -37,12 +38,29 @@ def test_a_reader_that_went_away_costs_no_traceback() -> None:
     assert result.stderr == b"err"
 
 
-def test_console_scripts_print_through_exit_now() -> None:
-    bin_dir = Path(sys.executable).parent
-    version = subprocess.run([bin_dir / "vzctl", "--version"], capture_output=True, text=True,
-                             check=False)
-    assert (version.returncode, version.stdout) == (0, f"vzctl {vzcore.__version__} (vzcore)\n")
-    usage = subprocess.run([bin_dir / "vzlist", "--no-such-flag"], capture_output=True,
-                           text=True, check=False)
+def test_output_lost_on_a_full_device_is_not_success() -> None:
+    with open("/dev/full", "wb") as full:
+        result = _run_exit_now(0, "out", stdout=full, stderr=subprocess.PIPE)
+        failed = _run_exit_now(8, "out", stdout=full, stderr=subprocess.PIPE)
+    assert result.returncode == 120  # what Python's own teardown returns for a failed flush
+    assert failed.returncode == 8  # a command's own failure code is not hidden
+
+
+def _console_script(name: str) -> Path:
+    script = Path(sys.executable).parent / name
+    assert script.exists(), f"{name} is not installed beside {sys.executable}; run contrib/setup.sh --test"
+    return script
+
+
+def test_console_scripts_run_with_stdout_or_stderr_closed() -> None:
+    vzctl, vzlist = _console_script("vzctl"), _console_script("vzlist")
+    # Python sets sys.stdout or sys.stderr to None for a descriptor closed at start.
+    no_stdout = subprocess.run(["sh", "-c", f"exec {vzctl} --version >&-"],
+                               capture_output=True, text=True, check=False)
+    assert (no_stdout.returncode, no_stdout.stderr) == (0, "")
+    no_stderr = subprocess.run(["sh", "-c", f"exec {vzctl} --version 2>&-"],
+                               capture_output=True, text=True, check=False)
+    assert (no_stderr.returncode, no_stderr.stdout) == (0, f"vzctl {vzcore.__version__} (vzcore)\n")
+    usage = subprocess.run([vzlist, "--no-such-flag"], capture_output=True, text=True, check=False)
     assert usage.returncode == 20  # vzctl's "invalid syntax"
     assert "--no-such-flag" in usage.stderr

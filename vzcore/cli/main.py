@@ -136,10 +136,14 @@ def exit_now(code: int) -> NoReturn:
     (a tenth of a ``vzctl start``; see docs/benchmarks.md).
     """
     for stream in (sys.stdout, sys.stderr):
+        if stream is None or stream.closed:  # started with that descriptor closed
+            continue
         try:
             stream.flush()
-        except (OSError, ValueError):  # a reader that went away (vzlist | head): nothing to do
+        except BrokenPipeError:  # the reader went away (vzlist | head): nothing to tell it
             pass
+        except OSError:  # output was lost (a full disk): exit as Python's own teardown would
+            code = code or 120
     os._exit(code)
 
 

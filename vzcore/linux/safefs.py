@@ -97,9 +97,8 @@ def makedirs(root_fd: int, path: str, mode: int = 0o755) -> None:
     try:  # the usual case at start: it exists (one lookup instead of a walk)
         os.close(open_in(root_fd, path, os.O_PATH | os.O_DIRECTORY))
         return
-    except KernelError as exc:
-        if exc.errno != errno.ENOENT:
-            raise KernelError("mkdir inside CT root", path, exc.errno) from None
+    except KernelError:
+        pass  # the walk makes what is missing, or names the component that is in the way
     done = ""
     for part in _split(path):
         parent = done or "."
