@@ -346,7 +346,9 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     namespace enters it after :func:`vz_switch_root`, which locks every mount made here
     (its root can neither unmount them nor make read-only ones writable).  Mount proc,
     sys, dev and friends below ``run.root`` without following links the CT could have
-    planted (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here.
+    planted (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here.  The
+    modules it needs belong in :attr:`vzcore.plugin.PluginInfo.child_modules`, which the
+    start imports before it forks.
 
     :param ct: the CT.
     :param run: the start in progress.

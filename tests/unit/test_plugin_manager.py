@@ -146,3 +146,27 @@ def test_variants_are_offered_by_active_plugins() -> None:
         lambda: PluginInfo(subsystem="quota", summary="x", variants={"VE_LAYOUT": ("image",)}))
     plugins = load_plugins(conf(module))
     assert plugins.variant_offers("VE_LAYOUT") == {"image": "t_layout"}
+
+
+def test_child_modules_are_imported_and_a_missing_one_names_its_plugin() -> None:
+    good, bad = make_plugin("t_childful", "cpu"), make_plugin("t_childless", "beancounters")
+    sys.modules[good].vz_plugin_info = hookimpl(  # type: ignore[attr-defined]
+        lambda: PluginInfo(subsystem="cpu", summary="x", child_modules=("t_child_setup",)))
+    sys.modules[bad].vz_plugin_info = hookimpl(  # type: ignore[attr-defined]
+        lambda: PluginInfo(subsystem="beancounters", summary="x", child_modules=("t_gone",)))
+    only_good, both = load_plugins(conf(good)), load_plugins(conf(good, bad))
+    loaded: list[str] = []
+
+    def importer(name: str) -> types.ModuleType:
+        loaded.append(name)
+        if name == "t_child_setup":  # what a real plugin ships on disk
+            return types.ModuleType(name)
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("importlib.import_module", importer)
+        only_good.import_child_modules()
+        assert loaded == ["t_child_setup"]
+        with pytest.raises(PluginError, match="plugin 't_childless' failed in child_modules: "
+                                              "No module named 't_gone'"):
+            both.import_child_modules()

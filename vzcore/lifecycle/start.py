@@ -38,6 +38,7 @@ def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any)
         raise StartDisabled(f"CT {ct.ctid} is disabled (DISABLED=yes); start it with --force or "
                             f"enable it with 'vzctl set {ct.ctid} --disabled no --save'")
     plugins.run_each("vz_validate", ct=ct, changes=ChangeSet(), verb="start")
+    plugins.import_child_modules()
     with engine.lock(ct, "start"):
         state = engine.state(ct)
         if state is not None:

@@ -46,8 +46,13 @@ class PluginInfo:
     :ivar variants: variants a CT can choose inside the subsystem, by config key:
         ``{"VE_LAYOUT": ("simfs",)}``.  The engine refuses a CT naming a variant that no
         active plugin offers.
+    :ivar child_modules: modules that its ``vz_setup_child``, ``vz_switch_root`` or
+        ``vz_finalize_child`` import.  A start imports them before it forks, so the CT's
+        first process finds them loaded: importing there would lengthen every start, and
+        after the root switch the host's files are out of reach.
     """
 
     subsystem: str = attrs.field(validator=attrs.validators.matches_re(SUBSYSTEM_PATTERN))
     summary: str
     variants: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    child_modules: tuple[str, ...] = ()

@@ -71,6 +71,17 @@ class Plugins:
     def active_names(self) -> list[str]:
         return [n for n, s in self.statuses.items() if s.state == ACTIVE]
 
+    def import_child_modules(self) -> None:
+        """Import every active plugin's :attr:`PluginInfo.child_modules` (before a start
+        forks); a module that does not import is that plugin's error."""
+        for name in self.active_names():
+            info = self.infos.get(name)
+            for module in info.child_modules if info else ():
+                try:
+                    importlib.import_module(module)
+                except Exception as exc:
+                    raise PluginError(name, "child_modules", exc) from exc
+
     def provider(self, subsystem: str) -> str | None:
         """The active plugin's name for ``subsystem``, or ``None``."""
         for name, info in self.infos.items():

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="beancounters",
                       summary="User Beancounters on memory and pids cgroups, devpts, IPC "
-                              "sysctls and rlimits; vzctl ubc")
+                              "sysctls and rlimits; vzctl ubc",
+                      child_modules=("vzcore_beancounters.child", "vzcore_beancounters.settings"))
 
 
 def _whole_pages(values: Sequence[int]) -> str:
@@ -92,10 +93,6 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     from vzcore_beancounters.settings import config_limits
 
     config_limits(ct, changes)  # raises InvalidValue naming the CT, the key and the fix
-    if verb == "start":
-        # Imported before the start forks, so the CT's first process finds the modules of
-        # vz_setup_child loaded instead of importing them on the start's critical path.
-        from vzcore_beancounters import child  # noqa: F401
 
 
 @hookimpl

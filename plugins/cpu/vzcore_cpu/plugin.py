@@ -29,7 +29,8 @@ OPTIONS = {"CPUUNITS": "cpuunits", "CPULIMIT": "cpulimit", "CPUS": "cpus", "CPUM
 @hookimpl
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="cpu",
-                      summary="fair CPU shares, hard limits, CPU count and affinity (cpu, cpuset cgroups)")
+                      summary="fair CPU shares, hard limits, CPU count and affinity (cpu, cpuset cgroups)",
+                      child_modules=("vzcore_cpu.view",))
 
 
 @hookimpl
