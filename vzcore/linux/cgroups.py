@@ -251,12 +251,11 @@ class CgroupSet:
         if d is None:
             return None
         try:
-            with open(d.file(filename)) as f:
-                return f.read().strip()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise KernelError("read", str(d.file(filename)), exc.errno or 0) from exc
+            return read_file(d.file(filename)).strip()
+        except KernelError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise
 
     def read_int(self, controller: str, filename: str) -> int | None:
         """A single-number file (``pids.current``, ``memory.usage_in_bytes``); ``None``
