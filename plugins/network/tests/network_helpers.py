@@ -15,6 +15,7 @@ from pathlib import Path
 
 import attrs
 
+from vzcore.testing.probes import IPROUTE2
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 UPLINK = "vzt-up0"
@@ -26,7 +27,7 @@ HOST_V6 = "fd99::1"
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """The host's ``ip`` (iproute2) in the test's namespace: for setting up test devices
     and for looking at the result the way an administrator would."""
-    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+    return subprocess.run([IPROUTE2, *args], capture_output=True, text=True, check=check)
 
 
 def host_ping(address: str, count: int = 1) -> bool:

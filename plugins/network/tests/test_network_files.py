@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from network_helpers import Net
 
@@ -18,6 +20,10 @@ def test_files_at_start_and_live(net: Net) -> None:
         "search example.org\nnameserver 10.199.0.53\n"
     owners = net.sh(101, "stat -c %u:%g /etc/hostname /etc/hosts /etc/resolv.conf").stdout
     assert owners.split() == ["0:0"] * 3, "the files belong to the CT's root, not the host's"
+    local_uid = int(re.search(r'^LOCAL_UID="(\d+)"', net.conf_text(101), re.M).group(1))  # type: ignore[union-attr]
+    assert local_uid > 0, "the default CT has a user namespace: its root is not the host's"
+    on_host = (net.env.private(101) / "etc" / name for name in ("hostname", "hosts", "resolv.conf"))
+    assert [path.stat().st_uid for path in on_host] == [local_uid] * 3
     net.vzctl("set", 101, "--nameserver", "10.199.0.54", "--nameserver", "fd99::53")
     assert net.sh(101, "cat /etc/resolv.conf").stdout == \
         "search example.org\nnameserver 10.199.0.54\nnameserver fd99::53\n"
