@@ -46,11 +46,6 @@ def vz_pre_start(ct, run):
 '''
 
 
-def ct_cgroups(vz_env: VzEnv, ctid: int) -> CgroupSet:
-    state = json.loads(vz_env.state(ctid).read_text())
-    return CgroupSet.from_json(state["cgroups"])
-
-
 def counters(cg: CgroupSet, controller: str, name: str) -> dict[str, int]:
     return {k: int(v) for k, v in (line.split() for line in cg.read(controller, name).splitlines())}
 
@@ -59,7 +54,7 @@ def test_a_ct_lives_and_dies_inside_its_limited_cgroups(vz_env: VzEnv, vzctl: Vz
                                                         busybox_ct: int) -> None:
     vz_env.add_plugin_module("vz_test_limits", LIMITS_PLUGIN)
     vzctl("start", busybox_ct)
-    cg = ct_cgroups(vz_env, busybox_ct)
+    cg = vz_env.cgroups(busybox_ct)
     v2 = cg.version == 2
     assert all(d.directory.name == "101" and d.directory.is_dir() for d in cg.dirs)
     assert cg.read("pids", "pids.max") == str(PIDS_MAX)
@@ -107,7 +102,7 @@ def test_a_ct_root_manages_its_delegated_subtree_and_exec_still_joins(
     controllers for its own children.  The CT's group then takes no process, so vzctl exec
     must join init's leaf, and stop must remove the CT's own groups below its group."""
     vzctl("start", busybox_ct)
-    cg = ct_cgroups(vz_env, busybox_ct)
+    cg = vz_env.cgroups(busybox_ct)
     (unified,) = cg.dirs
     vzctl("exec", busybox_ct, "mkdir -p /run/cg && mount -t cgroup2 none /run/cg && "
                               "mkdir /run/cg/init.scope && echo 1 > /run/cg/init.scope/cgroup.procs")

@@ -13,7 +13,6 @@ import pytest
 
 from vzcore.linux import mounts
 from vzcore.linux.cgroups import CgroupSet
-from vzcore.runtime import State
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox"), pytest.mark.vm]
@@ -42,9 +41,7 @@ def test_a_ct_with_beancounter_and_cpu_settings_lives_and_leaves_nothing(
     vzctl("set", 101, "--numproc", "50:50", "--ram", str(RAM), "--cpuunits", "2000",
           "--cpulimit", "50", "--cpumask", "0", "--save")
     vzctl("start", 101)
-    state = State.load(vz_env.state(101), 101)
-    assert state is not None and state.cgroups is not None
-    cg = state.cgroups
+    cg = vz_env.cgroups(101)
     v1 = cg.version == 1
     assert kernel_limits(cg) == {"cpu weight": "2048" if v1 else "200", "cpu quota": "50000",
                                  "cpus": "0", "memory": str(RAM), "processes": "50"}

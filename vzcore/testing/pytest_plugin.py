@@ -21,11 +21,15 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import pytest
 
 from vzcore.testing import probes
+
+if TYPE_CHECKING:
+    from vzcore.linux.cgroups import CgroupSet
 
 PR_SET_CHILD_SUBREAPER = 36
 REQUIRE_ENV = "VZ_TEST_REQUIRE_ROOT"
@@ -117,6 +121,14 @@ class VzEnv:
         conf = ConfigFile.load(self.root / "etc/vz/vz.conf", missing_ok=True)
         conf.update(values)
         conf.save()
+
+    def cgroups(self, ctid: int) -> CgroupSet:
+        """The cgroups a started CT was given, as its state file records them."""
+        from vzcore.runtime import State
+
+        state = State.load(self.state(ctid), ctid)
+        assert state is not None and state.cgroups is not None, f"CT {ctid}: no cgroups on record"
+        return state.cgroups
 
     def cgroup_dirs(self) -> list[Path]:
         """The cgroup parent's directory in every hierarchy (they may not exist)."""

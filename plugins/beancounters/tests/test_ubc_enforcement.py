@@ -11,7 +11,7 @@ import os
 import subprocess
 
 import pytest
-from ubc_helpers import MIB, PAGE, cgroups, state, ubc
+from ubc_helpers import MIB, PAGE, state, ubc
 
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
@@ -26,7 +26,7 @@ def test_fork_bomb_stops_at_numproc(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int
                  "sleep 1000 </dev/null >/dev/null 2>&1 & i=$((i+1)); done", check=False)
     assert bomb.returncode != 0
     assert "fork" in bomb.stderr
-    cg = cgroups(vz_env, 101)
+    cg = vz_env.cgroups(101)
     counters = ubc(vzctl, 101)["numproc"]
     assert counters["held"] == len(cg.pids()) <= 40
     assert counters["held"] >= 35  # the sleeps are still there
@@ -173,7 +173,7 @@ def test_live_change_of_numproc_and_ram(vz_env: VzEnv, vzctl: Vzctl, busybox_ct:
     assert counters["numproc"]["held"] <= 10 and counters["numproc"]["maxheld"] == 10
     assert counters["numproc"]["limit"] == 10
     assert counters["physpages"]["limit"] == 32 * MIB // PAGE
-    assert cgroups(vz_env, 101).read_int("pids", "pids.max") == 10
+    assert vz_env.cgroups(101).read_int("pids", "pids.max") == 10
     assert state(vz_env, 101).init == init  # the same init: no restart happened
     assert 'PHYSPAGES="0:32768"' in vz_env.conf(101).read_text()  # not saved
     vzctl("exec", 101, "kill $(pidof sleep)", check=False)
@@ -202,7 +202,7 @@ def test_rlimits_are_inherited_by_init_and_given_to_exec(vz_env: VzEnv, vzctl: V
 def test_unlimited_ct_leaves_the_kernel_defaults(vz_env: VzEnv, vzctl: Vzctl,
                                                  busybox_ct: int) -> None:
     vzctl("start", 101)
-    cg = cgroups(vz_env, 101)
+    cg = vz_env.cgroups(101)
     memory = "memory.limit_in_bytes" if cg.version == 1 else "memory.max"
     assert cg.read_int("memory", memory) == 2**63 - 1
     assert cg.read_int("pids", "pids.max") == 2**63 - 1

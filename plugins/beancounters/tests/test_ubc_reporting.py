@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ubc_helpers import cgroups, state, ubc
+from ubc_helpers import state, ubc
 
 import vzcore_beancounters
 from vzcore.linux.procfs import ProcessId
@@ -30,7 +30,7 @@ def install_samples(vz_env: VzEnv) -> None:
 
 
 def memory_usage_pages(vz_env: VzEnv, ctid: int) -> int:
-    cg = cgroups(vz_env, ctid)
+    cg = vz_env.cgroups(ctid)
     name = "memory.usage_in_bytes" if cg.version == 1 else "memory.current"
     value = cg.read_int("memory", name)
     assert value is not None
@@ -56,10 +56,10 @@ def test_vzctl_ubc_matches_proc_user_beancounters(vz_env: VzEnv, vzctl: Vzctl) -
         assert [line[25 + 21 * i: 25 + 21 * i + 20].strip() for i in range(5)] == numbers
     numproc = next(line for line in lines if line[12:24].strip() == "numproc").split()
     assert numproc[3:5] == ["240", "240"]
-    assert cgroups(vz_env, 101).read("pids", "pids.max") == "240", "the limit is the kernel's"
+    assert vz_env.cgroups(101).read("pids", "pids.max") == "240", "the limit is the kernel's"
     # held tracks reality: numproc is the CT's process count, physpages its memory use.
     data = ubc(vzctl, 101)
-    assert data["numproc"]["held"] == len(cgroups(vz_env, 101).pids())
+    assert data["numproc"]["held"] == len(vz_env.cgroups(101).pids())
     usage = memory_usage_pages(vz_env, 101)
     assert abs(data["physpages"]["held"] - usage) <= usage * 0.10
     vzctl("stop", 101)
@@ -70,7 +70,7 @@ def test_held_follows_the_ct_s_processes(vz_env: VzEnv, vzctl: Vzctl, busybox_ct
     before = ubc(vzctl, 101)["numproc"]["held"]
     vzctl("exec", 101, "for i in 1 2 3 4 5; do sleep 1000 </dev/null >/dev/null 2>&1 & done")
     during = ubc(vzctl, 101)
-    assert during["numproc"]["held"] == before + 5 == len(cgroups(vz_env, 101).pids())
+    assert during["numproc"]["held"] == before + 5 == len(vz_env.cgroups(101).pids())
     assert during["numfile"]["held"] >= 5 * 3  # each sleep holds its stdio
     vzctl("exec", 101, "kill $(pidof sleep)")
     deadline = time.monotonic() + 10
@@ -129,7 +129,7 @@ def test_vzlist_fields_table_and_json(vz_env: VzEnv, vzlist: Vzctl, vzctl: Vzctl
     table = vzlist("-a", "-H", "-o", fields).stdout.splitlines()
     running = table[0].split()
     assert running[0] == "101" and running[3:6] == ["40", "50", "0"]
-    assert int(running[1]) == len(cgroups(vz_env, 101).pids())
+    assert int(running[1]) == len(vz_env.cgroups(101).pids())
     assert running[6] == str(2**63 - 1)  # numbers are never cut to the column width
     assert table[1].split() == ["102", "-", "-", "60", "60", "-", str(2**63 - 1)]
     data = json.loads(vzlist("-a", "-j").stdout)
@@ -157,7 +157,7 @@ def test_samples_apply_at_create(vz_env: VzEnv, vzctl: Vzctl) -> None:
     assert 'PHYSPAGES="0:256M"' in config and 'SWAPPAGES="0:512M"' in config
     assert 'ORIGIN_SAMPLE="vswap-256m"' in config
     vzctl("start", 101)
-    cg = cgroups(vz_env, 101)
+    cg = vz_env.cgroups(101)
     name = "memory.limit_in_bytes" if cg.version == 1 else "memory.max"
     assert cg.read_int("memory", name) == 256 * 1024 * 1024
     data = ubc(vzctl, 101)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from vzcore.linux.cgroups import CgroupSet
 from vzcore.runtime import State
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
@@ -23,9 +22,3 @@ def state(vz_env: VzEnv, ctid: int) -> State:
     loaded = State.load(vz_env.state(ctid), ctid)
     assert loaded is not None and loaded.cgroups is not None and loaded.init is not None
     return loaded
-
-
-def cgroups(vz_env: VzEnv, ctid: int) -> CgroupSet:
-    cg = state(vz_env, ctid).cgroups
-    assert cg is not None
-    return cg

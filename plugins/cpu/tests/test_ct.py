@@ -10,7 +10,6 @@ import pytest
 
 from vzcore.linux.cgroups import CgroupSet
 from vzcore.paths import Paths
-from vzcore.runtime import State
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 from vzcore_cpu import mapping
 from vzcore_cpu.grammar import online_cpus
@@ -18,12 +17,6 @@ from vzcore_cpu.measure import busy_loops, cpu_seconds
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 two_cpus = pytest.mark.skipif(len(online_cpus()) < 2, reason="needs at least 2 online CPUs")
-
-
-def cgroups_of(vz_env: VzEnv, ctid: int) -> CgroupSet:
-    state = State.load(vz_env.state(ctid), ctid)
-    assert state is not None and state.cgroups is not None
-    return state.cgroups
 
 
 def limit_files(cg: CgroupSet) -> tuple[str, str]:
@@ -42,7 +35,7 @@ def test_settings_reach_the_cgroups_at_start_and_live(vz_env: VzEnv, vzctl: Vzct
                                                       busybox_ct: int) -> None:
     vzctl("set", busybox_ct, "--cpuunits", "3000", "--cpulimit", "50", "--save")
     vzctl("start", busybox_ct)
-    cg = cgroups_of(vz_env, busybox_ct)
+    cg = vz_env.cgroups(busybox_ct)
     version = cg.version
     assert limit_files(cg) == expected(3000, 50_000, version)
 
@@ -77,7 +70,7 @@ def test_nproc_and_cpuinfo_follow_cpus_and_cpumask(vz_env: VzEnv, vzctl: Vzctl, 
 
     vzctl("set", busybox_ct, "--cpus", "1", "--save")
     vzctl("start", busybox_ct)
-    cg = cgroups_of(vz_env, busybox_ct)
+    cg = vz_env.cgroups(busybox_ct)
     nproc, online, processors = seen()
     assert nproc == 1
     assert online == processors == mapping.parse_cpulist(cg.read("cpuset", "cpuset.cpus"))
@@ -104,7 +97,7 @@ def test_host_cpuunits_weigh_the_running_cts_against_the_host(vz_env: VzEnv, vzc
     vzctl("set", 102, "--cpuunits", "3000", "--save")
     vzctl("start", busybox_ct)
     vzctl("start", 102)
-    cg = cgroups_of(vz_env, busybox_ct)
+    cg = vz_env.cgroups(busybox_ct)
     parent = cg.parent()
     version = cg.version
     name = mapping.weight_file(version)
