@@ -12,7 +12,8 @@ packages="python3 python3-venv busybox-static iproute2 util-linux procps
           e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod gcc libc6-dev"
 # QEMU for the VM subset of the tests (docs/testing.md): vm-run boots Debian's stock kernel
 # with it (and installs it itself when missing), fetching that kernel and virtme-ng.
-test_packages="qemu-system-x86"
+test_packages=""
+[ "$mode" != "--test" ] || test_packages="qemu-system-x86"
 
 missing_of() {
     for p in "$@"; do
@@ -23,7 +24,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 missing=$(missing_of $packages)
-[ "$mode" = "--test" ] && missing_tests=$(missing_of $test_packages) || missing_tests=""
+missing_tests=$(missing_of $test_packages)
 if [ -n "$missing$missing_tests" ]; then
     echo "Installing Debian packages:" $missing $missing_tests
     # One unreachable source must not stop the install; a package that cannot be had does.
@@ -34,7 +35,8 @@ if [ -n "$missing$missing_tests" ]; then
 fi
 
 # Debian's own interpreter: fast to start (the PATH python may be a slow shim).
-[ -x .venv/bin/python ] || /usr/bin/python3 -m venv .venv
+# (a venv left without pip by an interrupted run is made again)
+[ -x .venv/bin/pip ] || /usr/bin/python3 -m venv --clear .venv
 if [ "$mode" = "--test" ]; then
     editable="-e"
     .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
@@ -47,7 +49,8 @@ for plugin in plugins/*/; do
 done
 # Bytecode for the sources an editable install runs from: every vzctl process would
 # otherwise compile them anew where PYTHONDONTWRITEBYTECODE is set (about 60 ms a call).
-.venv/bin/python -m compileall -q vzcore plugins contrib >/dev/null
+# (pip compiled a non-editable install's copy already.)  -q prints only errors.
+[ "$mode" != "--test" ] || .venv/bin/python -m compileall -q vzcore plugins contrib
 
 if [ "$mode" != "--test" ]; then
     mkdir -p /etc/vz/conf
