@@ -43,7 +43,7 @@ def main() -> None:
     calls = _install()
     import os
 
-    from vzcore.cli.main import run_cli, vzctl
+    from vzcore.cli.main import exit_now, run_cli, vzctl
 
     pid = os.getpid()
     code = 1
@@ -54,7 +54,7 @@ def main() -> None:
             for plugin, hook, seconds in calls:
                 print(f"hooktime {plugin} {hook} {seconds * 1000:.2f}", file=sys.stderr)
             print(f"hooktime total - {(time.perf_counter() - STARTED) * 1000:.2f}", file=sys.stderr)
-    sys.exit(code)
+    exit_now(code)  # as vzctl itself ends
 
 
 if __name__ == "__main__":
