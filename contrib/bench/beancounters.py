@@ -24,6 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
+from population import remove_cgroup_parent
+
 BIN = Path(sys.executable).parent
 SAMPLES = Path(__file__).resolve().parents[2] / "plugins/beancounters/vzcore_beancounters/samples"
 RESOURCE_NAMES = ("kmemsize", "lockedpages", "privvmpages", "shmpages", "numproc", "physpages",
@@ -116,13 +118,7 @@ def main() -> int:
             subprocess.run([str(BIN / "vzctl"), "--quiet", "stop", "--fast", str(ctid)], env=env,
                            check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
-        from vzcore.linux import cgroups
-
-        for h in cgroups.hierarchies():
-            try:
-                h.directory(cgroups.resolve_parent(parent, h)).rmdir()
-            except OSError:
-                pass
+        remove_cgroup_parent(parent)
     return 0
 
 

@@ -36,6 +36,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from population import remove_cgroup_parent
+
 from vzcore.paths import Paths
 from vzcore_cpu.grammar import online_cpus
 from vzcore_cpu.measure import busy_loops, cpus_used
@@ -77,12 +79,7 @@ class Bench:
         self.made.clear()
 
     def remove_parent_groups(self) -> None:
-        from vzcore.linux import cgroups
-
-        for h in cgroups.hierarchies():
-            directory = h.directory(cgroups.resolve_parent(self.parent, h))
-            if directory.is_dir():
-                directory.rmdir()
+        remove_cgroup_parent(self.parent)
 
 
 def measure(repeat: int, one: Callable[[], float]) -> list[float]:

@@ -29,13 +29,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from population import FIRST, address, clone, installation, reexec_in_netns, vzctl
+from population import FIRST, address, clone, installation, reexec_in_netns, vzctl, vzlist
 
 
 def meminfo() -> dict[str, int]:
@@ -64,15 +62,20 @@ def population_charge(parent: str) -> int:
 
 
 def host_processes(root: Path) -> int:
-    """Processes whose command line mentions this run's ``VZ_ROOT`` (vzcore's helpers)."""
+    """Host processes of this run: those whose command line names its ``VZ_ROOT`` (the view
+    daemon) or whose environment has it (vzctl, and whatever vzctl left running)."""
+    name, setting = str(root).encode(), b"VZ_ROOT=" + str(root).encode() + b"\0"
     count = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    count += str(root).encode() in f.read()
+                    cmdline = f.read()
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    environ = f.read()
             except OSError:
-                pass
+                continue
+            count += name in cmdline or setting in environ
     return count
 
 
@@ -97,7 +100,6 @@ def checkpoints_up_to(count: int) -> list[int]:
 
 
 def run(count: int, output: Path | None, plot: Path | None) -> None:
-    results: dict[str, object] = {}
     with installation("vzbench-density") as (root, env, parent):
         vzctl(env, "create", FIRST, "--ostemplate", "busybox", "--ipadd", address(0))
         print(f"setting up {count} CTs ...", flush=True)
@@ -114,8 +116,8 @@ def run(count: int, output: Path | None, plot: Path | None) -> None:
         last = FIRST + count - 1
         timings = {
             "exec_last_s": vzctl(env, "exec", last, "true"),
-            "vzlist_s": _timed_vzlist(env, []),
-            "vzlist_json_s": _timed_vzlist(env, ["-j"]),
+            "vzlist_s": vzlist(env),
+            "vzlist_json_s": vzlist(env, "-j"),
         }
         stops = [vzctl(env, "stop", "--fast", FIRST + i) for i in reversed(range(count))]
         results = {"cts": count, "starts_s": starts, "stops_s": stops, "points": points,
@@ -133,13 +135,6 @@ def run(count: int, output: Path | None, plot: Path | None) -> None:
             [(i, s * 1000) for i, s in enumerate(starts)]))
 
 
-def _timed_vzlist(env: dict[str, str], args: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).with_name("vzlist")), *args], env=env, check=True,
-                   capture_output=True)
-    return time.perf_counter() - started
-
-
 def _report(results: dict[str, Any]) -> None:
     starts, stops, points = results["starts_s"], results["stops_s"], results["points"]
     last = points[-1]
@@ -149,7 +144,7 @@ def _report(results: dict[str, Any]) -> None:
           f"({last['host_mib'] * 1024 / n:.0f} KiB per CT), charged to the CTs "
           f"{last['charge_mib']:.0f} MiB, slab +{last['slab_mib']:.0f} MiB, kernel stacks "
           f"+{last['kernel_stack_mib']:.0f} MiB, vzcore host processes: {last['host_helpers']}")
-    for lo, hi in ((0, 100), (max(0, n - 100), n)):
+    for lo, hi in sorted({(0, min(n, 100)), (max(0, n - 100), n)}):
         print(f"vzctl start of CTs {lo + 1}-{hi}: median {statistics.median(starts[lo:hi]) * 1000:.0f} ms")
     print(f"vzctl stop --fast: median {statistics.median(stops) * 1000:.0f} ms")
     t = results["timings"]

@@ -24,24 +24,34 @@ HOOKTIMES = str(Path(__file__).with_name("hooktimes.py"))
 REEXEC_ENV = "VZ_BENCH_IN_NETNS"
 
 
+def _timed(argv: list[str], env: dict[str, str], check: bool) -> tuple[float, str]:
+    """Run ``argv``; return its wall time in seconds and its stderr."""
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if check and result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+    return elapsed, result.stderr
+
+
 def vzctl(env: dict[str, str], *args: object, check: bool = True,
           hooks: dict[str, float] | None = None) -> float:
     """Run vzctl; return its wall time in seconds.  With ``hooks``, run it through
     ``hooktimes.py`` and add each plugin's hook time (seconds) to ``hooks[plugin]``."""
     argv = ([sys.executable, HOOKTIMES] if hooks is not None
             else [str(Path(sys.executable).with_name("vzctl"))])
-    started = time.perf_counter()
-    result = subprocess.run([*argv, "--quiet", *map(str, args)], env=env, capture_output=True,
-                            text=True, check=False)
-    elapsed = time.perf_counter() - started
-    if check and result.returncode != 0:
-        raise SystemExit(f"vzctl {' '.join(map(str, args))} failed: {result.stderr.strip()}")
+    elapsed, stderr = _timed([*argv, "--quiet", *map(str, args)], env, check)
     if hooks is not None:
-        for line in result.stderr.splitlines():
+        for line in stderr.splitlines():
             words = line.split()
             if len(words) == 4 and words[0] == "hooktime" and words[1] != "total":
                 hooks[words[1]] = hooks.get(words[1], 0.0) + float(words[3]) / 1000
     return elapsed
+
+
+def vzlist(env: dict[str, str], *args: str) -> float:
+    """Run vzlist; return its wall time in seconds."""
+    return _timed([str(Path(sys.executable).with_name("vzlist")), *args], env, True)[0]
 
 
 def address(index: int) -> str:
@@ -63,14 +73,14 @@ def clone(root: Path, source: int, ctid: int, ip: str | None) -> None:
 
 
 @contextmanager
-def installation(prefix: str, **vz_conf: str) -> Iterator[tuple[Path, dict[str, str], str]]:
-    """A private ``VZ_ROOT`` with its own ``CGROUP_PARENT`` and ``vz_conf`` settings; yields
-    the root, the environment for vzctl and the cgroup parent.  On exit every CT still running is stopped
+def installation(prefix: str) -> Iterator[tuple[Path, dict[str, str], str]]:
+    """A private ``VZ_ROOT`` with its own ``CGROUP_PARENT``; yields the root, the
+    environment for vzctl and the cgroup parent.  On exit every CT still running is stopped
     with ``--fast``, and the root and the cgroup parent are removed."""
     root = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     env = {**os.environ, "VZ_ROOT": str(root)}
     parent = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    settings = {"CGROUP_PARENT": parent, "STOP_TIMEOUT": "5", "NEIGHBOUR_DEVS": "none", **vz_conf}
+    settings = {"CGROUP_PARENT": parent, "STOP_TIMEOUT": "5", "NEIGHBOUR_DEVS": "none"}
     (root / "etc/vz").mkdir(parents=True)
     (root / "etc/vz/vz.conf").write_text("".join(f'{k}="{v}"\n' for k, v in settings.items()))
     try:
@@ -80,15 +90,16 @@ def installation(prefix: str, **vz_conf: str) -> Iterator[tuple[Path, dict[str, 
         for state in run_dir.glob("*.json") if run_dir.exists() else []:
             vzctl(env, "stop", "--fast", state.stem, check=False)
         shutil.rmtree(root, ignore_errors=True)
-        _remove_cgroup_parent(parent)
+        remove_cgroup_parent(parent)
 
 
-def _remove_cgroup_parent(parent: str) -> None:
-    from vzcore.linux import cgroups
+def remove_cgroup_parent(parent: str) -> None:
+    """Remove a benchmark's ``CGROUP_PARENT`` in every hierarchy, with any group left in it
+    (a stopped CT's groups are gone already)."""
+    from vzcore.linux.cgroups import parent_dirs
 
-    for hierarchy in cgroups.hierarchies():
-        directory = hierarchy.directory(cgroups.resolve_parent(parent, hierarchy))
-        if directory.exists():
+    for directory in parent_dirs(parent):
+        if directory.is_dir():
             for child in directory.iterdir():
                 if child.is_dir():
                     child.rmdir()

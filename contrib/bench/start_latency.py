@@ -25,7 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
-from vzcore.linux.cgroups import parent_dirs
+from population import remove_cgroup_parent
+
 from vzcore.testing.probes import in_private_namespace
 
 BIN = Path(sys.executable).parent
@@ -89,9 +90,7 @@ def main() -> int:
         subprocess.run([vzctl, "-q", "stop", "--fast", "101"], env=env, capture_output=True)
         subprocess.run([vzctl, "-q", "destroy", "101"], env=env, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
-        for directory in parent_dirs(parent):  # stop removed the CT's groups; now the parent
-            if directory.exists():
-                directory.rmdir()
+        remove_cgroup_parent(parent)
 
     rows = [summary(label, samples) for label, samples in results]
     floor = rows[1]["median_ms"]
