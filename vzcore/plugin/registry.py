@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -140,9 +141,10 @@ class Registry:
             changes[param.key] = Change(param.key, first_old, new)
         return ChangeSet({k: c for k, c in changes.items() if c.old != c.new or verb == "create"}), parsed
 
-    def check_minimums(self, ct: Container) -> None:
+    def check_minimums(self, ct: Container, *, sample: Path | None = None) -> None:
         """Refuse a CT whose config (or vz.conf, as its default) holds a value below a
         declared parameter's minimum: ``start`` and ``create`` call this before any effect.
+        ``sample``: the sample config that ``create`` started the CT's config from.
 
         A malformed value is left to the owning plugin's ``vz_validate``, which names it.
 
@@ -158,12 +160,14 @@ class Registry:
                 value = param.type.parse(text)
             except ValueError:
                 continue
-            if param.below_minimum(value):
-                where = ct.config.path if ct.config.get(param.key) is not None else "vz.conf"
-                raise InvalidValue(
-                    f"CT {ct.ctid}: {param.key}=\"{text}\" in {where} is below the minimum of "
-                    f"--{param.name}, {_minimum(param)}, {NEEDED}; fix it with "
-                    f"'vzctl set {ct.ctid} --{param.name} {param.minimum} --save' or more")
+            if not param.below_minimum(value):
+                continue
+            own = ct.config.get(param.key) is not None
+            where = (sample or ct.config.path) if own else "vz.conf"
+            fix = ("fix the sample" if own and sample else
+                   f"fix it with 'vzctl set {ct.ctid} --{param.name} {param.minimum} --save' or more")
+            raise InvalidValue(f"CT {ct.ctid}: {param.key}=\"{text}\" in {where} is below the "
+                               f"minimum of --{param.name}, {_minimum(param)}, {NEEDED}; {fix}")
 
 
 def _minimum(param: Parameter) -> str:
