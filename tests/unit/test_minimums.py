@@ -134,3 +134,18 @@ def test_errors_reach_the_user_without_class_names_or_errno() -> None:
     assert "KeyError" not in describe(KeyError())
     error = PluginError("beancounters", "vz_pre_start", BlockingIOError(errno.EAGAIN, "Try again"))
     assert str(error) == "plugin 'beancounters' failed in vz_pre_start: Try again"
+
+
+def test_an_unforeseen_error_is_one_line_without_its_class(capsys: pytest.CaptureFixture[str]) -> None:
+    import click
+
+    from vzcore.cli.main import run_cli
+
+    @click.command()
+    def broken() -> None:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    assert run_cli(broken, "vzctl", []) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("Error: Resource temporarily unavailable (unexpected;")
+    assert len(err.strip().splitlines()) == 1 and "Errno" not in err and "BlockingIOError" not in err
