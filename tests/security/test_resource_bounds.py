@@ -188,9 +188,10 @@ def test_create_refuses_a_sample_below_the_minimum(vz_env: VzEnv, vzctl: Vzctl) 
 def test_a_ct_at_every_minimum_runs_init_and_a_command(vz_env: VzEnv, vzctl: Vzctl,
                                                        profile: str) -> None:
     vzctl("create", 101, "--ostemplate", "busybox", *profile_options(profile))
-    options = [arg for p in declared_parameters() if p.merge is None
-               for arg in (f"--{p.name}", str(p.minimum))]
-    vzctl("set", 101, *options, "--save")
+    values = {p.name: str(p.minimum) for p in declared_parameters() if p.merge is None}
+    values["cpulimit"] = "1"  # its minimum 0 means no limit; 1 % of a CPU is the least limit
+    vzctl("set", 101, *[arg for name, value in values.items() for arg in (f"--{name}", value)],
+          "--save")
     vzctl("start", 101)
     assert vzctl("exec2", 101, "echo ok | cat").stdout == "ok\n"
     assert vzctl("exec3", 101, "/bin/echo", "again").stdout == "again\n"
