@@ -162,10 +162,14 @@ class Registry:
                 continue
             if not param.below_minimum(value):
                 continue
-            own = ct.config.get(param.key) is not None
-            where = (sample or ct.config.path) if own else "vz.conf"
-            fix = ("fix the sample" if own and sample else
-                   f"fix it with 'vzctl set {ct.ctid} --{param.name} {param.minimum} --save' or more")
+            setting = f"--{param.name} {param.minimum} --save' or more"
+            if ct.config.get(param.key) is None:
+                where, fix = ct.global_config.path, (f"fix it there, or give the CT its own value "
+                                                     f"with 'vzctl set {ct.ctid} {setting}")
+            elif sample is not None:
+                where, fix = sample, "fix the sample"
+            else:
+                where, fix = ct.config.path, f"fix it with 'vzctl set {ct.ctid} {setting}"
             raise InvalidValue(f"CT {ct.ctid}: {param.key}=\"{text}\" in {where} is below the "
                                f"minimum of --{param.name}, {_minimum(param)}, {NEEDED}; {fix}")
 
