@@ -74,7 +74,7 @@ class ConfigFile:
                 return cls(path)
             raise
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read {path}: {exc}") from exc
+            raise ConfigError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
         return cls(path, text.splitlines())
 
     def get(self, key: str, default: str | None = None) -> str | None:

@@ -25,6 +25,17 @@ class VzError(Exception):
         return str(self.args[0])
 
 
+def describe(exc: BaseException) -> str:
+    """``exc`` as a user reads it: a :class:`VzError`'s message; an :class:`OSError`'s
+    description (and file) without its class name or ``[Errno N]``; otherwise its text."""
+    if isinstance(exc, VzError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        return f"{exc.strerror}{where}"
+    return str(exc) or "an internal error (run vzctl -v to see where)"
+
+
 class InvalidSyntax(VzError):
     """A malformed command line (unknown option, malformed CTID)."""
 
@@ -179,7 +190,7 @@ class PluginError(VzError):
         if isinstance(cause, VzError):
             text, code = cause.message, cause.exit_code
         elif isinstance(cause, BaseException):
-            text = str(cause) or type(cause).__name__
+            text = describe(cause)
         else:
             text = cause
         self.detail = text

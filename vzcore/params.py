@@ -52,6 +52,11 @@ class Parameter:
         OpenVZ); ``None``: the option is for CTs only.
     :ivar context: other options (names) whose values the merge needs: ``--mac`` changes
         the interface that ``--ifname`` names in the same command.
+    :ivar minimum: the smallest value, as option text in the parameter's own grammar
+        (``16``; ``0:32M`` for a pair: each part is compared), with which a CT can still
+        run its init and a joined command.  ``set`` and ``create`` refuse a smaller value
+        (exit 21), and so does ``start`` when a config holds one; ``--help`` and
+        docs/parameters.md show it.  ``None``: the grammar alone bounds the value.
     """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(NAME_PATTERN))
@@ -69,6 +74,17 @@ class Parameter:
         default=None,
         validator=attrs.validators.optional(attrs.validators.matches_re(r"[A-Z][A-Z0-9_]*")))
     context: tuple[str, ...] = ()
+    minimum: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.minimum is not None:
+            self.type.parse(self.minimum)  # a declaration error, caught by the plugin's tests
+
+    def below_minimum(self, value: Any) -> bool:
+        """Whether a parsed ``value`` of this parameter is smaller than :attr:`minimum`."""
+        from vzcore.values import below
+
+        return self.minimum is not None and below(value, self.type.parse(self.minimum))
 
     @property
     def options(self) -> list[str]:

@@ -20,7 +20,7 @@ import attrs
 
 from vzcore.conffile import atomic_write
 from vzcore.container import Container
-from vzcore.errors import VzError
+from vzcore.errors import VzError, describe
 from vzcore.linux.cgroups import CgroupSet
 from vzcore.linux.procfs import ProcessId
 
@@ -53,7 +53,7 @@ class State:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise VzError(f"CT {ctid}: unreadable state file {path}: {exc}; remove it after "
+            raise VzError(f"CT {ctid}: unreadable state file {path}: {describe(exc)}; remove it after "
                           "checking that no process of the CT runs") from exc
         init = data.get("init")
         return cls(

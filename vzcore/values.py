@@ -126,6 +126,19 @@ class PairOf:
         return f"{self.size.to_conf(value.barrier)}:{self.size.to_conf(value.limit)}"
 
 
+def below(value: Any, minimum: Any) -> bool:
+    """Whether parsed ``value`` is below parsed ``minimum`` of the same grammar: a number,
+    or either part of a pair (``barrier:limit``, ``soft:hard``).  Values of other grammars
+    (text, lists, CPU masks) have no order and are never below."""
+    if isinstance(value, Pair) and isinstance(minimum, Pair):
+        return value.barrier < minimum.barrier or value.limit < minimum.limit
+    if isinstance(value, bool) or isinstance(minimum, bool):
+        return False
+    if isinstance(value, int) and isinstance(minimum, int):
+        return value < minimum
+    return False
+
+
 @attrs.frozen
 class Integer:
     """A whole number in ``[minimum, maximum]``."""

@@ -29,6 +29,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 EXIT_INVALID_SYNTAX = 20
+EXIT_SYSTEM = 3  # VZ_SYSTEM_ERROR
 
 
 def _import(target: str) -> click.Command:
@@ -99,6 +100,13 @@ def _verbose(args: list[str]) -> bool:
     return False
 
 
+def _traceback_if_verbose(args: list[str] | None) -> None:
+    if _verbose(sys.argv[1:] if args is None else args):
+        import traceback
+
+        traceback.print_exc()
+
+
 def run_cli(command: click.Command, prog_name: str, args: list[str] | None = None) -> int:
     """Run a click command with vzctl's error handling; return the exit code."""
     from vzcore.errors import VzError
@@ -116,14 +124,17 @@ def run_cli(command: click.Command, prog_name: str, args: list[str] | None = Non
         click.echo("Aborted.", err=True)
         return 1
     except VzError as exc:
-        if _verbose(sys.argv[1:] if args is None else args):
-            import traceback
-
-            traceback.print_exc()
+        _traceback_if_verbose(args)
         click.echo(f"Error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug or an unforeseen OSError: one line, no class name
+        from vzcore.errors import describe
+
+        _traceback_if_verbose(args)
+        click.echo(f"Error: {describe(exc)} (unexpected; run 'vzctl -v' for where)", err=True)
+        return EXIT_SYSTEM
     return result if isinstance(result, int) else 0
 
 

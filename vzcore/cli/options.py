@@ -28,6 +28,8 @@ def option_for(param: Parameter, hidden: bool) -> click.Option:
     a message that says which verb takes them (better than "no such option").
     """
     help_text = param.help + ("" if param.live else " [restart needed on a running CT]")
+    if param.minimum is not None:
+        help_text += f" [minimum {param.minimum}]"
     if param.host_key:
         help_text += f" [CT 0: the host's own value, saved as {param.host_key} in vz.conf]"
     return click.Option(

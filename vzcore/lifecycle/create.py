@@ -56,6 +56,7 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
     if ct.private.exists():
         raise PrivateAreaExists(f"CT {ct.ctid}: private area {ct.private} already exists; "
                                 "remove it or choose another VE_PRIVATE")
+    engine.registry.check_minimums(ct, sample=sample.path if sample else None)
     plugins.run_each("vz_validate", ct=ct, changes=changes, verb="create")
 
     with engine.lock(ct, "create"):

@@ -23,9 +23,10 @@ from typing import NoReturn
 
 from vzcore.container import Container
 from vzcore.engine import Engine
-from vzcore.errors import CommandFailed, NotRunning, VzError
+from vzcore.errors import CommandFailed, NotRunning, VzError, describe
 from vzcore.faults import checkpoint
 from vzcore.lifecycle.execenv import prepare_exec
+from vzcore.lifecycle.forklimit import ForkLimit
 from vzcore.linux import libc, namespaces
 from vzcore.runtime import Run
 
@@ -62,8 +63,12 @@ def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
         init = run.init_pid
         run.cgroups.attach(os.getpid(), beside=init)
         opened = namespaces.open_namespaces(init, namespaces.differing(init))
+        limit = ForkLimit.read(ct.ctid, run.cgroups)  # the host's cgroupfs is out of sight inside
         namespaces.enter(opened)
-        child = os.fork()
+        try:
+            child = os.fork()
+        except BlockingIOError:
+            raise limit.error("the command") from None
         if child == 0:
             try:
                 os.chdir("/")
@@ -71,13 +76,16 @@ def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
                 checkpoint("enter:joined")
                 payload()
             except BaseException as exc:
-                print(f"vzctl: CT {ct.ctid}: {exc}", file=sys.stderr)
+                print(f"vzctl: CT {ct.ctid}: {describe(exc)}", file=sys.stderr)
                 os._exit(126)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # hold no pipe end open for the child
         _pid, status = os.waitpid(child, 0)
         os._exit(_exit_status(status))
+    except VzError as exc:  # its message names the CT
+        print(f"vzctl: {exc.message}", file=sys.stderr)
+        os._exit(126)
     except BaseException as exc:
-        print(f"vzctl: cannot enter CT {ct.ctid}: {exc}", file=sys.stderr)
+        print(f"vzctl: cannot enter CT {ct.ctid}: {describe(exc)}", file=sys.stderr)
         os._exit(126)
 
 

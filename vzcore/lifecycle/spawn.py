@@ -42,9 +42,10 @@ from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 from vzcore.container import Container
-from vzcore.errors import BadTemplate, PluginError, VzError
+from vzcore.errors import BadTemplate, PluginError, VzError, describe
 from vzcore.faults import checkpoint
 from vzcore.lifecycle.execenv import prepare_exec
+from vzcore.lifecycle.forklimit import ForkLimit
 from vzcore.linux import libc, namespaces
 from vzcore.linux.procfs import ProcessId
 from vzcore.runtime import Run
@@ -92,7 +93,7 @@ def _report(fd: int, exc: BaseException) -> NoReturn:
     elif isinstance(exc, VzError):
         payload = {"message": exc.message, "exit_code": exc.exit_code}
     else:
-        payload = {"message": f"{type(exc).__name__}: {exc}"}
+        payload = {"message": describe(exc)}
     if os.environ.get("VZ_DEBUG_CHILD"):
         import traceback
 
@@ -298,7 +299,10 @@ def _parent(ct: Container, run: Run, names: set[str], vzctl_pid: int, holder_pid
         libc.unshare(namespaces.flags_of(names & set(PARENT_NAMESPACES)))
         if os.read(fds["to_init_r"], 1) != b"R":
             os._exit(1)
-        init_pid = os.fork()
+        try:
+            init_pid = os.fork()
+        except BlockingIOError:
+            raise ForkLimit.read(ct.ctid, run.cgroups).error("the CT's init") from None
         if init_pid == 0:
             _init(ct, run, names, holder_pid, fds)
         _send(fds["from_w"], b"P", struct.pack("=I", init_pid))

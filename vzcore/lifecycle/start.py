@@ -37,6 +37,7 @@ def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any)
     if (ct.get("DISABLED") or "").lower() == "yes" and not force:
         raise StartDisabled(f"CT {ct.ctid} is disabled (DISABLED=yes); start it with --force or "
                             f"enable it with 'vzctl set {ct.ctid} --disabled no --save'")
+    engine.registry.check_minimums(ct)  # a saved value that would leave init unable to run
     plugins.run_each("vz_validate", ct=ct, changes=ChangeSet(), verb="start")
     plugins.import_child_modules()
     with engine.lock(ct, "start"):

@@ -6,7 +6,7 @@ import os
 import socket
 from collections.abc import Callable, Iterable
 
-from vzcore.errors import VzError
+from vzcore.errors import VzError, describe
 from vzcore.linux import libc
 
 FLAGS = {
@@ -102,7 +102,7 @@ def call_in(pid: int, names: Iterable[str], function: Callable[[], None]) -> Non
             function()
             os._exit(0)
         except BaseException as exc:
-            os.write(write_fd, str(exc).encode()[:4096])
+            os.write(write_fd, describe(exc).encode()[:4096])
             os._exit(1)
     os.close(write_fd)
     try:

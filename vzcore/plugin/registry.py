@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -11,6 +12,11 @@ from vzcore.changes import Change, ChangeSet
 from vzcore.errors import InvalidValue, VzError
 from vzcore.params import Command, Field, Parameter
 from vzcore.plugin.manager import Plugins
+
+if TYPE_CHECKING:
+    from vzcore.container import Container
+
+NEEDED = "the least with which a CT still runs its init and a joined command"
 
 
 class DeclarationConflict(VzError):
@@ -115,9 +121,13 @@ class Registry:
             values = []
             for text in texts:
                 try:
-                    values.append(param.type.parse(text))
+                    value = param.type.parse(text)
                 except ValueError as exc:
                     raise InvalidValue(f"CT {ctid}: invalid value for --{option}: {exc}") from None
+                if param.below_minimum(value):
+                    raise InvalidValue(f"CT {ctid}: --{option} {text} is below its minimum "
+                                       f"{_minimum(param)}, {NEEDED}; give {param.minimum} or more")
+                values.append(value)
             parsed[option] = values
         by_name = {self.parameters[option].name: values for option, values in parsed.items()}
         for option, values in parsed.items():
@@ -130,3 +140,41 @@ class Registry:
             first_old = changes[param.key].old if param.key in changes else current.get(param.key)
             changes[param.key] = Change(param.key, first_old, new)
         return ChangeSet({k: c for k, c in changes.items() if c.old != c.new or verb == "create"}), parsed
+
+    def check_minimums(self, ct: Container, *, sample: Path | None = None) -> None:
+        """Refuse a CT whose config (or vz.conf, as its default) holds a value below a
+        declared parameter's minimum: ``start`` and ``create`` call this before any effect.
+        ``sample``: the sample config that ``create`` started the CT's config from.
+
+        A malformed value is left to the owning plugin's ``vz_validate``, which names it.
+
+        :raises InvalidValue: naming the CT, the config key, the minimum and the fix.
+        """
+        for param in self.unique_parameters():
+            text = ct.get(param.key)
+            # A key written through a merge (--ram writes PHYSPAGES) is checked through
+            # the parameter that owns the key's whole grammar (--physpages).
+            if param.minimum is None or param.merge is not None or not text or not text.strip():
+                continue
+            try:
+                value = param.type.parse(text)
+            except ValueError:
+                continue
+            if not param.below_minimum(value):
+                continue
+            setting = f"--{param.name} {param.minimum} --save' or more"
+            if ct.config.get(param.key) is None:
+                where, fix = ct.global_config.path, (f"fix it there, or give the CT its own value "
+                                                     f"with 'vzctl set {ct.ctid} {setting}")
+            elif sample is not None:
+                where, fix = sample, "fix the sample"
+            else:
+                where, fix = ct.config.path, f"fix it with 'vzctl set {ct.ctid} {setting}"
+            raise InvalidValue(f"CT {ct.ctid}: {param.key}=\"{text}\" in {where} is below the "
+                               f"minimum of --{param.name}, {_minimum(param)}, {NEEDED}; {fix}")
+
+
+def _minimum(param: Parameter) -> str:
+    first, second = getattr(param.type, "names", ("barrier", "limit"))
+    each = f" ({first}:{second})" if ":" in (param.minimum or "") else ""
+    return f"{param.minimum}{each}"

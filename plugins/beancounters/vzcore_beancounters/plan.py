@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 
 import attrs
 
+from vzcore.defaults import DEV_SHM_SIZE
 from vzcore.values import PAGE_SIZE
 from vzcore_beancounters.limits import Limits, add, scale
 from vzcore_beancounters.resources import UNLIMITED
@@ -29,8 +30,9 @@ SHM_DEFAULTS = {"kernel.shmall": 18446744073692774399, "kernel.shmmax": 18446744
                 "kernel.shmmni": 4096}
 """A new IPC namespace's values (ULONG_MAX - 2^24, and 4096 segments)."""
 
-SHM_DEFAULT_SIZE = "50%"
-"""tmpfs's default size, restored on /dev/shm when shmpages becomes unlimited."""
+SHM_DEFAULT_SIZE = DEV_SHM_SIZE
+"""The size of /dev/shm without shmpages (the core's default, which the isolation plugin
+mounts), restored when shmpages becomes unlimited on a running CT."""
 
 RLIM_INFINITY = -1  # resource.RLIM_INFINITY on Linux
 

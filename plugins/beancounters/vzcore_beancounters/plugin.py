@@ -43,22 +43,23 @@ def vz_parameters() -> Iterable[Parameter]:
     from vzcore.params import Parameter
     from vzcore.values import PairOf, Size
     from vzcore_beancounters.limits import pair_type
-    from vzcore_beancounters.resources import RESOURCES, UNIT_SIZE
+    from vzcore_beancounters.resources import BY_NAME, RESOURCES, UNIT_SIZE
 
     for r in RESOURCES:
         unit = {"bytes": "bytes (or K, M, G)", "pages": "pages (or K, M, G)", "items": "items"}[r.unit]
         yield Parameter(name=r.name, key=r.key, type=pair_type(r.name), live=True, short=r.short,
-                        help=f"{r.help}; barrier[:limit] in {unit}")
+                        minimum=r.minimum, help=f"{r.help}; barrier[:limit] in {unit}")
     size = Size(UNIT_SIZE["bytes"], metavar="SIZE")
-    yield Parameter(name="ram", key="PHYSPAGES", type=size, live=True,
+    ram_minimum = BY_NAME["physpages"].minimum.partition(":")[2]
+    yield Parameter(name="ram", key="PHYSPAGES", type=size, live=True, minimum=ram_minimum,
                     merge=lambda _old, values: _whole_pages(values),
                     help="RAM of the CT (sets physpages to 0:SIZE)")
-    yield Parameter(name="swap", key="SWAPPAGES", type=size, live=True,
+    yield Parameter(name="swap", key="SWAPPAGES", type=size, live=True, minimum="0",
                     merge=lambda _old, values: _whole_pages(values),
                     help="swap the CT may use besides its RAM (sets swappages to 0:SIZE)")
     yield Parameter(name="vm_overcommit", key="VM_OVERCOMMIT", type=_overcommit_type(), live=True,
                     help="with --ram: privvmpages = (RAM + swap) x N (0: unlimited)")
-    yield Parameter(name="avnumproc", key="AVNUMPROC", type=PairOf(Size(0)), live=True,
+    yield Parameter(name="avnumproc", key="AVNUMPROC", type=PairOf(Size(0)), live=True, minimum="0",
                     help="expected average number of processes (kept for OpenVZ's tools)")
 
 

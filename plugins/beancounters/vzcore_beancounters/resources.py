@@ -30,6 +30,10 @@ class Resource:
     :ivar header: vzlist's column header (``NPROC``).
     :ivar short: legacy vzctl's one-letter option, if it has one.
     :ivar help: one line for ``vzctl set --help``.
+    :ivar minimum: the smallest ``barrier[:limit]`` (option text, each part compared) with
+        which a CT still runs its init and a joined command (``vzctl exec`` costs one task
+        of the CT for vzctl's joining process and one for the command); 0 where no value
+        can stop a CT (accounted only, or a feature init does not need).
     """
 
     name: str
@@ -38,6 +42,7 @@ class Resource:
     help: str
     short: str | None = None
     aliases: tuple[str, ...] = ()
+    minimum: str = "0"
 
     @property
     def key(self) -> str:
@@ -45,18 +50,22 @@ class Resource:
 
 
 RESOURCES: tuple[Resource, ...] = (
-    Resource("kmemsize", BYTES, "KMEMSIZE", "unswappable kernel memory of the CT", short="k"),
+    Resource("kmemsize", BYTES, "KMEMSIZE", "unswappable kernel memory of the CT", short="k",
+             minimum="0:8M"),
     Resource("lockedpages", PAGES, "LOCKEDP", "memory locked with mlock(), per process", short="l"),
     Resource("privvmpages", PAGES, "PRIVVMP", "private memory allocated (accounted only)"),
-    Resource("shmpages", PAGES, "SHMP", "SysV and POSIX shared memory (/dev/shm)"),
-    Resource("numproc", ITEMS, "NPROC", "processes and threads", short="p"),
-    Resource("physpages", PAGES, "PHYSP", "RAM: the limit caps the CT's memory (see --ram)"),
+    Resource("shmpages", PAGES, "SHMP", "SysV and POSIX shared memory (/dev/shm)",
+             minimum="1"),
+    Resource("numproc", ITEMS, "NPROC", "processes and threads", short="p", minimum="8"),
+    Resource("physpages", PAGES, "PHYSP", "RAM: the limit caps the CT's memory (see --ram)",
+             minimum="0:32M"),
     Resource("vmguarpages", PAGES, "VMGUARP", "memory allocation guarantee (accounted only)"),
     Resource("oomguarpages", PAGES, "OOMGUARP", "out-of-memory guarantee (accounted only)"),
     Resource("numtcpsock", ITEMS, "NTCPSOCK", "TCP sockets (accounted only)"),
     Resource("numflock", ITEMS, "NFLOCK", "file locks (accounted only)", short="f"),
-    Resource("numpty", ITEMS, "NPTY", "pseudo-terminals", short="t"),
-    Resource("numsiginfo", ITEMS, "NSIGINFO", "queued signals, per user", short="i"),
+    Resource("numpty", ITEMS, "NPTY", "pseudo-terminals", short="t", minimum="1"),
+    Resource("numsiginfo", ITEMS, "NSIGINFO", "queued signals, per user", short="i",
+             minimum="16"),
     Resource("tcpsndbuf", BYTES, "TCPSNDB", "TCP send buffers (with tcprcvbuf on cgroup v1)"),
     Resource("tcprcvbuf", BYTES, "TCPRCVB", "TCP receive buffers (with tcpsndbuf on cgroup v1)",
              short="b"),
@@ -65,7 +74,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("numothersock", ITEMS, "NOTHSOCK", "non-TCP sockets (accounted only)"),
     Resource("dcachesize", BYTES, "DCACHESZ", "dentry and inode caches (accounted only)",
              short="x", aliases=("DCACHE",)),
-    Resource("numfile", ITEMS, "NFILE", "open files, per process", short="n"),
+    Resource("numfile", ITEMS, "NFILE", "open files, per process", short="n", minimum="32"),
     Resource("numiptent", ITEMS, "NIPTENT", "netfilter rules (not accounted)", short="e",
              aliases=("IPTENTRIES",)),
     Resource("swappages", PAGES, "SWAPP", "swap: the limit caps the CT's swap (see --swap)"),

@@ -41,15 +41,18 @@ def vz_parameters() -> Iterable[Parameter]:
     from vzcore_cpu.mapping import MAX_UNITS, MIN_UNITS
 
     yield Parameter(name="cpuunits", key="CPUUNITS", type=Integer(MIN_UNITS, MAX_UNITS), live=True,
-                    host_key="VE0CPUUNITS",
+                    host_key="VE0CPUUNITS", minimum=str(MIN_UNITS),
                     help="relative CPU weight against other CTs and the host (default 1000)")
-    yield Parameter(name="cpulimit", key="CPULIMIT", type=CpuLimit(), live=True,
+    # 1 % of one CPU (the kernel's smallest quota, 1 ms a period) still runs init and a
+    # joined command, slowly; 0 is no limit.
+    yield Parameter(name="cpulimit", key="CPULIMIT", type=CpuLimit(), live=True, minimum="0",
                     help="hard CPU limit: N percent of one CPU (200 = two CPUs), or N% of the "
                          "whole host; 0 = none")
-    yield Parameter(name="cpus", key="CPUS", type=Integer(0, MAX_CPUS), live=True,
+    yield Parameter(name="cpus", key="CPUS", type=Integer(0, MAX_CPUS), live=True, minimum="0",
                     help="number of CPUs the CT may use and sees (0 = all)")
     yield Parameter(name="cpumask", key="CPUMASK", type=CpuMask(), live=True,
-                    help="CPUs the CT may run on: a list such as 0-1,3, or all")
+                    help="CPUs the CT may run on: a list such as 0-1,3 (at least one CPU of the "
+                         "host), or all")
 
 
 @hookimpl

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 
+from vzcore.defaults import DEV_SHM_SIZE
 from vzcore.errors import KernelError
 from vzcore.linux import mounts, safefs
 
@@ -82,8 +83,9 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
             os.chown(name, uid, gid, dir_fd=dev_fd, follow_symlinks=False)
     safefs.mount_at(root_fd, "dev/pts", "devpts", "devpts", NOSUID | NOEXEC,
                     f"newinstance,ptmxmode=0666,mode=0620,gid={gid + TTY_GID}")
+    # Bounded (not tmpfs's half of the host's RAM); the beancounters plugin may resize it.
     safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV,
-                    f"mode=1777,uid={uid},gid={gid}")
+                    f"mode=1777,size={DEV_SHM_SIZE},uid={uid},gid={gid}")
     safefs.mount_at(root_fd, "dev/mqueue", "mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from vzcore.errors import BadTemplate, KernelError, TemplateNotFound
+from vzcore.errors import BadTemplate, KernelError, TemplateNotFound, describe
 from vzcore.idmap import IdMap
 from vzcore.linux import safefs
 
@@ -75,7 +75,7 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
                     _extract(archive, member, relative, root_fd, owner)
                 except (KernelError, OSError, ValueError) as exc:
                     raise BadTemplate(f"template {path.name}: cannot unpack {member.name!r}: "
-                                      f"{exc}") from exc
+                                      f"{describe(exc)}") from exc
                 if member.isdir():
                     directories.append((relative, member))
                 if progress is not None and proc is None:
