@@ -2,16 +2,21 @@
  * Exit 0 when the operation succeeded, 1 when it failed, 2 on a usage error.
  * Built statically by the security tests and copied into the CT under test. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
 #include <linux/reboot.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/klog.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -34,6 +39,38 @@ static int read_one(const char *path, int flags) {
     long n = (flags & O_ACCMODE) == O_RDONLY ? read(fd, &byte, 1) : write(fd, "1", 1);
     close(fd);
     return report(n < 0 ? -1 : 0);
+}
+
+/* Raw Ethernet from the CT (bridged spoofing tests): "ether IF SRC" sends a broadcast
+ * frame of the local experimental EtherType from MAC SRC; "arp IF SRC SHA SPA TPA" an ARP
+ * request "who has TPA, tell SPA at SHA" from SRC.  Verdict: whether the CT could send it
+ * (the host end's filter drops it silently; the test looks at the host's tables). */
+static int parse_mac(const char *text, unsigned char *mac) {
+    return sscanf(text, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3],
+                  &mac[4], &mac[5]) == 6 ? 0 : -1;
+}
+
+static int send_frame(const char *ifname, const char *src, int arp, char **fields) {
+    unsigned char frame[60] = {0};
+    memset(frame, 0xff, 6);
+    if (parse_mac(src, frame + 6) < 0) return 2;
+    frame[12] = arp ? 0x08 : 0x88;
+    frame[13] = arp ? 0x06 : 0xb5;
+    if (arp) {
+        unsigned char *p = frame + 14;
+        p[1] = 1; p[2] = 0x08; p[4] = 6; p[5] = 4; p[7] = 1;  /* Ethernet, IPv4, request */
+        if (parse_mac(fields[0], p + 8) < 0 || inet_pton(AF_INET, fields[1], p + 14) != 1 ||
+            inet_pton(AF_INET, fields[2], p + 24) != 1)
+            return 2;
+    }
+    int fd = socket(AF_PACKET, SOCK_RAW, 0);
+    if (fd < 0) return report(-1);
+    struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_ifindex = (int)if_nametoindex(ifname),
+                             .sll_halen = 6};
+    memset(to.sll_addr, 0xff, 6);
+    long sent = sendto(fd, frame, sizeof frame, 0, (struct sockaddr *)&to, sizeof to);
+    close(fd);
+    return report(sent < 0 ? -1 : 0);
 }
 
 int main(int argc, char **argv) {
@@ -71,6 +108,8 @@ int main(int argc, char **argv) {
         return report(mount(NULL, argv[2], NULL, MS_REMOUNT | MS_BIND, NULL) == 0 ||
                       mount(NULL, argv[2], NULL, MS_REMOUNT, NULL) == 0 ? 0 : -1);
     if (!strcmp(op, "kill") && argc == 3) return report(kill(atoi(argv[2]), 0));
+    if (!strcmp(op, "ether") && argc == 4) return send_frame(argv[2], argv[3], 0, NULL);
+    if (!strcmp(op, "arp") && argc == 7) return send_frame(argv[2], argv[3], 1, argv + 4);
     if (!strcmp(op, "fds")) {
         DIR *dir = opendir("/proc/self/fd");
         struct dirent *entry;
