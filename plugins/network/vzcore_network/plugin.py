@@ -55,8 +55,8 @@ def vz_parameters() -> Iterable[Parameter]:
                     merge=netif.merge_del, live=True, help="remove a veth interface, or all")
     yield Parameter(name="ifname", key="NETIF", type=netif.IfnameType(), merge=netif.merge_ifname,
                     context=netif.CHANGEABLE, live=True,
-                    help="the veth interface that --mac, --host_ifname, --host_mac and "
-                         "--bridge change")
+                    help="the veth interface that --mac, --host_ifname, --host_mac, "
+                         "--bridge, --mac_filter and --ifaddr change")
     for name, value_type, text in (
         ("mac", netif.MacType(), "MAC address of the CT's end of the --ifname interface"),
         ("host_ifname", netif.IfnameType("host interface name"),
