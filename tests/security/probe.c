@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
 #include <linux/reboot.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -73,6 +75,34 @@ static int send_frame(const char *ifname, const char *src, int arp, char **field
     return report(sent < 0 ? -1 : 0);
 }
 
+/* "na IF TARGET MAC": an unsolicited, overriding Neighbour Advertisement to all nodes
+ * saying that IPv6 address TARGET is at MAC (the kernel fills in source and checksum). */
+static int send_advert(const char *ifname, const char *target, const char *mac) {
+    struct {
+        struct nd_neighbor_advert na;
+        unsigned char option[8];
+    } msg = {0};
+    msg.na.nd_na_type = ND_NEIGHBOR_ADVERT;
+    msg.na.nd_na_flags_reserved = ND_NA_FLAG_OVERRIDE;
+    msg.option[0] = ND_OPT_TARGET_LINKADDR;
+    msg.option[1] = 1;
+    if (inet_pton(AF_INET6, target, &msg.na.nd_na_target) != 1 || parse_mac(mac, msg.option + 2) < 0)
+        return 2;
+    int fd = socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+    if (fd < 0) return report(-1);
+    int hops = 255, loop = 0;  /* not looped back: the sender's own table stays right */
+    unsigned index = if_nametoindex(ifname);
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_scope_id = index};
+    inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+    long sent = -1;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) == 0 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, sizeof index) == 0 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof loop) == 0)
+        sent = sendto(fd, &msg, sizeof msg, 0, (struct sockaddr *)&to, sizeof to);
+    close(fd);
+    return report(sent < 0 ? -1 : 0);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *op = argv[1];
@@ -110,6 +140,7 @@ int main(int argc, char **argv) {
     if (!strcmp(op, "kill") && argc == 3) return report(kill(atoi(argv[2]), 0));
     if (!strcmp(op, "ether") && argc == 4) return send_frame(argv[2], argv[3], 0, NULL);
     if (!strcmp(op, "arp") && argc == 7) return send_frame(argv[2], argv[3], 1, argv + 4);
+    if (!strcmp(op, "na") && argc == 5) return send_advert(argv[2], argv[3], argv[4]);
     if (!strcmp(op, "fds")) {
         DIR *dir = opendir("/proc/self/fd");
         struct dirent *entry;

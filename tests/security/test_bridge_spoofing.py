@@ -27,7 +27,9 @@ pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox", 
 
 BRIDGE = "vzt-sbr0"
 HOST = "10.198.0.1"
+HOST6 = "fd98::1"
 ADDRESS = {101: "10.198.0.2", 102: "10.198.0.3"}
+ADDRESS6 = {101: "fd98::2", 102: "fd98::3"}
 HOST_END = {101: "veth101.0", 102: "veth102.0"}
 FOREIGN_MAC = "02:00:5e:10:99:99"
 
@@ -43,6 +45,7 @@ def bridge() -> Iterator[str]:
     subprocess.run([IPROUTE2, "link", "del", BRIDGE], capture_output=True, check=False)
     ip("link", "add", BRIDGE, "type", "bridge")
     ip("addr", "add", f"{HOST}/24", "dev", BRIDGE)
+    ip("-6", "addr", "add", f"{HOST6}/64", "dev", BRIDGE, "nodad")
     ip("link", "set", BRIDGE, "up")
     ip("ntable", "change", "name", "arp_cache", "dev", BRIDGE, "locktime", "0")
     yield BRIDGE
@@ -65,7 +68,8 @@ class Lan:
         return self.sh(ctid, "cat /sys/class/net/eth0/address").stdout.strip()
 
     def ping(self, ctid: int, address: str) -> bool:
-        return self.sh(ctid, f"ping -c 1 -W 2 {address}", check=False).returncode == 0
+        ping = "ping6" if ":" in address else "ping"
+        return self.sh(ctid, f"{ping} -c 1 -W 2 {address}", check=False).returncode == 0
 
 
 def make_ct(vzctl: Vzctl, env: VzEnv, probe_binary: Path, ctid: int, profile: str,
@@ -81,11 +85,14 @@ def make_ct(vzctl: Vzctl, env: VzEnv, probe_binary: Path, ctid: int, profile: st
     os.chown(target.parent, owner.st_uid, owner.st_gid)
     os.chown(target, owner.st_uid, owner.st_gid)
     vzctl("start", ctid)
-    vzctl("exec2", ctid, f"ip addr add {ADDRESS[ctid]}/24 dev eth0")
+    vzctl("exec2", ctid, "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad && "
+                         f"ip addr add {ADDRESS[ctid]}/24 dev eth0 && "
+                         f"ip -6 addr add {ADDRESS6[ctid]}/64 dev eth0")
 
 
 def neighbour_mac(address: str) -> str | None:
-    entries = json.loads(ip("-j", "neigh", "show", address, "dev", BRIDGE))
+    entries = json.loads(ip("-j", "-6" if ":" in address else "-4", "neigh", "show", address,
+                            "dev", BRIDGE))
     return entries[0].get("lladdr") if entries else None
 
 
@@ -97,12 +104,13 @@ def ports_of(mac: str) -> set[str]:
 
 
 def attack(lan: Lan, victim_mac: str, *, address: bool = True) -> None:
-    """CT 101 claims CT 102's MAC and (``address``) CT 102's address with its own MAC;
-    then a ping behind them in the same queue."""
+    """CT 101 claims CT 102's MAC and (``address``) CT 102's addresses with its own MAC
+    (ARP, NDP); then a ping behind them in the same queue."""
     own = lan.mac(101)
     lan.probe(101, "ether", "eth0", victim_mac)
     if address:
         lan.probe(101, "arp", "eth0", own, own, ADDRESS[102], HOST)
+        lan.probe(101, "na", "eth0", ADDRESS6[102], own)
     assert lan.ping(101, HOST), "CT 101's own traffic still flows"
 
 
@@ -111,26 +119,32 @@ def profile(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def ifaddr(ctid: int) -> list[str]:
+    return ["--ifaddr", ADDRESS[ctid], "--ifaddr", f"{ADDRESS6[ctid]}/64"]
+
+
 def setup_pair(vzctl: Vzctl, vz_env: VzEnv, probe_binary: Path, profile: str,
                *attacker_options: str) -> tuple[Lan, str]:
     make_ct(vzctl, vz_env, probe_binary, 101, profile, *attacker_options)
-    make_ct(vzctl, vz_env, probe_binary, 102, profile, "--ifaddr", ADDRESS[102])
+    make_ct(vzctl, vz_env, probe_binary, 102, profile, *ifaddr(102))
     lan = Lan(vzctl, vz_env)
     victim = lan.mac(102)
-    assert lan.ping(102, HOST), "the victim reaches the host"
-    assert lan.ping(101, ADDRESS[102]), "the CTs reach each other"
-    assert neighbour_mac(ADDRESS[102]) == victim
+    assert lan.ping(102, HOST) and lan.ping(102, HOST6), "the victim reaches the host"
+    assert lan.ping(101, ADDRESS[102]) and lan.ping(101, ADDRESS6[102]), "the CTs reach each other"
+    assert neighbour_mac(ADDRESS[102]) == victim and neighbour_mac(ADDRESS6[102]) == victim
     assert ports_of(victim) == {HOST_END[102]}
     return lan, victim
 
 
 def test_ct_cannot_claim_another_cts_address_or_mac(vzctl: Vzctl, vz_env: VzEnv, bridge: str,
                                                      probe_binary: Path, profile: str) -> None:
-    lan, victim = setup_pair(vzctl, vz_env, probe_binary, profile, "--ifaddr", ADDRESS[101])
+    lan, victim = setup_pair(vzctl, vz_env, probe_binary, profile, *ifaddr(101))
     attack(lan, victim)
     assert neighbour_mac(ADDRESS[102]) == victim, "the host still maps CT 102's address to its MAC"
+    assert neighbour_mac(ADDRESS6[102]) == victim, "... and its IPv6 address"
     assert ports_of(victim) == {HOST_END[102]}, "the bridge has CT 102's MAC on its port only"
     assert lan.ping(102, HOST) and lan.ping(101, ADDRESS[102]) and lan.ping(102, ADDRESS[101])
+    assert lan.ping(102, HOST6) and lan.ping(101, ADDRESS6[102]) and lan.ping(102, ADDRESS6[101])
     # and the CT cannot take a MAC of its own choosing either
     lan.sh(101, f"ip link set eth0 address {FOREIGN_MAC}")
     assert not lan.ping(101, HOST), "frames from a MAC the CT chose do not pass"
@@ -148,11 +162,12 @@ def test_mac_filter_on_without_addresses_still_protects_the_mac(
 
 def test_mac_filter_off_keeps_the_address_guarantee(vzctl: Vzctl, vz_env: VzEnv, bridge: str,
                                                     probe_binary: Path, profile: str) -> None:
-    lan, victim = setup_pair(vzctl, vz_env, probe_binary, profile,
-                             "--mac_filter", "off", "--ifaddr", ADDRESS[101])
+    lan, victim = setup_pair(vzctl, vz_env, probe_binary, profile, "--mac_filter", "off",
+                             *ifaddr(101))
     assert "mac_filter=off" in vz_env.conf(101).read_text()
     attack(lan, victim)
     assert neighbour_mac(ADDRESS[102]) == victim, "the host still maps CT 102's address to its MAC"
+    assert neighbour_mac(ADDRESS6[102]) == victim
     assert lan.ping(102, HOST) and lan.ping(101, ADDRESS[102])
     # what mac_filter=off allows (docs/network.md): any MAC, so a changed one works
     lan.sh(101, f"ip link set eth0 address {FOREIGN_MAC}")
@@ -162,9 +177,9 @@ def test_mac_filter_off_keeps_the_address_guarantee(vzctl: Vzctl, vz_env: VzEnv,
 
 def test_live_change_and_stop(vzctl: Vzctl, vz_env: VzEnv, bridge: str, probe_binary: Path) -> None:
     lan, victim = setup_pair(vzctl, vz_env, probe_binary, "userns", "--mac_filter", "off")
-    vzctl("set", 101, "--ifname", "eth0", "--mac_filter", "on", "--ifaddr", ADDRESS[101])
+    vzctl("set", 101, "--ifname", "eth0", "--mac_filter", "on", *ifaddr(101))
     attack(lan, victim)
-    assert neighbour_mac(ADDRESS[102]) == victim
+    assert neighbour_mac(ADDRESS[102]) == victim and neighbour_mac(ADDRESS6[102]) == victim
     assert ports_of(victim) == {HOST_END[102]}
     vzctl("stop", 101)
     ports = {e["ifname"] for e in json.loads(ip("-j", "link", "show", "master", BRIDGE))}
