@@ -71,6 +71,7 @@ def test_addresses_checked_with_or_without_mac_filter() -> None:
         assert verdict(program, eth(MAC, 0x0806, arp(MAC, "10.0.0.11", op=2))) == "drop"
         assert verdict(program, eth(MAC, 0x0800, ipv4(str(OWN)))) == "pass"
         assert verdict(program, eth(MAC, 0x0800, ipv4("10.0.0.11"))) == "drop"
+        assert verdict(program, eth(MAC, 0x0800, ipv4("0.0.0.0"))) == "pass", "DHCP client"
         assert verdict(program, eth(MAC, 0x86DD, ipv6(str(OWN6), 17, bytes(8)))) == "pass"
         assert verdict(program, eth(MAC, 0x86DD, ipv6("fd00::11", 17, bytes(8)))) == "drop"
         assert verdict(program, eth(MAC, 0x86DD, ipv6(str(link_local(MAC)), 17, bytes(8)))) == "pass"

@@ -12,8 +12,9 @@ switches, per interface (``NETIF``):
     out, so the CT does not see unicast meant for others (OpenVZ's meaning).
 ``ip=ADDR ...`` (the CT's configured addresses; no filtering by address without them)
     IPv4 and IPv6 sources, ARP sender addresses and the target of every Neighbour
-    Advertisement must be among them (plus, for IPv6, the unspecified address that DAD
-    uses and the EUI-64 link-local address of the CT's MAC); VLAN-tagged frames, whose
+    Advertisement must be among them (plus the unspecified addresses, which claim
+    nothing: ``0.0.0.0`` of DHCP clients and ARP probes, ``::`` of DAD, and the EUI-64
+    link-local address of the CT's MAC); VLAN-tagged frames, whose
     inner addresses the program does not parse, and IPv6 routing, destination option
     and authentication headers, behind which NDP could hide, are dropped; a hop-by-hop
     header passes only in front of an MLD message (MLD needs it).  So the CT cannot
@@ -183,6 +184,7 @@ def ingress(mac: str, mac_filter: bool, addresses: Sequence[IPAddress] | None) -
         asm.op(LD_W_LEN)
         asm.jge(ETH_HLEN + 20, 0, "drop")
         asm.op(LD_W_ABS, ETH_HLEN + 12)
+        asm.jeq(0, "pass", 0)                         # a DHCP client's: updates no table
         for address in v4:
             asm.jeq(address, "pass", 0)
         asm.goto("drop")
