@@ -181,6 +181,12 @@ def test_live_change_and_stop(vzctl: Vzctl, vz_env: VzEnv, bridge: str, probe_bi
     attack(lan, victim)
     assert neighbour_mac(ADDRESS[102]) == victim and neighbour_mac(ADDRESS6[102]) == victim
     assert ports_of(victim) == {HOST_END[102]}
+    # a long list makes a program whose far jumps go through JA: the kernel takes it
+    many = [f"10.197.{i}.1" for i in range(60)] + [f"fd97::{i:x}" for i in range(1, 60)]
+    vzctl("set", 101, "--ifname", "eth0", *ifaddr(101), *(f"--ifaddr={a}" for a in many))
+    assert lan.ping(101, HOST) and lan.ping(101, HOST6) and lan.ping(101, ADDRESS6[102])
+    attack(lan, victim)
+    assert neighbour_mac(ADDRESS[102]) == victim and neighbour_mac(ADDRESS6[102]) == victim
     vzctl("stop", 101)
     ports = {e["ifname"] for e in json.loads(ip("-j", "link", "show", "master", BRIDGE))}
     assert ports == {HOST_END[102]}, "the host end, and its filters with it, went at stop"

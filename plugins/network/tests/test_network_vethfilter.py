@@ -117,3 +117,24 @@ def test_netif_keys_and_options() -> None:
         parse_netif_conf("ifname=eth0,ip=10.0.0.10 10.0.0.10/24")
     with pytest.raises(ValueError, match="mac_filter"):
         parse_netif_conf("ifname=eth0,mac_filter=yes")
+
+
+def test_many_addresses_fit_through_long_jumps() -> None:
+    v4 = [ipaddress.ip_address(f"10.1.{i >> 8}.{i & 255}") for i in range(300)]
+    v6 = [ipaddress.ip_address(f"fd00:1::{i:x}") for i in range(100)]
+    program = ingress(MAC, True, [*v4, *v6])
+    assert any(code == 0x05 for code, *_ in program), "far jumps go through JA"
+    assert all(0 <= jt <= 255 and 0 <= jf <= 255 for _code, jt, jf, _k in program)
+    for address in ("10.1.0.0", "10.1.1.43"):
+        assert verdict(program, eth(MAC, 0x0800, ipv4(address))) == "pass"
+        assert verdict(program, eth(MAC, 0x0806, arp(MAC, address))) == "pass"
+    assert verdict(program, eth(MAC, 0x0800, ipv4("10.1.1.44"))) == "drop"
+    assert verdict(program, eth(MAC, 0x0806, arp(MAC, "10.1.1.44"))) == "drop"
+    assert verdict(program, eth(OTHER, 0x0800, ipv4("10.1.0.0"))) == "drop"
+    for address in ("fd00:1::0", "fd00:1::63"):
+        assert verdict(program, eth(MAC, 0x86DD, ipv6(address, 17, bytes(8)))) == "pass"
+        assert verdict(program, eth(MAC, 0x86DD, ipv6(address, 58, advert(address)))) == "pass"
+    assert verdict(program, eth(MAC, 0x86DD, ipv6("fd00:1::64", 17, bytes(8)))) == "drop"
+    assert verdict(program, eth(MAC, 0x86DD, ipv6("fd00:1::1", 58, advert("fd00:1::64")))) == "drop"
+    with pytest.raises(ValueError, match="list fewer with --ifaddr"):
+        ingress(MAC, True, [ipaddress.ip_address(f"fd00:2::{i:x}") for i in range(400)])

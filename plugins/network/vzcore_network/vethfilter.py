@@ -64,46 +64,101 @@ IP6 = ETH_HLEN           # the IPv6 header
 ICMP6 = ETH_HLEN + 40    # an ICMPv6 header right behind it
 
 
+_Item = tuple[int, str, str, "int | str"]
+"""An instruction with its jump targets as labels (a JA's target is its ``k``)."""
+
+
 class _Asm:
-    """A tiny assembler: jumps name labels, resolved to classic BPF's forward offsets."""
+    """A tiny assembler: jumps name labels (``None``: the next instruction); a conditional
+    jump farther than classic BPF's 8-bit offsets reaches its target through a ``JA``
+    (32-bit) inserted after it, so the program's size is the only limit."""
 
     def __init__(self) -> None:
-        self.code: list[tuple[int, str | int, str | int, int]] = []
-        self.labels: dict[str, int] = {}
+        self.items: list[_Item | str] = []   # an instruction, or a label (a str)
+        self.count = 0
 
     def label(self, name: str) -> None:
-        self.labels[name] = len(self.code)
+        self.items.append(name)
+
+    def _fresh(self) -> str:
+        self.count += 1
+        return f" {self.count}"  # (a space: never one of the program's names)
 
     def op(self, code: int, k: int = 0) -> None:
-        self.code.append((code, 0, 0, k))
+        self.items.append((code, "", "", k))
 
-    def jeq(self, k: int, true: str | int = 0, false: str | int = 0) -> None:
-        self.code.append((JEQ_K, true, false, k))
+    def _jump(self, code: int, k: int, true: str | None, false: str | None) -> None:
+        after = self._fresh()
+        self.items.append((code, true or after, false or after, k))
+        self.label(after)
 
-    def jge(self, k: int, true: str | int = 0, false: str | int = 0) -> None:
-        self.code.append((JGE_K, true, false, k))
+    def jeq(self, k: int, true: str | None = None, false: str | None = None) -> None:
+        self._jump(JEQ_K, k, true, false)
 
-    def jset(self, k: int, true: str | int = 0, false: str | int = 0) -> None:
-        self.code.append((JSET_K, true, false, k))
+    def jge(self, k: int, true: str | None = None, false: str | None = None) -> None:
+        self._jump(JGE_K, k, true, false)
+
+    def jset(self, k: int, true: str | None = None, false: str | None = None) -> None:
+        self._jump(JSET_K, k, true, false)
 
     def goto(self, label: str) -> None:
-        self.code.append((JA, 0, 0, label))  # type: ignore[arg-type]
+        self.items.append((JA, "", "", label))
 
     def ret(self, verdict: int) -> None:
         self.op(RET_K, verdict)
 
-    def assemble(self) -> list[Insn]:
-        out: list[Insn] = []
-        for pc, (code, jt, jf, k) in enumerate(self.code):
-            if code == JA and isinstance(k, str):
-                out.append((JA, 0, 0, self.labels[k] - pc - 1))
+    def _positions(self) -> dict[str, int]:
+        positions: dict[str, int] = {}
+        pc = 0
+        for item in self.items:
+            if isinstance(item, str):
+                positions[item] = pc
+            else:
+                pc += 1
+        return positions
+
+    def _route_far_jumps(self, positions: dict[str, int]) -> bool:
+        """Send each conditional jump that is out of range through a JA after it; False
+        if there was none (insertions can push others out of range: the caller repeats)."""
+        items: list[_Item | str] = []
+        pc = 0
+        for item in self.items:
+            if isinstance(item, str):
+                items.append(item)
                 continue
-            offsets = [self.labels[t] - pc - 1 if isinstance(t, str) else t for t in (jt, jf)]
-            if any(not 0 <= o <= 255 for o in offsets):
-                raise ValueError("a veth filter jump is out of range")
-            out.append((code, offsets[0], offsets[1], k))
+            code, jt, jf, k = item
+            far = [target for target in (jt, jf) if code not in (JA, RET_K) and target
+                   and positions[target] - pc - 1 > 255]
+            vias = {target: self._fresh() for target in far}
+            # a branch that is not far keeps its label, which still names the instruction
+            # after the jump, now after the JAs
+            items.append((code, vias.get(jt, jt), vias.get(jf, jf), k))
+            for target, via in vias.items():
+                items += [via, (JA, "", "", target)]
+            pc += 1
+        changed = len(items) != len(self.items)
+        self.items = items
+        return changed
+
+    def assemble(self) -> list[Insn]:
+        positions = self._positions()
+        while self._route_far_jumps(positions):
+            positions = self._positions()
+        out: list[Insn] = []
+        for item in self.items:
+            if isinstance(item, str):
+                continue
+            code, jt, jf, k = item
+            pc = len(out)
+            if code == JA:
+                out.append((JA, 0, 0, positions[str(k)] - pc - 1))
+            elif jt:
+                out.append((code, positions[jt] - pc - 1, positions[jf] - pc - 1, int(k)))
+            else:
+                out.append((code, 0, 0, int(k)))
         if len(out) > MAX_INSNS:
-            raise ValueError("too many addresses for one veth filter")
+            raise ValueError(f"more addresses than one veth filter holds ({MAX_INSNS} "
+                             "instructions); list fewer with --ifaddr")
         return out
 
 
@@ -115,9 +170,9 @@ def _mac_words(mac: str) -> tuple[int, int]:
 def _check_mac(asm: _Asm, offset: int, mac: str, fail: str) -> None:
     high, low = _mac_words(mac)
     asm.op(LD_W_ABS, offset)
-    asm.jeq(high, 0, fail)
+    asm.jeq(high, None, fail)
     asm.op(LD_H_ABS, offset + 4)
-    asm.jeq(low, 0, fail)
+    asm.jeq(low, None, fail)
 
 
 def _check_v6(asm: _Asm, offset: int, addresses: Sequence[bytes], ok: str, fail: str) -> None:
@@ -126,7 +181,7 @@ def _check_v6(asm: _Asm, offset: int, addresses: Sequence[bytes], ok: str, fail:
         following = f"{ok}-{offset}-{n + 1}" if n + 1 < len(addresses) else fail
         for i, word in enumerate(struct.unpack("!4I", packed)):
             asm.op(LD_W_ABS, offset + 4 * i)
-            asm.jeq(word, ok if i == 3 else 0, following)
+            asm.jeq(word, ok if i == 3 else None, following)
         asm.label(f"{ok}-{offset}-{n + 1}")
     if not addresses:
         asm.goto(fail)
@@ -147,16 +202,16 @@ def ingress(mac: str, mac_filter: bool, addresses: Sequence[IPAddress] | None) -
         return asm.assemble()
     if addresses is not None:
         asm.op(LD_W_ABS, SKF_AD_VLAN_TAG_PRESENT)
-        asm.jeq(0, 0, "drop")
+        asm.jeq(0, None, "drop")
     if mac_filter:
         _check_mac(asm, 6, mac, "drop")
     asm.op(LD_H_ABS, 12)
-    asm.jeq(ETH_P_ARP, "arp", 0)
+    asm.jeq(ETH_P_ARP, "arp")
     if addresses is not None:
-        asm.jeq(ETH_P_IP, "ipv4", 0)
-        asm.jeq(ETH_P_IPV6, "ipv6", 0)
+        asm.jeq(ETH_P_IP, "ipv4")
+        asm.jeq(ETH_P_IPV6, "ipv6")
         for vlan in VLAN_TYPES:
-            asm.jeq(vlan, "drop", 0)
+            asm.jeq(vlan, "drop")
     asm.goto("pass")
 
     v4 = [int(a) for a in addresses or () if a.version == 4]
@@ -165,59 +220,59 @@ def ingress(mac: str, mac_filter: bool, addresses: Sequence[IPAddress] | None) -
 
     asm.label("arp")
     asm.op(LD_W_LEN)
-    asm.jge(ETH_HLEN + 28, 0, "drop")
+    asm.jge(ETH_HLEN + 28, None, "drop")
     for offset, value in zip((14, 16, 18), ARP_FIXED, strict=True):
         asm.op(LD_H_ABS, offset)
-        asm.jeq(value, 0, "drop")
+        asm.jeq(value, None, "drop")
     if mac_filter:
         _check_mac(asm, ETH_HLEN + 8, mac, "drop")   # sender hardware address
     if addresses is None:
         asm.goto("pass")
     else:
         asm.op(LD_W_ABS, ETH_HLEN + 14)               # sender protocol address
-        asm.jeq(0, "pass", 0)                         # an RFC 5227 probe claims nothing
+        asm.jeq(0, "pass")                         # an RFC 5227 probe claims nothing
         for address in v4:
-            asm.jeq(address, "pass", 0)
+            asm.jeq(address, "pass")
         asm.goto("drop")
 
         asm.label("ipv4")
         asm.op(LD_W_LEN)
-        asm.jge(ETH_HLEN + 20, 0, "drop")
+        asm.jge(ETH_HLEN + 20, None, "drop")
         asm.op(LD_W_ABS, ETH_HLEN + 12)
-        asm.jeq(0, "pass", 0)                         # a DHCP client's: updates no table
+        asm.jeq(0, "pass")                         # a DHCP client's: updates no table
         for address in v4:
-            asm.jeq(address, "pass", 0)
+            asm.jeq(address, "pass")
         asm.goto("drop")
 
         asm.label("ipv6")
         asm.op(LD_W_LEN)
-        asm.jge(ICMP6, 0, "drop")
+        asm.jge(ICMP6, None, "drop")
         _check_v6(asm, IP6 + 8, v6_sources, "v6-source-ok", "drop")
         asm.label("v6-source-ok")
         asm.op(LD_B_ABS, IP6 + 6)                     # next header
-        asm.jeq(IPPROTO_ICMPV6, "icmp6", 0)
-        asm.jeq(IPPROTO_HOPOPTS, "hop-by-hop", 0)
+        asm.jeq(IPPROTO_ICMPV6, "icmp6")
+        asm.jeq(IPPROTO_HOPOPTS, "hop-by-hop")
         for header in (IPPROTO_ROUTING, IPPROTO_DSTOPTS, IPPROTO_AH):
-            asm.jeq(header, "drop", 0)
+            asm.jeq(header, "drop")
         asm.goto("pass")
 
         asm.label("icmp6")
         asm.op(LD_B_ABS, ICMP6)
-        asm.jeq(ND_NEIGHBOR_ADVERT, 0, "pass")
+        asm.jeq(ND_NEIGHBOR_ADVERT, None, "pass")
         asm.op(LD_W_LEN)
-        asm.jge(ICMP6 + 24, 0, "drop")
+        asm.jge(ICMP6 + 24, None, "drop")
         _check_v6(asm, ICMP6 + 8, [*v6, link_local(mac).packed], "pass", "drop")
 
         asm.label("hop-by-hop")                       # only MLD's: 8 bytes, then ICMPv6
         asm.op(LD_W_LEN)
-        asm.jge(ICMP6 + 12, 0, "drop")
+        asm.jge(ICMP6 + 12, None, "drop")
         asm.op(LD_B_ABS, ICMP6)
-        asm.jeq(IPPROTO_ICMPV6, 0, "drop")
+        asm.jeq(IPPROTO_ICMPV6, None, "drop")
         asm.op(LD_B_ABS, ICMP6 + 1)
-        asm.jeq(0, 0, "drop")
+        asm.jeq(0, None, "drop")
         asm.op(LD_B_ABS, ICMP6 + 8)
         for mld in MLD_TYPES:
-            asm.jeq(mld, "pass", 0)
+            asm.jeq(mld, "pass")
         asm.goto("drop")
 
     asm.label("pass")
@@ -235,7 +290,7 @@ def egress(mac: str, mac_filter: bool) -> list[Insn]:
         asm.ret(TC_ACT_UNSPEC)
         return asm.assemble()
     asm.op(LD_B_ABS, 0)
-    asm.jset(1, "pass", 0)                            # broadcast and multicast
+    asm.jset(1, "pass")                            # broadcast and multicast
     _check_mac(asm, 0, mac, "drop")
     asm.label("pass")
     asm.ret(TC_ACT_UNSPEC)
