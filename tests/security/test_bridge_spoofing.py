@@ -190,3 +190,20 @@ def test_live_change_and_stop(vzctl: Vzctl, vz_env: VzEnv, bridge: str, probe_bi
     vzctl("stop", 101)
     ports = {e["ifname"] for e in json.loads(ip("-j", "link", "show", "master", BRIDGE))}
     assert ports == {HOST_END[102]}, "the host end, and its filters with it, went at stop"
+
+
+def test_ifaddr_cannot_take_another_cts_or_the_hosts_address(vzctl: Vzctl, vz_env: VzEnv,
+                                                             bridge: str) -> None:
+    vzctl("create", 102, "--ostemplate", "busybox", "--netif_add", f"eth0,,,,{BRIDGE}")
+    vzctl("set", 102, "--ifname", "eth0", *ifaddr(102), "--save")
+    vzctl("create", 103, "--ostemplate", "busybox", "--ipadd", "10.198.0.40")
+    vzctl("create", 101, "--ostemplate", "busybox", "--netif_add", f"eth0,,,,{BRIDGE}")
+    before = vz_env.conf(101).read_text()
+    for taken, owner in ((ADDRESS[102], "CT 102"), (ADDRESS6[102], "CT 102"),
+                         ("10.198.0.40", "CT 103"), (HOST, "the host")):
+        result = vzctl("set", 101, "--ifname", "eth0", "--ifaddr", taken, "--save", check=False)
+        assert result.returncode == 78, result.stderr
+        assert taken in result.stderr and owner.split()[-1] in result.stderr, result.stderr
+        assert vz_env.conf(101).read_text() == before
+    vzctl("set", 101, "--ifname", "eth0", *ifaddr(101), "--save")
+    assert f"ip={ADDRESS[101]} {ADDRESS6[101]}/64" in vz_env.conf(101).read_text()
