@@ -187,6 +187,10 @@ def test_live_change_and_stop(vzctl: Vzctl, vz_env: VzEnv, bridge: str, probe_bi
     assert lan.ping(101, HOST) and lan.ping(101, HOST6) and lan.ping(101, ADDRESS6[102])
     attack(lan, victim)
     assert neighbour_mac(ADDRESS[102]) == victim and neighbour_mac(ADDRESS6[102]) == victim
+    for direction in ("ingress", "egress"):
+        shown = subprocess.run(["tc", "filter", "show", "dev", HOST_END[101], direction],
+                               capture_output=True, text=True, check=True).stdout
+        assert "bpf" in shown and "direct-action" in shown, f"no {direction} filter: {shown}"
     vzctl("stop", 101)
     ports = {e["ifname"] for e in json.loads(ip("-j", "link", "show", "master", BRIDGE))}
     assert ports == {HOST_END[102]}, "the host end, and its filters with it, went at stop"
