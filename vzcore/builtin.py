@@ -15,6 +15,7 @@ from vzcore.linux.procfs import uptime_of
 from vzcore.plugin import PluginInfo
 
 if TYPE_CHECKING:
+    from vzcore.changes import ChangeSet
     from vzcore.container import Container
     from vzcore.params import Field, Parameter
     from vzcore.runtime import Run
@@ -82,6 +83,25 @@ def vz_list_fields() -> Iterable[Field]:
                 help="tasks (processes and threads) in the CT")
     yield Field(name="uptime", header="UPTIME", width=15, stopped=False, kind="duration",
                 help="time since the CT's init started")
+
+
+@hookimpl
+def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    """A host name that came with the config file (not through ``--hostname``) is checked
+    before a start sets it in the CT and writes it into the CT's files."""
+    if verb != "start" or ct.is_host:
+        return
+    text = ct.get("HOSTNAME")
+    if not text:
+        return
+    from vzcore.errors import InvalidValue
+    from vzcore.values import HOSTNAME
+
+    try:
+        HOSTNAME.parse(text)
+    except ValueError as exc:
+        raise InvalidValue(f"CT {ct.ctid}: HOSTNAME in its config: {exc}; fix it with "
+                           f"'vzctl set {ct.ctid} --hostname NAME --save'") from None
 
 
 def _yes_no(value: str | None) -> bool | None:

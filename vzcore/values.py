@@ -213,9 +213,12 @@ class Text:
 
 
 HOSTNAME = Text(
-    pattern=r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    # RFC 1123 labels; at most 64 characters in all, the kernel's limit for a host name
+    # (sethostname(2), __NEW_UTS_LEN), which every start sets
+    pattern=r"(?=.{1,64}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?",
-    explanation="a host name is letters, digits and '-' in dot-separated labels of at most 63",
+    explanation="a host name is letters, digits and '-' in dot-separated labels of at most "
+                "63, neither starting nor ending with '-', at most 64 characters in all",
     metavar="NAME",
 )
 

@@ -2,16 +2,23 @@
  * Exit 0 when the operation succeeded, 1 when it failed, 2 on a usage error.
  * Built statically by the security tests and copied into the CT under test. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
 #include <linux/reboot.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/klog.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -34,6 +41,66 @@ static int read_one(const char *path, int flags) {
     long n = (flags & O_ACCMODE) == O_RDONLY ? read(fd, &byte, 1) : write(fd, "1", 1);
     close(fd);
     return report(n < 0 ? -1 : 0);
+}
+
+/* Raw Ethernet from the CT (bridged spoofing tests): "ether IF SRC" sends a broadcast
+ * frame of the local experimental EtherType from MAC SRC; "arp IF SRC SHA SPA TPA" an ARP
+ * request "who has TPA, tell SPA at SHA" from SRC.  Verdict: whether the CT could send it
+ * (the host end's filter drops it silently; the test looks at the host's tables). */
+static int parse_mac(const char *text, unsigned char *mac) {
+    return sscanf(text, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &mac[0], &mac[1], &mac[2], &mac[3],
+                  &mac[4], &mac[5]) == 6 ? 0 : -1;
+}
+
+static int send_frame(const char *ifname, const char *src, int arp, char **fields) {
+    unsigned char frame[60] = {0};
+    memset(frame, 0xff, 6);
+    if (parse_mac(src, frame + 6) < 0) return 2;
+    frame[12] = arp ? 0x08 : 0x88;
+    frame[13] = arp ? 0x06 : 0xb5;
+    if (arp) {
+        unsigned char *p = frame + 14;
+        p[1] = 1; p[2] = 0x08; p[4] = 6; p[5] = 4; p[7] = 1;  /* Ethernet, IPv4, request */
+        if (parse_mac(fields[0], p + 8) < 0 || inet_pton(AF_INET, fields[1], p + 14) != 1 ||
+            inet_pton(AF_INET, fields[2], p + 24) != 1)
+            return 2;
+    }
+    int fd = socket(AF_PACKET, SOCK_RAW, 0);
+    if (fd < 0) return report(-1);
+    struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_ifindex = (int)if_nametoindex(ifname),
+                             .sll_halen = 6};
+    memset(to.sll_addr, 0xff, 6);
+    long sent = sendto(fd, frame, sizeof frame, 0, (struct sockaddr *)&to, sizeof to);
+    close(fd);
+    return report(sent < 0 ? -1 : 0);
+}
+
+/* "na IF TARGET MAC": an unsolicited, overriding Neighbour Advertisement to all nodes
+ * saying that IPv6 address TARGET is at MAC (the kernel fills in source and checksum). */
+static int send_advert(const char *ifname, const char *target, const char *mac) {
+    struct {
+        struct nd_neighbor_advert na;
+        unsigned char option[8];
+    } msg = {0};
+    msg.na.nd_na_type = ND_NEIGHBOR_ADVERT;
+    msg.na.nd_na_flags_reserved = ND_NA_FLAG_OVERRIDE;
+    msg.option[0] = ND_OPT_TARGET_LINKADDR;
+    msg.option[1] = 1;
+    if (inet_pton(AF_INET6, target, &msg.na.nd_na_target) != 1 || parse_mac(mac, msg.option + 2) < 0)
+        return 2;
+    int fd = socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6);
+    if (fd < 0) return report(-1);
+    int hops = 255, loop = 0;  /* not looped back: the sender's own table stays right */
+    unsigned index = if_nametoindex(ifname);
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_scope_id = index};
+    inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+    long sent = -1;
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof hops) == 0 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &index, sizeof index) == 0 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &loop, sizeof loop) == 0)
+        sent = sendto(fd, &msg, sizeof msg, 0, (struct sockaddr *)&to, sizeof to);
+    close(fd);
+    return report(sent < 0 ? -1 : 0);
 }
 
 int main(int argc, char **argv) {
@@ -71,6 +138,9 @@ int main(int argc, char **argv) {
         return report(mount(NULL, argv[2], NULL, MS_REMOUNT | MS_BIND, NULL) == 0 ||
                       mount(NULL, argv[2], NULL, MS_REMOUNT, NULL) == 0 ? 0 : -1);
     if (!strcmp(op, "kill") && argc == 3) return report(kill(atoi(argv[2]), 0));
+    if (!strcmp(op, "ether") && argc == 4) return send_frame(argv[2], argv[3], 0, NULL);
+    if (!strcmp(op, "arp") && argc == 7) return send_frame(argv[2], argv[3], 1, argv + 4);
+    if (!strcmp(op, "na") && argc == 5) return send_advert(argv[2], argv[3], argv[4]);
     if (!strcmp(op, "fds")) {
         DIR *dir = opendir("/proc/self/fd");
         struct dirent *entry;

@@ -68,12 +68,13 @@ def test_yes_no() -> None:
         YesNo().parse("maybe")
 
 
-@pytest.mark.parametrize("name", ["ct101", "web-1.example.com", "a"])
+@pytest.mark.parametrize("name", ["ct101", "web-1.example.com", "a", "x" * 60 + ".abc", "9.example."])
 def test_good_hostnames(name: str) -> None:
     assert HOSTNAME.parse(name) == name
 
 
-@pytest.mark.parametrize("name", ["bad name", "-lead", "trail-", "a..b", "x" * 64, "a\nb"])
+@pytest.mark.parametrize("name", ["bad name", "-lead", "trail-", "a..b", "x" * 64, "a\nb",
+                                  "x" * 61 + ".abc", "a_b", "web.-x", "ct;reboot", ""])
 def test_bad_hostnames(name: str) -> None:
     with pytest.raises(ValueError):
         HOSTNAME.parse(name)

@@ -131,22 +131,38 @@ def write_file(root_fd: int, path: str, data: bytes, mode: int = 0o644,
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                          mode, dir_fd=dir_fd)
         try:
-            os.write(fd, data)
-            os.fchmod(fd, mode)
-            if owner is not None:
-                os.fchown(fd, *owner)
-        finally:
-            os.close(fd)
+            try:
+                view = memoryview(data)
+                while view:  # a short write (a full disk, a quota) must not cut the file
+                    view = view[os.write(fd, view):]
+                os.fchmod(fd, mode)
+                if owner is not None:
+                    os.fchown(fd, *owner)
+            finally:
+                os.close(fd)
+        except BaseException:
+            os.unlink(tmp, dir_fd=dir_fd)  # the old file stays as it was
+            raise
         os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
-def read_file(root_fd: int, path: str, limit: int = 1 << 20) -> bytes:
-    """Read up to ``limit`` bytes of a regular file inside the root (links resolved inside
-    it); anything else (a FIFO or device the CT planted) raises :class:`KernelError`."""
+def read_file(root_fd: int, path: str, limit: int = 16 << 20) -> bytes:
+    """The whole of a regular file inside the root (links resolved inside it).  Anything
+    else (a FIFO or device the CT planted) raises :class:`KernelError` (``EINVAL``), and
+    so does a file longer than ``limit`` bytes (``EFBIG``): a caller that rewrites the
+    file must never get a truncated copy."""
     with opened(root_fd, path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK) as fd:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise KernelError("read inside CT root", path, errno.EINVAL)
-        return os.read(fd, limit)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:  # to the end, whatever fstat said (the CT may append)
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        raise KernelError(f"read (longer than {limit >> 20} MiB) inside CT root", path, errno.EFBIG)
 
 
 def mount_at(root_fd: int, path: str, source: str | None, fstype: str | None, flags: int = 0,

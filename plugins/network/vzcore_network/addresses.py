@@ -36,8 +36,9 @@ class CtAddress:
         return f"{self.address}/{self.prefixlen}"
 
 
-def parse_address(text: str) -> CtAddress:
-    """``ADDR[/PREFIX]`` (IPv4 also ``ADDR/NETMASK``); refuse what cannot be a CT's address."""
+def parse_address(text: str, *, link_layer: bool = False) -> CtAddress:
+    """``ADDR[/PREFIX]`` (IPv4 also ``ADDR/NETMASK``); refuse what cannot be a CT's address
+    (``link_layer``: on a veth, where IPv6 link-local addresses are the CT's too)."""
     text = text.strip()
     addr_text, slash, mask = text.partition("/")
     try:
@@ -53,7 +54,7 @@ def parse_address(text: str) -> CtAddress:
                              f"(0-{address.max_prefixlen}) or netmask") from None
         prefixlen = network.prefixlen
     problem = _unusable(address)
-    if problem:
+    if problem and not (link_layer and address.version == 6 and address.is_link_local):
         raise ValueError(f"{text!r} is {problem}, which cannot be a CT's address")
     return CtAddress(address, prefixlen)
 

@@ -31,6 +31,11 @@ from vzcore_network.addresses import IPAddress
 LD_H_ABS = 0x28
 LD_W_ABS = 0x20
 LD_W_LEN = 0x80
+LD_B_ABS = 0x30
+JSET_K = 0x45
+SKF_AD_VLAN_TAG_PRESENT = (0xFFFFF000 + 48) & 0xFFFFFFFF
+"""Ancillary load (``SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT``): 1 when the frame carries a
+VLAN tag outside its data (offloaded), used by the veth programs."""
 JEQ_K = 0x15
 JGE_K = 0x35
 JA = 0x05
@@ -94,10 +99,12 @@ def encode(insns: Sequence[Insn]) -> bytes:
     return b"".join(struct.pack("=HBBI", code, jt, jf, k) for code, jt, jf, k in insns)
 
 
-def run(insns: Sequence[Insn], packet: bytes) -> int:
+def run(insns: Sequence[Insn], packet: bytes, *, vlan_tagged: bool = False) -> int:
     """Interpret the program on ``packet`` (what the kernel does; for tests without root).
 
-    Like the kernel, a load past the end of the packet ends the program with 0.
+    Like the kernel, a load past the end of the packet ends the program with 0.  Also
+    runs the veth programs (:mod:`vzcore_network.vethfilter`): byte loads, ``JSET`` and
+    the ancillary VLAN-tag load (``vlan_tagged``).
     """
     pc = 0
     acc = 0
@@ -106,8 +113,10 @@ def run(insns: Sequence[Insn], packet: bytes) -> int:
         pc += 1
         if code == LD_W_LEN:
             acc = len(packet)
-        elif code in (LD_H_ABS, LD_W_ABS):
-            size = 2 if code == LD_H_ABS else 4
+        elif code == LD_W_ABS and k == SKF_AD_VLAN_TAG_PRESENT:
+            acc = int(vlan_tagged)
+        elif code in (LD_B_ABS, LD_H_ABS, LD_W_ABS):
+            size = {LD_B_ABS: 1, LD_H_ABS: 2, LD_W_ABS: 4}[code]
             if k + size > len(packet):
                 return 0
             acc = int.from_bytes(packet[k:k + size], "big")
@@ -115,6 +124,8 @@ def run(insns: Sequence[Insn], packet: bytes) -> int:
             pc += jt if acc == k else jf
         elif code == JGE_K:
             pc += jt if acc >= k else jf
+        elif code == JSET_K:
+            pc += jt if acc & k else jf
         elif code == JA:
             pc += k
         elif code == RET_K:

@@ -1,8 +1,9 @@
 """``vz_validate`` for the network keys: refuse bad input before anything changes.
 
 Checked: every address and interface parses; no address twice; the ``NEIGHBOUR_DEVS``
-syntax; for what a verb adds: an address that another CT's config already lists
-(``create``/``set``), that the host routes to another CT or owns itself, a bridge that
+syntax; for what a verb adds: an address (venet, or a veth's ``--ifaddr``, which its
+filter lets the CT claim) that another CT's config already lists (``create``/``set``),
+that the host routes to another CT or owns itself, a bridge that
 does not exist or is not a bridge, and a host interface name another CT uses or the host
 already has.  ``start`` only parses the config: a start that would take an address in
 use or join a missing bridge fails when the device is made (routes are added with
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from vzcore.conffile import ConfigFile
 from vzcore.errors import ConfigError, InvalidValue, VzError
 from vzcore_network import neighbours
-from vzcore_network.addresses import CtAddress
+from vzcore_network.addresses import CtAddress, IPAddress, parse_address
 from vzcore_network.devices import IP_INUSE, VETH_ERROR, NetPlan, bridge_problem, plan_of, venet_host
 from vzcore_network.netif import ResolvedNetif
 
@@ -55,19 +56,28 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     old_ips = {a.address for a in before.addresses}
     old_names = {n.host_ifname for n in before.netifs}
     old_bridges = {n.ifname: n.bridge for n in before.netifs}
+    old_filtered = _filtered(before)
     added = [a for a in plan.addresses if a.address not in old_ips]
     named = [n for n in plan.netifs if n.host_ifname not in old_names]
     bridged = [n for n in plan.netifs if n.bridge and old_bridges.get(n.ifname, "") != n.bridge]
-    _check_other_configs(ct, added, named)
-    _check_host(ct, added, bridged=bridged, named=named)
+    # a veth's --ifaddr list is what its filter lets the CT claim: never another CT's
+    filtered = [a for a in _filtered(plan) if a not in old_filtered]
+    _check_other_configs(ct, added, named, filtered)
+    _check_host(ct, added, bridged=bridged, named=named, filtered=filtered)
+
+
+def _filtered(plan: NetPlan) -> list[IPAddress]:
+    """The addresses the veth filters of ``plan`` let the CT use."""
+    found = [parse_address(a, link_layer=True).address for n in plan.netifs for a in n.addresses or ()]
+    return [a for a in found if not a.is_link_local]  # link-local: per link, not unique
 
 
 def _check_other_configs(ct: Container, added: Sequence[CtAddress],
-                         netifs: Sequence[ResolvedNetif]) -> None:
+                         netifs: Sequence[ResolvedNetif], filtered: Sequence[IPAddress]) -> None:
     """An address or host interface name another CT's config already has."""
-    if not added and not netifs:
+    if not added and not netifs and not filtered:
         return
-    wanted_ips = {a.address for a in added}
+    wanted_ips = {a.address for a in added} | set(filtered)
     wanted_names = {n.host_ifname for n in netifs}
     try:
         paths = sorted(ct.paths.conf_dir.glob("*.conf"))
@@ -81,10 +91,12 @@ def _check_other_configs(ct: Container, added: Sequence[CtAddress],
             other = plan_of(int(stem), *_keys(path))
         except (VzError, ConfigError, OSError):
             continue  # another CT's broken config is its own problem
-        for address in other.addresses:
-            if address.address in wanted_ips:
-                raise VzError(f"CT {ct.ctid}: IP address {address.address} is already used by "
-                              f"CT {stem} (IP_ADDRESS in its config); choose another",
+        theirs = [(a.address, "IP_ADDRESS") for a in other.addresses]
+        theirs += [(a, "NETIF ip=") for a in _filtered(other)]
+        for address, key in theirs:
+            if address in wanted_ips:
+                raise VzError(f"CT {ct.ctid}: IP address {address} is already used by "
+                              f"CT {stem} ({key} in its config); choose another",
                               exit_code=IP_INUSE)
         for netif in other.netifs:
             if netif.host_ifname in wanted_names:
@@ -98,14 +110,18 @@ def _keys(path: object) -> tuple[str | None, str | None]:
 
 
 def _check_host(ct: Container, added: Sequence[CtAddress], *, bridged: Sequence[ResolvedNetif],
-                named: Sequence[ResolvedNetif]) -> None:
+                named: Sequence[ResolvedNetif], filtered: Sequence[IPAddress]) -> None:
     """What the host's kernel says: routes, bridges, existing interfaces."""
     from vzcore_network.rtnl import Rtnl
 
-    if not added and not bridged and not named:
+    if not added and not bridged and not named and not filtered:
         return
     own = venet_host(ct.ctid)
     with Rtnl() as host:
+        for ip in filtered:
+            if host.route_to(str(ip)).kind == "local":
+                raise VzError(f"CT {ct.ctid}: IP address {ip} is the host's own; a veth's "
+                              "--ifaddr must be the CT's", exit_code=IP_INUSE)
         for address in added:
             route = host.route_to(str(address.address))
             owner = ""

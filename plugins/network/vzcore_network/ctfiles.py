@@ -17,6 +17,7 @@ link with a regular file instead of following it.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -160,11 +161,21 @@ def merge_list(_old: str | None, values: Sequence[str]) -> str | None:
 # -- writing --------------------------------------------------------------------------------
 
 
-def _read(root_fd: int, path: str) -> str:
+READ_LIMIT = 16 << 20
+"""The largest /etc/hosts or /etc/resolv.conf rewritten; a larger one is refused, whole."""
+
+
+def _read(root_fd: int, path: str, ctid: int) -> str:
+    """The file's whole text; "" when it is missing or not a regular file (written anew)."""
     try:
-        return safefs.read_file(root_fd, path).decode(errors="replace")
-    except KernelError:
-        return ""  # missing, or not a regular file: written anew
+        data = safefs.read_file(root_fd, path, READ_LIMIT)
+    except KernelError as exc:
+        if exc.errno == errno.EFBIG:
+            raise VzError(f"CT {ctid}: /{path} in the CT is larger than {READ_LIMIT >> 20} MiB, "
+                          "so it is not rewritten; shrink it inside the CT") from None
+        return ""
+    # surrogateescape: bytes that are not UTF-8 are written back as they were
+    return data.decode(errors="surrogateescape")
 
 
 def write(root: Path, *, hostname: str | None, address: str | None,
@@ -182,11 +193,14 @@ def write(root: Path, *, hostname: str | None, address: str | None,
         safefs.makedirs(root_fd, "etc")
         if hostname is not None:
             safefs.write_file(root_fd, "etc/hostname", f"{hostname}\n".encode(), owner=owner)
-            hosts = hosts_content(_read(root_fd, "etc/hosts"), hostname, address)
-            safefs.write_file(root_fd, "etc/hosts", hosts.encode(), owner=owner)
+            hosts = hosts_content(_read(root_fd, "etc/hosts", ctid), hostname, address)
+            safefs.write_file(root_fd, "etc/hosts", hosts.encode(errors="surrogateescape"),
+                              owner=owner)
         if nameservers is not None or searchdomains is not None:
-            resolv = resolv_content(_read(root_fd, "etc/resolv.conf"), nameservers, searchdomains)
-            safefs.write_file(root_fd, "etc/resolv.conf", resolv.encode(), owner=owner)
+            resolv = resolv_content(_read(root_fd, "etc/resolv.conf", ctid), nameservers,
+                                    searchdomains)
+            safefs.write_file(root_fd, "etc/resolv.conf", resolv.encode(errors="surrogateescape"),
+                              owner=owner)
     except KernelError as exc:
         raise VzError(f"CT {ctid}: cannot write its network files: {exc}") from exc
     finally:

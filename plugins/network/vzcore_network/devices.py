@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from vzcore.errors import InvalidValue, VzError
-from vzcore_network import antispoof, neighbours
+from vzcore_network import antispoof, neighbours, vethfilter
 from vzcore_network.addresses import CtAddress, parse_address, parse_list
 from vzcore_network.netif import ResolvedNetif, check_host_names, parse_netif_conf
 
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 VENET = "venet0"
 FILTER_PRIO = 1
 FILTER_NAME = "vzcore-venet-source"
+VETH_FILTER_NAMES = ("vzcore-veth-source", "vzcore-veth-dest")
 IP_INUSE = 78       # VZ_IP_INUSE
 CANT_ADDIP = 34     # VZ_CANT_ADDIP
 VETH_ERROR = 130    # VZ_VETH_ERROR
@@ -81,6 +82,8 @@ def plan_of(ctid: int, ip_text: str | None, netif_text: str | None) -> NetPlan:
                            "--ipdel all --ipadd ADDR --save'") from None
     try:
         netifs = check_host_names(ctid, parse_netif_conf(netif_text))
+        for netif in netifs:
+            _veth_programs(netif)  # too many addresses for one program: refused here
     except ValueError as exc:
         raise InvalidValue(f"CT {ctid}: NETIF: {exc}") from None
     seen: set[Any] = set()
@@ -195,6 +198,35 @@ def _filter(host: Rtnl, index: int, addresses: Sequence[CtAddress]) -> None:
     host.set_ingress_bpf(index, ops, prio=FILTER_PRIO, name=FILTER_NAME)
 
 
+def _veth_programs(netif: ResolvedNetif) -> tuple[bytes, bytes]:
+    """The encoded ingress and egress programs of a veth's host end."""
+    addresses = None
+    if netif.addresses is not None:
+        addresses = [parse_address(a).address for a in netif.addresses]
+    return (antispoof.encode(vethfilter.ingress(netif.mac, netif.mac_filter, addresses)),
+            antispoof.encode(vethfilter.egress(netif.mac, netif.mac_filter)))
+
+
+def _veth_filter(host: Rtnl, ctid: int, index: int, netif: ResolvedNetif) -> None:
+    """Install or atomically replace the veth's host-end filters (and their qdisc)."""
+    from vzcore_network.rtnl import NetlinkError
+
+    ingress, egress = _veth_programs(netif)
+    try:
+        try:
+            host.add_clsact(index)
+        except NetlinkError as exc:
+            if exc.errno != errno.EEXIST:  # a live change: the qdisc is there
+                raise
+        host.set_ingress_bpf(index, ingress, prio=FILTER_PRIO, name=VETH_FILTER_NAMES[0])
+        host.set_ingress_bpf(index, egress, prio=FILTER_PRIO, name=VETH_FILTER_NAMES[1],
+                             egress=True)
+    except NetlinkError as exc:
+        raise VzError(f"CT {ctid}: cannot install the veth filter on {netif.host_ifname}: "
+                      f"{exc.strerror}; the kernel needs sch_ingress and cls_bpf "
+                      "(CONFIG_NET_SCH_INGRESS, CONFIG_NET_CLS_BPF)", exit_code=VETH_ERROR) from exc
+
+
 def _in_use(ctid: int, address: CtAddress, host: Rtnl) -> VzError:
     owner = _owner(host, str(address.address))
     return VzError(f"CT {ctid}: IP address {address.address} is already in use{owner}; "
@@ -300,6 +332,7 @@ def make_veth(host: Rtnl, inside: Rtnl, ns_fd: int, ctid: int, netif: ResolvedNe
     ct_index = inside.link_index(netif.ifname)
     if host_index is None or ct_index is None:
         raise VzError(f"CT {ctid}: veth {netif.ifname} vanished while it was set up")
+    _veth_filter(host, ctid, host_index, netif)  # before up: nothing passes unchecked
     host.set_link(host_index, up=True)
     inside.set_link(ct_index, up=True)
 
@@ -472,5 +505,10 @@ def _change_veth(host: Rtnl, inside: Rtnl, ctid: int, before: ResolvedNetif,
         host.set_link(host_index, up=True)
     if after.host_mac != before.host_mac:
         host.set_link(host_index, mac=after.host_mac)
+    if (after.mac, after.mac_filter, after.addresses) != (before.mac, before.mac_filter,
+                                                          before.addresses):
+        # each program is replaced atomically; between the CT's new MAC (above) and the
+        # new program, the CT's frames are dropped, never let through unchecked
+        _veth_filter(host, ctid, host_index, after)
     if after.bridge != before.bridge:
         host.set_link(host_index, master=_bridge_index(host, ctid, after) if after.bridge else 0)

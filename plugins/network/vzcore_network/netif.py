@@ -11,6 +11,11 @@ interface name every time (:func:`resolve`), so it is the same at every start:
 * MACs: locally administered, from a checksum of the CT ID and the interface name: the CT end
   ``02:..``, the host end ``FE:..`` (a high address, so that a Linux bridge does not take
   a CT's host end's MAC as its own).
+
+Two keys say what the host end lets through (:mod:`vzcore_network.vethfilter`):
+``mac_filter=on|off`` (vzctl's; ``on`` when not given) and ``ip=ADDR ADDR...`` (this
+project's: the addresses the CT configures on the interface, space-separated; without
+it, source addresses are not checked).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import attrs
 IFNAMSIZ = 15
 """The longest interface name Linux accepts (IFNAMSIZ - 1)."""
 
-KEYS = ("ifname", "bridge", "mac", "host_ifname", "host_mac", "mac_filter")
+KEYS = ("ifname", "bridge", "mac", "host_ifname", "host_mac", "mac_filter", "ip")
 """Keys in the order vzctl writes them."""
 
 VENET_HOST_PATTERN = re.compile(r"venet\d+")
@@ -31,6 +36,7 @@ VENET_HOST_PATTERN = re.compile(r"venet\d+")
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
 _IFNAME = re.compile(r"[^\s/:,;=]{1,15}")
+ON_OFF = ("on", "off")
 
 
 def check_ifname(name: str, what: str = "interface name") -> str:
@@ -63,16 +69,43 @@ class Netif:
     host_mac: str | None = None
     bridge: str | None = None
     mac_filter: str | None = None
+    ip: str | None = None
+    """The CT's addresses on this interface, space-separated (``ADDR[/PREFIX]``)."""
     extra: tuple[tuple[str, str], ...] = ()
     """Keys of other vzctl versions (``gw``, ``network``...), kept as they were."""
 
     def render(self) -> str:
         values = {"ifname": self.ifname, "bridge": self.bridge, "mac": self.mac,
                   "host_ifname": self.host_ifname, "host_mac": self.host_mac,
-                  "mac_filter": self.mac_filter}
+                  "mac_filter": self.mac_filter, "ip": self.ip}
         parts = [f"{key}={values[key]}" for key in KEYS if values[key]]
         parts += [f"{key}={value}" for key, value in self.extra]
         return ",".join(parts)
+
+
+def check_on_off(text: str, what: str) -> str:
+    if text not in ON_OFF:
+        raise ValueError(f"{what}={text!r}: expected on or off")
+    return text
+
+
+def parse_ips(words: Sequence[str]) -> tuple[str, ...]:
+    """The ``ip=`` addresses (``none`` alone: no list), each checked; refused twice."""
+    from vzcore_network.addresses import parse_address
+
+    if list(words) == ["none"]:
+        return ()
+    result: list[str] = []
+    for word in words:
+        address = parse_address(word, link_layer=True)
+        if str(address.address) in (a.split("/")[0] for a in result):
+            raise ValueError(f"ip= lists {address.address} twice")
+        result.append(str(address))
+    return tuple(result)
+
+
+def render_ips(addresses: Sequence[str]) -> str | None:
+    return " ".join(addresses) or None
 
 
 def parse_netif_conf(text: str | None) -> list[Netif]:
@@ -100,6 +133,10 @@ def parse_netif_conf(text: str | None) -> list[Netif]:
         for key in ("host_ifname", "bridge"):
             if key in fields:
                 check_ifname(fields[key], key)
+        if "mac_filter" in fields:
+            check_on_off(fields["mac_filter"], "mac_filter")
+        if "ip" in fields:
+            fields["ip"] = render_ips(parse_ips(fields["ip"].split())) or ""
         result.append(Netif(extra=tuple(extra), **fields))
     return result
 
@@ -115,14 +152,15 @@ class NetifSpecType:
     create, and every ``vzctl start`` imports this module.)
     """
 
-    metavar = "IFNAME[,MAC,HOST_IFNAME,HOST_MAC,BRIDGE]"
+    metavar = "IFNAME[,MAC,HOST_IFNAME,HOST_MAC,BRIDGE,MAC_FILTER]"
 
     def parse(self, text: str) -> Netif:
         parts = [p.strip() for p in text.split(",")]
-        if len(parts) > 5:
-            raise ValueError(f"{text!r}: expected at most ifname,mac,host_ifname,host_mac,bridge")
-        parts += [""] * (5 - len(parts))
-        ifname, mac, host_ifname, host_mac, bridge = parts
+        if len(parts) > 6:
+            raise ValueError(f"{text!r}: expected at most "
+                             "ifname,mac,host_ifname,host_mac,bridge,mac_filter")
+        parts += [""] * (6 - len(parts))
+        ifname, mac, host_ifname, host_mac, bridge, mac_filter = parts
         check_ifname(ifname)
         return Netif(
             ifname=ifname,
@@ -130,6 +168,7 @@ class NetifSpecType:
             host_ifname=check_ifname(host_ifname, "host interface name") if host_ifname else None,
             host_mac=check_mac(host_mac, "host MAC address") if host_mac else None,
             bridge=check_ifname(bridge, "bridge name") if bridge else None,
+            mac_filter=check_on_off(mac_filter, "mac_filter") if mac_filter else None,
         )
 
     def to_conf(self, value: Netif) -> str:
@@ -173,7 +212,7 @@ def merge_del(old: str | None, values: Sequence[str]) -> str | None:
     return render_netif_conf(current)
 
 
-CHANGEABLE = ("mac", "host_ifname", "host_mac", "bridge")
+CHANGEABLE = ("mac", "host_ifname", "host_mac", "bridge", "mac_filter", "ifaddr")
 """Options that change the interface ``--ifname`` names."""
 
 
@@ -185,10 +224,13 @@ def merge_ifname(old: str | None, values: Sequence[str],
     found = [n for n in current if n.ifname == name]
     if not found:
         raise ValueError(f"the CT has no veth interface {name}; add it with --netif_add {name}")
-    changes = {key: others[key][-1] for key in CHANGEABLE if others.get(key)}
+    changes: dict[str, str | None] = {key: others[key][-1] for key in CHANGEABLE
+                                      if others.get(key) and key != "ifaddr"}
+    if others.get("ifaddr"):
+        changes["ip"] = render_ips(parse_ips(others["ifaddr"]))
     if not changes:
         raise ValueError(f"--ifname {name} changes nothing; add --mac, --host_ifname, "
-                         "--host_mac or --bridge")
+                         "--host_mac, --bridge, --mac_filter or --ifaddr")
     updated = attrs.evolve(found[0], **changes)  # type: ignore[arg-type]
     return render_netif_conf([updated if n.ifname == name else n for n in current])
 
@@ -243,6 +285,10 @@ class ResolvedNetif:
     host_ifname: str
     host_mac: str
     bridge: str | None
+    mac_filter: bool = True
+    addresses: tuple[str, ...] | None = attrs.field(
+        default=None, converter=lambda v: None if v is None else tuple(v))
+    """What the host end's filter lets the CT use as source addresses (None: any)."""
 
 
 def resolve(ctid: int, netif: Netif) -> ResolvedNetif:
@@ -252,6 +298,8 @@ def resolve(ctid: int, netif: Netif) -> ResolvedNetif:
         host_ifname=netif.host_ifname or default_host_ifname(ctid, netif.ifname),
         host_mac=netif.host_mac or generated_mac(ctid, netif.ifname, "host"),
         bridge=netif.bridge,
+        mac_filter=netif.mac_filter != "off",
+        addresses=parse_ips(netif.ip.split()) if netif.ip else None,
     )
 
 
@@ -280,6 +328,33 @@ class IfnameType:
 
     def parse(self, text: str) -> str:
         return check_ifname(text.strip(), self.what)
+
+    def to_conf(self, value: str) -> str:
+        return value
+
+
+class OnOffType:
+    """``--mac_filter on|off``."""
+
+    metavar = "on|off"
+
+    def parse(self, text: str) -> str:
+        return check_on_off(text.strip(), "--mac_filter")
+
+    def to_conf(self, value: str) -> str:
+        return value
+
+
+class IfaddrType:
+    """``--ifaddr ADDR[/PREFIX]|none``: an address the CT uses on the ``--ifname`` interface."""
+
+    metavar = "ADDR[/PREFIX]|none"
+
+    def parse(self, text: str) -> str:
+        from vzcore_network.addresses import parse_address
+
+        text = text.strip()
+        return text if text == "none" else str(parse_address(text, link_layer=True))
 
     def to_conf(self, value: str) -> str:
         return value

@@ -55,8 +55,8 @@ def vz_parameters() -> Iterable[Parameter]:
                     merge=netif.merge_del, live=True, help="remove a veth interface, or all")
     yield Parameter(name="ifname", key="NETIF", type=netif.IfnameType(), merge=netif.merge_ifname,
                     context=netif.CHANGEABLE, live=True,
-                    help="the veth interface that --mac, --host_ifname, --host_mac and "
-                         "--bridge change")
+                    help="the veth interface that --mac, --host_ifname, --host_mac, "
+                         "--bridge, --mac_filter and --ifaddr change")
     for name, value_type, text in (
         ("mac", netif.MacType(), "MAC address of the CT's end of the --ifname interface"),
         ("host_ifname", netif.IfnameType("host interface name"),
@@ -68,6 +68,14 @@ def vz_parameters() -> Iterable[Parameter]:
     ):
         yield Parameter(name=name, key="NETIF", type=value_type, merge=netif.merge_needs_ifname(name),
                         context=("ifname",), live=True, help=text)
+    yield Parameter(name="mac_filter", key="NETIF", type=netif.OnOffType(),
+                    merge=netif.merge_needs_ifname("mac_filter"), context=("ifname",), live=True,
+                    help="on (default): the host end passes only frames from the --ifname "
+                         "interface's MAC, and to it")
+    yield Parameter(name="ifaddr", key="NETIF", type=netif.IfaddrType(), multiple=True,
+                    merge=netif.merge_needs_ifname("ifaddr"), context=("ifname",), live=True,
+                    help="an address the CT uses on the --ifname interface (repeat for "
+                         "several; 'none': any): the host end passes no other source address")
     yield Parameter(name="nameserver", key="NAMESERVER", type=ctfiles.NameserverType(),
                     multiple=True, merge=ctfiles.merge_list, live=True, on_create=True,
                     help="DNS server for the CT's /etc/resolv.conf (repeat for several; "

@@ -60,6 +60,7 @@ IN6_ADDR_GEN_MODE_NONE = 1
 IFA_F_NODAD = 0x02
 TC_H_CLSACT = 0xFFFFFFF1
 TC_H_INGRESS_PARENT = 0xFFFFFFF2
+TC_H_EGRESS_PARENT = 0xFFFFFFF3
 ETH_P_ALL = 0x0003
 TCA_BPF_FLAG_ACT_DIRECT = 1
 
@@ -459,12 +460,14 @@ class Rtnl:
         msg["attrs"] = [("TCA_KIND", "clsact")]
         self.request(msg, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL)
 
-    def set_ingress_bpf(self, index: int, ops: bytes, *, prio: int, name: str) -> None:
-        """Install or atomically replace a classic BPF direct-action filter at ingress."""
+    def set_ingress_bpf(self, index: int, ops: bytes, *, prio: int, name: str,
+                        egress: bool = False) -> None:
+        """Install or atomically replace a classic BPF direct-action filter at ingress
+        (or, ``egress``, at egress) of a device with a clsact qdisc."""
         msg = self.codecs.tcmsg()
         msg["index"] = index
         msg["handle"] = 1
-        msg["parent"] = TC_H_INGRESS_PARENT
+        msg["parent"] = TC_H_EGRESS_PARENT if egress else TC_H_INGRESS_PARENT
         msg["info"] = (prio << 16) | socket.htons(ETH_P_ALL)
         msg["attrs"] = [("TCA_KIND", "bpf"), ("TCA_OPTIONS", {"attrs": [
             ("TCA_BPF_OPS_LEN", len(ops) // 8),
