@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from vzcore.testing.contracts import profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 HERE = Path(__file__).resolve().parent
@@ -51,8 +52,8 @@ def ct(request: pytest.FixtureRequest, vz_env: VzEnv, vzctl: Vzctl,
        probe_binary: Path) -> Iterator[RunningCt]:
     """CT 101 running in the ``userns`` (default) or ``privileged`` (LOCAL_UID=0) profile."""
     profile = request.param
-    extra = ["--local_uid", "0", "--local_gid", "0"] if profile == "privileged" else []
-    vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "sec101", *extra)
+    vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "sec101",
+          *profile_options(vz_env, profile))
     target = vz_env.private(101) / "usr/local/bin/probe"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(probe_binary, target)
