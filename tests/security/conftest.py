@@ -71,3 +71,17 @@ def privileged_is_not_root_safe(request: pytest.FixtureRequest, ct: RunningCt, w
     if ct.profile == "privileged":
         request.node.add_marker(pytest.mark.xfail(
             strict=True, reason=f"privileged profile (LOCAL_UID=0) is not root-safe: {why}"))
+
+
+@pytest.fixture
+def host_block_device(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """A loop device of the host's (major, minor), backed by a file of the test's."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"host secret".ljust(1 << 20, b"\0"))
+    device = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    try:
+        rdev = os.stat(device).st_rdev
+        yield os.major(rdev), os.minor(rdev)
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)

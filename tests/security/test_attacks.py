@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,20 +54,6 @@ def test_bpf_perf_and_shocker_calls_are_refused(ct: RunningCt) -> None:
     assert ct.probe("bpf") == "EPERM"
     assert ct.probe("perf_event_open") == "EPERM"
     assert ct.probe("open_by_handle_at") == "EPERM"
-
-
-@pytest.fixture
-def host_block_device(tmp_path: Path) -> Iterator[tuple[int, int]]:
-    """A loop device of the host's (major, minor), backed by a file of the test's."""
-    image = tmp_path / "disk.img"
-    image.write_bytes(b"host secret".ljust(1 << 20, b"\0"))
-    device = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
-                            capture_output=True, text=True).stdout.strip()
-    try:
-        rdev = os.stat(device).st_rdev
-        yield os.major(rdev), os.minor(rdev)
-    finally:
-        subprocess.run(["losetup", "--detach", device], check=True)
 
 
 def test_opening_a_host_block_device_is_refused(ct: RunningCt,

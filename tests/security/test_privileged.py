@@ -8,6 +8,8 @@ allows is listed, with the reason, in docs/security.md.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,6 +209,21 @@ def test_creating_host_character_devices_is_refused(ct: RunningCt) -> None:
     assert ct.probe("mknod-char", "/tmp/loop-control", 10, 237) == "EPERM"
     if ct.profile == "privileged":
         assert ct.probe("mknod-char", "/tmp/null", 1, 3) == "ok"
+
+
+@pytest.mark.xfail(strict=True, reason="no device cgroup yet (the devices subsystem brings "
+                                       "it): a device node already in the private area opens "
+                                       "the host's device, in both profiles")
+def test_a_device_node_already_in_the_private_area_is_not_usable(
+        ct: RunningCt, vz_env: VzEnv, host_block_device: tuple[int, int]) -> None:
+    """A node the CT cannot make may still come with a template tarball (whose device
+    members are kept) or from a host tool writing into the private area."""
+    node = vz_env.private(ct.ctid) / "root/disk"
+    node.parent.mkdir(exist_ok=True)
+    os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(*host_block_device))
+    owner = vz_env.private(ct.ctid).stat()
+    os.chown(node, owner.st_uid, owner.st_gid)
+    assert ct.probe("read", "/root/disk") in REFUSED
 
 
 def test_init_and_joined_processes_carry_the_filter(ct: RunningCt, vz_env: VzEnv) -> None:

@@ -65,6 +65,8 @@ PRIVILEGED: dict[str, tuple[int, str]] = {
 """Added for a privileged CT (no user namespace), whose capabilities are the host's."""
 
 FIFREEZE, FITHAW = 0xC0045877, 0xC0045878
+FITRIM = 0xC0185879
+"""Discards every free block of the whole file system (the host's I/O, not the CT's)."""
 FS_SHUTDOWN = 0x8004587D
 """``_IOR('X', 125, __u32)``: EXT4_IOC_SHUTDOWN, XFS_IOC_GOINGDOWN, F2FS_IOC_SHUTDOWN."""
 
@@ -102,7 +104,7 @@ def _mknod_rules(name: str, mode_arg: int) -> list[ArgRule]:
 
 RULES: list[ArgRule] = [
     # Freezing or shutting down the file system a CT lives on stops the host's too.
-    ArgRule("ioctl", errno.EPERM, [ArgCheck(1, [FIFREEZE, FITHAW, FS_SHUTDOWN])]),
+    ArgRule("ioctl", errno.EPERM, [ArgCheck(1, [FIFREEZE, FITHAW, FS_SHUTDOWN, FITRIM])]),
     *_mknod_rules("mknod", 1),
     *_mknod_rules("mknodat", 2),
 ]
