@@ -18,6 +18,7 @@ import pytest
 
 from tests.security.conftest import RunningCt
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore_seccomp import policy
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
@@ -187,10 +188,14 @@ def ext4_in_ct(ct: RunningCt, vz_env: VzEnv, vzctl: Vzctl, tmp_path: Path) -> It
 
 
 def test_freezing_a_file_system_is_refused(ext4_in_ct: RunningCt) -> None:
-    """FIFREEZE on the file system a CT lives on stops every writer of the host's."""
+    """FIFREEZE on the file system a CT lives on stops every writer of the host's;
+    relabelling or resizing it changes the host's."""
     ct = ext4_in_ct
     assert ct.sh("grep ' /mnt ' /proc/self/mountinfo").stdout, "the loop file system is there"
     assert ct.probe("freeze", "/mnt") == "EPERM"
+    for name in ("FS_IOC_SETFSLABEL", "EXT4_IOC_RESIZE_FS", "FITRIM"):
+        request = policy.WHOLE_FILE_SYSTEM_IOCTLS[name]
+        assert ct.probe("ioctl", "/mnt", f"{request:x}") == "EPERM", name
 
 
 def test_a_file_system_wide_fanotify_mark_is_refused(ct: RunningCt) -> None:

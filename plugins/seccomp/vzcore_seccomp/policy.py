@@ -65,10 +65,24 @@ PRIVILEGED: dict[str, tuple[int, str]] = {
 """Added for a privileged CT (no user namespace), whose capabilities are the host's."""
 
 FIFREEZE, FITHAW = 0xC0045877, 0xC0045878
-FITRIM = 0xC0185879
-"""Discards every free block of the whole file system (the host's I/O, not the CT's)."""
-FS_SHUTDOWN = 0x8004587D
-"""``_IOR('X', 125, __u32)``: EXT4_IOC_SHUTDOWN, XFS_IOC_GOINGDOWN, F2FS_IOC_SHUTDOWN."""
+
+WHOLE_FILE_SYSTEM_IOCTLS = {
+    "FIFREEZE": FIFREEZE,
+    "FITHAW": FITHAW,
+    "FS_IOC_SHUTDOWN": 0x8004587D,  # _IOR('X', 125, u32): ext4, XFS (GOINGDOWN), f2fs
+    "FITRIM": 0xC0185879,  # discards every free block: the host's I/O
+    "FS_IOC_SETFSLABEL": 0x41009432,  # the host's fstab may mount by LABEL=
+    "EXT4_IOC_SETFSUUID": 0x4008662C,  # ... or by UUID=
+    "EXT4_IOC_RESIZE_FS": 0x40086610,
+    "EXT4_IOC_GROUP_EXTEND": 0x40086607,
+    "EXT4_IOC32_GROUP_EXTEND": 0x40046607,
+    "EXT4_IOC_GROUP_ADD": 0x40286608,
+    "EXT4_IOC32_GROUP_ADD": 0x40246608,
+}
+"""ioctl requests that act on the whole file system a CT lives on, which is the host's
+(the root of the CT is a directory of it): freezing it stops every writer of the host,
+shutting it down or resizing it is the host's file system gone or changed.  Numbers
+from linux/fs.h and fs/ext4/ext4.h (the IOC32 ones are the i386 ABI's)."""
 
 
 def _dev(major: int, minor: int) -> int:
@@ -103,8 +117,7 @@ def _mknod_rules(name: str, mode_arg: int) -> list[ArgRule]:
 
 
 RULES: list[ArgRule] = [
-    # Freezing or shutting down the file system a CT lives on stops the host's too.
-    ArgRule("ioctl", errno.EPERM, [ArgCheck(1, [FIFREEZE, FITHAW, FS_SHUTDOWN, FITRIM])]),
+    ArgRule("ioctl", errno.EPERM, [ArgCheck(1, sorted(WHOLE_FILE_SYSTEM_IOCTLS.values()))]),
     *_mknod_rules("mknod", 1),
     *_mknod_rules("mknodat", 2),
 ]
