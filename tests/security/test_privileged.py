@@ -158,6 +158,16 @@ def test_mounting_cgroupfs_to_raise_its_own_limits_is_refused(ct: RunningCt) -> 
         assert mounted in REFUSED, mounted
 
 
+def test_a_privileged_ct_cannot_mount_anything(ct: RunningCt) -> None:
+    """The documented price of refusing mount(2) without an LSM: even a harmless tmpfs
+    (a CT with a user namespace keeps mounting what its namespace allows)."""
+    ct.sh("mkdir -p /tmp/t")
+    verdict = ct.probe("mount", "tmpfs", "/tmp/t", "tmpfs")
+    assert verdict == ("EPERM" if ct.profile == "privileged" else "ok")
+    if verdict == "ok":
+        assert ct.probe("umount", "/tmp/t") == "ok"
+
+
 def test_binding_proc_past_its_masks_is_refused(ct: RunningCt) -> None:
     """A non-recursive bind of /proc leaves the masks and read-only binds behind."""
     ct.sh("mkdir -p /tmp/p")
