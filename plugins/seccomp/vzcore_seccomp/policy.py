@@ -102,15 +102,15 @@ mknod inside."""
 
 
 S_IFMT = 0o170000
+"""The file-type bits of a mode (``stat.S_IFMT`` is a function)."""
 
 
 def _mknod_rules(name: str, mode_arg: int) -> list[ArgRule]:
     """Refuse block devices, and character devices not in :data:`DEVICE_ALLOW` (the
     device number is the argument after the mode)."""
-    kind = S_IFMT
     return [
-        ArgRule(name, errno.EPERM, [ArgCheck(mode_arg, [stat.S_IFBLK], mask=kind)]),
-        ArgRule(name, errno.EPERM, [ArgCheck(mode_arg, [stat.S_IFCHR], mask=kind),
+        ArgRule(name, errno.EPERM, [ArgCheck(mode_arg, [stat.S_IFBLK], mask=S_IFMT)]),
+        ArgRule(name, errno.EPERM, [ArgCheck(mode_arg, [stat.S_IFCHR], mask=S_IFMT),
                                     ArgCheck(mode_arg + 1, sorted(DEVICE_ALLOW.values()),
                                              negate=True)]),
     ]
