@@ -53,7 +53,8 @@ def vz_parameters() -> Iterable[Parameter]:
     yield Parameter(name="local_uid", key="LOCAL_UID", type=ids, on_create=True, on_set=False,
                     aliases=("local-uid",),
                     help="host UID of the CT's root: its IDs 0..65535 map to LOCAL_UID.. in a "
-                         "user namespace; 0 = privileged CT (no user namespace)")
+                         "user namespace; 0 = privileged CT (no user namespace; only with "
+                         "ALLOW_PRIVILEGED=yes in vz.conf)")
     yield Parameter(name="local_gid", key="LOCAL_GID", type=ids, on_create=True, on_set=False,
                     aliases=("local-gid",),
                     help="host GID of the CT's root group (as --local_uid)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from vzcore.testing.contracts import profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 HERE = Path(__file__).resolve().parent
@@ -51,8 +52,8 @@ def ct(request: pytest.FixtureRequest, vz_env: VzEnv, vzctl: Vzctl,
        probe_binary: Path) -> Iterator[RunningCt]:
     """CT 101 running in the ``userns`` (default) or ``privileged`` (LOCAL_UID=0) profile."""
     profile = request.param
-    extra = ["--local_uid", "0", "--local_gid", "0"] if profile == "privileged" else []
-    vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "sec101", *extra)
+    vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "sec101",
+          *profile_options(vz_env, profile))
     target = vz_env.private(101) / "usr/local/bin/probe"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(probe_binary, target)
@@ -70,3 +71,17 @@ def privileged_is_not_root_safe(request: pytest.FixtureRequest, ct: RunningCt, w
     if ct.profile == "privileged":
         request.node.add_marker(pytest.mark.xfail(
             strict=True, reason=f"privileged profile (LOCAL_UID=0) is not root-safe: {why}"))
+
+
+@pytest.fixture
+def host_block_device(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """A loop device of the host's (major, minor), backed by a file of the test's."""
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"host secret".ljust(1 << 20, b"\0"))
+    device = subprocess.run(["losetup", "--find", "--show", str(image)], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    try:
+        rdev = os.stat(device).st_rdev
+        yield os.major(rdev), os.minor(rdev)
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=True)

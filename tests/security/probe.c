@@ -6,16 +6,19 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/if_packet.h>
-#include <netinet/icmp6.h>
-#include <netinet/in.h>
 #include <linux/reboot.h>
 #include <net/ethernet.h>
 #include <net/if.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
@@ -103,6 +106,39 @@ static int send_advert(const char *ifname, const char *target, const char *mac) 
     return report(sent < 0 ? -1 : 0);
 }
 
+/* Write TEXT to PATH (a whole value, such as "max" into a cgroup limit). */
+static int write_text(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) return report(-1);
+    long n = write(fd, text, strlen(text));
+    close(fd);
+    return report(n < 0 ? -1 : 0);
+}
+
+/* Mount binfmt_misc at DIR and register a handler "vzprobe" there (left in place: the
+ * test looks for it in the host's instance, which is what a privileged CT would get;
+ * binfmt_misc is namespaced only per user namespace). */
+static int binfmt(const char *dir) {
+    char path[512];
+    if (mount("binfmt_misc", dir, "binfmt_misc", 0, NULL) < 0) return report(-1);
+    snprintf(path, sizeof path, "%s/register", dir);
+    return write_text(path, ":vzprobe:E::vzprobe::/bin/true:");
+}
+
+/* The 'shocker' escape: a handle opened with open_by_handle_at is not confined to the
+ * caller's root. */
+static int shocker(const char *path) {
+    struct { struct file_handle handle; unsigned char bytes[MAX_HANDLE_SZ]; } h;
+    int mount_id;
+    h.handle.handle_bytes = MAX_HANDLE_SZ;
+    if (name_to_handle_at(AT_FDCWD, path, &h.handle, &mount_id, 0) < 0) {
+        printf("name_to_handle_at:%s\n", strerrorname_np(errno));
+        return 1;
+    }
+    int root = open(path, O_RDONLY | O_DIRECTORY);
+    return report(syscall(SYS_open_by_handle_at, root, &h.handle, O_RDONLY));
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *op = argv[1];
@@ -130,6 +166,45 @@ int main(int argc, char **argv) {
     if (!strcmp(op, "mknod-block") && argc == 5) {
         if (mknod(argv[2], S_IFBLK | 0600, makedev(atoi(argv[3]), atoi(argv[4]))) < 0) return report(-1);
         return read_one(argv[2], O_RDONLY);
+    }
+    if (!strcmp(op, "mknod-char") && argc == 5) {
+        if (mknod(argv[2], S_IFCHR | 0600, makedev(atoi(argv[3]), atoi(argv[4]))) < 0) return report(-1);
+        return read_one(argv[2], O_RDONLY);
+    }
+    if (!strcmp(op, "write-text") && argc == 4) return write_text(argv[2], argv[3]);
+    if (!strcmp(op, "binfmt") && argc == 3) return binfmt(argv[2]);
+    if (!strcmp(op, "shocker") && argc == 3) return shocker(argv[2]);
+    if (!strcmp(op, "bind") && argc == 4) return report(mount(argv[2], argv[3], NULL, MS_BIND, NULL));
+    if (!strcmp(op, "freeze") && argc == 3) {
+        /* Thawed at once: only the verdict matters, never a frozen file system. */
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0) return report(-1);
+        long frozen = ioctl(fd, FIFREEZE, 0);
+        int saved = errno;
+        if (frozen == 0) ioctl(fd, FITHAW, 0);
+        close(fd);
+        errno = saved;
+        return report(frozen);
+    }
+    if (!strcmp(op, "ioctl") && argc == 4) {
+        /* ioctl(PATH, REQUEST (hex), a zeroed buffer): fine for the requests tested. */
+        static char buf[4096];
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0) return report(-1);
+        long result = ioctl(fd, strtoul(argv[3], NULL, 16), buf);
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return report(result);
+    }
+    if (!strcmp(op, "fanotify-fs") && argc == 3) {
+        int fd = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
+        if (fd < 0) return report(-1);
+        long marked = fanotify_mark(fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN, AT_FDCWD, argv[2]);
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return report(marked);
     }
     if (!strcmp(op, "mount") && (argc == 5 || argc == 6))
         return report(mount(argv[2], argv[3], argv[4], 0, argc == 6 ? argv[5] : NULL));

@@ -18,6 +18,7 @@ from vzcore.errors import (
     VzError,
 )
 from vzcore.faults import checkpoint
+from vzcore.lifecycle import privileged
 from vzcore.lifecycle.mount import check_layout, is_mounted
 from vzcore.lifecycle.teardown import teardown
 from vzcore.lock import CtLock
@@ -58,6 +59,8 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
                                 "remove it or choose another VE_PRIVATE")
     engine.registry.check_minimums(ct, sample=sample.path if sample else None)
     plugins.run_each("vz_validate", ct=ct, changes=changes, verb="create")
+    privileged.check(engine, ct, "create",
+                     privileged=privileged.is_privileged_at_create(engine, ct))
 
     with engine.lock(ct, "create"):
         # One create at a time chooses an ID range and writes its config, so two new CTs

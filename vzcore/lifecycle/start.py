@@ -18,6 +18,7 @@ from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import AlreadyRunning, StartDisabled, VzError
 from vzcore.faults import checkpoint
+from vzcore.lifecycle import privileged
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
 from vzcore.lifecycle.spawn import InitSpawner
 from vzcore.lifecycle.teardown import teardown
@@ -39,6 +40,7 @@ def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any)
                             f"enable it with 'vzctl set {ct.ctid} --disabled no --save'")
     engine.registry.check_minimums(ct)  # a saved value that would leave init unable to run
     plugins.run_each("vz_validate", ct=ct, changes=ChangeSet(), verb="start")
+    privileged.check(engine, ct, "start", privileged=ct.idmap is None)
     plugins.import_child_modules()
     with engine.lock(ct, "start"):
         state = engine.state(ct)

@@ -3,8 +3,15 @@
 The filter checks the calling convention first: system calls of an architecture the
 table does not cover (and the x32 ABI on x86_64) are refused with ``EPERM`` as a whole,
 so a denied call cannot be reached through another ABI's number.  Then each denied call
-returns its errno, and everything else is allowed.  Numbers come from the kernel's
-``unistd`` headers for x86_64, i386 (on x86_64 hosts) and aarch64.
+returns its errno; then each :class:`ArgRule` (a call refused only for some argument
+values, such as ``ioctl(fd, FIFREEZE)``) is checked; everything else is allowed.  Numbers
+come from the kernel's ``unistd`` headers for x86_64, i386 (on x86_64 hosts) and aarch64.
+
+Arguments are compared on their low 32 bits only, which is sound for the arguments the
+kernel itself truncates to 32 bits or less (an ``ioctl`` request, a ``mknod`` mode or
+device number): high bits a caller sets to dodge the filter are ignored by the kernel
+too.  Classic BPF cannot follow pointers, so a string argument (a ``mount`` file-system
+type) can never be checked.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import ctypes
 import errno
 import os
 import struct
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -22,6 +30,7 @@ from vzcore.linux import libc
 
 # classic BPF opcodes
 _LD_W_ABS = 0x20
+_AND_K = 0x54
 _JEQ_K = 0x15
 _JGE_K = 0x35
 _RET_K = 0x06
@@ -55,6 +64,23 @@ SYSCALLS: dict[str, dict[str, int]] = {
     "lookup_dcookie": {"x86_64": 212, "i386": 253, "aarch64": 18},
     "iopl": {"x86_64": 172, "i386": 110},
     "ioperm": {"x86_64": 173, "i386": 101},
+    "mount": {"x86_64": 165, "i386": 21, "aarch64": 40},
+    "umount": {"i386": 22},
+    "umount2": {"x86_64": 166, "i386": 52, "aarch64": 39},
+    "pivot_root": {"x86_64": 155, "i386": 217, "aarch64": 41},
+    "open_tree": {"x86_64": 428, "i386": 428, "aarch64": 428},
+    "move_mount": {"x86_64": 429, "i386": 429, "aarch64": 429},
+    "fsopen": {"x86_64": 430, "i386": 430, "aarch64": 430},
+    "fsconfig": {"x86_64": 431, "i386": 431, "aarch64": 431},
+    "fsmount": {"x86_64": 432, "i386": 432, "aarch64": 432},
+    "fspick": {"x86_64": 433, "i386": 433, "aarch64": 433},
+    "mount_setattr": {"x86_64": 442, "i386": 442, "aarch64": 442},
+    "fanotify_init": {"x86_64": 300, "i386": 338, "aarch64": 262},
+    "quotactl": {"x86_64": 179, "i386": 131, "aarch64": 60},
+    "quotactl_fd": {"x86_64": 443, "i386": 443, "aarch64": 443},
+    "ioctl": {"x86_64": 16, "i386": 54, "aarch64": 29},
+    "mknod": {"x86_64": 133, "i386": 14},
+    "mknodat": {"x86_64": 259, "i386": 297, "aarch64": 33},
 }
 
 ARCHES_OF_HOST = {"x86_64": ("x86_64", "i386"), "aarch64": ("aarch64",)}
@@ -73,8 +99,44 @@ class Insn:
         return struct.pack("=HBBI", self.code, self.jt, self.jf, self.k)
 
 
-def deny_filter(denied: Mapping[str, int], machine: str | None = None) -> list[Insn]:
-    """A filter returning ``errno`` for each denied system call name (others allowed).
+def _int_tuple(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(values)
+
+
+@attrs.frozen
+class ArgCheck:
+    """``(argument & mask) in values`` on the low 32 bits of argument ``arg`` (0-5);
+    ``negate`` turns it into ``not in``."""
+
+    arg: int = attrs.field(validator=attrs.validators.in_(range(6)))
+    values: tuple[int, ...] = attrs.field(converter=_int_tuple)
+    mask: int = 0xFFFFFFFF
+    negate: bool = False
+
+    @values.validator
+    def _check_values(self, _attribute: object, values: tuple[int, ...]) -> None:
+        if not values or any(not 0 <= v <= 0xFFFFFFFF or v & ~self.mask for v in values):
+            raise ValueError(f"argument {self.arg}: {values!r} are not 32-bit values "
+                             f"within mask {self.mask:#x}")
+
+
+def _check_tuple(checks: Iterable[ArgCheck]) -> tuple[ArgCheck, ...]:
+    return tuple(checks)
+
+
+@attrs.frozen
+class ArgRule:
+    """Refuse system call ``name`` with ``errno`` when every one of ``checks`` holds."""
+
+    name: str
+    errno: int
+    checks: tuple[ArgCheck, ...] = attrs.field(converter=_check_tuple)
+
+
+def deny_filter(denied: Mapping[str, int], machine: str | None = None,
+                rules: Sequence[ArgRule] = ()) -> list[Insn]:
+    """A filter returning ``errno`` for each denied system call name, and for each call
+    matching one of ``rules`` (others allowed).
 
     Unknown names raise ValueError; a name missing for one ABI (iopl on aarch64) just does
     not exist there.
@@ -83,10 +145,11 @@ def deny_filter(denied: Mapping[str, int], machine: str | None = None) -> list[I
     arches = ARCHES_OF_HOST.get(machine)
     if arches is None:
         raise ValueError(f"no system call table for {machine}")
-    for name in denied:
+    for name in (*denied, *(rule.name for rule in rules)):
         if name not in SYSCALLS:
             raise ValueError(f"unknown system call {name!r}")
-    blocks = [_arch_block(arch, denied) for arch in arches]
+    blocks = [_arch_block(arch, denied) + _rule_blocks(arch, rules) + [Insn(_RET_K, 0, 0, RET_ALLOW)]
+              for arch in arches]
     # Layout: load arch; per ABI a (jeq arch, ja block) pair; refuse unknown ABIs; blocks.
     dispatch: list[Insn] = [Insn(_LD_W_ABS, 0, 0, 4)]  # seccomp_data.arch
     first_block = 1 + 2 * len(arches) + 1
@@ -106,8 +169,56 @@ def _arch_block(arch: str, denied: Mapping[str, int]) -> list[Insn]:
         number = SYSCALLS[name].get(arch)
         if number is not None:
             block += [Insn(_JEQ_K, 0, 1, number), Insn(_RET_K, 0, 0, RET_ERRNO | error)]
-    block.append(Insn(_RET_K, 0, 0, RET_ALLOW))
     return block
+
+
+Target = int | str | None
+
+
+def _arg_offset(arg: int) -> int:
+    """Offset of argument ``arg``'s low 32 bits in ``struct seccomp_data``."""
+    return 16 + 8 * arg + (4 if sys.byteorder == "big" else 0)
+
+
+def _rule_blocks(arch: str, rules: Sequence[ArgRule]) -> list[Insn]:
+    """One block per rule: reload the number, test it, then each check; a failed test
+    jumps to the next rule's block (classic BPF jumps only forward, 8-bit jt/jf)."""
+    out: list[Insn] = []
+    for rule in rules:
+        number = SYSCALLS[rule.name].get(arch)
+        if number is None:
+            continue
+        # Jump targets while assembling: None (the next instruction), "next" (the next
+        # rule's block) or an absolute index in body.
+        body: list[tuple[int, Target, Target, int]] = [(_LD_W_ABS, None, None, 0),
+                                                      (_JEQ_K, None, "next", number)]
+        for check in rule.checks:
+            body.append((_LD_W_ABS, None, None, _arg_offset(check.arg)))
+            if check.mask != 0xFFFFFFFF:
+                body.append((_AND_K, None, None, check.mask))
+            after = len(body) + len(check.values)  # first instruction of the next check
+            for i, value in enumerate(check.values):
+                last = i == len(check.values) - 1
+                if check.negate:  # a listed value fails the check
+                    body.append((_JEQ_K, "next", None, value))
+                else:  # a listed value passes it; no listed value fails it
+                    body.append((_JEQ_K, after, "next" if last else None, value))
+        body.append((_RET_K, None, None, RET_ERRNO | rule.errno))
+        end = len(body)
+        for index, (code, jt, jf, k) in enumerate(body):
+            out.append(Insn(code, _target(jt, index, end), _target(jf, index, end), k))
+    return out
+
+
+def _target(jump: Target, index: int, end: int) -> int:
+    """The relative jump from instruction ``index`` to ``jump`` (see _rule_blocks)."""
+    if jump is None:
+        return 0
+    destination = end if jump == "next" else int(jump)
+    offset = destination - index - 1
+    if not 0 <= offset <= 255:
+        raise ValueError(f"seccomp rule too long for a classic-BPF jump ({offset})")
+    return offset
 
 
 class _SockFprog(ctypes.Structure):

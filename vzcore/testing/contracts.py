@@ -24,6 +24,16 @@ from vzcore.linux import mounts
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 PROFILES = {"userns": (), "privileged": ("--local_uid", "0", "--local_gid", "0")}
+"""``vzctl create`` options of each profile; a privileged CT also needs
+:meth:`VzEnv.allow_privileged <vzcore.testing.pytest_plugin.VzEnv.allow_privileged>`
+(see :func:`profile_options`)."""
+
+
+def profile_options(vz_env: VzEnv, profile: str) -> tuple[str, ...]:
+    """The create options of ``profile``, after allowing it in ``vz_env``'s vz.conf."""
+    if profile == "privileged":
+        vz_env.allow_privileged()
+    return PROFILES[profile]
 
 
 @pytest.mark.root
@@ -34,9 +44,9 @@ class IsolationContract:
     create_options: tuple[str, ...] = ()
 
     @pytest.fixture(params=sorted(PROFILES))
-    def running(self, request: pytest.FixtureRequest, vzctl: Vzctl) -> int:
+    def running(self, request: pytest.FixtureRequest, vz_env: VzEnv, vzctl: Vzctl) -> int:
         vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "ct101",
-              *PROFILES[request.param], *self.create_options)
+              *profile_options(vz_env, request.param), *self.create_options)
         vzctl("start", 101)
         return 101
 

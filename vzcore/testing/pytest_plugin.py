@@ -122,6 +122,11 @@ class VzEnv:
         conf.update(values)
         conf.save()
 
+    def allow_privileged(self) -> None:
+        """Allow privileged CTs (``LOCAL_UID=0``) in this installation: vz.conf's
+        ``ALLOW_PRIVILEGED="yes"``, which a test creating one must set, as an admin must."""
+        self.write_vz_conf(ALLOW_PRIVILEGED="yes")
+
     def cgroups(self, ctid: int) -> CgroupSet:
         """The cgroups a started CT was given, as its state file records them."""
         from vzcore.runtime import State

@@ -36,16 +36,19 @@ def vz_parameters() -> Iterable[Parameter]:
     yield Parameter(name="seccomp", key="SECCOMP", type=Choice(("default", "off")),
                     on_create=True,
                     help="system call filter: default (deny module loading, kexec, bpf, "
-                         "keyrings, ...; see docs/security.md) or off")
+                         "keyrings, ...; in a privileged CT also mount and umount; see "
+                         "docs/security.md) or off")
 
 
 def _apply(ct: Container) -> None:
-    """Install the CT's filter in the calling process (the last step before exec)."""
+    """Install the CT's filter in the calling process (the last step before exec); a
+    privileged CT (no user namespace) gets the mount table and more refused as well."""
     if (ct.get("SECCOMP") or "default") == "off":
         return
     if not caps.in_effective_set(CAP_SYS_ADMIN):
         caps.set_no_new_privs()  # what the kernel asks of a process without CAP_SYS_ADMIN
-    seccomp.install(seccomp.deny_filter(policy.denied()))
+    privileged = ct.idmap is None
+    seccomp.install(seccomp.deny_filter(policy.denied(privileged), rules=policy.rules()))
 
 
 @hookimpl

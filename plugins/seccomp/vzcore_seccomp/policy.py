@@ -1,14 +1,25 @@
-"""The default deny list, in the spirit of LXC's: what a CT process may never call.
+"""The deny lists, in the spirit of LXC's: what a CT process may never call.
 
 Each entry says why.  Calls the CT's capabilities already forbid (setting the clock,
-``reboot`` of the host) are not repeated here; a CT keeps ``mount``, ``unshare`` and
-``ptrace`` because system containers use them (what that means for the privileged
-profile is in docs/security.md).
+``reboot`` of the host) are not repeated here.  A CT in a user namespace keeps ``mount``,
+``unshare`` and ``ptrace`` because system containers use them and the kernel confines
+them to its namespaces (it locks the masks vzctl mounted).
+
+A privileged CT's root has the host's ``CAP_SYS_ADMIN``: nothing in the kernel stops it
+from unmounting the masks, remounting /sys read-write or mounting proc, sysfs, cgroupfs
+or binfmt_misc (which are the host's instances) again.  LXC stops that with AppArmor
+rules on the file-system type; classic BPF cannot read the type string, so
+:data:`PRIVILEGED` refuses every way to change the mount table, as Docker's default
+profile does for a container without ``CAP_SYS_ADMIN``.  The price: a privileged CT
+cannot mount anything itself (docs/security.md).
 """
 
 from __future__ import annotations
 
 import errno
+import stat
+
+from vzcore.linux.seccomp import ArgCheck, ArgRule
 
 DEFAULT: dict[str, tuple[int, str]] = {
     "init_module": (errno.EPERM, "loading kernel modules"),
@@ -33,6 +44,94 @@ DEFAULT: dict[str, tuple[int, str]] = {
 }
 
 
-def denied() -> dict[str, int]:
-    """System call name -> errno of the default profile."""
-    return {name: error for name, (error, _why) in DEFAULT.items()}
+NEW_MOUNT_API = ("open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick",
+                 "mount_setattr")
+
+PRIVILEGED: dict[str, tuple[int, str]] = {
+    "mount": (errno.EPERM, "mounting proc, sysfs, cgroupfs, binfmt_misc again (the host's "
+                           "instances), binding /proc past its masks, remounting /sys "
+                           "read-write"),
+    "umount": (errno.EPERM, "unmounting the masks over /proc and /sys"),
+    "umount2": (errno.EPERM, "unmounting the masks over /proc and /sys"),
+    "pivot_root": (errno.EPERM, "part of changing the mount table"),
+    **{name: (errno.ENOSYS, "the new mount API does all mount(2) does (ENOSYS: programs "
+                            "fall back to mount(2), which is refused)")
+       for name in NEW_MOUNT_API},
+    "fanotify_init": (errno.EPERM, "a file-system-wide mark sees, and hands out descriptors "
+                                   "of, every file of the host's file system the CT lives on"),
+    "quotactl": (errno.EPERM, "switching the host file system's quotas off"),
+    "quotactl_fd": (errno.EPERM, "switching the host file system's quotas off"),
+}
+"""Added for a privileged CT (no user namespace), whose capabilities are the host's."""
+
+FIFREEZE, FITHAW = 0xC0045877, 0xC0045878
+
+WHOLE_FILE_SYSTEM_IOCTLS = {
+    "FIFREEZE": FIFREEZE,
+    "FITHAW": FITHAW,
+    "FS_IOC_SHUTDOWN": 0x8004587D,  # _IOR('X', 125, u32): ext4, XFS (GOINGDOWN), f2fs
+    "FITRIM": 0xC0185879,  # discards every free block: the host's I/O
+    "FS_IOC_SETFSLABEL": 0x41009432,  # the host's fstab may mount by LABEL=
+    "EXT4_IOC_SETFSUUID": 0x4008662C,  # ... or by UUID=
+    "EXT4_IOC_RESIZE_FS": 0x40086610,
+    "EXT4_IOC_GROUP_EXTEND": 0x40086607,
+    "EXT4_IOC32_GROUP_EXTEND": 0x40046607,
+    "EXT4_IOC_GROUP_ADD": 0x40286608,
+    "EXT4_IOC32_GROUP_ADD": 0x40246608,
+}
+"""ioctl requests that act on the whole file system a CT lives on, which is the host's
+(the root of the CT is a directory of it): freezing it stops every writer of the host,
+shutting it down or resizing it is the host's file system gone or changed.  Numbers
+from linux/fs.h and fs/ext4/ext4.h (the IOC32 ones are the i386 ABI's)."""
+
+
+def _dev(major: int, minor: int) -> int:
+    """The kernel's ``new_encode_dev``: the ``dev`` argument of mknod(2)."""
+    return (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+
+
+DEVICE_ALLOW = {
+    "null": _dev(1, 3), "zero": _dev(1, 5), "full": _dev(1, 7), "random": _dev(1, 8),
+    "urandom": _dev(1, 9), "tty": _dev(5, 0), "console": _dev(5, 1), "ptmx": _dev(5, 2),
+    "whiteout": _dev(0, 0),  # overlayfs whiteouts are character devices 0:0
+}
+"""Character devices a CT may create with mknod(2): the ones vzctl gives every CT's /dev
+(vzcore_isolation.rootfs.DEV_NODES, console, ptmx).  Block devices never: a node for the
+host's disk is the host's disk.  Devices granted to a CT are made by the host, not by
+mknod inside."""
+
+
+S_IFMT = 0o170000
+"""The file-type bits of a mode (``stat.S_IFMT`` is a function)."""
+
+
+def _mknod_rules(name: str, mode_arg: int) -> list[ArgRule]:
+    """Refuse block devices, and character devices not in :data:`DEVICE_ALLOW` (the
+    device number is the argument after the mode)."""
+    return [
+        ArgRule(name, errno.EPERM, [ArgCheck(mode_arg, [stat.S_IFBLK], mask=S_IFMT)]),
+        ArgRule(name, errno.EPERM, [ArgCheck(mode_arg, [stat.S_IFCHR], mask=S_IFMT),
+                                    ArgCheck(mode_arg + 1, sorted(DEVICE_ALLOW.values()),
+                                             negate=True)]),
+    ]
+
+
+RULES: list[ArgRule] = [
+    ArgRule("ioctl", errno.EPERM, [ArgCheck(1, sorted(WHOLE_FILE_SYSTEM_IOCTLS.values()))]),
+    *_mknod_rules("mknod", 1),
+    *_mknod_rules("mknodat", 2),
+]
+"""Calls refused for some arguments, in both profiles (harmless in a user namespace,
+where the kernel refuses them too)."""
+
+
+def denied(privileged: bool = False) -> dict[str, int]:
+    """System call name -> errno of the default profile, plus :data:`PRIVILEGED` for a
+    privileged CT."""
+    table = {**DEFAULT, **PRIVILEGED} if privileged else DEFAULT
+    return {name: error for name, (error, _why) in table.items()}
+
+
+def rules() -> list[ArgRule]:
+    """The argument rules (the same for both profiles)."""
+    return list(RULES)
