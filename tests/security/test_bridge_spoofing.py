@@ -20,6 +20,7 @@ import attrs
 import pytest
 
 from tests.security.conftest import PROFILES
+from vzcore.testing.contracts import profile_options
 from vzcore.testing.probes import IPROUTE2
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
@@ -74,8 +75,8 @@ class Lan:
 
 def make_ct(vzctl: Vzctl, env: VzEnv, probe_binary: Path, ctid: int, profile: str,
             *netif_options: str) -> None:
-    extra = ["--local_uid", "0", "--local_gid", "0"] if profile == "privileged" else []
-    vzctl("create", ctid, "--ostemplate", "busybox", "--netif_add", f"eth0,,,,{BRIDGE}", *extra)
+    vzctl("create", ctid, "--ostemplate", "busybox", "--netif_add", f"eth0,,,,{BRIDGE}",
+          *profile_options(env, profile))
     if netif_options:
         vzctl("set", ctid, "--ifname", "eth0", *netif_options, "--save")
     target = env.private(ctid) / "usr/local/bin/probe"

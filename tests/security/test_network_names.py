@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.security.conftest import PROFILES
+from vzcore.testing.contracts import profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
@@ -24,9 +25,8 @@ def _tree(path: Path) -> dict[str, str]:
             for p in sorted(path.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
-def _create(vzctl: Vzctl, profile: str, *options: str) -> None:
-    extra = ["--local_uid", "0", "--local_gid", "0"] if profile == "privileged" else []
-    vzctl("create", 101, "--ostemplate", "busybox", *extra, *options)
+def _create(vz_env: VzEnv, vzctl: Vzctl, profile: str, *options: str) -> None:
+    vzctl("create", 101, "--ostemplate", "busybox", *profile_options(vz_env, profile), *options)
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -43,7 +43,7 @@ def test_set_refuses_a_bad_host_name(vz_env: VzEnv, vzctl: Vzctl, name: str) -> 
 @pytest.mark.parametrize("name", ["bad name", "x" * 65, "ct;reboot"])
 def test_start_refuses_a_bad_host_name_from_the_config(vz_env: VzEnv, vzctl: Vzctl, name: str,
                                                       profile: str) -> None:
-    _create(vzctl, profile, "--hostname", "good")
+    _create(vz_env, vzctl, profile, "--hostname", "good")
     conf = vz_env.conf(101)
     conf.write_text(re.sub(r'HOSTNAME="good"', f'HOSTNAME="{name}"', conf.read_text()))
     assert f'HOSTNAME="{name}"' in conf.read_text()
@@ -62,7 +62,7 @@ def test_start_refuses_a_bad_host_name_from_the_config(vz_env: VzEnv, vzctl: Vzc
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_a_large_etc_hosts_keeps_its_tail(vz_env: VzEnv, vzctl: Vzctl, profile: str) -> None:
-    _create(vzctl, profile, "--hostname", "big.example")
+    _create(vz_env, vzctl, profile, "--hostname", "big.example")
     hosts = vz_env.private(101) / "etc/hosts"
     body = "".join(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}\thost{i}.example\n"
                    for i in range(60000))
@@ -80,7 +80,7 @@ def test_a_large_etc_hosts_keeps_its_tail(vz_env: VzEnv, vzctl: Vzctl, profile: 
 
 def test_a_huge_etc_hosts_is_refused_whole(vz_env: VzEnv, vzctl: Vzctl) -> None:
     """Past the sane bound (16 MiB) the start says so and leaves the file as it was."""
-    _create(vzctl, "userns", "--hostname", "huge.example")
+    _create(vz_env, vzctl, "userns", "--hostname", "huge.example")
     hosts = vz_env.private(101) / "etc/hosts"
     line = "10.1.2.3\t" + "h" * 55 + "\n"
     hosts.write_text(line * ((17 << 20) // len(line)))
