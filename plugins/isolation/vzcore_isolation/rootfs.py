@@ -56,7 +56,9 @@ def build(root: str, owner: tuple[int, int]) -> None:
     owns the file systems made here for the CT (/dev, /dev/shm).
     """
     mounts.make_private("/")
-    mounts.bind(root, root)
+    # nodev: a device node in the private area (a template's, or one a host tool put
+    # there) must not open the host's device; the CT's devices live on /dev's own mounts.
+    mounts.bind(root, root, extra=NODEV)
     root_fd = safefs.open_root(root)
     try:
         safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
