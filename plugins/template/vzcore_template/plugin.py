@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vzcore import hookimpl
+from vzcore import areas, hookimpl
 from vzcore.errors import CreateError
 from vzcore.linux import mounts, safefs
 from vzcore.paths import DEFAULTS
@@ -77,6 +77,8 @@ def vz_create(ct: Container) -> None:
     try:
         ct.private.parent.mkdir(parents=True, exist_ok=True)
         ct.private.mkdir(mode=0o755)
+        # Marked at once: a create killed while populating leaves an area destroy removes.
+        areas.write_marker(ct.private, ct.ctid)
     except OSError as exc:
         raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
                           f"{exc.strerror}") from exc

@@ -1,0 +1,137 @@
+"""The area checks of :mod:`vzcore.areas` applied to one CT, its vz.conf and the other CTs.
+
+Every verb that mounts, unmounts, populates or removes a CT's ``VE_PRIVATE`` or
+``VE_ROOT`` calls :func:`check_areas` before its first effect; ``destroy`` also calls
+:func:`check_removable`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from vzcore import areas
+from vzcore.container import Container
+from vzcore.engine import Engine
+from vzcore.errors import ConfigError, DestroyError, InvalidValue, VzError
+from vzcore.paths import DEFAULTS, expand_veid
+
+KEYS = ("VE_PRIVATE", "VE_ROOT")
+OPTIONS = {"VE_PRIVATE": "--private", "VE_ROOT": "--root"}
+
+
+def _resolved(ct: Container, text: str) -> str:
+    return os.path.realpath(ct.paths.host(text))
+
+
+def _own_dirs(engine: Engine, ct: Container) -> list[str]:
+    """vzcore's own directories, resolved: no CT area may overlap one of them."""
+    paths = engine.paths
+    dirs = [paths.vz_conf.parent, paths.conf_dir, paths.run_dir, engine.lock_dir]
+    template = areas.normalize(ct.get("TEMPLATE") or DEFAULTS["TEMPLATE"])
+    if template is not None:
+        dirs.append(paths.host(template))
+    return [os.path.realpath(d) for d in dirs]
+
+
+def _problem(engine: Engine, ct: Container, key: str) -> str | None:
+    """What is wrong with ``ct``'s ``key`` by itself (not yet compared with other CTs)."""
+    text = ct.area_text(key)
+    problem = areas.config_problem(text, areas.fixed_base(ct.area_pattern(key)))
+    if problem is None:
+        problem = areas.host_problem(_resolved(ct, text), os.path.realpath(engine.paths.prefix),
+                                     _own_dirs(engine, ct))
+    if problem is None:
+        claimed = _claimed_by(ct, key)
+        if claimed is not None and claimed != str(ct.ctid):
+            how = "vzcore's mark on it" if key == "VE_PRIVATE" and areas.read_marker(
+                ct.paths.host(text)) is not None else "vz.conf's pattern"
+            problem = f"is CT {claimed}'s area (by {how})"
+    return problem
+
+
+def _claimed_by(ct: Container, key: str) -> str | None:
+    """The CT an area belongs to by vzcore's mark (private areas), else by vz.conf's pattern
+    (``/vz/private/102`` is CT 102's), else ``None``."""
+    text = ct.area_text(key)
+    if key == "VE_PRIVATE":
+        marker = areas.read_marker(ct.paths.host(text))
+        if marker is not None:
+            return marker
+    owner = areas.pattern_ctid(ct.area_pattern(key), text)
+    return None if owner is None else str(owner)
+
+
+def _fix(ct: Container, key: str, creating: bool) -> str:
+    pattern = ct.area_pattern(key)
+    if areas.fixed_base(pattern) in (None, "/"):
+        return (f"set {key} in {ct.global_config.path} to a pattern below a directory of its "
+                f"own, such as {DEFAULTS[key]}")
+    example = expand_veid(pattern, ct.ctid)
+    if creating:
+        return f"give {OPTIONS[key]} a path of the CT's own below vz.conf's base, such as {example}"
+    return f"set {key} in {ct.config.path} to the CT's own path, such as {example}"
+
+
+def check_areas(engine: Engine, ct: Container, *, creating: bool = False) -> None:
+    """Refuse ``ct``'s ``VE_PRIVATE``/``VE_ROOT`` unless each is acceptable by itself
+    (:mod:`vzcore.areas`), they do not overlap each other, and neither overlaps an area of
+    another CT.  Another CT whose own config is unusable, or whose private area is marked
+    as a third CT's, cannot block this one.
+
+    Raises :class:`~vzcore.errors.ConfigError` (85), or ``InvalidValue`` (21) when
+    ``creating`` (the paths are the new CT's parameters).
+    """
+    error: type[VzError] = InvalidValue if creating else ConfigError
+    mine: dict[str, str] = {}
+    for key in KEYS:
+        text = ct.area_text(key)
+        problem = _problem(engine, ct, key)
+        if problem is not None:
+            clean = areas.normalize(text)
+            host = f" (host path {ct.paths.host(clean)})" if clean else ""
+            raise error(f"CT {ct.ctid}: {key}={text!r}{host} {problem}; "
+                        f"{_fix(ct, key, creating)}")
+        mine[key] = _resolved(ct, text)
+    if areas.overlaps(mine["VE_PRIVATE"], mine["VE_ROOT"]):
+        raise error(f"CT {ct.ctid}: VE_PRIVATE ({mine['VE_PRIVATE']}) and VE_ROOT "
+                    f"({mine['VE_ROOT']}) overlap; {_fix(ct, 'VE_ROOT', creating)}")
+    for other_id in engine.ctids():
+        if other_id == ct.ctid:
+            continue
+        try:
+            other = engine.container(other_id)
+            theirs = {key: _resolved(other, other.area_text(key)) for key in KEYS
+                      if _problem(engine, other, key) is None}
+        except (VzError, ValueError, OSError):
+            continue  # a CT whose config is unusable is refused by every verb of its own
+        for key, path in mine.items():
+            for other_key, other_path in theirs.items():
+                if areas.overlaps(path, other_path):
+                    raise error(
+                        f"CT {ct.ctid}: {key} ({path}) overlaps {other_key} of CT {other_id} "
+                        f"({other_path}, in {other.config.path}); {_fix(ct, key, creating)}")
+
+
+def check_removable(ct: Container, *, force: bool) -> None:
+    """Refuse to destroy a private area that is not provably ``ct``'s: it must carry
+    vzcore's mark naming ``ct``.  An unmarked area (made by a release before marks, or a
+    file system without ``trusted.*`` attributes) is removed when it is empty, when it is
+    exactly where vz.conf's pattern puts this CT's area, or with ``force``.
+    Call after :func:`check_areas`."""
+    private = ct.private
+    if not os.path.lexists(private):
+        return
+    marker = areas.read_marker(private)
+    if marker == str(ct.ctid):
+        return
+    if marker is not None:
+        raise DestroyError(f"CT {ct.ctid}: private area {private} is marked as CT {marker}'s "
+                           f"({areas.MARKER}); set VE_PRIVATE in {ct.config.path} to this CT's "
+                           "own area")
+    at_pattern = areas.pattern_ctid(ct.area_pattern("VE_PRIVATE"), ct.area_text("VE_PRIVATE"))
+    if force or at_pattern == ct.ctid or areas.is_empty_dir(private):
+        return
+    raise DestroyError(f"CT {ct.ctid}: private area {private} has no vzcore mark "
+                       f"({areas.MARKER}) and is not at vz.conf's VE_PRIVATE path for this CT, so "
+                       f"it is not provably this CT's; check that it holds CT {ct.ctid}'s files "
+                       f"only, then run 'vzctl destroy --force {ct.ctid}'")
