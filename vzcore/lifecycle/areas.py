@@ -33,18 +33,24 @@ def _own_dirs(engine: Engine, ct: Container) -> list[str]:
     return [os.path.realpath(d) for d in dirs]
 
 
-def _problem(engine: Engine, ct: Container, key: str) -> str | None:
-    """What is wrong with ``ct``'s ``key`` by itself (not yet compared with other CTs)."""
+def _path_problem(engine: Engine, ct: Container, key: str) -> str | None:
+    """What is wrong with the path of ``ct``'s ``key`` by itself (no other CT, no mark)."""
     text = ct.area_text(key)
     problem = areas.config_problem(text, areas.fixed_base(ct.area_pattern(key)))
     if problem is None:
         problem = areas.host_problem(_resolved(ct, text), os.path.realpath(engine.paths.prefix),
                                      _own_dirs(engine, ct))
+    return problem
+
+
+def _problem(engine: Engine, ct: Container, key: str) -> str | None:
+    """What is wrong with ``ct``'s ``key``: its path, or an area that is another CT's."""
+    problem = _path_problem(engine, ct, key)
     if problem is None:
         claimed = _claimed_by(ct, key)
         if claimed is not None and claimed != str(ct.ctid):
             how = "vzcore's mark on it" if key == "VE_PRIVATE" and areas.read_marker(
-                ct.paths.host(text)) is not None else "vz.conf's pattern"
+                ct.paths.host(ct.area_text(key))) is not None else "vz.conf's pattern"
             problem = f"is CT {claimed}'s area (by {how})"
     return problem
 
@@ -72,18 +78,24 @@ def _fix(ct: Container, key: str, creating: bool) -> str:
     return f"set {key} in {ct.config.path} to the CT's own path, such as {example}"
 
 
-def check_areas(engine: Engine, ct: Container, *, creating: bool = False) -> None:
+def check_areas(engine: Engine, ct: Container, *, creating: bool = False,
+                keys: tuple[str, ...] = KEYS) -> None:
     """Refuse ``ct``'s ``VE_PRIVATE``/``VE_ROOT`` unless each is acceptable by itself
     (:mod:`vzcore.areas`), they do not overlap each other, and neither overlaps an area of
-    another CT.  Another CT whose own config is unusable, or whose private area is marked
-    as a third CT's, cannot block this one.
+    another CT.  Two other CTs cannot block this one: one whose own path is unusable (every
+    verb refuses it), and one whose path lies inside an area that is provably this CT's
+    (by its mark or vz.conf's pattern; that CT is refused by its own checks).  Marks only
+    ever refuse: a mark a CT's root forged (privileged profile) cannot hide its area from
+    this check.  ``keys``: the paths the verb uses (stop and
+    umount touch only ``VE_ROOT``, so a mark a privileged CT's root changed cannot keep
+    the admin from stopping it).
 
     Raises :class:`~vzcore.errors.ConfigError` (85), or ``InvalidValue`` (21) when
     ``creating`` (the paths are the new CT's parameters).
     """
     error: type[VzError] = InvalidValue if creating else ConfigError
     mine: dict[str, str] = {}
-    for key in KEYS:
+    for key in keys:
         text = ct.area_text(key)
         problem = _problem(engine, ct, key)
         if problem is not None:
@@ -92,7 +104,8 @@ def check_areas(engine: Engine, ct: Container, *, creating: bool = False) -> Non
             raise error(f"CT {ct.ctid}: {key}={text!r}{host} {problem}; "
                         f"{_fix(ct, key, creating)}")
         mine[key] = _resolved(ct, text)
-    if areas.overlaps(mine["VE_PRIVATE"], mine["VE_ROOT"]):
+    ours = {key for key in mine if _claimed_by(ct, key) == str(ct.ctid)}
+    if len(mine) == len(KEYS) and areas.overlaps(mine["VE_PRIVATE"], mine["VE_ROOT"]):
         raise error(f"CT {ct.ctid}: VE_PRIVATE ({mine['VE_PRIVATE']}) and VE_ROOT "
                     f"({mine['VE_ROOT']}) overlap; {_fix(ct, 'VE_ROOT', creating)}")
     for other_id in engine.ctids():
@@ -101,11 +114,13 @@ def check_areas(engine: Engine, ct: Container, *, creating: bool = False) -> Non
         try:
             other = engine.container(other_id)
             theirs = {key: _resolved(other, other.area_text(key)) for key in KEYS
-                      if _problem(engine, other, key) is None}
+                      if _path_problem(engine, other, key) is None}
         except (VzError, ValueError, OSError):
             continue  # a CT whose config is unusable is refused by every verb of its own
         for key, path in mine.items():
             for other_key, other_path in theirs.items():
+                if areas.is_within(other_path, path) and key in ours:
+                    continue
                 if areas.overlaps(path, other_path):
                     raise error(
                         f"CT {ct.ctid}: {key} ({path}) overlaps {other_key} of CT {other_id} "

@@ -81,7 +81,7 @@ def mount_verb(engine: Engine, ct: Container) -> None:
 def umount_verb(engine: Engine, ct: Container) -> None:
     """``vzctl umount CTID``: refuses a running CT."""
     ct.require_exists()
-    check_areas(engine, ct)
+    check_areas(engine, ct, keys=("VE_ROOT",))
     with engine.lock(ct, "umount"):
         state = engine.state(ct)
         if state is not None and state.is_running:

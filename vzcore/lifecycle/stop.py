@@ -28,7 +28,7 @@ def stop_timeout(ct: Container) -> int:
 def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool = False) -> None:
     """Stop ``ct`` (``fast``: kill at once); a stopped CT is left as it is, with a message."""
     ct.require_exists()
-    check_areas(engine, ct)
+    check_areas(engine, ct, keys=("VE_ROOT",))
     timeout = stop_timeout(ct)
     with engine.lock(ct, "stop"):
         state = engine.state(ct)
