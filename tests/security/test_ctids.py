@@ -1,7 +1,7 @@
 """A CT ID is accepted only in its one spelling, by every verb and by vzlist.
 
 Issue 19, item 6: ``vzctl create ' 101'`` created CT 101, ``'08808'`` created 8808,
-full-width digits ``'０８８１'`` created 881, and ``vzctl set '8801 '`` changed CT 8801.
+full-width digits (U+FF10..U+FF19) ``'0881'`` created 881, and ``vzctl set '8801 '`` changed CT 8801.
 Now anything but ASCII ``[1-9][0-9]*`` (or ``0``, the host) exits 20 with one line naming
 the argument, and nothing is created or changed; config files whose names are not
 canonical are not taken for CTs.
