@@ -57,9 +57,11 @@ def vz_parameters() -> Iterable[Parameter]:
                     aliases=("local-gid",),
                     help="host GID of the CT's root group (as --local_uid)")
     yield Parameter(name="private", key="VE_PRIVATE", type=path, on_create=True, on_set=False,
-                    help="where the CT's files live ($VEID is replaced by the CT ID)")
+                    help="where the CT's files live ($VEID is replaced by the CT ID); below the "
+                         "fixed part of vz.conf's VE_PRIVATE (/vz/private)")
     yield Parameter(name="root", key="VE_ROOT", type=path, on_create=True, on_set=False,
-                    help="where the CT's root is mounted ($VEID is replaced by the CT ID)")
+                    help="where the CT's root is mounted ($VEID is replaced by the CT ID); below "
+                         "the fixed part of vz.conf's VE_ROOT (/vz/root)")
 
 
 @hookimpl
