@@ -16,7 +16,7 @@ area's top directory, holding the CT ID; ``vzctl create`` sets it.  ``trusted.*`
 attributes are out of reach of everything but ``CAP_SYS_ADMIN`` of the host's user
 namespace: an unprivileged CT's root can neither see, remove nor forge it, although the
 directory is its ``/``.  It survives a partial removal (the top directory goes last) and
-travels with ``cp -a`` and ``rsync -X``.
+travels with ``cp -a`` (as root).
 
 The checks here are pure functions of path texts; :mod:`vzcore.lifecycle.areas` gathers
 the texts of the CT, vz.conf and the other CTs and applies them.
