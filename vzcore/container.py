@@ -101,7 +101,12 @@ class Container:
         return self.global_config.get(key) or DEFAULTS[key]
 
     def _path(self, key: str) -> Path:
-        return self.paths.host(self.area_text(key))
+        text = self.area_text(key)
+        if not text.startswith("/"):
+            raise ConfigError(f"CT {self.ctid}: {key}={text!r} in {self.config.path} is not an "
+                              f"absolute path; set it to the CT's own, such as "
+                              f"{expand_veid(DEFAULTS[key], self.ctid)}")
+        return self.paths.host(text)
 
     @property
     def private(self) -> Path:

@@ -37,11 +37,13 @@ HOSTILE_PATHS = [
     ("VE_PRIVATE", "/srv/ct8810"),  # outside vz.conf's base
     ("VE_PRIVATE", "/vz/private/../../etc"),
     ("VE_PRIVATE", "/etc/vz/conf/8810"),  # inside vzcore's own config directory
+    ("VE_PRIVATE", "vz/private/8810"),  # relative: was a traceback
     ("VE_ROOT", "/"),
     ("VE_ROOT", "/etc"),
     ("VE_ROOT", "/vz/root/8811"),
     ("VE_ROOT", "/vz/private/8811"),
     ("VE_ROOT", "/vz/private/8810"),  # the CT's own private area
+    ("VE_ROOT", "vz/root/8810"),
 ]
 VERBS = ("start", "mount", "umount", "stop", "destroy")
 
@@ -87,6 +89,15 @@ def test_hostile_paths_are_refused_before_any_effect(two_cts: VzEnv, vzctl: Vzct
     assert changes(before, snapshot(env)) == []
     assert not mounts.mounts_below(env.root)
     assert (env.private(VICTIM) / "root/precious").read_text() == "CT 8811's data\n"
+
+
+def test_status_and_vzlist_answer_for_an_unusable_path(two_cts: VzEnv, vzctl: Vzctl,
+                                                       vzlist: Vzctl) -> None:
+    set_key(two_cts, HOSTILE, "VE_ROOT", "relative")
+    set_key(two_cts, HOSTILE, "VE_PRIVATE", "relative")
+    assert vzctl("status", HOSTILE).stdout.strip() == f"CTID {HOSTILE} exist unmounted down"
+    listed = vzlist("-a", "-H", "-o", "ctid,private,root", HOSTILE)
+    assert listed.stdout.split() == [str(HOSTILE), "-", "-"] and listed.stderr == ""
 
 
 @pytest.mark.parametrize("target", ["etc", "ancestor"])
