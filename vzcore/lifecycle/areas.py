@@ -19,40 +19,38 @@ KEYS = ("VE_PRIVATE", "VE_ROOT")
 OPTIONS = {"VE_PRIVATE": "--private", "VE_ROOT": "--root"}
 
 
-def _resolved(ct: Container, text: str) -> str:
-    return os.path.realpath(ct.paths.host(text))
+class _Installation:
+    """What every area is checked against, resolved once per check (not once per CT)."""
 
+    def __init__(self, engine: Engine, ct: Container) -> None:
+        paths = engine.paths
+        dirs = [paths.vz_conf.parent, paths.conf_dir, paths.run_dir, engine.lock_dir]
+        template = areas.normalize(ct.get("TEMPLATE") or DEFAULTS["TEMPLATE"])
+        if template is not None:
+            dirs.append(paths.host(template))
+        self.own_dirs = [os.path.realpath(d) for d in dirs]
+        self.prefix = os.path.realpath(paths.prefix)
 
-def _own_dirs(engine: Engine, ct: Container) -> list[str]:
-    """vzcore's own directories, resolved: no CT area may overlap one of them."""
-    paths = engine.paths
-    dirs = [paths.vz_conf.parent, paths.conf_dir, paths.run_dir, engine.lock_dir]
-    template = areas.normalize(ct.get("TEMPLATE") or DEFAULTS["TEMPLATE"])
-    if template is not None:
-        dirs.append(paths.host(template))
-    return [os.path.realpath(d) for d in dirs]
+    def path_problem(self, ct: Container, key: str) -> tuple[str | None, str]:
+        """What is wrong with the path of ``ct``'s ``key`` by itself (no other CT, no mark),
+        and the path resolved on the host (empty when it has none)."""
+        text = ct.area_text(key)
+        problem = areas.config_problem(text, areas.fixed_base(ct.area_pattern(key)))
+        if problem is not None:
+            return problem, ""
+        resolved = os.path.realpath(ct.paths.host(text))
+        return areas.host_problem(resolved, self.prefix, self.own_dirs), resolved
 
-
-def _path_problem(engine: Engine, ct: Container, key: str) -> str | None:
-    """What is wrong with the path of ``ct``'s ``key`` by itself (no other CT, no mark)."""
-    text = ct.area_text(key)
-    problem = areas.config_problem(text, areas.fixed_base(ct.area_pattern(key)))
-    if problem is None:
-        problem = areas.host_problem(_resolved(ct, text), os.path.realpath(engine.paths.prefix),
-                                     _own_dirs(engine, ct))
-    return problem
-
-
-def _problem(engine: Engine, ct: Container, key: str) -> str | None:
-    """What is wrong with ``ct``'s ``key``: its path, or an area that is another CT's."""
-    problem = _path_problem(engine, ct, key)
-    if problem is None:
-        claimed = _claimed_by(ct, key)
-        if claimed is not None and claimed != str(ct.ctid):
-            how = "vzcore's mark on it" if key == "VE_PRIVATE" and areas.read_marker(
-                ct.paths.host(ct.area_text(key))) is not None else "vz.conf's pattern"
-            problem = f"is CT {claimed}'s area (by {how})"
-    return problem
+    def problem(self, ct: Container, key: str) -> tuple[str | None, str]:
+        """As :meth:`path_problem`, and also refuse an area that is another CT's."""
+        problem, resolved = self.path_problem(ct, key)
+        if problem is None:
+            claimed = _claimed_by(ct, key)
+            if claimed is not None and claimed != str(ct.ctid):
+                how = "vzcore's mark on it" if key == "VE_PRIVATE" and areas.read_marker(
+                    ct.paths.host(ct.area_text(key))) is not None else "vz.conf's pattern"
+                problem = f"is CT {claimed}'s area (by {how})"
+        return problem, resolved
 
 
 def _claimed_by(ct: Container, key: str) -> str | None:
@@ -86,24 +84,24 @@ def check_areas(engine: Engine, ct: Container, *, creating: bool = False,
     verb refuses it), and one whose path lies inside an area that is provably this CT's
     (by its mark or vz.conf's pattern; that CT is refused by its own checks).  Marks only
     ever refuse: a mark a CT's root forged (privileged profile) cannot hide its area from
-    this check.  ``keys``: the paths the verb uses (stop and
-    umount touch only ``VE_ROOT``, so a mark a privileged CT's root changed cannot keep
-    the admin from stopping it).
+    this check.  ``keys``: the paths the verb uses (stop and umount touch only
+    ``VE_ROOT``, so a mark a privileged CT's root changed cannot keep the admin from
+    stopping it).
 
     Raises :class:`~vzcore.errors.ConfigError` (85), or ``InvalidValue`` (21) when
     ``creating`` (the paths are the new CT's parameters).
     """
     error: type[VzError] = InvalidValue if creating else ConfigError
+    installation = _Installation(engine, ct)
     mine: dict[str, str] = {}
     for key in keys:
         text = ct.area_text(key)
-        problem = _problem(engine, ct, key)
+        problem, mine[key] = installation.problem(ct, key)
         if problem is not None:
             clean = areas.normalize(text)
             host = f" (host path {ct.paths.host(clean)})" if clean else ""
             raise error(f"CT {ct.ctid}: {key}={text!r}{host} {problem}; "
                         f"{_fix(ct, key, creating)}")
-        mine[key] = _resolved(ct, text)
     ours = {key for key in mine if _claimed_by(ct, key) == str(ct.ctid)}
     if len(mine) == len(KEYS) and areas.overlaps(mine["VE_PRIVATE"], mine["VE_ROOT"]):
         raise error(f"CT {ct.ctid}: VE_PRIVATE ({mine['VE_PRIVATE']}) and VE_ROOT "
@@ -113,8 +111,11 @@ def check_areas(engine: Engine, ct: Container, *, creating: bool = False,
             continue
         try:
             other = engine.container(other_id)
-            theirs = {key: _resolved(other, other.area_text(key)) for key in KEYS
-                      if _path_problem(engine, other, key) is None}
+            theirs = {}
+            for other_key in KEYS:
+                problem, resolved = installation.path_problem(other, other_key)
+                if problem is None:
+                    theirs[other_key] = resolved
         except (VzError, ValueError, OSError):
             continue  # a CT whose config is unusable is refused by every verb of its own
         for key, path in mine.items():
