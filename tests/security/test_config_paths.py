@@ -187,6 +187,20 @@ def test_a_ct_pointed_at_a_running_cts_area_is_refused_and_the_victim_unharmed(
     assert not env.private(VICTIM).exists()
 
 
+def test_set_on_a_running_ct_refuses_a_damaged_ve_root(victim_running: str, two_cts: VzEnv,
+                                                       vzctl: Vzctl) -> None:
+    """Live changes write below VE_ROOT (the host name files): a VE_ROOT changed to the
+    whole prefix after the start must not make them land in the prefix's /etc."""
+    set_key(two_cts, VICTIM, "VE_ROOT", "/")
+    before = snapshot(two_cts)
+    result = vzctl("set", VICTIM, "--hostname", "moved", check=False)
+    assert_refused(result, ConfigError.exit_code, "VE_ROOT", "system directory")
+    assert changes(before, snapshot(two_cts)) == []
+    set_key(two_cts, VICTIM, "VE_ROOT", "/vz/root/8811")
+    vzctl("set", VICTIM, "--hostname", "moved")
+    assert vzctl("exec2", VICTIM, "hostname").stdout.strip() == "moved"
+
+
 def test_destroy_refuses_an_unmarked_area_off_the_pattern(vz_env: VzEnv, vzctl: Vzctl) -> None:
     """A CT of an older release (no mark) at a path of its own: destroy needs --force."""
     vzctl("create", HOSTILE, "--ostemplate", "busybox", "--private", "/vz/private/old-8810")
