@@ -5,7 +5,8 @@ areas it made.
 ``VE_PRIVATE`` names, so a damaged config must not reach anything but the CT's own area:
 
 * a path is absolute, without ``..``, and lies strictly below the fixed base directory of
-  vz.conf's pattern (``/vz/private`` for ``/vz/private/$VEID``);
+  vz.conf's pattern (``/vz/private`` for ``/vz/private/$VEID``) or of OpenVZ's default
+  pattern (CTs made before vz.conf's pattern changed stay usable);
 * it is never ``/``, a system directory (:data:`SYSTEM_DIRS`, as written relative to the
   prefix and as resolved on the host), the prefix or one of its ancestors, and never
   overlaps a directory of vzcore's own (configs, state, locks, templates);
@@ -27,7 +28,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from vzcore.errors import KernelError
 
@@ -105,18 +106,22 @@ def pattern_ctid(pattern: str, path: str) -> int | None:
     return int(match.group("id")) if match else None
 
 
-def config_problem(text: str, base: str | None) -> str | None:
+def config_problem(text: str, bases: Sequence[str | None]) -> str | None:
     """What is wrong with an area path as a config gives it (relative to the prefix), or
-    ``None``: it must be clean, absolute, strictly below ``base`` and no system directory."""
+    ``None``: it must be clean, absolute, no system directory, and strictly below one of
+    ``bases`` (the fixed bases of vz.conf's pattern and of OpenVZ's default; ``None`` or
+    ``/`` for a pattern without one, which accepts nothing)."""
     path = normalize(text)
     if path is None:
         return "is not an absolute path without '..'"
     if is_system_dir(path):
         return "is a system directory"
-    if base is None or base == "/":
+    usable = list(dict.fromkeys(b for b in bases if b is not None and b != "/"))
+    if not usable:
         return "cannot be checked: vz.conf's pattern for it has no fixed base directory"
-    if path == base or not is_within(path, base):
-        return f"does not lie below {base}, where vz.conf's pattern puts every CT's area"
+    if not any(path != base and is_within(path, base) for base in usable):
+        return (f"does not lie below {' or '.join(usable)}, where vz.conf's pattern (or "
+                "OpenVZ's default) puts CT areas")
     return None
 
 

@@ -141,12 +141,18 @@ def test_a_custom_path_below_the_base_is_accepted(vz_env: VzEnv, vzctl: Vzctl) -
 
 
 def test_a_pattern_in_vz_conf_sets_the_base(vz_env: VzEnv, vzctl: Vzctl) -> None:
+    """vz.conf's pattern and OpenVZ's default (where CTs made before the pattern changed
+    are) are the bases; anything else is refused."""
+    vzctl("create", VICTIM, "--ostemplate", "busybox")
     vz_env.write_vz_conf(VE_PRIVATE="/srv/vz/private/$VEID")
     vzctl("create", HOSTILE, "--ostemplate", "busybox")
     assert areas.read_marker(vz_env.root / "srv/vz/private/8810") == str(HOSTILE)
-    refused = vzctl("create", VICTIM, "--ostemplate", "busybox", "--private", "/vz/private/8811",
+    refused = vzctl("create", 8812, "--ostemplate", "busybox", "--private", "/data/8812",
                     check=False)
-    assert_refused(refused, InvalidValue.exit_code, "/srv/vz/private")
+    assert_refused(refused, InvalidValue.exit_code, "/srv/vz/private or /vz/private")
+    vzctl("mount", VICTIM)
+    vzctl("umount", VICTIM)
+    vzctl("destroy", VICTIM)
     vzctl("destroy", HOSTILE)
 
 

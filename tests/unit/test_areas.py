@@ -87,20 +87,24 @@ def test_within_and_overlap_compare_whole_components() -> None:
     ("/etc/vz/conf/x", "does not lie below /vz/private"),
 ])
 def test_config_problems(text: str, fragment: str) -> None:
-    problem = areas.config_problem(text, "/vz/private")
+    problem = areas.config_problem(text, ["/vz/private"])
     assert problem is not None and fragment in problem
 
 
 def test_config_paths_below_the_base_are_accepted() -> None:
-    assert areas.config_problem("/vz/private/101", "/vz/private") is None
-    assert areas.config_problem("/vz/private/custom/101", "/vz/private") is None
-    assert areas.config_problem("//vz/private/101/", "/vz/private") is None
+    assert areas.config_problem("/vz/private/101", ["/vz/private"]) is None
+    assert areas.config_problem("/vz/private/custom/101", ["/vz/private"]) is None
+    assert areas.config_problem("//vz/private/101/", ["/vz/private"]) is None
+    assert areas.config_problem("/vz/private/101", ["/srv/vz", "/vz/private"]) is None
+    assert areas.config_problem("/srv/vz/101", ["/srv/vz", "/vz/private"]) is None
+    problem = areas.config_problem("/data/101", ["/srv/vz", "/vz/private"])
+    assert problem is not None and "/srv/vz or /vz/private" in problem
 
 
 def test_a_pattern_without_a_fixed_base_accepts_nothing() -> None:
-    problem = areas.config_problem("/101", "/")
+    problem = areas.config_problem("/101", ["/"])
     assert problem is not None and "no fixed base" in problem
-    assert areas.config_problem("/vz/private/101", None) is not None
+    assert areas.config_problem("/vz/private/101", [None]) is not None
 
 
 @pytest.mark.parametrize(("host", "fragment"), [

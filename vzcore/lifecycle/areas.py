@@ -35,7 +35,8 @@ class _Installation:
         """What is wrong with the path of ``ct``'s ``key`` by itself (no other CT, no mark),
         and the path resolved on the host (empty when it has none)."""
         text = ct.area_text(key)
-        problem = areas.config_problem(text, areas.fixed_base(ct.area_pattern(key)))
+        bases = (areas.fixed_base(ct.area_pattern(key)), areas.fixed_base(DEFAULTS[key]))
+        problem = areas.config_problem(text, bases)
         if problem is not None:
             return problem, ""
         resolved = os.path.realpath(ct.paths.host(text))
@@ -61,8 +62,15 @@ def _claimed_by(ct: Container, key: str) -> str | None:
         marker = areas.read_marker(ct.paths.host(text))
         if marker is not None:
             return marker
-    owner = areas.pattern_ctid(ct.area_pattern(key), text)
+    owner = _pattern_owner(ct, key)
     return None if owner is None else str(owner)
+
+
+def _pattern_owner(ct: Container, key: str) -> int | None:
+    """The CT whose area vz.conf's pattern, or else OpenVZ's default, puts at ``ct``'s path."""
+    text = ct.area_text(key)
+    owner = areas.pattern_ctid(ct.area_pattern(key), text)
+    return owner if owner is not None else areas.pattern_ctid(DEFAULTS[key], text)
 
 
 def _fix(ct: Container, key: str, creating: bool) -> str:
@@ -132,7 +140,8 @@ def check_removable(ct: Container, *, force: bool) -> None:
     """Refuse to destroy a private area that is not provably ``ct``'s: it must carry
     vzcore's mark naming ``ct``.  An unmarked area (made by a release before marks, or a
     file system without ``trusted.*`` attributes) is removed when it is empty, when it is
-    exactly where vz.conf's pattern puts this CT's area, or with ``force``.
+    exactly where vz.conf's pattern (or OpenVZ's default) puts this CT's area, or with
+    ``force``.
     Call after :func:`check_areas`."""
     private = ct.private
     if not os.path.lexists(private):
@@ -144,8 +153,7 @@ def check_removable(ct: Container, *, force: bool) -> None:
         raise DestroyError(f"CT {ct.ctid}: private area {private} is marked as CT {marker}'s "
                            f"({areas.MARKER}); set VE_PRIVATE in {ct.config.path} to this CT's "
                            "own area")
-    at_pattern = areas.pattern_ctid(ct.area_pattern("VE_PRIVATE"), ct.area_text("VE_PRIVATE"))
-    if force or at_pattern == ct.ctid or areas.is_empty_dir(private):
+    if force or _pattern_owner(ct, "VE_PRIVATE") == ct.ctid or areas.is_empty_dir(private):
         return
     raise DestroyError(f"CT {ct.ctid}: private area {private} has no vzcore mark "
                        f"({areas.MARKER}) and is not at vz.conf's VE_PRIVATE path for this CT, so "
