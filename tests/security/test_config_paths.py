@@ -20,9 +20,9 @@ from tests.security.conftest import PROFILES, RunningCt
 from tests.security.treesum import changes, tree_digest
 from vzcore import areas
 from vzcore.conffile import ConfigFile
-from vzcore.errors import ConfigError, DestroyError, InvalidValue
+from vzcore.errors import ConfigError, DestroyError, InvalidValue, PrivateAreaExists
 from vzcore.linux import mounts
-from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv, vzctl_binary
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
@@ -128,6 +128,26 @@ def test_create_refuses_hostile_paths(vz_env: VzEnv, vzctl: Vzctl) -> None:
         result = vzctl("create", HOSTILE, "--ostemplate", "busybox", option, value, check=False)
         assert_refused(result, InvalidValue.exit_code, f"CT {HOSTILE}", value)
         assert changes(before, snapshot(vz_env)) == []
+
+
+def test_concurrent_creates_on_one_path_make_one_ct(vz_env: VzEnv) -> None:
+    """Two creates given the same --private at once: one CT, the other refused, and the
+    refused one's rollback never removes the winner's area."""
+    argv = [vzctl_binary(), "create", "CTID", "--ostemplate", "busybox",
+            "--private", "/vz/private/shared"]
+    runs = [subprocess.Popen([a.replace("CTID", str(c)) for a in argv], env=vz_env.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for c in (HOSTILE, VICTIM)]
+    results = [(run.wait(timeout=120), run.communicate()[1]) for run in runs]
+    winners = [c for c, (code, _err) in zip((HOSTILE, VICTIM), results, strict=True) if code == 0]
+    assert len(winners) == 1, results
+    loser_code, loser_err = next(r for r in results if r[0] != 0)
+    assert loser_code in (InvalidValue.exit_code, PrivateAreaExists.exit_code), loser_err
+    shared = vz_env.root / "vz/private/shared"
+    assert areas.read_marker(shared) == str(winners[0])
+    assert (shared / "bin/busybox").exists()
+    assert sorted(p.name for p in vz_env.root.joinpath("etc/vz/conf").iterdir()) == \
+        [f"{winners[0]}.conf"]
 
 
 def test_a_custom_path_below_the_base_is_accepted(vz_env: VzEnv, vzctl: Vzctl) -> None:

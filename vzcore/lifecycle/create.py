@@ -66,6 +66,8 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
         with CtLock(engine.lock_dir / "create.lck", ct.ctid, "create", wait=True):
             if ct.config.path.exists():
                 raise PrivateAreaExists(f"CT {ct.ctid} was created by another vzctl meanwhile")
+            # Again under the lock: a concurrent create may have taken the same paths.
+            check_areas(engine, ct, creating=True)
             _choose_id_range(engine, ct)
             ct.config.save()
         checkpoint("create:config-written")
