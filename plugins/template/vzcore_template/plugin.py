@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore import areas, hookimpl
-from vzcore.errors import CreateError
+from vzcore.errors import CreateError, DestroyError
 from vzcore.linux import mounts, safefs
 from vzcore.paths import DEFAULTS
 from vzcore.plugin import PluginInfo
@@ -110,5 +110,12 @@ def vz_umount(ct: Container) -> None:
 
 @hookimpl
 def vz_destroy(ct: Container) -> None:
-    if ct.layout == LAYOUT:
-        safefs.remove_tree(ct.private)
+    if ct.layout != LAYOUT:
+        return
+    # The engine checked the area (destroy); this also guards create's rollback, which
+    # must never remove an area another CT's create made meanwhile.
+    marker = areas.read_marker(ct.private)
+    if marker is not None and marker != str(ct.ctid):
+        raise DestroyError(f"CT {ct.ctid}: private area {ct.private} is marked as CT {marker}'s; "
+                           "left in place")
+    safefs.remove_tree(ct.private)
