@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.security.conftest import PROFILES, RunningCt
-from tests.security.treesum import changes, tree_digest
+from tests.security.treesum import changes, privileged_options, tree_digest
 from vzcore import areas
 from vzcore.conffile import ConfigFile
 from vzcore.errors import ConfigError, DestroyError, InvalidValue, PrivateAreaExists
@@ -181,7 +181,7 @@ def victim_running(request: pytest.FixtureRequest, two_cts: VzEnv, vzctl: Vzctl)
     """CT 8811 running in one profile (8810 stays stopped)."""
     if request.param == "privileged":
         vzctl("destroy", VICTIM)
-        vzctl("create", VICTIM, "--ostemplate", "busybox", "--local_uid", "0", "--local_gid", "0")
+        vzctl("create", VICTIM, "--ostemplate", "busybox", *privileged_options(two_cts))
         (two_cts.private(VICTIM) / "root/precious").write_text("CT 8811's data\n")
     vzctl("start", VICTIM)
     yield request.param

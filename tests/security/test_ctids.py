@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.security.conftest import PROFILES
-from tests.security.treesum import changes, tree_digest
+from tests.security.treesum import changes, privileged_options, tree_digest
 from vzcore.errors import InvalidSyntax
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
@@ -46,7 +46,7 @@ VERBS = {
 
 @pytest.fixture(params=PROFILES)
 def running_101(request: pytest.FixtureRequest, vz_env: VzEnv, vzctl: Vzctl) -> Iterator[VzEnv]:
-    extra = ["--local_uid", "0", "--local_gid", "0"] if request.param == "privileged" else []
+    extra = privileged_options(vz_env) if request.param == "privileged" else ()
     vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "ct101", *extra)
     vzctl("start", 101)
     yield vz_env

@@ -1,4 +1,5 @@
-"""What a directory tree holds, to show that a refused command changed nothing in it."""
+"""Helpers of the path and CT ID tests: what a directory tree holds (to show that a refused
+command changed nothing in it), and the create options of a privileged CT."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+
+from vzcore.testing.pytest_plugin import VzEnv
 
 
 def tree_digest(top: Path) -> dict[str, tuple[object, ...]]:
@@ -28,6 +31,13 @@ def tree_digest(top: Path) -> dict[str, tuple[object, ...]]:
                 detail = None
             entries[os.path.relpath(path, top)] = (st.st_mode, st.st_uid, st.st_gid, detail)
     return entries
+
+
+def privileged_options(env: VzEnv) -> tuple[str, ...]:
+    """Create options of a privileged CT, after allowing that profile in vz.conf as an admin
+    must (``ALLOW_PRIVILEGED``, the opt-in of issue 19 item 9; ignored where it is absent)."""
+    env.write_vz_conf(ALLOW_PRIVILEGED="yes")
+    return ("--local_uid", "0", "--local_gid", "0")
 
 
 def changes(before: dict[str, tuple[object, ...]], after: dict[str, tuple[object, ...]]) -> list[str]:
