@@ -12,7 +12,8 @@ from vzcore.lifecycle.create import destroy as destroy_ct
 @click.argument("ctid")
 @click.option("--force", is_flag=True,
               help="Also remove a private area without vzcore's mark (made by an older "
-                   "release) that is not at vz.conf's VE_PRIVATE path for the CT.")
+                   "release) that is not at the VE_PRIVATE path vz.conf's pattern (or the "
+                   "default /vz/private/CTID) gives the CT.")
 @pass_session
 def destroy(session: Session, ctid: str, force: bool) -> None:
     """Remove CT CTID: its private area, root mount point, and config (kept as
