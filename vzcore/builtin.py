@@ -59,9 +59,11 @@ def vz_parameters() -> Iterable[Parameter]:
                     aliases=("local-gid",),
                     help="host GID of the CT's root group (as --local_uid)")
     yield Parameter(name="private", key="VE_PRIVATE", type=path, on_create=True, on_set=False,
-                    help="where the CT's files live ($VEID is replaced by the CT ID)")
+                    help="where the CT's files live ($VEID is replaced by the CT ID); below the "
+                         "fixed part of vz.conf's VE_PRIVATE (/vz/private)")
     yield Parameter(name="root", key="VE_ROOT", type=path, on_create=True, on_set=False,
-                    help="where the CT's root is mounted ($VEID is replaced by the CT ID)")
+                    help="where the CT's root is mounted ($VEID is replaced by the CT ID); below "
+                         "the fixed part of vz.conf's VE_ROOT (/vz/root)")
 
 
 @hookimpl
@@ -109,6 +111,13 @@ def _yes_no(value: str | None) -> bool | None:
     return None if value is None else value.lower() == "yes"
 
 
+def _area(ct: Container, key: str) -> str | None:
+    """A CT's area path for vzlist; ``None`` (shown as -) for an unusable one, so that one
+    damaged config does not hide the CT's other fields."""
+    text = ct.area_text(key)
+    return str(ct.paths.host(text)) if text.startswith("/") else None
+
+
 @hookimpl
 def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
     values: dict[str, Any] = {
@@ -116,8 +125,8 @@ def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
         "hostname": ct.get("HOSTNAME"),
         "description": ct.get("DESCRIPTION"),
         "ostemplate": ct.get("OSTEMPLATE"),
-        "private": str(ct.private),
-        "root": str(ct.root),
+        "private": _area(ct, "VE_PRIVATE"),
+        "root": _area(ct, "VE_ROOT"),
         "layout": ct.layout,
         "onboot": _yes_no(ct.get("ONBOOT")),
         "disabled": bool(_yes_no(ct.get("DISABLED"))),

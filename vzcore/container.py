@@ -19,15 +19,38 @@ HOST_CTID = 0
 """CT 0 is the host itself: ``vzctl set 0`` changes the host's own settings (VE0CPUUNITS)."""
 
 
+_CTID = re.compile(r"0|[1-9][0-9]{0,9}")
+"""The one spelling of a CT ID: ASCII digits without a sign, spaces or leading zeros
+(``\\d`` would also take other scripts' digits, which ``int()`` converts silently)."""
+
+
+def is_canonical_ctid(text: str) -> bool:
+    """True when ``text`` is a CT ID written the only accepted way (``0`` is the host)."""
+    return _CTID.fullmatch(text) is not None and int(text) <= MAX_CTID
+
+
 def parse_ctid(text: str) -> int:
-    """A CTID from the command line; malformed IDs are refused with the fix."""
-    if not re.fullmatch(r"\d{1,10}", text.strip()):
+    """A CTID from the command line; anything but the canonical spelling is refused, never
+    stripped or normalised (``' 101'``, ``'0101'`` and full-width digits name no CT)."""
+    if _CTID.fullmatch(text) is None:
         raise InvalidSyntax(f"invalid CT ID {text!r}: a CT ID is a number from "
-                            f"{FIRST_USER_CTID} to {MAX_CTID}")
+                            f"{FIRST_USER_CTID} to {MAX_CTID} in the digits 0-9, without "
+                            "spaces, signs or leading zeros")
     ctid = int(text)
     if ctid > MAX_CTID:
         raise InvalidSyntax(f"invalid CT ID {text!r}: the largest CT ID is {MAX_CTID}")
     return ctid
+
+
+def ctid_of_file(name: str, suffix: str) -> int | None:
+    """The CT a file named ``CTID<suffix>`` (``101.conf``, ``101.json``) belongs to; ``None``
+    for any other name, so ``0101.conf`` or ``101 .conf`` is never taken for CT 101."""
+    if not name.endswith(suffix):
+        return None
+    stem = name[: -len(suffix)]
+    if not is_canonical_ctid(stem) or stem == "0":
+        return None
+    return int(stem)
 
 
 @attrs.define
@@ -68,8 +91,22 @@ class Container:
             value = self.global_config.get(key)
         return default if value is None else value
 
+    def area_text(self, key: str) -> str:
+        """``VE_PRIVATE`` or ``VE_ROOT`` as the config gives it, ``$VEID`` expanded (a path
+        relative to the prefix; :mod:`vzcore.areas` says whether it is acceptable)."""
+        return expand_veid(self.get(key) or DEFAULTS[key], self.ctid)
+
+    def area_pattern(self, key: str) -> str:
+        """vz.conf's pattern for ``key`` (``/vz/private/$VEID``): where every CT's area lies."""
+        return self.global_config.get(key) or DEFAULTS[key]
+
     def _path(self, key: str) -> Path:
-        return self.paths.host(expand_veid(self.get(key) or DEFAULTS[key], self.ctid))
+        text = self.area_text(key)
+        if not text.startswith("/"):
+            raise ConfigError(f"CT {self.ctid}: {key}={text!r} in {self.config.path} is not an "
+                              f"absolute path; set it to the CT's own, such as "
+                              f"{expand_veid(DEFAULTS[key], self.ctid)}")
+        return self.paths.host(text)
 
     @property
     def private(self) -> Path:

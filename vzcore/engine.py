@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore.conffile import ConfigFile
-from vzcore.container import Container
+from vzcore.container import Container, ctid_of_file
 from vzcore.lock import CtLock
 from vzcore.paths import DEFAULTS, Paths
 from vzcore.plugin.manager import Plugins, load_plugins
@@ -79,21 +79,18 @@ class Engine:
 
     def ctids(self) -> list[int]:
         """Every CT that has a config file, in ID order."""
-        found = []
-        try:
-            names = [p.name for p in self.paths.conf_dir.iterdir()]
-        except FileNotFoundError:
-            return []
-        for name in names:
-            stem, dot, ext = name.partition(".")
-            if dot and ext == "conf" and stem.isdigit():
-                found.append(int(stem))
-        return sorted(found)
+        return _ctids_in(self.paths.conf_dir, ".conf")
 
     def running_ctids(self) -> list[int]:
         """CTs that have a state file (running, or left behind by a killed vzctl)."""
-        try:
-            names = [p.name for p in self.paths.run_dir.iterdir()]
-        except FileNotFoundError:
-            return []
-        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+        return _ctids_in(self.paths.run_dir, ".json")
+
+
+def _ctids_in(directory: Path, suffix: str) -> list[int]:
+    """The CTs that have a ``CTID<suffix>`` file in ``directory``: canonical names only."""
+    try:
+        names = [p.name for p in directory.iterdir()]
+    except FileNotFoundError:
+        return []
+    ctids = (ctid_of_file(name, suffix) for name in names)
+    return sorted(c for c in ctids if c is not None)

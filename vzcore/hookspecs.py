@@ -159,7 +159,10 @@ def vz_create(ct: Container) -> None:
     does the work (``OSTEMPLATE`` in ``ct.config``), others may add files.
     **Where**: host, root.
 
-    :param ct: the new CT; ``ct.private`` does not exist yet for the first plugin.
+    :param ct: the new CT; ``ct.private`` does not exist yet for the first plugin, which
+        makes it and marks it at once with :func:`vzcore.areas.write_marker` (the engine
+        marks it after the last plugin otherwise), so that destroy recognises an area left
+        by an interrupted create as this CT's.
 
     **Returns**: nothing.
     **Errors**: raising aborts create; the engine removes the config and private area.
@@ -242,7 +245,8 @@ def vz_destroy(ct: Container) -> None:
     """Remove what this plugin keeps for a stopped, unmounted CT.
 
     **When**: ``vzctl destroy``, before the engine removes the private area and renames
-    the config to ``CTID.conf.destroyed``.
+    the config to ``CTID.conf.destroyed``, and after it checked that ``ct.private`` and
+    ``ct.root`` are the CT's own (docs/security.md, "Private areas and mount points").
     **Where**: host, root.
 
     :param ct: the CT.

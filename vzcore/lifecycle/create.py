@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vzcore import idmap
+from vzcore import areas, idmap
 from vzcore.conffile import ConfigFile
 from vzcore.container import FIRST_USER_CTID, Container
 from vzcore.engine import Engine
@@ -19,6 +19,7 @@ from vzcore.errors import (
 )
 from vzcore.faults import checkpoint
 from vzcore.lifecycle import privileged
+from vzcore.lifecycle.areas import check_areas, check_removable
 from vzcore.lifecycle.mount import check_layout, is_mounted
 from vzcore.lifecycle.teardown import teardown
 from vzcore.lock import CtLock
@@ -54,6 +55,7 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
                              "DEF_OSTEMPLATE in vz.conf")
     ct.config.set("OSTEMPLATE", ostemplate)
     check_layout(engine, ct)
+    check_areas(engine, ct, creating=True)
     if ct.private.exists():
         raise PrivateAreaExists(f"CT {ct.ctid}: private area {ct.private} already exists; "
                                 "remove it or choose another VE_PRIVATE")
@@ -68,12 +70,15 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
         with CtLock(engine.lock_dir / "create.lck", ct.ctid, "create", wait=True):
             if ct.config.path.exists():
                 raise PrivateAreaExists(f"CT {ct.ctid} was created by another vzctl meanwhile")
+            # Again under the lock: a concurrent create may have taken the same paths.
+            check_areas(engine, ct, creating=True)
             _choose_id_range(engine, ct)
             ct.config.save()
         checkpoint("create:config-written")
         engine.say(f"Creating CT {ct.ctid} from template {ct.get('OSTEMPLATE')} ...")
         try:
             plugins.run_each("vz_create", ct=ct)
+            _mark(engine, ct)
             checkpoint("create:populated")
             plugins.run_each("vz_quota_init", ct=ct)
         except BaseException:
@@ -126,10 +131,26 @@ def _sample(engine: Engine, ct: Container, name: str | None) -> ConfigFile | Non
     return sample
 
 
-def destroy(engine: Engine, ct: Container) -> None:
-    """Remove a stopped, unmounted CT: its private area, root mount point and config."""
+def _mark(engine: Engine, ct: Container) -> None:
+    """Mark the new private area as this CT's (the layout plugin may have done it already,
+    right after making the directory); without the mark, destroy needs --force."""
+    if not ct.private.is_dir() or areas.read_marker(ct.private) is not None:
+        return
+    if not areas.write_marker(ct.private, ct.ctid):
+        engine.warn(f"warning: CT {ct.ctid}: the file system of {ct.private} keeps no "
+                    f"{areas.MARKER} attribute; 'vzctl destroy' will need --force")
+
+
+def destroy(engine: Engine, ct: Container, *, force: bool = False) -> None:
+    """Remove a stopped, unmounted CT: its private area, root mount point and config.
+
+    The private area is removed only when it is provably the CT's (``check_removable``);
+    ``force`` accepts an unmarked one that passes every path check.
+    """
     ct.require_exists()
     check_layout(engine, ct)
+    check_areas(engine, ct)
+    check_removable(ct, force=force)
     with engine.lock(ct, "destroy"):
         state = engine.state(ct)
         if state is not None:

@@ -18,6 +18,7 @@ from vzcore.errors import (
     UmountError,
     VzError,
 )
+from vzcore.lifecycle.areas import check_areas
 from vzcore.linux.mounts import is_mount_point
 
 
@@ -71,6 +72,7 @@ def mount_verb(engine: Engine, ct: Container) -> None:
     """``vzctl mount CTID``."""
     ct.require_exists()
     check_layout(engine, ct)
+    check_areas(engine, ct)
     with engine.lock(ct, "mount"):
         mount_ct(engine, ct)
     engine.say(f"CT {ct.ctid} is mounted")
@@ -79,6 +81,7 @@ def mount_verb(engine: Engine, ct: Container) -> None:
 def umount_verb(engine: Engine, ct: Container) -> None:
     """``vzctl umount CTID``: refuses a running CT."""
     ct.require_exists()
+    check_areas(engine, ct, keys=("VE_ROOT",))
     with engine.lock(ct, "umount"):
         state = engine.state(ct)
         if state is not None and state.is_running:

@@ -14,6 +14,7 @@ from vzcore.container import FIRST_USER_CTID, Container
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue
 from vzcore.faults import checkpoint
+from vzcore.lifecycle.areas import check_areas
 from vzcore.runtime import Run
 
 
@@ -36,6 +37,8 @@ def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]]
     with engine.lock(ct, "set"):
         state = engine.state(ct)
         running = state is not None and state.is_running
+        if running:  # live changes write files below VE_ROOT (host name, resolv.conf)
+            check_areas(engine, ct, keys=("VE_ROOT",))
         checkpoint("set:locked")
         if not running and not changes:
             engine.say(f"CT {ct.ctid}: nothing to change")

@@ -19,6 +19,7 @@ from vzcore.engine import Engine
 from vzcore.errors import AlreadyRunning, StartDisabled, VzError
 from vzcore.faults import checkpoint
 from vzcore.lifecycle import privileged
+from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
 from vzcore.lifecycle.spawn import InitSpawner
 from vzcore.lifecycle.teardown import teardown
@@ -35,6 +36,7 @@ def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any)
     plugins = engine.plugins
     plugins.require("isolation", "start")
     check_layout(engine, ct)
+    check_areas(engine, ct)
     if (ct.get("DISABLED") or "").lower() == "yes" and not force:
         raise StartDisabled(f"CT {ct.ctid} is disabled (DISABLED=yes); start it with --force or "
                             f"enable it with 'vzctl set {ct.ctid} --disabled no --save'")

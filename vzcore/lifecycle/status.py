@@ -10,6 +10,7 @@ import attrs
 
 from vzcore.container import Container
 from vzcore.engine import Engine
+from vzcore.errors import ConfigError
 from vzcore.linux.mounts import mountinfo
 from vzcore.runtime import Run, State
 
@@ -45,10 +46,14 @@ def mount_points() -> frozenset[str]:
 def status(engine: Engine, ct: Container, mounted: Collection[str] | None = None) -> CtStatus:
     state = engine.state(ct)
     points = mount_points() if mounted is None else mounted
+    try:
+        root = os.path.realpath(ct.root)
+    except ConfigError:
+        root = None  # an unusable VE_ROOT: no verb mounts there; status still answers
     return CtStatus(
         ctid=ct.ctid,
         exists=ct.exists,
-        mounted=os.path.realpath(ct.root) in points,
+        mounted=root in points,
         running=state is not None and state.is_running,
         state=state,
     )

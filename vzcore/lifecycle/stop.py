@@ -6,6 +6,7 @@ from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, PluginError, StopError, VzError
 from vzcore.faults import checkpoint
+from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import is_mounted, umount_ct
 from vzcore.lifecycle.teardown import teardown
 from vzcore.linux.procfs import wait_exit
@@ -27,6 +28,7 @@ def stop_timeout(ct: Container) -> int:
 def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool = False) -> None:
     """Stop ``ct`` (``fast``: kill at once); a stopped CT is left as it is, with a message."""
     ct.require_exists()
+    check_areas(engine, ct, keys=("VE_ROOT",))
     timeout = stop_timeout(ct)
     with engine.lock(ct, "stop"):
         state = engine.state(ct)

@@ -39,6 +39,7 @@ def remember(paths: Paths, value: int) -> None:
 
 def running_parents(paths: Paths) -> list[CgroupSet]:
     """The parent groups of every running CT of this installation, each once."""
+    from vzcore.container import ctid_of_file
     from vzcore.runtime import State
 
     parents: dict[str, CgroupSet] = {}
@@ -47,11 +48,11 @@ def running_parents(paths: Paths) -> list[CgroupSet]:
     except FileNotFoundError:
         return []
     for name in names:
-        stem, _, ext = name.partition(".")
-        if ext != "json" or not stem.isdigit():
+        ctid = ctid_of_file(name, ".json")
+        if ctid is None:
             continue
         try:
-            state = State.load(paths.run_dir / name, int(stem))
+            state = State.load(paths.run_dir / name, ctid)
         except Exception:  # a state file being rewritten or damaged: its CT is skipped
             continue
         if state is None or state.cgroups is None or not state.is_running:

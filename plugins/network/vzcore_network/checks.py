@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from vzcore.conffile import ConfigFile
+from vzcore.container import ctid_of_file
 from vzcore.errors import ConfigError, InvalidValue, VzError
 from vzcore_network import neighbours
 from vzcore_network.addresses import CtAddress, IPAddress, parse_address
@@ -84,11 +85,12 @@ def _check_other_configs(ct: Container, added: Sequence[CtAddress],
     except OSError:
         return
     for path in paths:
-        stem = path.name[:-5]
-        if not stem.isdigit() or int(stem) == ct.ctid:
+        other_id = ctid_of_file(path.name, ".conf")
+        if other_id is None or other_id == ct.ctid:
             continue
+        stem = str(other_id)
         try:
-            other = plan_of(int(stem), *_keys(path))
+            other = plan_of(other_id, *_keys(path))
         except (VzError, ConfigError, OSError):
             continue  # another CT's broken config is its own problem
         theirs = [(a.address, "IP_ADDRESS") for a in other.addresses]

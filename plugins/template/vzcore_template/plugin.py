@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vzcore import hookimpl
-from vzcore.errors import CreateError
+from vzcore import areas, hookimpl
+from vzcore.errors import CreateError, DestroyError
 from vzcore.linux import mounts, safefs
 from vzcore.paths import DEFAULTS
 from vzcore.plugin import PluginInfo
@@ -77,6 +77,8 @@ def vz_create(ct: Container) -> None:
     try:
         ct.private.parent.mkdir(parents=True, exist_ok=True)
         ct.private.mkdir(mode=0o755)
+        # Marked at once: a create killed while populating leaves an area destroy removes.
+        areas.write_marker(ct.private, ct.ctid)
     except OSError as exc:
         raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
                           f"{exc.strerror}") from exc
@@ -108,5 +110,12 @@ def vz_umount(ct: Container) -> None:
 
 @hookimpl
 def vz_destroy(ct: Container) -> None:
-    if ct.layout == LAYOUT:
-        safefs.remove_tree(ct.private)
+    if ct.layout != LAYOUT:
+        return
+    # The engine checked the area (destroy); this also guards create's rollback, which
+    # must never remove an area another CT's create made meanwhile.
+    marker = areas.read_marker(ct.private)
+    if marker is not None and marker != str(ct.ctid):
+        raise DestroyError(f"CT {ct.ctid}: private area {ct.private} is marked as CT {marker}'s; "
+                           "left in place")
+    safefs.remove_tree(ct.private)

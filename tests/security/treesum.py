@@ -1,0 +1,35 @@
+"""What a directory tree holds, to show that a refused command changed nothing in it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+
+def tree_digest(top: Path) -> dict[str, tuple[object, ...]]:
+    """Every entry below ``top`` (links not followed): type, mode, owner, and the content's
+    hash (files) or target (links).  Times are left out (reading a file changes atime), and
+    so are sockets: a CT's helper daemons (the beancounters view) make theirs when ready."""
+    entries: dict[str, tuple[object, ...]] = {}
+    for directory, dirnames, filenames in os.walk(top):
+        for name in [*dirnames, *filenames]:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            if stat.S_ISSOCK(st.st_mode):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    detail: object = hashlib.sha256(f.read()).hexdigest()
+            elif stat.S_ISLNK(st.st_mode):
+                detail = os.readlink(path)
+            else:
+                detail = None
+            entries[os.path.relpath(path, top)] = (st.st_mode, st.st_uid, st.st_gid, detail)
+    return entries
+
+
+def changes(before: dict[str, tuple[object, ...]], after: dict[str, tuple[object, ...]]) -> list[str]:
+    """The entries added, removed or changed between two digests."""
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
