@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from vzcore.conffile import ConfigFile
 from vzcore.container import Container
+from vzcore.ctgroups import recover
 from vzcore.lock import CtLock
 from vzcore.paths import DEFAULTS, Paths
 from vzcore.plugin.manager import Plugins, load_plugins
@@ -72,7 +73,10 @@ class Engine:
         return CtLock(self.lock_dir / f"{ct.ctid}.lck", ct.ctid, verb)
 
     def state(self, ct: Container) -> State | None:
-        return State.load(self.paths.state_file(ct.ctid), ct.ctid)
+        """``ct``'s state file; without one, the state of a CT found running in its own
+        cgroups (a lost state file), so no verb takes a running CT for a stopped one."""
+        path = self.paths.state_file(ct.ctid)
+        return State.load(path, ct.ctid) or recover(ct, path)
 
     def new_state(self, ct: Container) -> State:
         return State(self.paths.state_file(ct.ctid), ct.ctid)

@@ -104,3 +104,35 @@ def uptime_of(process: ProcessId) -> float:
     """Seconds ``process`` has been running."""
     ticks = os.sysconf("SC_CLK_TCK")
     return max(0.0, seconds_since_boot() - process.start_time / ticks)
+
+
+def namespace(pid: int, name: str) -> str | None:
+    """The namespace ``name`` (``pid``, ``pid_for_children``, ``mnt`` ...) of process
+    ``pid`` as the kernel names it (``pid:[4026532311]``), or ``None`` when the process
+    is gone or the link is not readable (``pid_for_children`` before the first child)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{name}")
+    except OSError:
+        return None
+
+
+def namespace_pids(pid: int) -> list[int]:
+    """The PIDs of ``pid`` in its PID namespace and every ancestor one, outermost first
+    (the ``NSpid`` line): ``[13460, 1]`` is the init of a child PID namespace."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return [int(n) for n in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+def command_name(pid: int) -> str:
+    """The short command name of ``pid`` (``comm``), ``?`` when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
