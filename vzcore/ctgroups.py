@@ -43,6 +43,20 @@ def group_name(paths: Paths, ctid: int) -> str:
     return f"{ctid}-{hashlib.sha256(prefix.encode()).hexdigest()[:8]}"
 
 
+def ctids_with_groups(paths: Paths, parent: str | None) -> set[int]:
+    """The CTs of this installation that have a group below ``parent`` (the global
+    ``CGROUP_PARENT``), read from one hierarchy: one directory listing."""
+    try:
+        found = _hierarchies()
+        directory = cg.parent_dirs(parent or DEFAULT_CGROUP_PARENT, found[:1])[0]
+        names = [entry.name for entry in os.scandir(directory) if entry.is_dir()]
+    except (OSError, VzError, IndexError):
+        return set()
+    suffix = group_name(paths, 0)[1:]  # "" at /, else "-TAG"
+    ctids = {name[: len(name) - len(suffix)] for name in names if name.endswith(suffix)}
+    return {int(c) for c in ctids if c.isdigit() and not c.startswith("0")}
+
+
 @functools.cache
 def _hierarchies() -> tuple[cg.Hierarchy, ...]:
     """The caller's hierarchies; read once per process (vzlist asks for every CT)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from vzcore.conffile import ConfigFile
 from vzcore.container import Container
-from vzcore.ctgroups import recover
+from vzcore.ctgroups import ctids_with_groups, recover
 from vzcore.lock import CtLock
 from vzcore.paths import DEFAULTS, Paths
 from vzcore.plugin.manager import Plugins, load_plugins
@@ -95,9 +95,12 @@ class Engine:
         return sorted(found)
 
     def running_ctids(self) -> list[int]:
-        """CTs that have a state file (running, or left behind by a killed vzctl)."""
+        """CTs that have a state file (running, or left behind by a killed vzctl) or a
+        group of this installation below ``CGROUP_PARENT`` (a lost state file)."""
         try:
             names = [p.name for p in self.paths.run_dir.iterdir()]
         except FileNotFoundError:
-            return []
-        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+            names = []
+        found = {int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()}
+        found.update(ctids_with_groups(self.paths, self.global_config.get("CGROUP_PARENT")))
+        return sorted(found)

@@ -33,7 +33,12 @@ RUNNING = "running"
 
 @attrs.define
 class State:
-    """The contents of one CT's state file."""
+    """The contents of one CT's state file.
+
+    :ivar pidns: the CT's PID namespace (``pid:[N]``), which proves a process is the CT's.
+    :ivar recovered: rebuilt from the kernel (the CT's groups and init) because the file
+        was lost; it has no plugin records.
+    """
 
     path: Path
     ctid: int
@@ -84,7 +89,7 @@ class State:
         }
 
     def save(self) -> None:
-        """Write the file atomically (a state rebuilt from the kernel is written too)."""
+        """Write the file atomically."""
         if not self.writable:
             raise VzError(f"CT {self.ctid}: the state file cannot be changed from inside the CT")
         atomic_write(self.path, json.dumps(self.to_json(), sort_keys=True) + "\n",

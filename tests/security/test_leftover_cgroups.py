@@ -176,7 +176,7 @@ def test_a_foreign_process_in_the_cts_group_survives_start_and_stop(
 
 @pytest.mark.vm
 def test_a_lost_state_file_is_recovered_never_a_second_init(vz_env: VzEnv, vzctl: Vzctl,
-                                                            ct101: int) -> None:
+                                                            vzlist: Vzctl, ct101: int) -> None:
     vzctl("start", ct101, timeout=HANG)
     first = inits(vz_env, ct101)
     assert len(first) == 1
@@ -184,6 +184,8 @@ def test_a_lost_state_file_is_recovered_never_a_second_init(vz_env: VzEnv, vzctl
 
     assert vzctl("status", ct101, timeout=HANG).stdout.strip() == \
         f"CTID {ct101} exist mounted running"
+    assert [line.split()[:3:2] for line in vzlist("-H").stdout.splitlines()] == \
+        [[str(ct101), "running"]]
     again = vzctl("start", ct101, check=False, timeout=HANG)
     assert again.returncode == 32 and "already running" in again.stderr, again.stderr
     assert inits(vz_env, ct101) == first, "a second init was started"
