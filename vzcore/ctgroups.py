@@ -150,7 +150,8 @@ def kill_processes(ct: Container, state: State) -> None:
 
 def thaw_if_owned(state: State) -> bool:
     """Thaw the CT's own frozen groups when every process in them is the CT's (a CT
-    frozen by someone cannot shut down); True when something was thawed."""
+    frozen by someone cannot shut down); True when that left them thawed (a frozen
+    ancestor is not the CT's to thaw)."""
     groups = state.cgroups
     if groups is None or not groups.frozen():
         return False
@@ -158,7 +159,7 @@ def thaw_if_owned(state: State) -> bool:
     if not all(owned(pid) for pid in groups.pids()):
         return False
     groups.thaw()
-    return True
+    return not groups.frozen()
 
 
 def _wait_gone(pids: set[int], timeout: float) -> set[int]:
@@ -200,7 +201,10 @@ def recover(ct: Container, state_file: Path) -> State | None:
         return None
     if not any(d.directory.is_dir() for d in groups.dirs):
         return None
-    init = find_init(ct, groups)
+    try:
+        init = find_init(ct, groups)
+    except VzError:  # paths the config cannot give: no CT of ours was started there
+        return None
     if init is None:
         return None
     return State(path=state_file, ctid=ct.ctid, phase=RUNNING, init=init,
