@@ -27,8 +27,9 @@ pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 HANG = 90
 """Seconds after which a vzctl call counts as hung (a normal call takes well under 10)."""
 
-# The VM subset (cgroup v2 only) runs the user-namespace profile: the v2 code paths
-# (cgroup.freeze, cgroup.kill) are the same for both profiles, and VM time is dear.
+# The tests taking this CT depend on the cgroup mode (cgroup.freeze, cgroup.kill on v2):
+# the VM subset (cgroup v2 only) runs them for the user-namespace profile, whose v2 code
+# paths the privileged one shares, since VM time is dear.
 PROFILE_PARAMS = [pytest.param(p, marks=[pytest.mark.vm] if p == "userns" else [])
                   for p in PROFILES]
 
@@ -109,7 +110,6 @@ def assert_clean(vz_env: VzEnv, vzctl: Vzctl, ctid: int) -> None:
     assert not any(group.exists() for group in vz_env.ct_cgroup_dirs(ctid))
 
 
-@pytest.mark.vm
 def test_a_frozen_group_is_refused_or_thawed_never_a_hang(vz_env: VzEnv, vzctl: Vzctl,
                                                           ct101: int) -> None:
     kinds = freezers(vz_env, ct101)
@@ -139,7 +139,6 @@ def test_a_frozen_group_is_refused_or_thawed_never_a_hang(vz_env: VzEnv, vzctl: 
         assert_clean(vz_env, vzctl, ct101)
 
 
-@pytest.mark.vm
 def test_a_foreign_process_in_the_cts_group_survives_start_and_stop(
         vz_env: VzEnv, vzctl: Vzctl, ct101: int, stranger: subprocess.Popen[bytes]) -> None:
     original = own_groups(stranger.pid)
@@ -174,7 +173,6 @@ def test_a_foreign_process_in_the_cts_group_survives_start_and_stop(
     assert_clean(vz_env, vzctl, ct101)
 
 
-@pytest.mark.vm
 def test_a_lost_state_file_is_recovered_never_a_second_init(vz_env: VzEnv, vzctl: Vzctl,
                                                             vzlist: Vzctl, ct101: int) -> None:
     vzctl("start", ct101, timeout=HANG)

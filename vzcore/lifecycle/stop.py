@@ -46,8 +46,9 @@ def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool
             checkpoint("stop:locked")
             if thaw_if_owned(state):
                 engine.say(f"CT {ct.ctid} was frozen; thawed it so that it can shut down")
-            if not fast and state.cgroups is not None and state.cgroups.frozen():
-                engine.warn(f"CT {ct.ctid} is frozen by {state.cgroups.frozen()[0]}; killing it")
+            frozen = state.cgroups.frozen() if state.cgroups is not None else []
+            if frozen and not fast:  # a frozen init cannot shut down: do not wait for it
+                engine.warn(f"CT {ct.ctid} is frozen by {frozen[0]}; killing it")
                 fast = True
             if not fast:
                 _shut_down(engine, ct, Run(ct, state, engine.plugins), timeout)
