@@ -35,9 +35,12 @@ PROFILE_PARAMS = [pytest.param(p, marks=[pytest.mark.vm] if p == "userns" else [
 
 
 @pytest.fixture(params=PROFILE_PARAMS)
-def ct101(request: pytest.FixtureRequest, vzctl: Vzctl) -> int:
+def ct101(request: pytest.FixtureRequest, vz_env: VzEnv, vzctl: Vzctl) -> int:
     """CT 101 created (stopped) in the ``userns`` or ``privileged`` profile."""
-    extra = ["--local_uid", "0", "--local_gid", "0"] if request.param == "privileged" else []
+    extra: list[str] = []
+    if request.param == "privileged":
+        vz_env.write_vz_conf(ALLOW_PRIVILEGED="yes")  # the opt-in an admin must give
+        extra = ["--local_uid", "0", "--local_gid", "0"]
     vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "left101", *extra)
     return 101
 
