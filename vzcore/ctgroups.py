@@ -8,9 +8,9 @@ share a group, so neither takes the other's CT for its own, reuses its group or 
 processes.
 
 Ownership.  A process belongs to the CT when it is in the CT's PID namespace (recorded
-with init at start) or is about to fork into it (``pid_for_children``: a ``vzctl exec``
-joining).  The CT's init found without a state file must also have the CT's root as its
-root.  Nothing else in a CT's groups is ever killed, thawed or reused: a leftover group
+with init at start) or one nested in it, or is about to fork into it
+(``pid_for_children``: a ``vzctl exec`` joining).  The CT's init found without a state
+file must also have the CT's root as its root.  Nothing else in a CT's groups is ever killed, thawed or reused: a leftover group
 that is frozen or holds other processes is refused, naming the group and the fix.
 """
 
@@ -25,7 +25,13 @@ from pathlib import Path
 from vzcore.container import Container
 from vzcore.errors import VzError
 from vzcore.linux import cgroups as cg
-from vzcore.linux.procfs import ProcessId, command_name, namespace, namespace_pids
+from vzcore.linux.procfs import (
+    ProcessId,
+    command_name,
+    namespace,
+    namespace_pids,
+    pid_namespaces,
+)
 from vzcore.paths import Paths
 from vzcore.runtime import RUNNING, State
 
@@ -71,8 +77,8 @@ def plan(ct: Container) -> cg.CgroupSet:
 
 class OwnedBy:
     """"Is this process the CT's?" for the CT whose PID namespace is ``pidns``: True for a
-    process in it, one forking into it (a joining ``vzctl exec``), or one already gone
-    (it needs no decision)."""
+    process in it or in a namespace nested in it, one forking into it (a joining ``vzctl
+    exec``), or one already gone (it needs no decision)."""
 
     def __init__(self, pidns: str | None) -> None:
         self.pidns = pidns
@@ -82,7 +88,9 @@ class OwnedBy:
             return True
         if self.pidns is None:
             return False
-        return self.pidns in (namespace(pid, "pid"), namespace(pid, "pid_for_children"))
+        # A process of a PID namespace nested in the CT's (a container in the CT) is the
+        # CT's too: it dies with the CT's init.
+        return self.pidns in (*pid_namespaces(pid), namespace(pid, "pid_for_children"))
 
 
 def describe(pids: set[int]) -> str:
@@ -183,10 +191,12 @@ def _same_file(a: str | Path, b: str | Path) -> bool:
 def find_init(ct: Container, groups: cg.CgroupSet) -> ProcessId | None:
     """The CT's init among the processes of its groups: PID 1 of a PID namespace of its
     own whose root is the CT's root (or its private area, which a simfs root shows)."""
-    for pid in sorted(groups.pids()):
+    candidates = []
+    for pid in groups.pids():
         chain = namespace_pids(pid)
-        if len(chain) < 2 or chain[-1] != 1:
-            continue
+        if len(chain) >= 2 and chain[-1] == 1:
+            candidates.append((len(chain), pid))
+    for _depth, pid in sorted(candidates):  # the outermost: an init nested in the CT is not it
         if _same_file(f"/proc/{pid}/root", ct.root) or _same_file(f"/proc/{pid}/root", ct.private):
             return ProcessId.of(pid)
     return None

@@ -92,9 +92,10 @@ def ct_pids(vz_env: VzEnv, ctid: int) -> set[int]:
 
 
 def inits(vz_env: VzEnv, ctid: int) -> set[int]:
-    """Processes in CT ``ctid``'s groups that are PID 1 of a PID namespace."""
-    return {pid for pid in ct_pids(vz_env, ctid) if namespace_pids(pid)[-1:] == [1]
-            and len(namespace_pids(pid)) > 1}
+    """Processes in CT ``ctid``'s groups that are PID 1 of a PID namespace that is a child
+    of the host's (not of one nested in the CT)."""
+    return {pid for pid in ct_pids(vz_env, ctid) if len(namespace_pids(pid)) == 2
+            and namespace_pids(pid)[-1] == 1}
 
 
 def assert_untouched(vz_env: VzEnv, vzctl: Vzctl, ctid: int) -> None:
@@ -181,6 +182,11 @@ def test_a_lost_state_file_is_recovered_never_a_second_init(vz_env: VzEnv, vzctl
     vzctl("start", ct101, timeout=HANG)
     first = inits(vz_env, ct101)
     assert len(first) == 1
+    # A container in the CT: an init of a PID namespace nested in the CT's, which is
+    # neither taken for the CT's init nor counted as a stranger.
+    vzctl("exec", ct101, "unshare -p -f sleep 600 </dev/null >/dev/null 2>&1 &", timeout=HANG)
+    nested = {pid for pid in ct_pids(vz_env, ct101) if len(namespace_pids(pid)) == 3}
+    assert nested, "the nested PID namespace was not made"
     vz_env.state(ct101).unlink()
 
     assert vzctl("status", ct101, timeout=HANG).stdout.strip() == \
@@ -193,7 +199,7 @@ def test_a_lost_state_file_is_recovered_never_a_second_init(vz_env: VzEnv, vzctl
     assert vzctl("exec", ct101, "echo inside", timeout=HANG).stdout.strip() == "inside"
 
     vzctl("stop", ct101, timeout=HANG)
-    assert all(ProcessId.of(pid) is None for pid in first)
+    assert all(ProcessId.of(pid) is None for pid in first | nested)
     assert_clean(vz_env, vzctl, ct101)
     assert not mounts.mounts_below(vz_env.ct_root(ct101))
 

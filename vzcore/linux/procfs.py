@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -114,6 +115,35 @@ def namespace(pid: int, name: str) -> str | None:
         return os.readlink(f"/proc/{pid}/ns/{name}")
     except OSError:
         return None
+
+
+NS_GET_PARENT = 0xB702
+"""ioctl on a PID namespace's file: a descriptor of its parent (``_IO(0xb7, 0x2)``)."""
+MAX_PID_NESTING = 32
+"""The kernel's limit on nested PID namespaces."""
+
+
+def pid_namespaces(pid: int, name: str = "pid") -> list[str]:
+    """Process ``pid``'s PID namespace (``name``: ``pid`` or ``pid_for_children``) and
+    every ancestor the caller can see, innermost first, named as :func:`namespace` names
+    them; empty when the process is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    chain = []
+    try:
+        for _level in range(MAX_PID_NESTING + 1):
+            chain.append(f"pid:[{os.fstat(fd).st_ino}]")
+            try:
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            except OSError:  # EPERM: the caller's own namespace (or above it) is reached
+                break
+            os.close(fd)
+            fd = parent
+    finally:
+        os.close(fd)
+    return chain
 
 
 def namespace_pids(pid: int) -> list[int]:
