@@ -47,7 +47,7 @@ def ctid_of_file(name: str, suffix: str) -> int | None:
     for any other name, so ``0101.conf`` or ``101 .conf`` is never taken for CT 101."""
     if not name.endswith(suffix):
         return None
-    stem = name[: -len(suffix)]
+    stem = name[: len(name) - len(suffix)]
     if not is_canonical_ctid(stem) or stem == "0":
         return None
     return int(stem)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from vzcore.conffile import ConfigFile
 from vzcore.container import Container, ctid_of_file
+from vzcore.ctgroups import ctids_with_groups, recover
 from vzcore.lock import CtLock
 from vzcore.paths import DEFAULTS, Paths
 from vzcore.plugin.manager import Plugins, load_plugins
@@ -72,7 +73,10 @@ class Engine:
         return CtLock(self.lock_dir / f"{ct.ctid}.lck", ct.ctid, verb)
 
     def state(self, ct: Container) -> State | None:
-        return State.load(self.paths.state_file(ct.ctid), ct.ctid)
+        """``ct``'s state file; without one, the state of a CT found running in its own
+        cgroups (a lost state file), so no verb takes a running CT for a stopped one."""
+        path = self.paths.state_file(ct.ctid)
+        return State.load(path, ct.ctid) or recover(ct, path)
 
     def new_state(self, ct: Container) -> State:
         return State(self.paths.state_file(ct.ctid), ct.ctid)
@@ -82,8 +86,11 @@ class Engine:
         return _ctids_in(self.paths.conf_dir, ".conf")
 
     def running_ctids(self) -> list[int]:
-        """CTs that have a state file (running, or left behind by a killed vzctl)."""
-        return _ctids_in(self.paths.run_dir, ".json")
+        """CTs that have a state file (running, or left behind by a killed vzctl) or a
+        group of this installation below ``CGROUP_PARENT`` (a lost state file)."""
+        found = set(_ctids_in(self.paths.run_dir, ".json"))
+        found.update(ctids_with_groups(self.paths, self.global_config.get("CGROUP_PARENT")))
+        return sorted(found)
 
 
 def _ctids_in(directory: Path, suffix: str) -> list[int]:

@@ -22,7 +22,7 @@ from vzcore.conffile import atomic_write
 from vzcore.container import Container
 from vzcore.errors import VzError, describe
 from vzcore.linux.cgroups import CgroupSet
-from vzcore.linux.procfs import ProcessId
+from vzcore.linux.procfs import ProcessId, namespace
 
 if TYPE_CHECKING:
     from vzcore.plugin.manager import Plugins
@@ -33,17 +33,24 @@ RUNNING = "running"
 
 @attrs.define
 class State:
-    """The contents of one CT's state file."""
+    """The contents of one CT's state file.
+
+    :ivar pidns: the CT's PID namespace (``pid:[N]``), which proves a process is the CT's.
+    :ivar recovered: rebuilt from the kernel (the CT's groups and init) because the file
+        was lost; it has no plugin records.
+    """
 
     path: Path
     ctid: int
     phase: str = STARTING
     init: ProcessId | None = None
+    pidns: str | None = None
     cgroups: CgroupSet | None = None
     mounted_by_start: bool = False
     variants: dict[str, str] = attrs.field(factory=dict)
     plugins: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     writable: bool = True
+    recovered: bool = False
 
     @classmethod
     def load(cls, path: Path, ctid: int) -> State | None:
@@ -61,6 +68,7 @@ class State:
             ctid=ctid,
             phase=data.get("phase", STARTING),
             init=ProcessId(init["pid"], init["start_time"]) if init else None,
+            pidns=data.get("pidns"),
             cgroups=CgroupSet.from_json(data["cgroups"]) if data.get("cgroups") else None,
             mounted_by_start=bool(data.get("mounted_by_start")),
             variants=dict(data.get("variants", {})),
@@ -72,6 +80,7 @@ class State:
             "ctid": self.ctid,
             "phase": self.phase,
             "init": attrs.asdict(self.init) if self.init else None,
+            "pidns": self.pidns,
             "cgroups": self.cgroups.to_json() if self.cgroups else None,
             "mounted_by_start": self.mounted_by_start,
             "variants": self.variants,
@@ -80,6 +89,7 @@ class State:
         }
 
     def save(self) -> None:
+        """Write the file atomically."""
         if not self.writable:
             raise VzError(f"CT {self.ctid}: the state file cannot be changed from inside the CT")
         atomic_write(self.path, json.dumps(self.to_json(), sort_keys=True) + "\n",
@@ -95,6 +105,15 @@ class State:
     def is_running(self) -> bool:
         """True while the recorded init process is alive."""
         return self.init is not None and self.init.is_alive()
+
+    @property
+    def pid_namespace(self) -> str | None:
+        """The CT's PID namespace (``pid:[N]``): recorded at start, else read from the
+        live init (a state file written before it was recorded)."""
+        if self.pidns is None and self.is_running:
+            assert self.init is not None
+            return namespace(self.init.pid, "pid")
+        return self.pidns
 
 
 class Record(MutableMapping[str, Any]):

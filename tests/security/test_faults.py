@@ -44,8 +44,7 @@ class World:
 
     def processes(self) -> set[int]:
         pids: set[int] = set()
-        for directory in self.env.cgroup_dirs():
-            group = directory / str(self.ctid)
+        for group in self.env.ct_cgroup_dirs(self.ctid):
             for procs in group.rglob("cgroup.procs") if group.exists() else []:
                 pids.update(int(p) for p in procs.read_text().split())
         return pids
@@ -65,7 +64,7 @@ class World:
         assert not self.env.state(self.ctid).exists(), where
         assert not mounts.mounts_below(self.env.ct_root(self.ctid)), where
         assert not mounts.mounts_below(self.env.private(self.ctid)), where
-        assert not any((d / str(self.ctid)).exists() for d in self.env.cgroup_dirs()), where
+        assert not any(d.exists() for d in self.env.ct_cgroup_dirs(self.ctid)), where
 
     def bring_to(self, verb: str) -> None:
         """Put the CT in the state the verb expects, repairing what a kill left."""

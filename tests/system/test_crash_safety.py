@@ -27,8 +27,7 @@ def start_points(vz_env: VzEnv, vzctl: Vzctl, tmp_path: Path) -> list[str]:
 
 def ct_processes(vz_env: VzEnv) -> set[int]:
     pids: set[int] = set()
-    for directory in vz_env.cgroup_dirs():
-        target = directory / "101"
+    for target in vz_env.ct_cgroup_dirs(101):
         for procs in target.rglob("cgroup.procs") if target.exists() else []:
             pids.update(int(p) for p in procs.read_text().split())
     return pids
@@ -51,7 +50,7 @@ def test_kill_at_every_point_of_start(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: i
         assert not ct_processes(vz_env), point
         assert not mounts.mounts_below(vz_env.root), point
         assert not vz_env.state(101).exists(), point
-        assert not any((d / "101").exists() for d in vz_env.cgroup_dirs()), point
+        assert not any(d.exists() for d in vz_env.ct_cgroup_dirs(101)), point
     vzctl("start", 101)
     vzctl("stop", "--fast", 101)
     vzctl("destroy", 101)

@@ -56,7 +56,8 @@ def test_a_ct_lives_and_dies_inside_its_limited_cgroups(vz_env: VzEnv, vzctl: Vz
     vzctl("start", busybox_ct)
     cg = vz_env.cgroups(busybox_ct)
     v2 = cg.version == 2
-    assert all(d.directory.name == "101" and d.directory.is_dir() for d in cg.dirs)
+    assert sorted(d.directory for d in cg.dirs) == sorted(vz_env.ct_cgroup_dirs(101))
+    assert all(d.directory.is_dir() for d in cg.dirs)
     assert cg.read("pids", "pids.max") == str(PIDS_MAX)
     assert int(cg.read("memory", "memory.max" if v2 else "memory.limit_in_bytes")) == MEMORY_MAX
     assert cg.read("cpu", "cpu.weight" if v2 else "cpu.shares") == ("200" if v2 else "2048")

@@ -56,7 +56,7 @@ def test_a_ct_with_beancounter_and_cpu_settings_lives_and_leaves_nothing(
     assert (limits["cpu quota"], limits["processes"]) == ("25000", "60")
 
     vzctl("stop", 101)
-    assert not any((directory / "101").exists() for directory in vz_env.cgroup_dirs())
+    assert not any(directory.exists() for directory in vz_env.ct_cgroup_dirs(101))
     assert not mounts.mounts_below(vz_env.ct_root(101))
     vzctl("destroy", 101)
     assert not vz_env.private(101).exists()

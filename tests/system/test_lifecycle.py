@@ -74,7 +74,7 @@ def test_stop_leaves_no_process_mount_or_cgroup(vz_env: VzEnv, vzctl: Vzctl, bus
         stat = Path(f"/proc/{pid}/stat")
         assert not stat.exists() or stat.read_text().split(") ")[1][0] == "Z"
     assert not mounts.mounts_below(vz_env.root)
-    assert not [d for d in vz_env.cgroup_dirs() if (d / "101").exists()]
+    assert not [d for d in vz_env.ct_cgroup_dirs(101) if d.exists()]
     assert not vz_env.state(101).exists()
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from vzcore.container import Container
+from vzcore.ctgroups import refuse_frozen
 from vzcore.engine import Engine
 from vzcore.errors import CommandFailed, NotRunning, VzError, describe
 from vzcore.faults import checkpoint
@@ -45,6 +46,8 @@ def running(engine: Engine, ct: Container) -> Run:
     state = engine.state(ct)
     if state is None or not state.is_running:
         raise NotRunning(f"CT {ct.ctid} is not running; start it with 'vzctl start {ct.ctid}'")
+    if state.cgroups is not None:
+        refuse_frozen(ct, state.cgroups)  # a joining process would stop there for good
     return Run(ct, state, engine.plugins)
 
 

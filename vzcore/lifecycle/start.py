@@ -15,6 +15,7 @@ from typing import Any
 
 from vzcore.changes import ChangeSet
 from vzcore.container import Container
+from vzcore.ctgroups import check_leftover, plan
 from vzcore.engine import Engine
 from vzcore.errors import AlreadyRunning, StartDisabled, VzError
 from vzcore.faults import checkpoint
@@ -23,11 +24,8 @@ from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
 from vzcore.lifecycle.spawn import InitSpawner
 from vzcore.lifecycle.teardown import teardown
-from vzcore.linux.cgroups import CgroupSet
-from vzcore.linux.procfs import ProcessId
+from vzcore.linux.procfs import ProcessId, namespace
 from vzcore.runtime import RUNNING, Run
-
-DEFAULT_CGROUP_PARENT = "vz"
 
 
 def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any) -> None:
@@ -61,7 +59,8 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
     state = engine.new_state(ct)
     state.variants["VE_LAYOUT"] = ct.layout
     state.mounted_by_start = not is_mounted(ct)
-    state.cgroups = CgroupSet.plan(ct.get("CGROUP_PARENT") or DEFAULT_CGROUP_PARENT, str(ct.ctid))
+    state.cgroups = plan(ct)
+    check_leftover(ct, state.cgroups)  # a group on no record: never reused if busy or frozen
     state.save()  # everything teardown may have to undo is on record before it exists
     checkpoint("start:state-saved")
     run = Run(ct, state, plugins, options=options)
@@ -85,6 +84,7 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
 
         def record_init(init: ProcessId) -> None:
             state.init = init
+            state.pidns = namespace(init.pid, "pid")  # what proves a process is the CT's
             state.save()
             checkpoint("start:init-recorded")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from vzcore.container import Container
+from vzcore.ctgroups import thaw_if_owned
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, PluginError, StopError, VzError
 from vzcore.faults import checkpoint
@@ -40,8 +41,17 @@ def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool
         if not state.is_running:
             engine.say(f"CT {ct.ctid} is not running; cleaning up what its last run left")
         else:
+            if state.recovered:
+                engine.warn(f"CT {ct.ctid} runs without its state file; stopping it as found "
+                            "in its cgroups")
             engine.say(f"Stopping CT {ct.ctid} ...")
             checkpoint("stop:locked")
+            if thaw_if_owned(state):
+                engine.say(f"CT {ct.ctid} was frozen; thawed it so that it can shut down")
+            frozen = state.cgroups.frozen() if state.cgroups is not None else []
+            if frozen and not fast:  # a frozen init cannot shut down: do not wait for it
+                engine.warn(f"CT {ct.ctid} is frozen by {frozen[0]}; killing it")
+                fast = True
             if not fast:
                 _shut_down(engine, ct, Run(ct, state, engine.plugins), timeout)
                 checkpoint("stop:shut-down")

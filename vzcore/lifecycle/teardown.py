@@ -1,7 +1,8 @@
 """Cleaning up a CT's runtime from its state file: after stop, a failed start, or a crash.
 
 The same steps serve all three cases, so a rollback and a recovery after ``kill -9`` are
-the same code: kill whatever is left in the CT's cgroups, let every plugin undo what it
+the same code: kill the CT's processes left in its cgroups (thawed first if frozen;
+a process that is not the CT's is left alone and named), let every plugin undo what it
 recorded (``vz_post_stop``, reverse subsystem order), remove the cgroups, unmount if the
 start mounted, and delete the state file.  Every step runs even when an earlier one
 failed; the failures are reported together.
@@ -10,6 +11,7 @@ failed; the failures are reported together.
 from __future__ import annotations
 
 from vzcore.container import Container
+from vzcore.ctgroups import kill_processes
 from vzcore.engine import Engine
 from vzcore.errors import CleanupError, VzError
 from vzcore.faults import checkpoint
@@ -24,16 +26,17 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
     kept, so the next command retries.
     """
     errors: list[BaseException] = []
-    if state.cgroups is not None:
-        try:
-            state.cgroups.kill()
-        except VzError as exc:
-            errors.append(exc)
+    shared = False  # the groups hold a process that is not the CT's: they stay
+    try:
+        kill_processes(ct, state)
+    except VzError as exc:
+        errors.append(exc)
+        shared = True
     checkpoint("teardown:killed")
     run = Run(ct, state, engine.plugins)
     engine.plugins.run_each("vz_post_stop", reverse=True, on_error=errors.append, ct=ct, run=run)
     checkpoint("teardown:post-stop-done")
-    if state.cgroups is not None:
+    if state.cgroups is not None and not shared:
         try:
             state.cgroups.remove()
         except VzError as exc:

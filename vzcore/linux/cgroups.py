@@ -16,7 +16,7 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -349,15 +349,24 @@ class CgroupSet:
                 target = d.directory  # never outside the CT's own group
             _write(target / "cgroup.procs", str(pid))
 
-    def kill(self, timeout: float = 10.0) -> None:
-        """SIGKILL every process in the CT's groups and wait until they are empty."""
+    def kill(self, timeout: float = 10.0, only: Callable[[int], bool] | None = None) -> set[int]:
+        """SIGKILL every process in the CT's groups and wait until they are gone.
+
+        With ``only``, a process it rejects is left alone (and ``cgroup.kill``, which
+        spares nobody, is not used while there is one).  Returns the processes left alone
+        that still run.
+        """
         unified = next((d for d in self.dirs if d.version == 2), None)
         deadline = time.monotonic() + timeout
+        spared: set[int] = set()
         while True:
-            pids = self.pids()
+            pids = self.pids() - spared
+            if only is not None:
+                spared |= {pid for pid in pids if not only(pid)}
+                pids -= spared
             if not pids:
-                return
-            if unified is not None and unified.file("cgroup.kill").exists():
+                return {pid for pid in spared if os.path.exists(f"/proc/{pid}")}
+            if not spared and unified is not None and unified.file("cgroup.kill").exists():
                 try:
                     _write(unified.file("cgroup.kill"), "1")
                 except KernelError:
@@ -371,6 +380,34 @@ class CgroupSet:
                 raise VzError(f"processes {sorted(pids)} survived SIGKILL for {timeout:.0f} s")
             time.sleep(0.01)
 
+    # -- freezing -----------------------------------------------------------------------
+
+    def _freezable(self) -> list[CgroupDir]:
+        """The groups that can be frozen: v1's freezer hierarchy, and any cgroup2 group
+        (``cgroup.freeze`` is part of cgroup2 itself, even on a hybrid host)."""
+        return [d for d in self.dirs
+                if d.version == 2 or (d.version == 1 and "freezer" in d.controllers)]
+
+    def frozen(self) -> list[Path]:
+        """The groups that keep the CT's groups frozen: a group itself or an ancestor
+        (v1 ``freezer.self_freezing``, v2 ``cgroup.freeze``).  A group that does not exist
+        yet is judged by its nearest existing ancestor, since it would be made frozen."""
+        found: list[Path] = []
+        for d in self._freezable():
+            holder = _frozen_by(d.directory, d.version)
+            if holder is not None and holder not in found:
+                found.append(holder)
+        return found
+
+    def thaw(self) -> None:
+        """Thaw every one of the CT's own groups (and their subgroups) that was frozen;
+        a frozen ancestor is left as it is."""
+        for d in self._freezable():
+            flag, state, thawed = _FREEZE_FILES[d.version]
+            for root, _dirs, files in os.walk(d.directory):
+                if flag in files and read_file(Path(root, flag)).strip() == "1":
+                    _write(Path(root, state), thawed)
+
     def remove(self, timeout: float = 5.0) -> None:
         """Remove the (empty) groups, subgroups first; missing ones are fine."""
         errors: list[str] = []
@@ -381,6 +418,29 @@ class CgroupSet:
             _rmdir(d.directory, timeout, errors)
         if errors:
             raise VzError("cannot remove cgroups: " + "; ".join(errors))
+
+
+_FREEZE_FILES = {1: ("freezer.self_freezing", "freezer.state", "THAWED"),
+                 2: ("cgroup.freeze", "cgroup.freeze", "0")}
+"""Per cgroup version: the file saying a group itself is frozen, the file to write, the
+value that thaws."""
+
+
+def _frozen_by(directory: Path, version: int) -> Path | None:
+    """``directory`` or the ancestor that froze it; ``None`` when nothing did.  The walk
+    ends at the hierarchy's root, which has no freezer files."""
+    flag = _FREEZE_FILES[version][0]
+    current = directory
+    while not current.is_dir() and current != current.parent:
+        current = current.parent
+    while (current / flag).exists():
+        try:
+            if read_file(current / flag).strip() == "1":
+                return current
+        except KernelError:
+            return None
+        current = current.parent
+    return None
 
 
 def _hierarchies_of(pid: int) -> list[Hierarchy]:

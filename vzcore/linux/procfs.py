@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -104,3 +105,64 @@ def uptime_of(process: ProcessId) -> float:
     """Seconds ``process`` has been running."""
     ticks = os.sysconf("SC_CLK_TCK")
     return max(0.0, seconds_since_boot() - process.start_time / ticks)
+
+
+def namespace(pid: int, name: str) -> str | None:
+    """The namespace ``name`` (``pid``, ``pid_for_children``, ``mnt`` ...) of process
+    ``pid`` as the kernel names it (``pid:[4026532311]``), or ``None`` when the process
+    is gone or the link is not readable (``pid_for_children`` before the first child)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/{name}")
+    except OSError:
+        return None
+
+
+NS_GET_PARENT = 0xB702
+"""ioctl on a PID namespace's file: a descriptor of its parent (``_IO(0xb7, 0x2)``)."""
+MAX_PID_NESTING = 32
+"""The kernel's limit on nested PID namespaces."""
+
+
+def pid_namespaces(pid: int, name: str = "pid") -> list[str]:
+    """Process ``pid``'s PID namespace (``name``: ``pid`` or ``pid_for_children``) and
+    every ancestor the caller can see, innermost first, named as :func:`namespace` names
+    them; empty when the process is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    chain = []
+    try:
+        for _level in range(MAX_PID_NESTING + 1):
+            chain.append(f"pid:[{os.fstat(fd).st_ino}]")
+            try:
+                parent = fcntl.ioctl(fd, NS_GET_PARENT)
+            except OSError:  # EPERM: the caller's own namespace (or above it) is reached
+                break
+            os.close(fd)
+            fd = parent
+    finally:
+        os.close(fd)
+    return chain
+
+
+def namespace_pids(pid: int) -> list[int]:
+    """The PIDs of ``pid`` in its PID namespace and every ancestor one, outermost first
+    (the ``NSpid`` line): ``[13460, 1]`` is the init of a child PID namespace."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return [int(n) for n in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+def command_name(pid: int) -> str:
+    """The short command name of ``pid`` (``comm``), ``?`` when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"

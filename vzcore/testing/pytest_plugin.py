@@ -135,6 +135,14 @@ class VzEnv:
         assert state is not None and state.cgroups is not None, f"CT {ctid}: no cgroups on record"
         return state.cgroups
 
+    def ct_cgroup_dirs(self, ctid: int) -> list[Path]:
+        """Where CT ``ctid``'s group goes in every hierarchy (it may not exist)."""
+        from vzcore.ctgroups import group_name
+        from vzcore.paths import Paths
+
+        name = group_name(Paths(self.root), ctid)
+        return [directory / name for directory in self.cgroup_dirs()]
+
     def cgroup_dirs(self) -> list[Path]:
         """The cgroup parent's directory in every hierarchy (they may not exist)."""
         from vzcore.linux import cgroups
