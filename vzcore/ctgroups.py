@@ -10,8 +10,9 @@ processes.
 Ownership.  A process belongs to the CT when it is in the CT's PID namespace (recorded
 with init at start) or one nested in it, or is about to fork into it
 (``pid_for_children``: a ``vzctl exec`` joining).  The CT's init found without a state
-file must also have the CT's root as its root.  Nothing else in a CT's groups is ever killed, thawed or reused: a leftover group
-that is frozen or holds other processes is refused, naming the group and the fix.
+file must also have the CT's root as its root.  Nothing else in a CT's groups is ever
+killed, thawed or reused: a leftover group that is frozen or holds other processes is
+refused, naming the group and the fix.
 """
 
 from __future__ import annotations
