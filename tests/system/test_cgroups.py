@@ -79,7 +79,10 @@ def test_attach_moves_processes_and_the_counters_follow(cg: CgroupSet) -> None:
     try:
         cg.attach(sleeper.pid)
         joined = spawn_in(cg, ["sh", "-c", "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); done; "
-                                           "exec sleep 600"])
+                                           "echo counted; exec sleep 600"],
+                          stdout=subprocess.PIPE)
+        # The CPU it used is charged once it ran: wait for that, not for a guessed time.
+        assert joined.stdout is not None and joined.stdout.readline() == "counted\n"
         assert cg.pids() == {sleeper.pid, joined.pid}
         dirs = {d.key: d.directory for d in cg.dirs}
         for pid in (sleeper.pid, joined.pid):
