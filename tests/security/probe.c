@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -34,6 +35,30 @@ static int read_one(const char *path, int flags) {
     long n = (flags & O_ACCMODE) == O_RDONLY ? read(fd, &byte, 1) : write(fd, "1", 1);
     close(fd);
     return report(n < 0 ? -1 : 0);
+}
+
+/* Push ``text`` into the input of the terminal ``fd`` (TIOCSTI): 0 or -1 with errno. */
+static int inject(int fd, const char *text) {
+    for (; *text; text++)
+        if (ioctl(fd, TIOCSTI, text) < 0) return -1;
+    return 0;
+}
+
+static int inject_verdict(const char *name, int fd, const char *text) {
+    int result = fd < 0 ? -1 : inject(fd, text);
+    printf("%s:%s ", name, result < 0 ? strerrorname_np(errno) : "ok");
+    return result == 0;
+}
+
+/* Every way a CT program has to type into a terminal: /dev/tty (the controlling
+ * terminal) and its stdio.  Prints "tty:VERDICT 0:VERDICT 1:VERDICT 2:VERDICT". */
+static int tiocsti(const char *text) {
+    int injected = inject_verdict("tty", open("/dev/tty", O_RDWR | O_NOCTTY), text);
+    injected |= inject_verdict("0", 0, text);
+    injected |= inject_verdict("1", 1, text);
+    injected |= inject_verdict("2", 2, text);
+    printf("\n");
+    return injected ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
@@ -71,6 +96,7 @@ int main(int argc, char **argv) {
         return report(mount(NULL, argv[2], NULL, MS_REMOUNT | MS_BIND, NULL) == 0 ||
                       mount(NULL, argv[2], NULL, MS_REMOUNT, NULL) == 0 ? 0 : -1);
     if (!strcmp(op, "kill") && argc == 3) return report(kill(atoi(argv[2]), 0));
+    if (!strcmp(op, "tiocsti") && argc == 3) return tiocsti(argv[2]);
     if (!strcmp(op, "fds")) {
         DIR *dir = opendir("/proc/self/fd");
         struct dirent *entry;
