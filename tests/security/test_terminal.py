@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import signal
 import subprocess
 import termios
 import tty
@@ -231,3 +232,17 @@ def test_legacy_tiocsti_setting_is_known(terminal: Terminal) -> None:
         os._exit(0)
     os.waitpid(pid, 0)
     assert terminal.typed() == b"x"
+
+
+def test_the_terminals_interrupt_still_reaches_the_command(ct: RunningCt,
+                                                           terminal: Terminal) -> None:
+    """In a session of its own the command gets no ^C from the kernel; vzctl passes the
+    SIGINT that the terminal sends its process group on to the command's."""
+    vzctl = terminal.run(ct.env, "exec3", ct.ctid, "/bin/sh", "-c",
+                         "trap 'kill $!; echo interrupted; exit 3' INT; echo ready; "
+                         "sleep 600 & wait",
+                         stdin_is_tty=True)
+    terminal.read_until(b"ready")
+    os.killpg(vzctl.pid, signal.SIGINT)  # what ^C on the admin's terminal does
+    status, output = terminal.finish(vzctl)
+    assert status == 3 and "interrupted" in output, output

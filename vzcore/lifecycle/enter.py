@@ -65,7 +65,8 @@ def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> No
         # TIOCSTI on either would type into the admin's shell (CVE-2016-9962's sibling,
         # LXC's CVE-2017-5226).  A new session first, then stdio replaced, then setns.
         detach(stdio)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command inside gets the user's ^C
+        for sig in FORWARDED:  # meant for the command (see _forward_signals)
+            signal.signal(sig, signal.SIG_IGN)
         dumpable.forbid()
         init = run.init_pid
         run.cgroups.attach(os.getpid(), beside=init)
@@ -89,6 +90,23 @@ def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> No
     except BaseException as exc:
         print(f"vzctl: cannot enter CT {ct.ctid}: {exc}", file=sys.stderr)
         os._exit(126)
+
+
+FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+"""Signals vzctl passes on to the command: in a session of its own, the command no longer
+gets the terminal's ^C or hang-up from the kernel."""
+
+
+def _forward_signals(joiner: int) -> dict[int, object]:
+    """Pass :data:`FORWARDED` signals on to the process group of ``joiner`` (the command
+    and its children, as a terminal would; the joiner ignores them); the old handlers."""
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.killpg(joiner, sig)
+        except ProcessLookupError:
+            pass
+
+    return {sig: signal.signal(sig, forward) for sig in FORWARDED}
 
 
 def _exec(argv: Sequence[str], env: dict[str, str]) -> NoReturn:
@@ -167,8 +185,13 @@ def exec_command(engine: Engine, ct: Container, args: Sequence[str], *, mode: st
     else:
         stdio = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
         pid = _fork_joiner(run, (stdio[0][0], stdio[1][1], stdio[2][1]), lambda: _exec(argv, EXEC_ENV))
-        _copy_stdio(stdio[0][1], stdio[1][0], stdio[2][0])
-        _pid, status = os.waitpid(pid, 0)
+        previous = _forward_signals(pid)
+        try:
+            _copy_stdio(stdio[0][1], stdio[1][0], stdio[2][0])
+            _pid, status = os.waitpid(pid, 0)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)  # type: ignore[arg-type]
         code = _exit_status(status)
     if mode == "exec" and code != 0:
         raise CommandFailed(f"CT {ct.ctid}: command exited with status {code}")
