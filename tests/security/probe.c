@@ -139,6 +139,30 @@ static int shocker(const char *path) {
     return report(syscall(SYS_open_by_handle_at, root, &h.handle, O_RDONLY));
 }
 
+/* Push ``text`` into the input of the terminal ``fd`` (TIOCSTI): 0 or -1 with errno. */
+static int inject(int fd, const char *text) {
+    for (; *text; text++)
+        if (ioctl(fd, TIOCSTI, text) < 0) return -1;
+    return 0;
+}
+
+static int inject_verdict(const char *name, int fd, const char *text) {
+    int result = fd < 0 ? -1 : inject(fd, text);
+    printf("%s:%s ", name, result < 0 ? strerrorname_np(errno) : "ok");
+    return result == 0;
+}
+
+/* Every way a CT program has to type into a terminal: /dev/tty (the controlling
+ * terminal) and its stdio.  Prints "tty:VERDICT 0:VERDICT 1:VERDICT 2:VERDICT". */
+static int tiocsti(const char *text) {
+    int injected = inject_verdict("tty", open("/dev/tty", O_RDWR | O_NOCTTY), text);
+    injected |= inject_verdict("0", 0, text);
+    injected |= inject_verdict("1", 1, text);
+    injected |= inject_verdict("2", 2, text);
+    printf("\n");
+    return injected ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return 2;
     const char *op = argv[1];
@@ -216,6 +240,7 @@ int main(int argc, char **argv) {
     if (!strcmp(op, "ether") && argc == 4) return send_frame(argv[2], argv[3], 0, NULL);
     if (!strcmp(op, "arp") && argc == 7) return send_frame(argv[2], argv[3], 1, argv + 4);
     if (!strcmp(op, "na") && argc == 5) return send_advert(argv[2], argv[3], argv[4]);
+    if (!strcmp(op, "tiocsti") && argc == 3) return tiocsti(argv[2]);
     if (!strcmp(op, "fds")) {
         DIR *dir = opendir("/proc/self/fd");
         struct dirent *entry;

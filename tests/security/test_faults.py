@@ -66,22 +66,27 @@ class World:
         assert not mounts.mounts_below(self.env.private(self.ctid)), where
         assert not any(d.exists() for d in self.env.ct_cgroup_dirs(self.ctid)), where
 
+    def stop(self) -> None:
+        """``vzctl stop --fast``, which exits 31 when nothing was running (it still cleans)."""
+        result = self.vzctl("stop", "--fast", self.ctid, check=False)
+        assert result.returncode in (0, 31), result.stderr
+
     def bring_to(self, verb: str) -> None:
         """Put the CT in the state the verb expects, repairing what a kill left."""
         exists = self.env.conf(self.ctid).exists()
         if verb == "create":
             if exists:
-                self.vzctl("stop", "--fast", self.ctid)
+                self.stop()
                 self.vzctl("destroy", self.ctid)
             return
         if not exists:
             self.vzctl(*self.verbs["create"])
         running = self.status()[4] == "running"
         if verb in ("start", "destroy"):
-            self.vzctl("stop", "--fast", self.ctid)  # also cleans what a killed start left
+            self.stop()  # also cleans what a killed start left
             self.check_clean_when_down(f"before {verb}")
         elif not running:
-            self.vzctl("stop", "--fast", self.ctid)
+            self.stop()
             self.vzctl("start", self.ctid)
 
     def kill_sequence(self, points: dict[str, list[str]], kills_required: int) -> None:

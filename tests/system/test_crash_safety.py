@@ -45,7 +45,8 @@ def test_kill_at_every_point_of_start(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: i
         status = vzctl("status", 101).stdout.split()
         running = bool(ct_processes(vz_env))
         assert (status[4] == "running") == running, f"{point}: status says {status}"
-        vzctl("stop", "--fast", 101)
+        stopped = vzctl("stop", "--fast", 101, check=False)
+        assert stopped.returncode in (0, 31), f"{point}: {stopped.stderr}"  # 31: nothing ran
         assert vzctl("status", 101).stdout.strip() == "CTID 101 exist unmounted down", point
         assert not ct_processes(vz_env), point
         assert not mounts.mounts_below(vz_env.root), point

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from vzcore.cli.session import Session, pass_session
+from vzcore.errors import NotRunning
 from vzcore.lifecycle.start import start as start_ct
 from vzcore.lifecycle.stop import stop as stop_ct
 
@@ -17,5 +18,8 @@ from vzcore.lifecycle.stop import stop as stop_ct
 def restart(session: Session, ctid: str, fast: bool, force: bool) -> None:
     """Stop CT CTID if it runs, then start it."""
     ct = session.container(ctid)
-    stop_ct(session.engine, ct, fast=fast)
+    try:
+        stop_ct(session.engine, ct, fast=fast)
+    except NotRunning:
+        pass  # a stopped CT is simply started, as vzctl restart does
     start_ct(session.engine, ct, force=force)

@@ -1,13 +1,16 @@
 """Joining a running CT: ``vzctl exec/exec2/exec3/enter`` and :func:`run_in_ct` for plugins.
 
 The joining process gets exactly what the CT's init got.  vzctl forks a *joiner* that
-makes itself non-dumpable (no CT process can inspect it or reach the host binary through
-``/proc/PID/exe``), enters the CT's cgroups, then its namespaces (user first, mount last;
-joining the mount namespace also puts ``/`` and the working directory at the CT's root),
-and forks the process that will exec, so that it is inside the CT's PID namespace.  That
-process runs every plugin's ``vz_enter`` (capabilities, seccomp), gets its stdio (pipes
-that vzctl copies to and from its own, or a pseudo-terminal from the CT's own devpts for
-``enter``; never a host terminal or descriptor), closes every other descriptor, and execs.
+leaves vzctl's session (so nothing in the CT has the admin's terminal as its controlling
+terminal) and takes pipes or /dev/null as stdio (never a descriptor of the host's
+terminal), makes itself non-dumpable (no CT process can inspect it or reach the host
+binary through ``/proc/PID/exe``; set again after every credential change), enters the
+CT's cgroups, then its namespaces (user first, mount last; joining the mount namespace
+also puts ``/`` and the working directory at the CT's root), and forks the process that
+will exec, so that it is inside the CT's PID namespace.  That process runs every
+plugin's ``vz_enter`` (capabilities, seccomp), gets its stdio (the pipes that vzctl
+copies to and from its own, or a pseudo-terminal from the CT's own devpts for ``enter``
+and ``exec -t``), closes every other descriptor, and execs.
 """
 
 from __future__ import annotations
@@ -26,12 +29,11 @@ from vzcore.ctgroups import refuse_frozen
 from vzcore.engine import Engine
 from vzcore.errors import CommandFailed, NotRunning, VzError, describe
 from vzcore.faults import checkpoint
-from vzcore.lifecycle.execenv import prepare_exec
+from vzcore.lifecycle.execenv import detach, prepare_exec
 from vzcore.lifecycle.forklimit import ForkLimit
-from vzcore.linux import libc, namespaces
+from vzcore.linux import dumpable, execstrings, namespaces
 from vzcore.runtime import Run
 
-PR_SET_DUMPABLE = 4
 EXEC_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -57,17 +59,26 @@ def _exit_status(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
-    """In the forked joiner: enter the CT, fork, run ``payload`` inside; exit with its status."""
+def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> NoReturn:
+    """In the forked joiner: leave vzctl's session, take ``stdio`` (vzctl's pipes or
+    /dev/null, never its terminal) as 0, 1 and 2, enter the CT, fork, run ``payload``
+    inside; exit with its status."""
     ct = run.ct
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command inside gets the user's ^C
-        libc.prctl(PR_SET_DUMPABLE, 0)
+        # No controlling terminal and no descriptor of the host's one may reach the CT:
+        # TIOCSTI on either would type into the admin's shell (CVE-2016-9962's sibling,
+        # LXC's CVE-2017-5226).  A new session first, then stdio replaced, then setns.
+        detach(stdio)
+        execstrings.wipe()  # the admin's environment, readable by a privileged CT's root
+        for sig in FORWARDED:  # meant for the command (see _forward_signals)
+            signal.signal(sig, signal.SIG_IGN)
+        dumpable.forbid()
         init = run.init_pid
         run.cgroups.attach(os.getpid(), beside=init)
         opened = namespaces.open_namespaces(init, namespaces.differing(init))
         limit = ForkLimit.read(ct.ctid, run.cgroups)  # the host's cgroupfs is out of sight inside
         namespaces.enter(opened)
+        dumpable.forbid()  # a credential change may have reset it (fs.suid_dumpable)
         try:
             child = os.fork()
         except BlockingIOError:
@@ -76,6 +87,7 @@ def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
             try:
                 os.chdir("/")
                 run.plugins.run_each("vz_enter", ct=ct, run=run)
+                dumpable.forbid()  # vz_enter changed uid and capabilities
                 checkpoint("enter:joined")
                 payload()
             except BaseException as exc:
@@ -92,6 +104,23 @@ def _join(run: Run, payload: Callable[[], NoReturn]) -> NoReturn:
         os._exit(126)
 
 
+FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+"""Signals vzctl passes on to the command: in a session of its own, the command no longer
+gets the terminal's ^C or hang-up from the kernel."""
+
+
+def _forward_signals(joiner: int) -> dict[int, object]:
+    """Pass :data:`FORWARDED` signals on to the process group of ``joiner`` (the command
+    and its children, as a terminal would; the joiner ignores them); the old handlers."""
+    def forward(sig: int, _frame: object) -> None:
+        try:
+            os.killpg(joiner, sig)
+        except ProcessLookupError:
+            pass
+
+    return {sig: signal.signal(sig, forward) for sig in FORWARDED}
+
+
 def _exec(argv: Sequence[str], env: dict[str, str]) -> NoReturn:
     prepare_exec()
     try:
@@ -101,57 +130,81 @@ def _exec(argv: Sequence[str], env: dict[str, str]) -> NoReturn:
         os._exit(127 if exc.errno == errno.ENOENT else 126)
 
 
-def run_in_ct(run: Run, argv: Sequence[str]) -> int:
-    """Run ``argv`` inside the running CT of ``run`` with /dev/null as stdio; return its
-    exit status (127 when the command does not exist there)."""
+def _fork_joiner(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> int:
+    """Fork a joiner (see :func:`_join`); return its PID.  ``stdio`` are vzctl's ends for
+    the joiner, closed here in vzctl once the joiner holds them."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        def payload() -> NoReturn:
-            null = os.open("/dev/null", os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            _exec(argv, EXEC_ENV)
+        _join(run, stdio, payload)
+    for fd in set(stdio):
+        os.close(fd)
+    return pid
 
-        _join(run, payload)
+
+def _joiner_errors() -> tuple[int, int]:
+    """A pipe for the joiner's own error messages, which vzctl relays (:func:`_relay`)."""
+    return os.pipe2(os.O_CLOEXEC)
+
+
+def _relay(errors: int) -> None:
+    """Copy what the joiner reported to vzctl's stderr, once it has exited."""
+    try:
+        while data := _read(errors):
+            _write_all(sys.stderr.fileno(), data)
+    finally:
+        os.close(errors)
+
+
+def run_in_ct(run: Run, argv: Sequence[str]) -> int:
+    """Run ``argv`` inside the running CT of ``run`` with /dev/null as stdio and no
+    terminal; return its exit status (127 when the command does not exist there)."""
+    def payload() -> NoReturn:
+        null = os.open("/dev/null", os.O_RDWR)  # the CT's own
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        _exec(argv, EXEC_ENV)
+
+    errors_r, errors_w = _joiner_errors()
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    pid = _fork_joiner(run, (null, null, errors_w), payload)
     _pid, status = os.waitpid(pid, 0)
+    _relay(errors_r)
     return _exit_status(status)
 
 
-def exec_command(engine: Engine, ct: Container, args: Sequence[str], *, mode: str) -> int:
+def _argv(args: Sequence[str], mode: str) -> list[str]:
+    if mode == "exec3":
+        return list(args)
+    if list(args) == ["-"]:
+        return ["/bin/sh"]
+    return ["/bin/sh", "-c", " ".join(args)]
+
+
+def exec_command(engine: Engine, ct: Container, args: Sequence[str], *, mode: str,
+                 tty: bool = False) -> int:
     """``vzctl exec`` (``mode="exec"``: the joined words through ``/bin/sh -c``, exit 8 when
     the command fails; ``-`` alone reads the commands from stdin), ``exec2`` (the same,
-    the command's own status) and ``exec3`` (argv as given, no shell).  Returns vzctl's
-    exit code."""
+    the command's own status) and ``exec3`` (argv as given, no shell).  The command gets
+    pipes as stdio, or with ``tty`` a pseudo-terminal of the CT's own devpts; never the
+    host's terminal or session.  Returns vzctl's exit code."""
     run = running(engine, ct)
-    if mode == "exec3":
-        argv = list(args)
-    elif list(args) == ["-"]:
-        argv = ["/bin/sh"]
+    argv = _argv(args, mode)
+    if tty:
+        env = _terminal_env()
+        code = _run_on_pty(run, lambda: _exec(argv, env))
     else:
-        argv = ["/bin/sh", "-c", " ".join(args)]
-    stdio = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        for fd in (stdio[0][1], stdio[1][0], stdio[2][0]):
-            os.close(fd)
-
-        def payload() -> NoReturn:
-            os.dup2(stdio[0][0], 0)
-            os.dup2(stdio[1][1], 1)
-            os.dup2(stdio[2][1], 2)
-            _exec(argv, EXEC_ENV)
-
-        _join(run, payload)
-    os.close(stdio[0][0])
-    os.close(stdio[1][1])
-    os.close(stdio[2][1])
-    _copy_stdio(stdio[0][1], stdio[1][0], stdio[2][0])
-    _pid, status = os.waitpid(pid, 0)
-    code = _exit_status(status)
+        stdio = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
+        pid = _fork_joiner(run, (stdio[0][0], stdio[1][1], stdio[2][1]), lambda: _exec(argv, EXEC_ENV))
+        previous = _forward_signals(pid)
+        try:
+            _copy_stdio(stdio[0][1], stdio[1][0], stdio[2][0])
+            _pid, status = os.waitpid(pid, 0)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)  # type: ignore[arg-type]
+        code = _exit_status(status)
     if mode == "exec" and code != 0:
         raise CommandFailed(f"CT {ct.ctid}: command exited with status {code}")
     return code
@@ -211,39 +264,37 @@ def _write_all(fd: int, data: bytes) -> None:
         data = data[os.write(fd, data):]
 
 
-def enter(engine: Engine, ct: Container, command: Sequence[str] = ()) -> int:
-    """``vzctl enter``: an interactive root shell on a pseudo-terminal of the CT's own devpts.
+def _terminal_env() -> dict[str, str]:
+    return dict(EXEC_ENV, TERM=os.environ.get("TERM", "xterm"))
 
-    With ``command``, run it first and stay in the shell (``vzctl enter --exec``).
-    """
+
+def _run_on_pty(run: Run, launch: Callable[[], NoReturn],
+                say: Callable[[str], None] | None = None) -> int:
+    """Run ``launch`` (which execs) in the CT as the session leader of a new
+    pseudo-terminal from the CT's own devpts, and copy between it and vzctl's terminal
+    (:func:`terminal.proxy`); return the exit status.  ``say`` reports entering and
+    leaving (``vzctl enter``)."""
     from vzcore.lifecycle import terminal
 
-    run = running(engine, ct)
+    ct = run.ct
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    term = os.environ.get("TERM", "xterm")
-    sys.stdout.flush()
-    pid = os.fork()
-    if pid == 0:
-        parent_sock.close()
 
-        def payload() -> NoReturn:
-            master, slave = os.openpty()  # /dev/ptmx of the CT: we are in its mount namespace
-            socket.send_fds(child_sock, [b"pty"], [master])
-            child_sock.close()
-            os.close(master)
-            os.setsid()
-            terminal.make_controlling(slave)
-            for fd in (0, 1, 2):
-                os.dup2(slave, fd)
-            if slave > 2:
-                os.close(slave)
-            shell = next((s for s in SHELLS if os.path.exists(s)), "/bin/sh")
-            env = dict(EXEC_ENV, TERM=term, SHELL=shell)
-            if command:
-                _exec([shell, "-c", f"{' '.join(command)}; exec {shell} -l"], env)
-            _exec([shell, "-l"], env)
+    def payload() -> NoReturn:
+        master, slave = os.openpty()  # /dev/ptmx of the CT: we are in its mount namespace
+        socket.send_fds(child_sock, [b"pty"], [master])
+        child_sock.close()
+        os.close(master)
+        os.setsid()
+        terminal.make_controlling(slave)
+        for fd in (0, 1, 2):
+            os.dup2(slave, fd)
+        if slave > 2:
+            os.close(slave)
+        launch()
 
-        _join(run, payload)
+    errors_r, errors_w = _joiner_errors()
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    pid = _fork_joiner(run, (null, null, errors_w), payload)
     child_sock.close()
     try:
         _msg, fds, _flags, _addr = socket.recv_fds(parent_sock, 16, 1)
@@ -251,9 +302,30 @@ def enter(engine: Engine, ct: Container, command: Sequence[str] = ()) -> int:
         parent_sock.close()
     if not fds:
         _pid, status = os.waitpid(pid, 0)
+        _relay(errors_r)
         raise VzError(f"cannot open a terminal in CT {ct.ctid}", exit_code=_exit_status(status) or 3)
-    engine.say(f"entered into CT {ct.ctid}")
+    if say:
+        say(f"entered into CT {ct.ctid}")
     terminal.proxy(fds[0])
     _pid, status = os.waitpid(pid, 0)
-    engine.say(f"exited from CT {ct.ctid}")
+    _relay(errors_r)
+    if say:
+        say(f"exited from CT {ct.ctid}")
     return _exit_status(status)
+
+
+def enter(engine: Engine, ct: Container, command: Sequence[str] = ()) -> int:
+    """``vzctl enter``: an interactive root shell on a pseudo-terminal of the CT's own devpts.
+
+    With ``command``, run it first and stay in the shell (``vzctl enter --exec``).
+    """
+    run = running(engine, ct)
+    env = _terminal_env()
+
+    def shell() -> NoReturn:
+        path = next((s for s in SHELLS if os.path.exists(s)), "/bin/sh")  # the CT's files
+        if command:
+            _exec([path, "-c", f"{' '.join(command)}; exec {path} -l"], dict(env, SHELL=path))
+        _exec([path, "-l"], dict(env, SHELL=path))
+
+    return _run_on_pty(run, shell, say=engine.say)

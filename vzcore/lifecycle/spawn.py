@@ -44,9 +44,9 @@ from typing import NoReturn
 from vzcore.container import Container
 from vzcore.errors import BadTemplate, PluginError, VzError, describe
 from vzcore.faults import checkpoint
-from vzcore.lifecycle.execenv import prepare_exec
+from vzcore.lifecycle.execenv import detach, prepare_exec
 from vzcore.lifecycle.forklimit import ForkLimit
-from vzcore.linux import libc, namespaces
+from vzcore.linux import dumpable, libc, namespaces
 from vzcore.linux.procfs import ProcessId
 from vzcore.runtime import Run
 
@@ -278,6 +278,7 @@ def _holder(names: set[str], vzctl_pid: int, fds: dict[str, int]) -> NoReturn:
     """Unshare the namespaces the CT's root must own; keep them until init joined."""
     try:
         _keep_only(fds, "to_holder_r", "from_w")
+        detach()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _die_with(vzctl_pid)
         libc.unshare(namespaces.flags_of(names & set(HOLDER_NAMESPACES)))
@@ -294,6 +295,8 @@ def _parent(ct: Container, run: Run, names: set[str], vzctl_pid: int, holder_pid
     """As the host's root: a new mount and PID namespace; fork init once released."""
     try:
         _keep_only(fds, "to_init_r", "from_w")
+        detach()  # init is forked from here: no host terminal, descriptor or session
+        dumpable.forbid()  # until init execs, the CT's processes must not reach it
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         _die_with(vzctl_pid)
         libc.unshare(namespaces.flags_of(names & set(PARENT_NAMESPACES)))
@@ -317,7 +320,7 @@ def _init(ct: Container, run: Run, names: set[str], holder_pid: int,
     plugins = run.plugins
     try:
         libc.prctl(PR_SET_PDEATHSIG, 0)
-        os.setsid()  # no controlling terminal of the host's
+        os.setsid()  # a session of its own, as every init has
         held = [n for n in ("net", "uts", "ipc") if n in names]
         namespaces.enter(namespaces.open_namespaces(holder_pid, held))
         user = namespaces.open_namespaces(holder_pid, ["user"]) if "user" in names else []
@@ -336,6 +339,7 @@ def _init(ct: Container, run: Run, names: set[str], holder_pid: int,
         if "cgroup" in names:
             namespaces.unshare(["cgroup"])
         plugins.run_each("vz_finalize_child", ct=ct, run=run)
+        dumpable.forbid()  # the credential changes above may have reset it
         exec_init()
     except BaseException as exc:
         _report(fds["from_w"], exc)

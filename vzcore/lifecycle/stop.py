@@ -5,7 +5,7 @@ from __future__ import annotations
 from vzcore.container import Container
 from vzcore.ctgroups import thaw_if_owned
 from vzcore.engine import Engine
-from vzcore.errors import InvalidValue, PluginError, StopError, VzError
+from vzcore.errors import InvalidValue, NotRunning, PluginError, StopError, VzError
 from vzcore.faults import checkpoint
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import is_mounted, umount_ct
@@ -27,17 +27,17 @@ def stop_timeout(ct: Container) -> int:
 
 
 def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool = False) -> None:
-    """Stop ``ct`` (``fast``: kill at once); a stopped CT is left as it is, with a message."""
+    """Stop ``ct`` (``fast``: kill at once).  A stopped CT is only unmounted (unless
+    ``skip_umount``), and :class:`NotRunning` (31) says it was not running, as vzctl does."""
     ct.require_exists()
     check_areas(engine, ct, keys=("VE_ROOT",))
     timeout = stop_timeout(ct)
     with engine.lock(ct, "stop"):
         state = engine.state(ct)
         if state is None:
-            engine.say(f"Unable to stop: CT {ct.ctid} is not running")
             if not skip_umount and is_mounted(ct):
                 umount_ct(engine, ct)
-            return
+            raise NotRunning(f"Unable to stop: CT {ct.ctid} is not running")
         if not state.is_running:
             engine.say(f"CT {ct.ctid} is not running; cleaning up what its last run left")
         else:

@@ -27,6 +27,15 @@ net_admin stay, as in vzctl's upstream-kernel mode, because mount and network na
 confine them; see docs/security.md for what that does and does not protect.
 """
 
+PRIVILEGED_NEVER = frozenset({"sys_ptrace"})
+"""Capabilities a privileged CT (``LOCAL_UID=0``) never has, whatever ``CAPABILITY`` says.
+
+Its root is the host's root, so ``CAP_SYS_PTRACE`` would be the host's: it overrides the
+non-dumpable mark of vzctl's joining process, and so opens that process's memory,
+descriptors and ``/proc/PID/exe`` (the host's interpreter; CVE-2019-5736) to the CT.  A
+CT's root still traces its own processes (same uid) without it; see docs/security.md.
+"""
+
 
 class CapabilityError(ValueError):
     pass
@@ -68,10 +77,16 @@ def merge(config: str | None, changes: Sequence[tuple[tuple[str, bool], ...]]) -
     return " ".join(f"{n.upper()}:{'on' if on else 'off'}" for n, on in sorted(current.items())) or None
 
 
-def kept(config: str | None) -> frozenset[int]:
-    """Capability numbers a CT keeps with ``CAPABILITY=config``."""
+def kept(config: str | None, *, privileged: bool = False) -> frozenset[int]:
+    """Capability numbers a CT keeps with ``CAPABILITY=config``; a ``privileged`` CT
+    never keeps :data:`PRIVILEGED_NEVER` (granting one is an error)."""
     names = set(NAMES) - DROPPED_BY_DEFAULT
     if config and config.strip():
         for name, on in parse_setting(config):
+            if on and privileged and name in PRIVILEGED_NEVER:
+                raise CapabilityError(f"{name} cannot be granted to a privileged CT "
+                                      "(LOCAL_UID=0): it is the host's and reaches vzctl itself")
             (names.add if on else names.discard)(name)
+    if privileged:
+        names -= PRIVILEGED_NEVER
     return frozenset(NUMBERS[n] for n in names)

@@ -43,7 +43,7 @@ def vz_parameters() -> Iterable[Parameter]:
 def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     text = changes["CAPABILITY"].new if "CAPABILITY" in changes else ct.get("CAPABILITY")
     try:
-        capabilities.kept(text)
+        capabilities.kept(text, privileged=ct.idmap is None)
     except capabilities.CapabilityError as exc:
         raise InvalidValue(f"CT {ct.ctid}: CAPABILITY={text!r}: {exc}; fix it with "
                            f"'vzctl set {ct.ctid} --capability NAME:on|off --save'") from None
@@ -79,17 +79,21 @@ def vz_switch_root(ct: Container, run: Run) -> bool:
     return True
 
 
+def _kept(ct: Container) -> frozenset[int]:
+    return capabilities.kept(ct.get("CAPABILITY"), privileged=ct.idmap is None)
+
+
 @hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
     _become_ct_root(ct)
     libc.sethostname(ct.hostname or DEFAULT_HOSTNAME)
-    caps.limit_to(capabilities.kept(ct.get("CAPABILITY")))
+    caps.limit_to(_kept(ct))
 
 
 @hookimpl
 def vz_enter(ct: Container, run: Run) -> None:
     _become_ct_root(ct)
-    caps.limit_to(capabilities.kept(ct.get("CAPABILITY")))
+    caps.limit_to(_kept(ct))
 
 
 @hookimpl
