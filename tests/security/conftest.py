@@ -64,15 +64,6 @@ def ct(request: pytest.FixtureRequest, vz_env: VzEnv, vzctl: Vzctl,
     yield RunningCt(101, profile, vzctl, vz_env)
 
 
-def privileged_is_not_root_safe(request: pytest.FixtureRequest, ct: RunningCt, why: str) -> None:
-    """The attack is expected to succeed against a privileged CT (docs/security.md says so):
-    mark the test a strict expected failure for that profile, so that the day it stops
-    succeeding the test reports it and the docs get updated."""
-    if ct.profile == "privileged":
-        request.node.add_marker(pytest.mark.xfail(
-            strict=True, reason=f"privileged profile (LOCAL_UID=0) is not root-safe: {why}"))
-
-
 @pytest.fixture
 def host_block_device(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """A loop device of the host's (major, minor), backed by a file of the test's."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.security.conftest import RunningCt, privileged_is_not_root_safe
+from tests.security.conftest import RunningCt
 from vzcore.linux import mounts
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv, vzctl_binary
 
