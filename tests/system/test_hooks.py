@@ -41,7 +41,8 @@ def test_lifecycle_hooks_in_order(trace: Path, vz_env: VzEnv, vzctl: Vzctl, vzli
         "vz_validate:start host", "vz_mount host", "vz_namespaces host", "vz_pre_start host",
         "vz_setup_host host", "vz_setup_child ct", "vz_finalize_child ct", "vz_post_start host",
     ]
-    assert json.loads(vz_env.state(101).read_text())["plugins"]["hook_tracer"] == {"pre_start": True}
+    assert json.loads(vz_env.state(101).read_text())["plugins"]["hook_tracer"] == {
+        "version": 1, "record": {"pre_start": True}}
 
     vzctl("exec", 101, "true")
     assert calls(trace) == ["vz_enter ct"]
