@@ -72,7 +72,7 @@ def test_newer_version_is_refused_never_misread() -> None:
 
 
 def test_a_record_that_does_not_match_the_fields_is_refused() -> None:
-    with pytest.raises(RecordError, match="the demo plugin's record .* does not match its fields"):
+    with pytest.raises(RecordError, match=r"the demo plugin's record .* does not match its fields"):
         decode(DemoRecord, {"version": 2, "record": {"path": "/z", "colour": "red"}},
                ctid=101, plugin="demo")
 
