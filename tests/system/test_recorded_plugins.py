@@ -109,3 +109,52 @@ def test_a_crashed_ct_is_not_cleaned_up_without_its_recorded_plugin(
     vzctl("start", 101)  # cleans the last run with every recorded plugin, then starts
     vzctl("stop", 101)
     assert_core_cleaned(vz_env)
+
+
+SAVE_COUNTER = '''
+import os
+from vzcore import hookimpl
+from vzcore.plugin import PluginInfo
+from vzcore.runtime import State
+
+_save = State.save
+
+
+def _counted(self):
+    with open(os.environ["VZ_SAVE_LOG"], "a") as log:
+        log.write(f"{self.phase} {sorted(self.records)}\\n")
+    _save(self)
+
+
+State.save = _counted
+
+
+@hookimpl
+def vz_plugin_info():
+    return PluginInfo(subsystem="savecounter", summary="counts state file writes")
+'''
+
+
+def test_a_start_writes_the_state_file_once_per_recording_plugin_and_three_times_for_the_core(
+        vz_env: VzEnv, vzctl: Vzctl, tmp_path: Path) -> None:
+    log = tmp_path / "saves"
+    vz_env.add_plugin_module("save_counter", SAVE_COUNTER)
+    vz_env.extra_env["VZ_SAVE_LOG"] = str(log)
+    _ip("link", "add", BRIDGE, "type", "bridge")
+    try:
+        vzctl("create", 101, "--ostemplate", "busybox", "--ipadd", "10.199.5.2",
+              "--netif_add", f"eth0,,,,{BRIDGE}")
+        vzctl("set", 101, "--numproc", "200:200", "--cpulimit", "50", "--save")
+        vzctl("start", 101)
+        saves = log.read_text().splitlines()
+        assert saves == [
+            "starting []",                                    # the cgroups, before they exist
+            "starting ['beancounters']",                      # one write per plugin ...
+            "starting ['beancounters', 'cpu']",
+            "starting ['beancounters', 'cpu', 'network']",
+            "starting ['beancounters', 'cpu', 'network']",    # init, before it may run
+            "running ['beancounters', 'cpu', 'network']",
+        ], "the previous release wrote 7 times (two for beancounters)"
+        vzctl("stop", 101)
+    finally:
+        _ip("link", "del", BRIDGE)
