@@ -135,11 +135,6 @@ class State:
         if save:
             self.save()
 
-    def drop_record(self, plugin: str) -> None:
-        """Forget ``plugin``'s record (``stop --force``); written with the next save."""
-        self._typed.pop(plugin, None)
-        self.records.pop(plugin, None)
-
     def remove(self) -> None:
         try:
             self.path.unlink()

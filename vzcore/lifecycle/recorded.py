@@ -82,7 +82,7 @@ def check(plugins: Plugins, ct: Container, state: State, *, verb: str,
     if missing and not force:
         fixes = "; ".join(dict.fromkeys(u.fix for u in missing))
         raise RecordedPluginUnavailable(
-            f"CT {ct.ctid}: cannot {verb}: {'; '.join(u.describe() for u in missing)}. "
+            f"CT {ct.ctid}: {verb} refused: {'; '.join(u.describe() for u in missing)}. "
             f"To proceed: {fixes}, then run the command again; or 'vzctl stop --force "
             f"{ct.ctid}' to clean what the core can (processes, cgroups, mounts) and drop "
             "those records")

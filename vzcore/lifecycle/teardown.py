@@ -64,6 +64,6 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
         raise CleanupError(f"CT {ct.ctid}: {what} incomplete", errors)
     for u in dropped:
         engine.warn(f"warning: CT {ct.ctid}: {u.describe()}; its record was dropped (--force): "
-                    f"what it made beyond the CT's processes, cgroups and mounts may remain; "
-                    f"{u.fix} to have it cleaned, or remove it by hand")
+                    "what it made beyond the CT's processes, cgroups and mounts may remain on "
+                    "the host: remove it by hand")
     state.remove()
