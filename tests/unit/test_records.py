@@ -137,8 +137,13 @@ def test_a_newer_state_format_is_refused(tmp_path: Path) -> None:
 # -- run.record ---------------------------------------------------------------------------
 
 
-def _plugins(*rows: tuple[str, str, type[PluginRecord] | None], state: str = ACTIVE) -> Plugins:
+def _plugins(*rows: tuple[str, str, type[PluginRecord] | None], layout: bool = True) -> Plugins:
+    """Plugins with these statuses (and a template plugin offering simfs, with ``layout``)."""
     plugins = Plugins(pm=None, statuses={})  # type: ignore[arg-type]
+    if layout:
+        plugins.statuses["template"] = PluginStatus("template", lambda: "1", "template", ACTIVE)
+        plugins.infos["template"] = PluginInfo(subsystem="template", summary="",
+                                               variants={"VE_LAYOUT": ("simfs",)})
     for name, status, record in rows:
         plugins.statuses[name] = PluginStatus(name, lambda: "1", name, status,
                                               "DISABLED_PLUGINS in vz.conf" if status == DISABLED
@@ -195,3 +200,15 @@ def test_missing_replaced_and_unreadable_recorded_plugins_are_named(tmp_path: Pa
     assert found["network"] == "is not installed"
     assert found["beancounters"].startswith("is no longer its subsystem's provider")
     assert "cannot read its record" in found["cpu"]
+
+
+def test_a_mounted_layout_without_its_provider_is_named(tmp_path: Path) -> None:
+    state = _previous(tmp_path)  # mounted by the start, layout simfs
+    plugins = _plugins(("network", ACTIVE, NetworkRecord), ("beancounters", ACTIVE, BeancountersRecord),
+                       ("cpu", ACTIVE, CpuRecord), layout=False)
+    [layout] = recorded.unavailable(plugins, state)
+    assert layout.plugin == "" and "the plugin offering layout 'simfs' (VE_LAYOUT) is not active" \
+        in layout.describe()
+    plugins.infos["cpu"] = PluginInfo(subsystem="cpu", summary="", record=CpuRecord,
+                                      variants={"VE_LAYOUT": ("simfs",)})
+    assert recorded.unavailable(plugins, state) == []

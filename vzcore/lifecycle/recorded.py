@@ -26,15 +26,20 @@ _SHOWN = 240
 
 @attrs.frozen
 class Unavailable:
-    """A recorded plugin the engine cannot call, why, and how to get it back."""
+    """A recorded plugin the engine cannot call, why, and how to get it back.
+
+    :ivar plugin: its name (empty for the provider of the recorded layout, which is
+        named by ``subject``).
+    """
 
     plugin: str
     why: str
     fix: str
     left: str
+    subject: str = ""
 
     def describe(self) -> str:
-        return f"the {self.plugin} plugin {self.why}; it recorded {self.left}"
+        return f"{self.subject or f'the {self.plugin} plugin'} {self.why}; it recorded {self.left}"
 
 
 def _left(entry: dict[str, Any]) -> str:
@@ -68,9 +73,22 @@ def _unavailable(plugins: Plugins, state: State, name: str) -> Unavailable | Non
     return None
 
 
+def _layout_unavailable(plugins: Plugins, state: State) -> Unavailable | None:
+    """The recorded layout's provider, when the start mounted the CT and none offers it."""
+    layout = state.variants.get("VE_LAYOUT")
+    if not state.mounted_by_start or layout is None:
+        return None
+    if layout in plugins.variant_offers("VE_LAYOUT"):
+        return None
+    return Unavailable("", "is not active", f"install or enable the plugin offering '{layout}'",
+                       f"the CT's root mounted with layout '{layout}'",
+                       subject=f"the plugin offering layout '{layout}' (VE_LAYOUT)")
+
+
 def unavailable(plugins: Plugins, state: State) -> list[Unavailable]:
     """The recorded plugins that cannot undo what they recorded, by name."""
     found = [_unavailable(plugins, state, name) for name in sorted(state.records)]
+    found.append(_layout_unavailable(plugins, state))
     return [u for u in found if u is not None]
 
 

@@ -21,7 +21,8 @@ from vzcore.engine import Engine
 from vzcore.errors import CleanupError, VzError
 from vzcore.faults import checkpoint
 from vzcore.lifecycle import recorded
-from vzcore.lifecycle.mount import umount_ct
+from vzcore.lifecycle.mount import is_mounted, umount_ct
+from vzcore.linux import mounts
 from vzcore.runtime import Run, State
 
 
@@ -44,7 +45,7 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
         shared = True
     checkpoint("teardown:killed")
     run = Run(ct, state, engine.plugins)
-    skip = {u.plugin for u in dropped}
+    skip = {u.plugin for u in dropped if u.plugin}
     engine.plugins.run_each("vz_post_stop", reverse=True, on_error=errors.append, ct=ct, run=run,
                             only=lambda name: name not in skip)
     checkpoint("teardown:post-stop-done")
@@ -56,14 +57,18 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
     checkpoint("teardown:cgroups-removed")
     if umount:
         try:
-            umount_ct(engine, ct, state.variants.get("VE_LAYOUT"))
-        except VzError as exc:
+            if any(not u.plugin for u in dropped):  # no layout provider: the core unmounts
+                if is_mounted(ct):
+                    mounts.umount(ct.root, detach=True)
+            else:
+                umount_ct(engine, ct, state.variants.get("VE_LAYOUT"))
+        except (VzError, OSError) as exc:
             errors.append(exc)
         checkpoint("teardown:unmounted")
     if errors:
         raise CleanupError(f"CT {ct.ctid}: {what} incomplete", errors)
     for u in dropped:
-        engine.warn(f"warning: CT {ct.ctid}: {u.describe()}; its record was dropped (--force): "
+        engine.warn(f"warning: CT {ct.ctid}: {u.describe()}; dropped (--force): "
                     "what it made beyond the CT's processes, cgroups and mounts may remain on "
                     "the host: remove it by hand")
     state.remove()
