@@ -205,3 +205,9 @@ class CleanupError(VzError):
         details = "; ".join(str(e) for e in errors)
         codes = {getattr(e, "exit_code", 3) for e in errors}
         super().__init__(f"{what}: {details}", exit_code=codes.pop() if len(codes) == 1 else 3)
+
+
+class RecordedPluginUnavailable(VzError):
+    """A plugin that recorded what it made for a CT cannot be called to undo it."""
+
+    exit_code = 33  # VZ_STOP_ERROR: the CT cannot be stopped or cleaned up as it is

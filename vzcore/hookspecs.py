@@ -12,7 +12,11 @@ Registration hooks (``vz_plugin_info``, ``vz_parameters``, ``vz_list_fields``,
 engine calls each active plugin's implementation on its own, in the documented subsystem
 order (:data:`vzcore.plugin.SUBSYSTEM_ORDER`; teardown runs in reverse), so that it knows
 which plugin failed, can undo what succeeded, and can give each plugin its own ``run``
-whose ``record`` is that plugin's part of the CT's state file.  Only one plugin per
+whose ``record`` is that plugin's typed record in the CT's state file (the frozen attrs
+class it declares as :attr:`PluginInfo.record <vzcore.plugin.PluginInfo.record>`;
+:mod:`vzcore.records`).  Assigning ``run.record`` writes the state file at once: record
+what a hook will make in one assignment, before making it.  Teardown hooks go to the
+plugins the state file names, not to whichever are active now.  Only one plugin per
 subsystem is ever active, so an implementation never has to ask whether it was chosen.
 
 Implementations must not give their parameters default values (pluggy would silently not
@@ -199,8 +203,9 @@ def vz_quota_init(ct: Container) -> None:
 def vz_mount(ct: Container) -> None:
     """Make the CT's root file system visible at ``ct.root`` (``/vz/root/CTID``).
 
-    **When**: ``vzctl mount``, and ``vzctl start`` of an unmounted CT.  The plugin that
-    offers the CT's layout (``VE_LAYOUT``, recorded at create) does the mount.
+    **When**: ``vzctl mount``, and ``vzctl start`` of an unmounted CT.  Only the plugin
+    that offers the CT's layout (``VE_LAYOUT``, recorded at create; see
+    :attr:`PluginInfo.variants <vzcore.plugin.PluginInfo.variants>`) is called.
     **Where**: host, root, host mount namespace.
 
     :param ct: the CT; ``ct.root`` exists and is not a mount point.
@@ -223,6 +228,8 @@ def vz_umount(ct: Container) -> None:
     """Undo :func:`vz_mount`; must succeed when nothing is mounted (idempotent).
 
     **When**: ``vzctl umount``, ``vzctl stop`` (unless ``--skip-umount``), rollback.
+    Only the plugin offering the layout is called: for a stop or rollback, the layout the
+    start recorded in the state file, not the one the config names by then.
     **Where**: host, root, host mount namespace.
 
     :param ct: the CT (not running).
@@ -274,9 +281,11 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     **Where**: host, root.
 
     :param ct: the CT.
-    :param run: the start in progress; ``run.record`` is this plugin's part of the state
-        file: record everything :func:`vz_post_stop` must undo *before* making it, so a
-        killed vzctl leaves nothing the next stop cannot find.
+    :param run: the start in progress; ``run.record`` is this plugin's record (``None``
+        so far): assign everything :func:`vz_post_stop` must undo, in *one* assignment
+        (one write of the state file), *before* making it, so a killed vzctl leaves
+        nothing the next stop cannot find.  ``run.amend(record)`` keeps what undoes
+        nothing (found while applying) without a write of its own.
 
     **Returns**: nothing.
     **Errors**: raising aborts the start; every plugin that started gets
@@ -286,7 +295,8 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
         @hookimpl
         def vz_pre_start(ct, run):
-            run.cgroups.write("pids", "pids.max", ct.config.get("NUMPROC_LIMIT", "max"))
+            run.record = LinksRecord(links=(f"tun{ct.ctid}",))   # one write, first
+            create_link(f"tun{ct.ctid}")
     """
 
 
@@ -322,7 +332,8 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     network namespace (``/proc/PID/ns/net``) and configure them.
 
     :param ct: the CT.
-    :param run: the start in progress (``run.record`` as in :func:`vz_pre_start`).
+    :param run: the start in progress; ``run.record`` is what this plugin recorded in
+        :func:`vz_pre_start`; assign a new one before making anything it does not name.
     :param pid: host PID of the process holding the CT's user, network, UTS and IPC
         namespaces (``/proc/PID/ns/net`` is the CT's network namespace); it is not the
         CT's init, which joins these namespaces next.
@@ -350,7 +361,8 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     namespace enters it after :func:`vz_switch_root`, which locks every mount made here
     (its root can neither unmount them nor make read-only ones writable).  Mount proc,
     sys, dev and friends below ``run.root`` without following links the CT could have
-    planted (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here.  The
+    planted (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here (the
+    state file cannot be written from inside the CT).  The
     modules it needs belong in :attr:`vzcore.plugin.PluginInfo.child_modules`, which the
     start imports before it forks.
 
@@ -467,16 +479,20 @@ def vz_stop(ct: Container, run: Run) -> None:
 
 @hookspec
 def vz_post_stop(ct: Container, run: Run) -> None:
-    """Remove from the host what this plugin made for the CT, from ``run.record``.
+    """Remove from the host what this plugin made for the CT, from its ``run.record``.
 
     **When**: ``vzctl stop`` once every CT process is gone; on a failed start (rollback);
     when a command finds that the CT's init died on its own or a killed vzctl left a
     half-started CT.  The engine removes the cgroups and the state file afterwards.
     **Where**: host, root.  Must be idempotent: it may run twice, and on records of a
-    start that got only part of the way.
+    start that got only part of the way.  It is called for every plugin the state file
+    names (and for active plugins that recorded nothing: ``run.record`` is ``None``); a
+    recorded plugin that is missing, disabled or no longer the provider makes the verb
+    refuse by name before any step, unless ``vzctl stop --force`` drops its record.
 
     :param ct: the stopped CT.
-    :param run: its recorded state; ``run.record`` holds what this plugin recorded.
+    :param run: its recorded state; ``run.record`` is this plugin's record (possibly of
+        a start that got only part of the way), or ``None``.
 
     **Returns**: nothing.
     **Errors**: raising is collected: every other plugin still cleans up and all failures
@@ -486,7 +502,7 @@ def vz_post_stop(ct: Container, run: Run) -> None:
 
         @hookimpl
         def vz_post_stop(ct, run):
-            for name in run.record.get("links", []):
+            for name in run.record.links if run.record else ():
                 delete_link_if_present(name)
     """
 

@@ -1,8 +1,10 @@
 """A started CT's state file, and the ``run`` object lifecycle hooks receive.
 
 The state file (``/run/vz/CTID.json``) is written atomically at every step of a start
-that makes something cleanup must find: the cgroups, the init's identity, and whatever
-each plugin records in its own part (``run.record``) before it makes it.  Every command
+that makes something cleanup must find: the cgroups, the init's identity, and each
+plugin's typed record (:mod:`vzcore.records`), which the plugin assigns to ``run.record``
+before it makes what the record names.  Each assignment is one write: a start writes the
+file three times for the core (cgroups, init, running) and once per plugin that records.  Every command
 verifies the file against the kernel: the CT runs only while the recorded init (PID *and*
 start time) is alive, so a reused PID is never mistaken for it, and a file whose init is
 gone is stale: the next command cleans up from it.
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +24,14 @@ from vzcore.container import Container
 from vzcore.errors import VzError, describe
 from vzcore.linux.cgroups import CgroupSet
 from vzcore.linux.procfs import ProcessId, namespace
+from vzcore.records import PluginRecord, RecordError, decode, encode
 
 if TYPE_CHECKING:
     from vzcore.plugin.manager import Plugins
 
+FORMAT = 2
+"""The state file's format; the previous release wrote none (its records were untyped
+dicts, read as records of version 0)."""
 STARTING = "starting"
 RUNNING = "running"
 
@@ -36,6 +41,10 @@ class State:
     """The contents of one CT's state file.
 
     :ivar pidns: the CT's PID namespace (``pid:[N]``), which proves a process is the CT's.
+    :ivar variants: the variants the start used, by config key (``VE_LAYOUT``): teardown
+        unmounts with the provider of the recorded layout, not of the config's.
+    :ivar records: each plugin's entry (``{"version": N, "record": {...}}``) by plugin
+        name, as stored: a plugin that is not active now keeps its entry unchanged.
     :ivar recovered: rebuilt from the kernel (the CT's groups and init) because the file
         was lost; it has no plugin records.
     """
@@ -48,9 +57,10 @@ class State:
     cgroups: CgroupSet | None = None
     mounted_by_start: bool = False
     variants: dict[str, str] = attrs.field(factory=dict)
-    plugins: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    records: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     writable: bool = True
     recovered: bool = False
+    _typed: dict[str, PluginRecord] = attrs.field(factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: Path, ctid: int) -> State | None:
@@ -62,6 +72,12 @@ class State:
         except (OSError, ValueError) as exc:
             raise VzError(f"CT {ctid}: unreadable state file {path}: {describe(exc)}; remove it after "
                           "checking that no process of the CT runs") from exc
+        fmt = data.get("format", 1)
+        if fmt > FORMAT:
+            raise VzError(f"CT {ctid}: state file {path} has format {fmt}, newer than this vzcore "
+                          f"reads ({FORMAT}); stop the CT with the vzcore that started it")
+        records = {name: dict(entry) if fmt >= FORMAT else {"version": 0, "record": dict(entry)}
+                   for name, entry in data.get("plugins", {}).items()}
         init = data.get("init")
         return cls(
             path=path,
@@ -72,11 +88,12 @@ class State:
             cgroups=CgroupSet.from_json(data["cgroups"]) if data.get("cgroups") else None,
             mounted_by_start=bool(data.get("mounted_by_start")),
             variants=dict(data.get("variants", {})),
-            plugins={k: dict(v) for k, v in data.get("plugins", {}).items()},
+            records=records,
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "format": FORMAT,
             "ctid": self.ctid,
             "phase": self.phase,
             "init": attrs.asdict(self.init) if self.init else None,
@@ -84,7 +101,7 @@ class State:
             "cgroups": self.cgroups.to_json() if self.cgroups else None,
             "mounted_by_start": self.mounted_by_start,
             "variants": self.variants,
-            "plugins": self.plugins,
+            "plugins": self.records,
             "vzctl_pid": os.getpid(),
         }
 
@@ -94,6 +111,29 @@ class State:
             raise VzError(f"CT {self.ctid}: the state file cannot be changed from inside the CT")
         atomic_write(self.path, json.dumps(self.to_json(), sort_keys=True) + "\n",
                      durable=False, mode=0o600)
+
+    def record(self, plugin: str, cls: type[PluginRecord] | None) -> Any:
+        """``plugin``'s record as ``cls`` (upgraded from an older version, or refused with
+        :class:`RecordError`), or ``None`` when it recorded nothing."""
+        if plugin in self._typed:
+            return self._typed[plugin]
+        entry = self.records.get(plugin)
+        if entry is None:
+            return None
+        if cls is None:
+            raise RecordError(f"CT {self.ctid}: the {plugin} plugin declares no record class "
+                              "(PluginInfo.record) but has a record in the state file")
+        value = decode(cls, entry, ctid=self.ctid, plugin=plugin)
+        self._typed[plugin] = value
+        return value
+
+    def set_record(self, plugin: str, value: PluginRecord, *, save: bool = True) -> None:
+        """Store ``plugin``'s record; with ``save`` (the rule: before making what it
+        names) the file is written at once."""
+        self._typed[plugin] = value
+        self.records[plugin] = encode(value)
+        if save:
+            self.save()
 
     def remove(self) -> None:
         try:
@@ -114,39 +154,6 @@ class State:
             assert self.init is not None
             return namespace(self.init.pid, "pid")
         return self.pidns
-
-
-class Record(MutableMapping[str, Any]):
-    """One plugin's part of the state file; every change is written at once."""
-
-    def __init__(self, state: State, plugin: str) -> None:
-        self._state = state
-        self._plugin = plugin
-
-    def _data(self) -> dict[str, Any]:
-        return self._state.plugins.get(self._plugin, {})
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data()[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._state.plugins.setdefault(self._plugin, {})[key] = value
-        self._state.save()
-
-    def __delitem__(self, key: str) -> None:
-        del self._state.plugins.setdefault(self._plugin, {})[key]
-        self._state.save()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(dict(self._data()))
-
-    def __len__(self) -> int:
-        return len(self._data())
-
-    def update_all(self, **values: Any) -> None:
-        """Set several keys with one write of the state file."""
-        self._state.plugins.setdefault(self._plugin, {}).update(values)
-        self._state.save()
 
 
 @attrs.define
@@ -171,9 +178,37 @@ class Run:
         return attrs.evolve(self, plugin=name)
 
     @property
-    def record(self) -> Record:
-        """This plugin's part of the state file: record what you make before making it."""
-        return Record(self.state, self.plugin)
+    def record(self) -> Any:
+        """This plugin's record (its :attr:`PluginInfo.record <vzcore.plugin.PluginInfo.record>`
+        instance), or ``None`` before it recorded anything.
+
+        Assigning a new record writes the state file at once: assign what you will make
+        *before* making it, once per hook (not per item), so a killed vzctl leaves nothing
+        the next stop cannot find.
+        """
+        return self.state.record(self.plugin, self._record_class())
+
+    @record.setter
+    def record(self, value: PluginRecord) -> None:
+        self._check(value)
+        self.state.set_record(self.plugin, value)
+
+    def amend(self, value: PluginRecord) -> None:
+        """Replace this plugin's record *without* writing the file: for what undoes nothing
+        (what the kernel turned out not to enforce).  It is written with the core's next
+        write (a start writes the file once more when init runs)."""
+        self._check(value)
+        self.state.set_record(self.plugin, value, save=False)
+
+    def _check(self, value: PluginRecord) -> None:
+        cls = self._record_class()
+        if cls is None or not isinstance(value, cls):
+            raise RecordError(f"CT {self.ct.ctid}: the {self.plugin or '(no)'} plugin recorded a "
+                              f"{type(value).__name__}, not its PluginInfo.record class")
+
+    def _record_class(self) -> type[PluginRecord] | None:
+        info = self.plugins.infos.get(self.plugin)
+        return info.record if info is not None else None
 
     @property
     def cgroups(self) -> CgroupSet:

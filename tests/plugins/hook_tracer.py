@@ -6,10 +6,12 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
 import click
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
+from vzcore.records import PluginRecord
 
 # Opened once in vzctl: the CT's child processes inherit the descriptor (until they exec),
 # so hooks that run inside the CT, after its root switch, can still log.
@@ -24,9 +26,17 @@ def _log(hook: str) -> None:
         os.write(_TRACE, f"{hook} {'ct' if inside else 'host'}\n".encode())
 
 
+@attrs.frozen
+class TracerRecord(PluginRecord):
+    """Whether vz_pre_start ran (what vz_post_stop reports)."""
+
+    pre_start: bool = False
+
+
 @hookimpl
 def vz_plugin_info() -> PluginInfo:
-    return PluginInfo(subsystem="tracer", summary="records hook calls for tests")
+    return PluginInfo(subsystem="tracer", summary="records hook calls for tests",
+                      record=TracerRecord)
 
 
 @hookimpl
@@ -83,7 +93,7 @@ for _name in ("vz_create", "vz_quota_init", "vz_mount", "vz_umount", "vz_destroy
 
 @hookimpl
 def vz_pre_start(ct: Any, run: Any) -> None:
-    run.record["pre_start"] = True
+    run.record = TracerRecord(pre_start=True)
     _log("vz_pre_start")
 
 
@@ -120,7 +130,7 @@ def vz_stop(ct: Any, run: Any) -> None:
 
 @hookimpl
 def vz_post_stop(ct: Any, run: Any) -> None:
-    _log(f"vz_post_stop:{'recorded' if run.record.get('pre_start') else 'empty'}")
+    _log(f"vz_post_stop:{'recorded' if run.record and run.record.pre_start else 'empty'}")
 
 
 @hookimpl

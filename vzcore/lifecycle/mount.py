@@ -1,7 +1,9 @@
 """``vzctl mount`` / ``umount``: the CT's root file system at ``VE_ROOT``.
 
 The plugin offering the CT's layout (``VE_LAYOUT``, recorded in its config at create)
-does the work in ``vz_mount`` / ``vz_umount``.
+does the work in ``vz_mount`` / ``vz_umount``; no other plugin is asked.  A start records
+the layout it mounted in the state file (``State.variants``), and its teardown unmounts
+with that layout's provider, whatever the config says by then.
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ def check_layout(engine: Engine, ct: Container) -> None:
             f"(offered: {installed}); install or enable the plugin that provides it")
 
 
+def layout_provider(engine: Engine, ct: Container, layout: str | None = None) -> str:
+    """The active plugin offering ``layout`` (default: the CT's ``VE_LAYOUT``)."""
+    layout = layout or ct.layout
+    provider = engine.plugins.variant_offers("VE_LAYOUT").get(layout)
+    if provider is None:
+        raise MountError(f"CT {ct.ctid}: no active plugin offers layout '{layout}' (VE_LAYOUT); "
+                         "install or enable the plugin that provides it")
+    return provider
+
+
 def is_mounted(ct: Container) -> bool:
     return is_mount_point(ct.root)
 
@@ -45,9 +57,10 @@ def mount_ct(engine: Engine, ct: Container) -> None:
         raise PrivateAreaMissing(
             f"CT {ct.ctid}: private area {ct.private} does not exist; recreate the CT or "
             "fix VE_PRIVATE in its config")
+    provider = layout_provider(engine, ct)
     try:
         ct.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-        engine.plugins.run_each("vz_mount", ct=ct)
+        engine.plugins.run_each("vz_mount", ct=ct, only=provider.__eq__)
     except (VzError, OSError) as exc:
         try:
             umount_ct(engine, ct)
@@ -58,10 +71,13 @@ def mount_ct(engine: Engine, ct: Container) -> None:
         raise MountError(f"CT {ct.ctid}: no plugin mounted layout '{ct.layout}' at {ct.root}")
 
 
-def umount_ct(engine: Engine, ct: Container) -> None:
-    """Unmount the CT's root; every plugin runs even when one fails."""
+def umount_ct(engine: Engine, ct: Container, layout: str | None = None) -> None:
+    """Unmount the CT's root with the provider of ``layout`` (the one a start recorded;
+    default: the CT's ``VE_LAYOUT``)."""
     errors: list[BaseException] = []
-    engine.plugins.run_each("vz_umount", reverse=True, on_error=errors.append, ct=ct)
+    provider = layout_provider(engine, ct, layout)
+    engine.plugins.run_each("vz_umount", reverse=True, on_error=errors.append, ct=ct,
+                            only=provider.__eq__)
     if errors:
         raise CleanupError(f"CT {ct.ctid}: unmount incomplete", errors)
     if is_mounted(ct):

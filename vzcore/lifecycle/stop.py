@@ -7,6 +7,7 @@ from vzcore.ctgroups import thaw_if_owned
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, NotRunning, PluginError, StopError, VzError
 from vzcore.faults import checkpoint
+from vzcore.lifecycle import recorded
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import is_mounted, umount_ct
 from vzcore.lifecycle.teardown import teardown
@@ -26,9 +27,15 @@ def stop_timeout(ct: Container) -> int:
     return seconds if seconds > 0 else DEFAULT_STOP_TIMEOUT
 
 
-def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool = False) -> None:
+def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool = False,
+         force: bool = False) -> None:
     """Stop ``ct`` (``fast``: kill at once).  A stopped CT is only unmounted (unless
-    ``skip_umount``), and :class:`NotRunning` (31) says it was not running, as vzctl does."""
+    ``skip_umount``), and :class:`NotRunning` (31) says it was not running, as vzctl does.
+
+    A plugin named in the state file that cannot be called refuses the stop before any
+    effect; ``force`` stops anyway and drops that plugin's record
+    (:mod:`vzcore.lifecycle.recorded`).
+    """
     ct.require_exists()
     check_areas(engine, ct, keys=("VE_ROOT",))
     timeout = stop_timeout(ct)
@@ -38,6 +45,7 @@ def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool
             if not skip_umount and is_mounted(ct):
                 umount_ct(engine, ct)
             raise NotRunning(f"Unable to stop: CT {ct.ctid} is not running")
+        recorded.check(engine.plugins, ct, state, verb="stop", force=force)
         if not state.is_running:
             engine.say(f"CT {ct.ctid} is not running; cleaning up what its last run left")
         else:
@@ -56,7 +64,7 @@ def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool
                 _shut_down(engine, ct, Run(ct, state, engine.plugins), timeout)
                 checkpoint("stop:shut-down")
         try:
-            teardown(engine, ct, state, umount=not skip_umount, what="stop")
+            teardown(engine, ct, state, umount=not skip_umount, what="stop", force=force)
         except VzError as exc:
             raise StopError(str(exc)) from exc
     engine.say(f"CT {ct.ctid} stopped")

@@ -6,6 +6,11 @@ a process that is not the CT's is left alone and named), let every plugin undo w
 recorded (``vz_post_stop``, reverse subsystem order), remove the cgroups, unmount if the
 start mounted, and delete the state file.  Every step runs even when an earlier one
 failed; the failures are reported together.
+
+The plugins called are the ones the state file names (and active plugins that recorded
+nothing, whose cleanup must cope with that).  A recorded plugin that cannot be called
+refuses the teardown before any step (:mod:`vzcore.lifecycle.recorded`), unless
+``force``: then its record is dropped and named as left behind.
 """
 
 from __future__ import annotations
@@ -15,16 +20,22 @@ from vzcore.ctgroups import kill_processes
 from vzcore.engine import Engine
 from vzcore.errors import CleanupError, VzError
 from vzcore.faults import checkpoint
-from vzcore.lifecycle.mount import umount_ct
+from vzcore.lifecycle import recorded
+from vzcore.lifecycle.mount import is_mounted, umount_ct
+from vzcore.linux import mounts
 from vzcore.runtime import Run, State
 
 
-def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what: str) -> None:
+def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what: str,
+             force: bool = False) -> None:
     """Remove everything ``state`` records for ``ct`` (and unmount it with ``umount``).
 
-    Raises :class:`CleanupError` listing every step that failed; the state file is then
-    kept, so the next command retries.
+    Raises :class:`RecordedPluginUnavailable` before any step when a recorded plugin
+    cannot be called (with ``force``: goes on without it, drops its record and warns), and
+    :class:`CleanupError` listing every step that failed; the state file is then kept, so
+    the next command retries.
     """
+    dropped = recorded.check(engine.plugins, ct, state, verb=what, force=force)
     errors: list[BaseException] = []
     shared = False  # the groups hold a process that is not the CT's: they stay
     try:
@@ -34,7 +45,9 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
         shared = True
     checkpoint("teardown:killed")
     run = Run(ct, state, engine.plugins)
-    engine.plugins.run_each("vz_post_stop", reverse=True, on_error=errors.append, ct=ct, run=run)
+    skip = {u.plugin for u in dropped if u.plugin}
+    engine.plugins.run_each("vz_post_stop", reverse=True, on_error=errors.append, ct=ct, run=run,
+                            only=lambda name: name not in skip)
     checkpoint("teardown:post-stop-done")
     if state.cgroups is not None and not shared:
         try:
@@ -44,10 +57,18 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
     checkpoint("teardown:cgroups-removed")
     if umount:
         try:
-            umount_ct(engine, ct)
-        except VzError as exc:
+            if any(not u.plugin for u in dropped):  # no layout provider: the core unmounts
+                if is_mounted(ct):
+                    mounts.umount(ct.root, detach=True)
+            else:
+                umount_ct(engine, ct, state.variants.get("VE_LAYOUT"))
+        except (VzError, OSError) as exc:
             errors.append(exc)
         checkpoint("teardown:unmounted")
     if errors:
         raise CleanupError(f"CT {ct.ctid}: {what} incomplete", errors)
+    for u in dropped:
+        engine.warn(f"warning: CT {ct.ctid}: {u.describe()}; dropped (--force): "
+                    "what it made beyond the CT's processes, cgroups and mounts may remain on "
+                    "the host: remove it by hand")
     state.remove()

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import attrs
 
+from vzcore.records import PluginRecord
+
 SUBSYSTEM_ORDER = (
     "core",
     "template",
@@ -50,9 +52,14 @@ class PluginInfo:
         ``vz_finalize_child`` import.  A start imports them before it forks, so the CT's
         first process finds them loaded: importing there would lengthen every start, and
         after the root switch the host's files are out of reach.
+    :ivar record: the frozen attrs class (a :class:`vzcore.records.PluginRecord`) of what
+        the plugin keeps in a running CT's state file, ``run.record``; ``None`` when it
+        keeps nothing.  Keep it in a module of its own that imports only attrs: every
+        command that reads a state file loads it.
     """
 
     subsystem: str = attrs.field(validator=attrs.validators.matches_re(SUBSYSTEM_PATTERN))
     summary: str
     variants: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
     child_modules: tuple[str, ...] = ()
+    record: type[PluginRecord] | None = None

@@ -133,6 +133,7 @@ class Plugins:
         *,
         reverse: bool = False,
         on_error: Callable[[PluginError], None] | None = None,
+        only: Callable[[str], bool] | None = None,
         **kwargs: Any,
     ) -> Iterator[tuple[str, Any]]:
         """Call each active plugin's implementation of ``hook_name`` in subsystem order.
@@ -140,10 +141,13 @@ class Plugins:
         Yields ``(plugin name, result)``.  ``kwargs["run"]``, when it is a
         :class:`vzcore.runtime.Run`, is narrowed to each plugin's own record.  A failure is
         wrapped in :class:`PluginError` naming the plugin and raised, or, with ``on_error``,
-        handed to it and the loop goes on (teardown collects every failure).
+        handed to it and the loop goes on (teardown collects every failure).  ``only``
+        picks plugins by name (``vz_mount`` goes to the layout's provider alone).
         """
         run = kwargs.get("run")
         for impl in self._ordered_impls(hook_name, reverse):
+            if only is not None and not only(impl.plugin_name):
+                continue
             if run is not None:
                 kwargs["run"] = run.for_plugin(impl.plugin_name)
             try:

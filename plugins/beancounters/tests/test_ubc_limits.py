@@ -87,10 +87,11 @@ def test_json_round_trip() -> None:
 
 def test_a_live_change_starts_from_what_runs_not_from_the_file() -> None:
     from vzcore.changes import Change, ChangeSet
+    from vzcore_beancounters.record import BeancountersRecord
     from vzcore_beancounters.settings import CONFIG_KEYS, running_config
 
     applied = dict.fromkeys(CONFIG_KEYS) | {"NUMPROC": "50", "PHYSPAGES": "0:1000"}
-    record = {"config": applied}
+    record = BeancountersRecord(config=applied)
     other_key = ChangeSet({"HOSTNAME": Change("HOSTNAME", None, "web")})
     ct = type("Ct", (), {"ctid": 101})()
     got, text = running_config(ct, record, other_key)

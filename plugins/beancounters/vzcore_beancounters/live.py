@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING
 
 from vzcore_beancounters import apply
 from vzcore_beancounters.plan import plan, rlimits
+from vzcore_beancounters.record import BeancountersRecord
 from vzcore_beancounters.settings import (
-    RECORD_CONFIG,
-    RECORD_LIMITS,
     applied_limits,
     host_swap,
     nr_open,
@@ -45,7 +44,8 @@ def change(ct: Container, changes: ChangeSet, run: Run) -> None:
             apply.apply_rlimits(sorted(run.cgroups.pids()), settings.rlimits)
     apply.sysctls_in(run.init_pid, settings.sysctls, ct.root_owner)
     apply.remount_in(run.init_pid, settings.devpts_max, settings.shm_size)
-    previous = set(run.record.get("unenforced") or ())
-    run.record.update_all(**{RECORD_LIMITS: new.to_json(), RECORD_CONFIG: text,
-                             "rlimits": rlimits(new, nr_open()),
-                             "unenforced": sorted((previous - changed) | unenforced)})
+    record: BeancountersRecord | None = run.record
+    previous = set(record.unenforced) if record else set()
+    run.record = BeancountersRecord(limits=new.to_json(), config=text, rlimits=rlimits(new, nr_open()),
+                                    view=record.view if record else None,
+                                    unenforced=(previous - changed) | unenforced)

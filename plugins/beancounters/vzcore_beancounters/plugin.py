@@ -13,8 +13,11 @@ import resource
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
+from vzcore_beancounters.record import BeancountersRecord
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
@@ -28,7 +31,8 @@ def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="beancounters",
                       summary="User Beancounters on memory and pids cgroups, devpts, IPC "
                               "sysctls and rlimits; vzctl ubc",
-                      child_modules=("vzcore_beancounters.child", "vzcore_beancounters.settings"))
+                      child_modules=("vzcore_beancounters.child", "vzcore_beancounters.settings"),
+                      record=BeancountersRecord)
 
 
 def _whole_pages(values: Sequence[int]) -> str:
@@ -100,22 +104,17 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 def vz_pre_start(ct: Container, run: Run) -> None:
     from vzcore_beancounters import apply, peaks, view
     from vzcore_beancounters.plan import plan
-    from vzcore_beancounters.settings import (
-        RECORD_CONFIG,
-        RECORD_LIMITS,
-        config_limits,
-        config_text,
-        host_swap,
-        nr_open,
-    )
+    from vzcore_beancounters.settings import config_limits, config_text, host_swap, nr_open
 
     limits = config_limits(ct)
     settings = plan(limits, run.cgroups.version, nr_open=nr_open(), host_swap=host_swap())
-    run.record.update_all(**{RECORD_LIMITS: limits.to_json(), RECORD_CONFIG: config_text(ct),
-                             "rlimits": dict(settings.rlimits), **view.prepare()})
+    record = BeancountersRecord(limits=limits.to_json(), config=config_text(ct),
+                                rlimits=dict(settings.rlimits), view=view.prepare())
+    run.record = record
     peaks.remove(peaks.path_for(ct.paths.run_dir, ct.ctid))
     unenforced = apply.apply_cgroups(ct.ctid, run.cgroups, settings.cgroup)
-    run.record.update_all(unenforced=sorted(unenforced))
+    # undoes nothing: written with the start's next write, not one of its own
+    run.amend(attrs.evolve(record, unenforced=unenforced))
 
 
 @hookimpl
@@ -172,7 +171,8 @@ def vz_enter(ct: Container, run: Run) -> None:
     This runs inside the CT, where this plugin's files cannot be imported any more: it
     uses nothing but the record and the ``resource`` module.
     """
-    for name, (soft, hard) in (run.record.get("rlimits") or {}).items():
+    record: BeancountersRecord | None = run.record
+    for name, (soft, hard) in (record.rlimits if record else {}).items():
         which = getattr(resource, name)
         try:
             resource.setrlimit(which, (soft, hard))

@@ -10,9 +10,8 @@ resulting pairs.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vzcore_beancounters.limits import Limits, from_config
 from vzcore_beancounters.resources import RESOURCES
@@ -20,9 +19,8 @@ from vzcore_beancounters.resources import RESOURCES
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
     from vzcore.container import Container
+    from vzcore_beancounters.record import BeancountersRecord
 
-RECORD_LIMITS = "limits"
-RECORD_CONFIG = "config"
 
 CONFIG_KEYS = (*(key for r in RESOURCES for key in (r.key, *r.aliases)), "VM_OVERCOMMIT")
 """Every config key the settings are computed from."""
@@ -69,20 +67,18 @@ def config_text(ct: Container) -> dict[str, str | None]:
     return {key: ct.get(key) for key in CONFIG_KEYS}
 
 
-def running_config(ct: Container, record: Mapping[str, Any],
+def running_config(ct: Container, record: BeancountersRecord | None,
                    changes: ChangeSet) -> tuple[Limits, dict[str, str | None]]:
     """A running CT's settings after ``changes``: the recorded (applied) config text with
     the changed keys replaced, and that text to record next."""
-    base = record.get(RECORD_CONFIG)
-    text = dict(base) if isinstance(base, Mapping) else config_text(ct)
+    text = dict(record.config) if record is not None and record.config else config_text(ct)
     for key in CONFIG_KEYS:
         if key in changes:
             text[key] = changes[key].new
     return from_config(ct.ctid, text.get, host_pages()), text
 
 
-def applied_limits(ct: Container, record: Mapping[str, Any]) -> Limits:
+def applied_limits(ct: Container, record: BeancountersRecord | None) -> Limits:
     """A running CT's settings: those recorded at start or by the last live change (its
     config, for a CT started before this plugin recorded anything)."""
-    data = record.get(RECORD_LIMITS)
-    return Limits.from_json(data) if data else config_limits(ct)
+    return Limits.from_json(record.limits) if record is not None and record.limits else config_limits(ct)

@@ -3,7 +3,6 @@ view share."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from vzcore.linux.cgroups import CgroupSet
 from vzcore_beancounters import counters, peaks
 from vzcore_beancounters.limits import Limits
+from vzcore_beancounters.record import BeancountersRecord
 from vzcore_beancounters.resources import RESOURCES, UNLIMITED
-from vzcore_beancounters.settings import RECORD_LIMITS, applied_limits, config_limits
+from vzcore_beancounters.settings import applied_limits, config_limits
 from vzcore_beancounters.table import Row, rows, running_rows
 
 if TYPE_CHECKING:
@@ -37,17 +37,18 @@ def table_of(ct: Container, run: Run | None,
                          applied_limits(ct, run.record), wanted)
 
 
-def from_state_file(run_dir: Path, ctid: int, record: str) -> dict[str, Row]:
+def from_state_file(run_dir: Path, ctid: int, record_name: str) -> dict[str, Row]:
     """Rows of a running CT read from its state file alone (the view daemon has no
     config, no plugins, no engine)."""
-    state = json.loads((run_dir / f"{ctid}.json").read_text())
-    if not state.get("init") or not state.get("cgroups"):
+    from vzcore.runtime import State
+
+    state = State.load(run_dir / f"{ctid}.json", ctid)
+    if state is None or state.init is None or state.cgroups is None:
         raise LookupError(f"CT {ctid} is not running")
-    data = state.get("plugins", {}).get(record, {}).get(RECORD_LIMITS)
-    if not data:
+    record: BeancountersRecord | None = state.record(record_name, BeancountersRecord)
+    if record is None or not record.limits:
         raise LookupError(f"CT {ctid} has no beancounters recorded")
-    return running_table(ctid, run_dir, CgroupSet.from_json(state["cgroups"]),
-                         int(state["init"]["pid"]), Limits.from_json(data))
+    return running_table(ctid, run_dir, state.cgroups, state.init.pid, Limits.from_json(record.limits))
 
 
 def collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mapping[str, Any]:

@@ -43,7 +43,6 @@ VIEW_PATH = "/dev/user_beancounters"
 FUSE_DEVICE = "/dev/fuse"
 FSTYPE = "fuse.vzubc"
 READY_TIMEOUT = 10.0
-RECORD_VIEW = "view"
 
 
 def available() -> bool:
@@ -128,15 +127,16 @@ def _hand_over(path: Path, daemon: ProcessId, fd: int, ctid: int, record: str,
         raise VzError(f"CT {ctid}: the beancounters view daemon refused the CT: {answer}")
 
 
-def prepare() -> dict[str, str | None]:
-    """``vz_pre_start``: what to record of the CT's view (none when the host lacks FUSE)."""
-    return {RECORD_VIEW: VIEW_PATH if available() else None}
+def prepare() -> str | None:
+    """``vz_pre_start``: where the CT's view will be, to record (none when the host lacks
+    FUSE)."""
+    return VIEW_PATH if available() else None
 
 
 def attach(ct: Container, run: Run) -> None:
     """``vz_post_start``: mount a new FUSE connection on the CT's placeholder and give it
     to the daemon."""
-    if not run.record.get(RECORD_VIEW):
+    if run.record is None or not run.record.view:
         return
     fd = os.open(FUSE_DEVICE, os.O_RDWR | os.O_CLOEXEC)
     try:

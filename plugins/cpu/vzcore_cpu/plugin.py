@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
+from vzcore_cpu.record import CpuRecord
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
@@ -30,7 +31,7 @@ OPTIONS = {"CPUUNITS": "cpuunits", "CPULIMIT": "cpulimit", "CPUS": "cpus", "CPUM
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="cpu",
                       summary="fair CPU shares, hard limits, CPU count and affinity (cpu, cpuset cgroups)",
-                      child_modules=("vzcore_cpu.view",))
+                      child_modules=("vzcore_cpu.view",), record=CpuRecord)
 
 
 @hookimpl
@@ -73,12 +74,11 @@ def vz_list_fields() -> Iterable[Field]:
 
 
 def _getter(ct: Container, changes: ChangeSet | None = None,
-            applied: Mapping[str, Any] | None = None) -> Callable[[str], str | None]:
+            applied: CpuRecord | None = None) -> Callable[[str], str | None]:
     """Config text of a CPU key: the verb's change, else what runs now, else the config."""
     from vzcore_cpu.grammar import texts_of
-    from vzcore_cpu.mapping import CpuSettings
 
-    live = texts_of(CpuSettings.from_record(applied)) if applied else {}
+    live = texts_of(applied.settings()) if applied else {}
 
     def get(key: str) -> str | None:
         if changes is not None and key in changes:
@@ -153,7 +153,7 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     settings = _settings(ct, _getter(ct))
     where = view.directory(ct.paths, ct.ctid)
     # One write of the state file, before the view directory exists (stop removes it).
-    run.record.update_all(view=str(where), applied=settings.to_record())
+    run.record = CpuRecord.of(str(where), settings)
     cpus = apply.apply_settings(ct.ctid, run.cgroups, settings)
     view.write(where, cpus)
     _rebalance(ct, run.cgroups)
@@ -172,9 +172,9 @@ def vz_post_stop(ct: Container, run: Run) -> None:
     """Remove the view files and give the stopped CT's weight back to the host."""
     from vzcore_cpu import view
 
-    where = run.record.get("view")
-    if where:
-        view.remove(Path(where))
+    record: CpuRecord | None = run.record
+    if record is not None:
+        view.remove(Path(record.view))
     if run.state.cgroups is not None and run.state.cgroups.exists():
         _rebalance(ct, run.state.cgroups, leaving=True)
 
@@ -194,12 +194,12 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
         return
     if run is None or not any(key in changes for key in OPTIONS):
         return
-    settings = _settings(ct, _getter(ct, changes, run.record.get("applied")))
+    record: CpuRecord | None = run.record
+    settings = _settings(ct, _getter(ct, changes, record))
     cpus = apply.apply_settings(ct.ctid, run.cgroups, settings)
-    where = run.record.get("view")
-    if where:
-        view.write(Path(where), cpus)
-    run.record["applied"] = settings.to_record()
+    if record is not None:
+        view.write(Path(record.view), cpus)
+        run.record = CpuRecord.of(record.view, settings)
     if "CPUUNITS" in changes:
         _rebalance(ct, run.cgroups)
 
@@ -212,7 +212,7 @@ def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
     from vzcore_cpu.mapping import format_cpulist
 
     values: dict[str, Any] = {}
-    applied = run.record.get("applied") if run is not None else None
+    applied: CpuRecord | None = run.record if run is not None else None
     try:
         settings = _settings(ct, _getter(ct, None, applied))
     except VzError:

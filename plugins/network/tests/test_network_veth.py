@@ -61,7 +61,7 @@ def test_live_netif_add_change_and_del(net: Net, bridge: str) -> None:
     assert "vzt-h101" not in links()
     assert "NETIF" not in net.conf_text(101)
     state = json.loads(net.env.state(101).read_text())
-    assert state["plugins"]["network"]["links"] == []
+    assert state["plugins"]["network"]["record"]["links"] == []
 
 
 def test_veth_and_venet_together_and_stop_removes_both(net: Net, bridge: str) -> None:

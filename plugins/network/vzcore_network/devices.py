@@ -33,12 +33,13 @@ from vzcore.errors import InvalidValue, VzError
 from vzcore_network import antispoof, neighbours, vethfilter
 from vzcore_network.addresses import CtAddress, parse_address, parse_list
 from vzcore_network.netif import ResolvedNetif, check_host_names, parse_netif_conf
+from vzcore_network.record import NetworkRecord, Venet
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from vzcore.container import Container
-    from vzcore.runtime import Record
+    from vzcore.runtime import Run
     from vzcore_network.rtnl import Rtnl
 
 VENET = "venet0"
@@ -101,39 +102,34 @@ def plan_for(ct: Container) -> NetPlan:
 # -- records ------------------------------------------------------------------------------
 
 
-def _netif_record(n: ResolvedNetif) -> dict[str, Any]:
-    return attrs.asdict(n)
+def recorded_addresses(record: NetworkRecord | None) -> list[CtAddress]:
+    venet = record.venet if record is not None else None
+    return [parse_address(a) for a in venet.addresses] if venet else []
 
 
-def recorded_addresses(record: Record) -> list[CtAddress]:
-    venet = record.get("venet")
-    return [parse_address(a) for a in venet["addresses"]] if venet else []
-
-
-def recorded_netifs(record: Record) -> list[ResolvedNetif]:
-    return [ResolvedNetif(**n) for n in record.get("veth", [])]
+def recorded_netifs(record: NetworkRecord | None) -> list[ResolvedNetif]:
+    return list(record.veth) if record is not None else []
 
 
 def plan_proxies(host: Rtnl, setting: neighbours.NeighbourDevs,
-                 addresses: Iterable[CtAddress]) -> list[list[str]]:
+                 addresses: Iterable[CtAddress]) -> list[tuple[str, str]]:
     """[device, address] proxy entries for ``addresses`` (before their routes exist)."""
     everything = neighbours.arp_devices(host) if setting.mode == "all" else None
     result = []
     for address in addresses:
         for name, _index in neighbours.devices_for(host, setting, address, everything):
-            result.append([name, str(address.address)])
+            result.append((name, str(address.address)))
     return result
 
 
-def record_plan(record: Record, ctid: int, plan: NetPlan, proxies: list[list[str]]) -> None:
-    """Put everything the start will make on record, in one write of the state file."""
+def record_of(ctid: int, plan: NetPlan, proxies: Sequence[tuple[str, str]]) -> NetworkRecord:
+    """Everything the start will make, to record before making it."""
     links = [n.host_ifname for n in plan.netifs]
-    values: dict[str, Any] = {"veth": [_netif_record(n) for n in plan.netifs], "proxies": proxies}
+    venet = None
     if plan.addresses:
         links.insert(0, venet_host(ctid))
-        values["venet"] = {"host": venet_host(ctid), "addresses": [str(a) for a in plan.addresses]}
-    values["links"] = links
-    record.update_all(**values)
+        venet = Venet(venet_host(ctid), tuple(str(a) for a in plan.addresses))
+    return NetworkRecord(links=links, proxies=proxies, venet=venet, veth=plan.netifs)
 
 
 # -- small helpers ----------------------------------------------------------------------------
@@ -381,12 +377,12 @@ def remove_proxies(host: Rtnl, proxies: Iterable[Sequence[str]]) -> None:
             host.proxy(False, index, address)
 
 
-def bring_up(record: Record, ctid: int, pid: int) -> None:
+def bring_up(record: NetworkRecord, ctid: int, pid: int) -> None:
     """Make what the record lists for the child ``pid`` (``vz_setup_host``)."""
     from vzcore_network.rtnl import Rtnl
 
-    venet = record.get("venet")
-    netifs = recorded_netifs(record)
+    venet = record.venet
+    netifs = record.veth
     if not venet and not netifs:
         return
     with Rtnl() as host, Rtnl(pid=pid) as inside, netns_fd(pid) as ns_fd:
@@ -394,18 +390,17 @@ def bring_up(record: Record, ctid: int, pid: int) -> None:
             make_venet(host, inside, ns_fd, ctid, recorded_addresses(record))
         for netif in netifs:
             make_veth(host, inside, ns_fd, ctid, netif)
-        add_proxies(host, record.get("proxies", []))
+        add_proxies(host, record.proxies)
 
 
 # -- stop ------------------------------------------------------------------------------------
 
 
-def remove(record: Record) -> None:
+def remove(record: NetworkRecord) -> None:
     """Delete every recorded host-side object; missing ones are fine (idempotent)."""
     from vzcore_network.rtnl import Rtnl
 
-    links = record.get("links", [])
-    proxies = record.get("proxies", [])
+    links, proxies = record.links, record.proxies
     if not links and not proxies:
         return
     with Rtnl() as host:
@@ -417,11 +412,12 @@ def remove(record: Record) -> None:
 # -- live changes -------------------------------------------------------------------------------
 
 
-def change_addresses(record: Record, ctid: int, pid: int, new: Sequence[CtAddress],
+def change_addresses(run: Run, ctid: int, pid: int, new: Sequence[CtAddress],
                      setting: neighbours.NeighbourDevs) -> None:
     """Make the running CT's venet addresses ``new`` (``vzctl set --ipadd/--ipdel``)."""
     from vzcore_network.rtnl import Rtnl
 
+    record: NetworkRecord = run.record or NetworkRecord()
     old = recorded_addresses(record)
     old_by_ip = {a.address: a for a in old}
     new_by_ip = {a.address: a for a in new}
@@ -432,15 +428,16 @@ def change_addresses(record: Record, ctid: int, pid: int, new: Sequence[CtAddres
         return
     with Rtnl() as host, Rtnl(pid=pid) as inside:
         new_proxies = plan_proxies(host, setting, added)
-        old_proxies = [list(p) for p in record.get("proxies", [])]
+        old_proxies = list(record.proxies)
         gone = {str(a.address) for a in removed}
         name = venet_host(ctid)
-        links = list(record.get("links", []))
+        links = list(record.links)
         if name not in links:
             links.insert(0, name)
         # on record first: the union of what exists before and after the change
-        record.update_all(links=links, proxies=old_proxies + new_proxies,
-                          venet={"host": name, "addresses": [str(a) for a in [*old, *added]]})
+        record = attrs.evolve(record, links=links, proxies=old_proxies + new_proxies,
+                              venet=Venet(name, tuple(str(a) for a in [*old, *added])))
+        run.record = record
         host_index = host.link_index(name)
         if host_index is None:
             with netns_fd(pid) as ns_fd:
@@ -460,20 +457,23 @@ def change_addresses(record: Record, ctid: int, pid: int, new: Sequence[CtAddres
         for address in removed:
             _remove_address(host, inside, host_index, ct_index, address)
         remove_proxies(host, [p for p in old_proxies if p[1] in gone])
-        record.update_all(proxies=[p for p in old_proxies if p[1] not in gone] + new_proxies,
-                          venet={"host": name, "addresses": [str(a) for a in new]})
+        run.record = attrs.evolve(record, proxies=[p for p in old_proxies if p[1] not in gone]
+                                  + new_proxies, venet=Venet(name, tuple(str(a) for a in new)))
 
 
-def change_netifs(record: Record, ctid: int, pid: int, new: Sequence[ResolvedNetif]) -> None:
+def change_netifs(run: Run, ctid: int, pid: int, new: Sequence[ResolvedNetif]) -> None:
     """Make the running CT's veth interfaces ``new`` (``--netif_add/--netif_del/--ifname``)."""
     from vzcore_network.rtnl import Rtnl
 
-    old = {n.ifname: n for n in recorded_netifs(record)}
+    record: NetworkRecord = run.record or NetworkRecord()
+    old = {n.ifname: n for n in record.veth}
     wanted = {n.ifname: n for n in new}
-    links = list(record.get("links", []))
+    links = list(record.links)
     links += [n.host_ifname for n in new if n.host_ifname not in links]
-    record.update_all(links=links, veth=[_netif_record(n) for n in [*old.values(), *(
-        n for n in new if n.ifname not in old)]])
+    # on record first: the union of what exists before and after the change
+    record = attrs.evolve(record, links=links,
+                          veth=[*old.values(), *(n for n in new if n.ifname not in old)])
+    run.record = record
     with Rtnl() as host, Rtnl(pid=pid) as inside, netns_fd(pid) as ns_fd:
         for ifname, netif in old.items():
             if ifname not in wanted:
@@ -485,9 +485,8 @@ def change_netifs(record: Record, ctid: int, pid: int, new: Sequence[ResolvedNet
             elif before != netif:
                 _change_veth(host, inside, ctid, before, netif)
     kept = [n.host_ifname for n in new]
-    venet = record.get("venet")
-    record.update_all(links=([venet["host"]] if venet else []) + kept,
-                      veth=[_netif_record(n) for n in new])
+    run.record = attrs.evolve(record, links=([record.venet.host] if record.venet else []) + kept,
+                              veth=new)
 
 
 def _change_veth(host: Rtnl, inside: Rtnl, ctid: int, before: ResolvedNetif,

@@ -21,33 +21,32 @@ if TYPE_CHECKING:
 
 def apply(ct: Container, changes: ChangeSet, run: Run) -> None:
     """Apply the network keys of ``changes`` to the running CT of ``run``."""
-    record = run.record
     if "IP_ADDRESS" in changes:
         change = changes["IP_ADDRESS"]
         old, new = _addresses(change.old), parse_list(change.new)
         old_set, new_set = set(old), set(new)
         dropped = {a.address for a in old_set - new_set}
         taken = {a.address for a in new_set - old_set}
-        live = devices.recorded_addresses(record)
+        live = devices.recorded_addresses(run.record)
         wanted = [] if not new else [a for a in live if a.address not in dropped | taken]
         wanted += [a for a in new if a.address in taken]
         setting = neighbours.parse(ct.get("NEIGHBOUR_DEVS"))
-        devices.change_addresses(record, ct.ctid, run.init_pid, wanted, setting)
+        devices.change_addresses(run, ct.ctid, run.init_pid, wanted, setting)
     if "NETIF" in changes:
         change = changes["NETIF"]
         old_n = {n.ifname: n for n in _netifs(ct, change.old)}
         new_n = {n.ifname: n for n in check_host_names(ct.ctid, parse_netif_conf(change.new))}
-        current = {n.ifname: n for n in devices.recorded_netifs(record)}
+        current = {n.ifname: n for n in devices.recorded_netifs(run.record)}
         for ifname in old_n.keys() - new_n.keys():
             current.pop(ifname, None)
         for ifname, netif in new_n.items():
             if old_n.get(ifname) != netif:
                 current[ifname] = netif
-        devices.change_netifs(record, ct.ctid, run.init_pid, list(current.values()))
+        devices.change_netifs(run, ct.ctid, run.init_pid, list(current.values()))
     hostname = "HOSTNAME" in changes or ("IP_ADDRESS" in changes and bool(_new(ct, changes, "HOSTNAME")))
     resolv = "NAMESERVER" in changes or "SEARCHDOMAIN" in changes
     if hostname or resolv:
-        first_v4 = next((str(a.address) for a in devices.recorded_addresses(record)
+        first_v4 = next((str(a.address) for a in devices.recorded_addresses(run.record)
                          if a.version == 4), None)
         name = _new(ct, changes, "HOSTNAME")
         ctfiles.write(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
+from vzcore_network.record import NetworkRecord
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
@@ -34,7 +35,8 @@ def _has_devices(ct: Container) -> bool:
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="network",
                       summary="routed venet and bridged veth devices, IPv4 and IPv6, "
-                              "anti-spoofing, host name and DNS files")
+                              "anti-spoofing, host name and DNS files",
+                      record=NetworkRecord)
 
 
 @hookimpl
@@ -137,11 +139,11 @@ def vz_pre_start(ct: Container, run: Run) -> None:
         return
     rtnl.load()  # meanwhile the engine moves the CT's first process into its cgroups
     setting = neighbours.parse(ct.get("NEIGHBOUR_DEVS"))
-    proxies: list[list[str]] = []
+    proxies: list[tuple[str, str]] = []
     if setting.mode != "none" and plan.addresses:
         with rtnl.Rtnl() as host:
             proxies = devices.plan_proxies(host, setting, plan.addresses)
-    devices.record_plan(run.record, ct.ctid, plan, proxies)
+    run.record = devices.record_of(ct.ctid, plan, proxies)  # one write, before anything exists
 
 
 @hookimpl
@@ -150,20 +152,22 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     from vzcore_network.loopback import loopback_up
 
     loopback_up(pid)
-    if run.record.get("links"):
+    record: NetworkRecord | None = run.record
+    if record is not None and record.links:
         from vzcore_network import devices
 
-        devices.bring_up(run.record, ct.ctid, pid)
+        devices.bring_up(record, ct.ctid, pid)
 
 
 @hookimpl
 def vz_post_stop(ct: Container, run: Run) -> None:
     """Delete the recorded host ends (their peers and routes go with them) and proxies."""
-    if not run.record.get("links") and not run.record.get("proxies"):
+    record: NetworkRecord | None = run.record
+    if record is None or not (record.links or record.proxies):
         return
     from vzcore_network import devices
 
-    devices.remove(run.record)
+    devices.remove(record)
 
 
 @hookimpl
@@ -180,7 +184,7 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
 def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
     from vzcore_network import devices
 
-    if run is not None and run.record.get("venet") is not None:
+    if run is not None and run.record is not None and run.record.venet is not None:
         ips = [str(a.address) for a in devices.recorded_addresses(run.record)]
         netifs = devices.recorded_netifs(run.record)
     else:
