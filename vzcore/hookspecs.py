@@ -1,6 +1,6 @@
 """The ``vz_*`` hooks: the whole container lifecycle as pluggy hook specifications.
 
-These docstrings are the hook reference: ``docs/plugins/hooks.md`` is generated from them
+These docstrings are the hook reference: ``docs/hooks.md`` is generated from them
 (``python -m vzcore.docgen``) and a test fails when a hook is undocumented or untested.
 Every docstring has one shape: a summary; **When** (the lifecycle phase); **Where** (host
 process or inside the CT, root or not); the parameters; **Returns**; **Errors**; an example.
