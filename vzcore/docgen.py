@@ -62,8 +62,12 @@ def hooks_page() -> str:
     parts = [HOOKS_HEADER]
     for name in hook_names():
         function = getattr(hookspecs, name)
-        opts = getattr(function, "vzcore_spec", {}) or {}
-        first = " (first result wins)" if opts.get("firstresult") else ""
+        options = hookspecs.options_of(name)
+        notes = [note for on, note in ((options.first_result, "first result wins"),
+                                       (options.collect, "results collected"),
+                                       (options.input_errors, "refusals are input errors"))
+                 if on]
+        first = f" ({'; '.join(notes)})" if notes else ""
         doc = _markdown(inspect.cleandoc(function.__doc__ or ""))
         parts.append(f"## `{name}{_signature(function)}`{first}\n\n{_dedent_example(doc)}\n\n")
     return "".join(parts).rstrip() + "\n"

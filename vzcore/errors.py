@@ -181,11 +181,18 @@ class PluginConflict(VzError):
 
 
 class PluginError(VzError):
-    """A plugin's hook failed; names the plugin, the hook and the cause."""
+    """A plugin's hook failed; names the plugin, the hook and the cause.
 
-    def __init__(self, plugin: str, hook: str, cause: BaseException | str) -> None:
+    With ``verdict`` (a hook declared with ``input_errors``, such as ``vz_validate``,
+    refused the user's input) the cause's message comes first and the plugin and hook
+    follow it; the exit code is the cause's in both forms.
+    """
+
+    def __init__(self, plugin: str, hook: str, cause: BaseException | str, *,
+                 verdict: bool = False) -> None:
         self.plugin = plugin
         self.hook = hook
+        self.verdict = verdict
         code: int | None = None
         if isinstance(cause, VzError):
             text, code = cause.message, cause.exit_code
@@ -194,7 +201,9 @@ class PluginError(VzError):
         else:
             text = cause
         self.detail = text
-        super().__init__(f"plugin '{plugin}' failed in {hook}: {text}", exit_code=code)
+        message = (f"{text} (plugin '{plugin}', {hook})" if verdict
+                   else f"plugin '{plugin}' failed in {hook}: {text}")
+        super().__init__(message, exit_code=code)
 
 
 class CleanupError(VzError):

@@ -1,6 +1,6 @@
 """The ``vz_*`` hooks: the whole container lifecycle as pluggy hook specifications.
 
-These docstrings are the hook reference: ``docs/plugins/hooks.md`` is generated from them
+These docstrings are the hook reference: ``docs/hooks.md`` is generated from them
 (``python -m vzcore.docgen``) and a test fails when a hook is undocumented or untested.
 Every docstring has one shape: a summary; **When** (the lifecycle phase); **Where** (host
 process or inside the CT, root or not); the parameters; **Returns**; **Errors**; an example.
@@ -18,6 +18,16 @@ class it declares as :attr:`PluginInfo.record <vzcore.plugin.PluginInfo.record>`
 what a hook will make in one assignment, before making it.  Teardown hooks go to the
 plugins the state file names, not to whichever are active now.  Only one plugin per
 subsystem is ever active, so an implementation never has to ask whether it was chosen.
+How each hook's results and errors are handled is declared with it (:func:`hookspec`,
+:class:`HookOptions`); every error names the plugin and the hook.
+
+The start runs in :func:`vzcore.lifecycle.start.start`, top to bottom.  Host hooks
+(``vz_pre_start``, ``vz_setup_host``, ``vz_post_start``) share vzctl's ``run``: each sees
+what the hooks before it recorded.  The hooks in the CT's init (``vz_setup_child``,
+``vz_switch_root``, ``vz_finalize_child``) see, read-only, the state file as vzctl saved
+it when it recorded init: everything ``vz_pre_start`` and ``vz_setup_host`` recorded.
+Those hooks must import nothing: a plugin names the modules they need in
+:attr:`vzcore.plugin.PluginInfo.child_modules`, which the start imports before it forks.
 
 Implementations must not give their parameters default values (pluggy would silently not
 pass them); the plugin manager refuses such a plugin.
@@ -25,8 +35,8 @@ pass them); the plugin manager refuses such a plugin.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import pluggy
 
@@ -39,14 +49,48 @@ if TYPE_CHECKING:
     from vzcore.plugin import PluginInfo
     from vzcore.runtime import Run
 
-hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+_pluggy_hookspec = pluggy.HookspecMarker(PROJECT)
+_Spec = TypeVar("_Spec", bound=Callable[..., Any])
+
+
+class HookOptions(NamedTuple):
+    """How the engine calls one hook, declared with it (:func:`hookspec`).
+
+    :ivar first_result: the first plugin's non-``None`` result is the answer; the later
+        plugins are not called.
+    :ivar collect: each result is an iterable (often a generator) that the engine turns
+        into a list inside the call, so an error raised while it yields names the plugin.
+    :ivar input_errors: a :class:`~vzcore.errors.VzError` raised here is a verdict on the
+        user's input: the error shows its own message first and keeps its exit code, and
+        names the plugin and the hook after it (other errors are the plugin's failure).
+    """
+
+    first_result: bool = False
+    collect: bool = False
+    input_errors: bool = False
+
+
+def hookspec(*, first_result: bool = False, collect: bool = False,
+             input_errors: bool = False) -> Callable[[_Spec], _Spec]:
+    """Declare a hook and how the engine calls it (:class:`HookOptions`)."""
+    def mark(function: _Spec) -> _Spec:
+        function.vz_options = HookOptions(first_result, collect, input_errors)  # type: ignore[attr-defined]
+        return _pluggy_hookspec(firstresult=first_result)(function)
+
+    return mark
+
+
+def options_of(hook_name: str) -> HookOptions:
+    """The options declared with hook ``hook_name``."""
+    options: HookOptions = globals()[hook_name].vz_options
+    return options
 
 
 # -- registration -------------------------------------------------------------------------
 
 
-@hookspec(firstresult=True)
+@hookspec(first_result=True)
 def vz_plugin_info() -> PluginInfo:
     """Say which subsystem this plugin provides.
 
@@ -65,7 +109,7 @@ def vz_plugin_info() -> PluginInfo:
     """
 
 
-@hookspec
+@hookspec(collect=True)
 def vz_parameters() -> Iterable[Parameter]:
     """Declare the ``vzctl create/set`` options and config keys this plugin owns.
 
@@ -85,7 +129,7 @@ def vz_parameters() -> Iterable[Parameter]:
     """
 
 
-@hookspec
+@hookspec(collect=True)
 def vz_list_fields() -> Iterable[Field]:
     """Declare the vzlist fields this plugin fills in from :func:`vz_collect`.
 
@@ -103,7 +147,7 @@ def vz_list_fields() -> Iterable[Field]:
     """
 
 
-@hookspec
+@hookspec(collect=True)
 def vz_commands() -> Iterable[Command]:
     """Contribute ``vzctl`` subcommands (``vzctl ubc``, ``vzctl motd``).
 
@@ -127,7 +171,7 @@ def vz_commands() -> Iterable[Command]:
 # -- validation and creation --------------------------------------------------------------
 
 
-@hookspec
+@hookspec(input_errors=True)
 def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     """Check a verb's changes against each other, the host and other CTs.
 
@@ -155,7 +199,7 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_create(ct: Container) -> None:
     """Populate the CT's private area from its OS template.
 
@@ -179,7 +223,7 @@ def vz_create(ct: Container) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_quota_init(ct: Container) -> None:
     """Set up the CT's first-level disk quota after its private area was populated.
 
@@ -199,7 +243,7 @@ def vz_quota_init(ct: Container) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_mount(ct: Container) -> None:
     """Make the CT's root file system visible at ``ct.root`` (``/vz/root/CTID``).
 
@@ -223,7 +267,7 @@ def vz_mount(ct: Container) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_umount(ct: Container) -> None:
     """Undo :func:`vz_mount`; must succeed when nothing is mounted (idempotent).
 
@@ -247,7 +291,7 @@ def vz_umount(ct: Container) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_destroy(ct: Container) -> None:
     """Remove what this plugin keeps for a stopped, unmounted CT.
 
@@ -272,20 +316,23 @@ def vz_destroy(ct: Container) -> None:
 # -- start ------------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec()
 def vz_pre_start(ct: Container, run: Run) -> None:
     """Prepare the host for the CT before its first process exists.
 
     **When**: ``vzctl start``, after the CT is mounted and its cgroups exist
-    (``run.cgroups``), before the child is forked.
-    **Where**: host, root.
+    (``run.cgroups``), and after the processes that make the CT's namespaces were forked
+    (they wait; the CT's init does not exist yet).
+    **Where**: host, root, in vzctl.
 
     :param ct: the CT.
     :param run: the start in progress; ``run.record`` is this plugin's record (``None``
         so far): assign everything :func:`vz_post_stop` must undo, in *one* assignment
         (one write of the state file), *before* making it, so a killed vzctl leaves
         nothing the next stop cannot find.  ``run.amend(record)`` keeps what undoes
-        nothing (found while applying) without a write of its own.
+        nothing (found while applying) without a write of its own.  What it records is
+        seen by :func:`vz_setup_host`, by the hooks in the CT's init (read-only) and by
+        :func:`vz_post_start`.
 
     **Returns**: nothing.
     **Errors**: raising aborts the start; every plugin that started gets
@@ -300,7 +347,7 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_namespaces(ct: Container) -> Iterable[str]:
     """Name the namespaces the CT's first process is created in.
 
@@ -322,7 +369,7 @@ def vz_namespaces(ct: Container) -> Iterable[str]:
     """
 
 
-@hookspec
+@hookspec()
 def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     """Configure the CT's new namespaces from the host, before the child goes on.
 
@@ -333,7 +380,8 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
 
     :param ct: the CT.
     :param run: the start in progress; ``run.record`` is what this plugin recorded in
-        :func:`vz_pre_start`; assign a new one before making anything it does not name.
+        :func:`vz_pre_start`; assign a new one before making anything it does not name
+        (the CT's init sees what you record).
     :param pid: host PID of the process holding the CT's user, network, UTS and IPC
         namespaces (``/proc/PID/ns/net`` is the CT's network namespace); it is not the
         CT's init, which joins these namespaces next.
@@ -349,7 +397,7 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_setup_child(ct: Container, run: Run) -> None:
     """Build the CT's file system view inside its new mount namespace.
 
@@ -362,12 +410,15 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     (its root can neither unmount them nor make read-only ones writable).  Mount proc,
     sys, dev and friends below ``run.root`` without following links the CT could have
     planted (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here (the
-    state file cannot be written from inside the CT).  The
-    modules it needs belong in :attr:`vzcore.plugin.PluginInfo.child_modules`, which the
-    start imports before it forks.
+    state file cannot be written from inside the CT).  Import nothing here: the modules
+    it needs belong in :attr:`vzcore.plugin.PluginInfo.child_modules`, which the start
+    imports before it forks.
 
     :param ct: the CT.
-    :param run: the start in progress.
+    :param run: the start in progress; ``run.record`` is this plugin's record as saved
+        when vzctl recorded init (everything :func:`vz_pre_start` and
+        :func:`vz_setup_host` recorded), read-only: nothing made here needs a record, as
+        it lives and dies with the CT's mount namespace.
 
     **Returns**: nothing.
     **Errors**: raising sends the message over the sync pipe to vzctl, which rolls the
@@ -381,15 +432,17 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec(first_result=True)
 def vz_switch_root(ct: Container, run: Run) -> bool:
     """Make ``run.root`` the process's ``/`` (pivot_root) and drop the host's tree.
 
-    **When**: ``vzctl start``, in the child, after every :func:`vz_setup_child`.
+    **When**: ``vzctl start``, in the CT's init, after every :func:`vz_setup_child`; the
+    first plugin that returns ``True`` ends the hook (later ones are not called).
     **Where**: inside the CT's namespaces; the isolation plugin implements it.
 
     :param ct: the CT.
-    :param run: the start in progress.
+    :param run: the start in progress; ``run.record`` read-only, as in
+        :func:`vz_setup_child`.
 
     **Returns**: ``True`` once the root is switched; ``None`` (no plugin did it) aborts the
     start, since a CT must never run on the host's root.
@@ -404,20 +457,22 @@ def vz_switch_root(ct: Container, run: Run) -> bool:
     """
 
 
-@hookspec
+@hookspec()
 def vz_finalize_child(ct: Container, run: Run) -> None:
     """Last settings in the child before the CT's init is exec'd.
 
-    **When**: ``vzctl start``, in the child, after :func:`vz_switch_root`; then the engine
+    **When**: ``vzctl start``, in the CT's init, after :func:`vz_switch_root` and after it
+    entered the CT's user namespace (if any) and its cgroup namespace; then the engine
     closes every descriptor above 2 and execs ``/sbin/init``.
     **Where**: inside the CT, ``/`` is the CT root and the process is the CT's root (in its
     user namespace, if it has one): set the hostname, sysctls, drop capabilities, install
     a seccomp filter (the subsystem order puts isolation first and security last).  The
-    host's files are out of reach: a module your hook needs must be imported before (at
-    module level, or in :func:`vz_setup_child`).
+    host's files are out of reach: the modules your hook needs belong in
+    :attr:`vzcore.plugin.PluginInfo.child_modules`.
 
     :param ct: the CT.
-    :param run: the start in progress.
+    :param run: the start in progress; ``run.record`` read-only, as in
+        :func:`vz_setup_child`.
 
     **Returns**: nothing.
     **Errors**: as :func:`vz_setup_child`.
@@ -430,7 +485,7 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_post_start(ct: Container, run: Run) -> None:
     """Finish a start once the CT's init runs (``run.init_pid``).
 
@@ -438,7 +493,9 @@ def vz_post_start(ct: Container, run: Run) -> None:
     **Where**: host, root.
 
     :param ct: the CT.
-    :param run: the start; ``run.init_pid`` is the host PID of the CT's init.
+    :param run: the start; ``run.init_pid`` is the host PID of the CT's init;
+        ``run.record`` as the host hooks before left it, writable (what the hooks in the
+        CT's init did is not in it: they cannot record).
 
     **Returns**: nothing.
     **Errors**: raising stops the CT again and rolls the start back.
@@ -454,7 +511,7 @@ def vz_post_start(ct: Container, run: Run) -> None:
 # -- running CTs --------------------------------------------------------------------------
 
 
-@hookspec
+@hookspec()
 def vz_stop(ct: Container, run: Run) -> None:
     """Ask the CT's init to shut down cleanly.
 
@@ -477,7 +534,7 @@ def vz_stop(ct: Container, run: Run) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_post_stop(ct: Container, run: Run) -> None:
     """Remove from the host what this plugin made for the CT, from its ``run.record``.
 
@@ -507,7 +564,7 @@ def vz_post_stop(ct: Container, run: Run) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     """Apply ``vzctl set`` changes of the keys this plugin owns to a running CT.
 
@@ -538,7 +595,7 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     """
 
 
-@hookspec
+@hookspec()
 def vz_collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mapping[str, Any]:
     """Report this plugin's vzlist fields (and beancounter rows) for one CT.
 
@@ -564,14 +621,16 @@ def vz_collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mappi
     """
 
 
-@hookspec
+@hookspec()
 def vz_enter(ct: Container, run: Run) -> None:
     """Restrict a process that joins a running CT exactly as the CT's init was.
 
     **When**: ``vzctl exec/exec2/exec3/enter`` and anything run with
     :func:`vzcore.lifecycle.enter.run_in_ct`, in the joining process after it entered the
     CT's cgroups and namespaces and chdir'ed to ``/``, just before it execs.
-    **Where**: inside the CT: drop capabilities, set no_new_privs, apply seccomp.
+    **Where**: inside the CT: drop capabilities, set no_new_privs, apply seccomp.  The
+    host's files are out of reach: the modules it needs belong in
+    :attr:`vzcore.plugin.PluginInfo.child_modules`, imported before the process joins.
 
     :param ct: the CT.
     :param run: the CT's recorded state.

@@ -110,7 +110,8 @@ def vz_setup_host(ct: Any, run: Any, pid: int) -> None:
 
 @hookimpl
 def vz_setup_child(ct: Any, run: Any) -> None:
-    _log("vz_setup_child")
+    # The CT's init sees what vz_pre_start recorded (the hookspecs promise it).
+    _log(f"vz_setup_child:{'recorded' if run.record and run.record.pre_start else 'empty'}")
 
 
 @hookimpl

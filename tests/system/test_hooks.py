@@ -41,7 +41,8 @@ def test_lifecycle_hooks_in_order(trace: Path, vz_env: VzEnv, vzctl: Vzctl, vzli
     # tracer implements it but offers no layout
     assert calls(trace) == [
         "vz_validate:start host", "vz_namespaces host", "vz_pre_start host",
-        "vz_setup_host host", "vz_setup_child ct", "vz_finalize_child ct", "vz_post_start host",
+        "vz_setup_host host", "vz_setup_child:recorded ct", "vz_finalize_child ct",
+        "vz_post_start host",
     ]
     assert json.loads(vz_env.state(101).read_text())["plugins"]["hook_tracer"] == {
         "version": 1, "record": {"pre_start": True}}
@@ -52,7 +53,8 @@ def test_lifecycle_hooks_in_order(trace: Path, vz_env: VzEnv, vzctl: Vzctl, vzli
     vzctl("set", 101, "--tracer-note", "live")
     assert calls(trace) == ["vz_validate:set host", "vz_apply:running host"]
     refused = vzctl("set", 101, "--tracer-note", "refuse", check=False)
-    assert refused.returncode == 21 and "--tracer-note refuse is refused" in refused.stderr
+    assert refused.returncode == 21
+    assert "CT 101: --tracer-note refuse is refused (plugin 'hook_tracer', vz_validate)" in refused.stderr
     calls(trace)
 
     rows = json.loads(vzlist("-j", "-o", "ctid,tracer_note").stdout)

@@ -170,3 +170,69 @@ def test_child_modules_are_imported_and_a_missing_one_names_its_plugin() -> None
         with pytest.raises(PluginError, match="plugin 't_childless' failed in child_modules: "
                                               "No module named 't_gone'"):
             both.import_child_modules()
+
+
+def test_every_hook_declares_its_options_and_the_manager_names_no_hook() -> None:
+    import inspect
+
+    from vzcore import hookspecs
+    from vzcore.docgen import hook_names
+    from vzcore.plugin import manager
+
+    for name in hook_names():
+        assert isinstance(hookspecs.options_of(name), hookspecs.HookOptions), name
+    assert hookspecs.options_of("vz_parameters").collect
+    assert hookspecs.options_of("vz_switch_root").first_result
+    assert hookspecs.options_of("vz_validate").input_errors
+    source = inspect.getsource(manager)
+    assert "vz_validate" not in source and "vz_parameters" not in source
+
+
+def test_an_error_while_a_collected_hook_yields_names_plugin_and_hook() -> None:
+    def vz_list_fields():  # type: ignore[no-untyped-def]
+        yield "first"
+        raise RuntimeError("no second field")
+
+    plugins = load_plugins(conf(make_plugin("t_fields", "motd", vz_list_fields=vz_list_fields)))
+    with pytest.raises(PluginError, match="plugin 't_fields' failed in vz_list_fields: "
+                                          "no second field"):
+        list(plugins.call_each("vz_list_fields"))
+
+
+def test_a_validate_refusal_keeps_its_message_and_exit_code_and_names_the_plugin() -> None:
+    from vzcore.errors import InvalidValue
+
+    def refuse(ct: object, changes: object, verb: str) -> None:
+        raise InvalidValue("CT 101: --motd is too long; shorten it")
+
+    def crash(ct: object, changes: object, verb: str) -> None:
+        raise KeyError("MOTD")
+
+    refusing = load_plugins(conf(make_plugin("t_refuse", "motd", vz_validate=refuse)))
+    with pytest.raises(PluginError) as caught:
+        refusing.run_each("vz_validate", ct=None, changes=None, verb="set")
+    assert str(caught.value) == ("CT 101: --motd is too long; shorten it "
+                                 "(plugin 't_refuse', vz_validate)")
+    assert caught.value.exit_code == 21 and caught.value.plugin == "t_refuse"
+    crashing = load_plugins(conf(make_plugin("t_crash", "motd", vz_validate=crash)))
+    with pytest.raises(PluginError, match=r"^plugin 't_crash' failed in vz_validate: 'MOTD'$") as bug:
+        crashing.run_each("vz_validate", ct=None, changes=None, verb="set")
+    assert bug.value.exit_code == 3
+
+
+def test_first_result_stops_at_the_first_answer_and_needs_the_declaration() -> None:
+    calls: list[str] = []
+
+    def answer(sub: str):  # type: ignore[no-untyped-def]
+        def vz_switch_root(ct: object, run: object) -> bool:
+            calls.append(sub)
+            return True
+
+        return vz_switch_root
+
+    plugins = load_plugins(conf(make_plugin("t_iso", "isolation", vz_switch_root=answer("isolation")),
+                                make_plugin("t_net", "network", vz_switch_root=answer("network"))))
+    assert plugins.first_result("vz_switch_root", ct=None, run=None) is True
+    assert calls == ["isolation"]
+    with pytest.raises(TypeError, match="vz_destroy is not declared first_result"):
+        plugins.first_result("vz_destroy", ct=None)

@@ -77,6 +77,7 @@ def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> No
         run.cgroups.attach(os.getpid(), beside=init)
         opened = namespaces.open_namespaces(init, namespaces.differing(init))
         limit = ForkLimit.read(ct.ctid, run.cgroups)  # the host's cgroupfs is out of sight inside
+        run.plugins.import_child_modules()  # and so are the host's files: vz_enter's modules
         namespaces.enter(opened)
         dumpable.forbid()  # a credential change may have reset it (fs.suid_dumpable)
         try:

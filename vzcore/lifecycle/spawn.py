@@ -1,33 +1,34 @@
 """Creating a CT's init: the fork, namespace and sync-pipe protocol of ``vzctl start``.
 
-Four processes take part:
+This module calls no hook: :func:`vzcore.lifecycle.start.start` drives the phases of
+:class:`InitSpawner` and hands it the steps init runs.  Four processes take part:
 
 ``vzctl`` (host)
-    forks the *holder* and the *parent*, then drives them over pipes.
+    forks the *holder* and the *parent* (:meth:`InitSpawner.fork`), then drives them
+    over pipes.
 *holder*
     unshares the namespaces the CT's root must own: user, network, UTS, IPC.  It says
-    ``U`` and stays until init has joined them.  vzctl runs ``vz_setup_host(pid)`` with
-    its PID (uid maps, network devices into its network namespace).
+    ``U`` and stays until init has joined them (:meth:`InitSpawner.namespaces_ready`
+    returns its PID, which the host setup configures).
 *parent*
     the host's root in a new mount and PID namespace (owned by the host's user
     namespace).  vzctl moves it into the CT's cgroups (in a background thread: the first
     cgroup migration after a quiet spell waits for an RCU grace period, which then
-    overlaps ``vz_pre_start``), releases it with ``R``; it forks *init*, reports init's
-    host PID with ``P`` and exits.
+    overlaps ``vz_pre_start``), releases it with ``R`` (:meth:`InitSpawner.fork_init`);
+    it forks *init*, reports init's host PID with ``P`` and exits.
 *init*
     PID 1 of the new PID namespace.  It joins the holder's network, UTS and IPC
-    namespaces (``J``) and waits for ``G``, which vzctl sends only after it recorded
-    init's PID and start time in the state file, so that a vzctl killed at any moment
-    leaves either no CT process or a recorded one.  Then, still as the host's root, it
-    runs ``vz_setup_child`` (mounts) and ``vz_switch_root``; then enters the CT's user
-    namespace and a new mount namespace owned by it (the kernel locks every mount made
-    so far: the CT's root cannot unmount a mask or make a read-only mount writable), and
-    a new cgroup namespace (rooted at the CT's own groups); then ``vz_finalize_child``,
-    stdio on the CT's /dev/null, every other descriptor closed, exec ``/sbin/init``.
+    namespaces (``J``) and waits for ``G`` (:meth:`InitSpawner.release`), which vzctl
+    sends only after it recorded init's PID and start time in the state file, so that a
+    vzctl killed at any moment leaves either no CT process or a recorded one.  Then it
+    runs the start's steps (still as the host's root; they call :meth:`OwnNamespaces.enter`
+    once the file system view is built), puts stdio on the CT's /dev/null, closes every
+    other descriptor and execs ``/sbin/init``.
 
 Errors come back as ``E`` with a JSON message; a successful exec closes the last
-(close-on-exec) pipe end, which vzctl reads as success.  The holder and the parent die
-with vzctl (``PR_SET_PDEATHSIG``); init, until released, by reading end-of-file.
+(close-on-exec) pipe end, which vzctl reads as success (:meth:`InitSpawner.wait_exec`).
+The holder and the parent die with vzctl (``PR_SET_PDEATHSIG``); init, until released,
+by reading end-of-file.
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ from typing import NoReturn
 
 from vzcore.container import Container
 from vzcore.errors import BadTemplate, PluginError, VzError, describe
-from vzcore.faults import checkpoint
 from vzcore.lifecycle.execenv import detach, prepare_exec
 from vzcore.lifecycle.forklimit import ForkLimit
 from vzcore.linux import dumpable, libc, namespaces
+from vzcore.linux.cgroups import CgroupSet
 from vzcore.linux.procfs import ProcessId
-from vzcore.runtime import Run
 
 PR_SET_PDEATHSIG = 1
 INIT_PATH = "/sbin/init"
@@ -122,20 +122,46 @@ PARENT_NAMESPACES = ("mnt", "pid", "time")
 privileges and locked when init enters the CT's user namespace."""
 
 
-class InitSpawner:
-    """The vzctl side of the protocol: :meth:`fork`, then :meth:`finish` (or :meth:`abort`)."""
+class OwnNamespaces:
+    """The namespaces init enters between building the CT's file system view and its last
+    settings (handed to the start's in-CT steps, which decide when)."""
 
-    def __init__(self, ct: Container, run: Run, names: Iterable[str],
-                 attach: Callable[[int], None]) -> None:
+    def __init__(self, user: list[tuple[str, int]], cgroup: bool) -> None:
+        self._user = user
+        self._cgroup = cgroup
+
+    def enter(self) -> None:
+        """Enter the CT's user namespace and a new mount namespace owned by it (the kernel
+        locks every mount made so far: the CT's root cannot unmount a mask or make a
+        read-only mount writable), then a new cgroup namespace rooted at the CT's groups."""
+        if self._user:
+            namespaces.enter(self._user)
+            namespaces.unshare(["mnt"])
+        if self._cgroup:
+            namespaces.unshare(["cgroup"])
+
+
+InitSteps = Callable[[OwnNamespaces], None]
+"""What init runs once released, before it execs ``/sbin/init``; it raises on failure."""
+
+
+class InitSpawner:
+    """The vzctl side of the protocol, one call per phase, in this order: :meth:`fork`,
+    :meth:`namespaces_ready`, :meth:`fork_init`, :meth:`release`, :meth:`wait_exec`
+    (:meth:`abort` on failure, :meth:`close` always)."""
+
+    def __init__(self, ct: Container, names: Iterable[str], cgroups: CgroupSet,
+                 steps: InitSteps) -> None:
         self.ct = ct
-        self.run = run
         self.names = set(names)
         unknown = self.names - set(HOLDER_NAMESPACES) - set(PARENT_NAMESPACES) - {"cgroup"}
         if unknown:
             raise VzError(f"CT {ct.ctid}: unknown namespaces requested: {sorted(unknown)}")
-        self.attach = attach
+        self.cgroups = cgroups
+        self.steps = steps
         self.holder_pid = 0
         self.parent_pid = 0
+        self.init: ProcessId | None = None
         self._attach_error: BaseException | None = None
         self._attacher: threading.Thread | None = None
         self._fds: dict[str, int] = {}
@@ -154,7 +180,7 @@ class InitSpawner:
             _holder(self.names, vzctl_pid, fds)
         self.parent_pid = os.fork()
         if self.parent_pid == 0:
-            _parent(self.ct, self.run, self.names, vzctl_pid, self.holder_pid, fds)
+            _parent(self.ct, self.cgroups, self.names, vzctl_pid, self.holder_pid, fds, self.steps)
         for end in ("to_holder_r", "to_init_r", "from_w"):
             os.close(fds.pop(end))
         self._attacher = threading.Thread(target=self._attach, name="vz-cgroup-attach")
@@ -162,7 +188,7 @@ class InitSpawner:
 
     def _attach(self) -> None:
         try:
-            self.attach(self.parent_pid)
+            self.cgroups.attach(self.parent_pid)
         except BaseException as exc:
             self._attach_error = exc
 
@@ -179,15 +205,16 @@ class InitSpawner:
             raise _unexpected(message, step)
         return message
 
-    def finish(self, record_init: Callable[[ProcessId], None]) -> ProcessId:
-        """Host setup, init's fork and exec; ``record_init`` writes init's identity to the
-        state file before init may run."""
-        ct, run = self.ct, self.run
+    def namespaces_ready(self) -> int:
+        """Wait until the holder made its namespaces and the parent is in the CT's cgroups;
+        return the holder's PID (the one ``vz_setup_host`` configures)."""
         self._receive("unsharing namespaces", b"U")
         self._join_attacher()
-        checkpoint("start:attached")
-        run.plugins.run_each("vz_setup_host", ct=ct, run=run, pid=self.holder_pid)
-        checkpoint("start:host-setup-done")
+        return self.holder_pid
+
+    def fork_init(self) -> ProcessId:
+        """Let the parent fork init, which joins the holder's namespaces and waits; return
+        init's identity (the holder and the parent are gone then)."""
         os.write(self._fds["to_init_w"], b"R")
         init_pid, joined = 0, False
         while not (init_pid and joined):
@@ -201,19 +228,23 @@ class InitSpawner:
         os.close(self._fds.pop("to_holder_w"))  # init holds the namespaces now
         _reap(self.holder_pid)
         self.holder_pid = 0
-        init = ProcessId.of(init_pid)
-        if init is None:
-            raise VzError(f"CT {ct.ctid}: init process {init_pid} vanished before it was set up")
-        record_init(init)
+        self.init = ProcessId.of(init_pid)
+        if self.init is None:
+            raise VzError(f"CT {self.ct.ctid}: init process {init_pid} vanished before it was set up")
+        return self.init
+
+    def release(self) -> None:
+        """Let init run its steps and exec; only once its identity is on record."""
         os.write(self._fds["to_init_w"], b"G")
-        checkpoint("start:released")
         os.close(self._fds.pop("to_init_w"))
+
+    def wait_exec(self) -> None:
+        """Wait until init exec'd; raise its steps' error (naming the plugin) otherwise."""
         if init_failure := _receive_final(self._fds["from_r"]):
             raise init_failure
-        if not init.is_alive():
-            raise BadTemplate(f"CT {ct.ctid}: {INIT_PATH} exited right after it started; "
+        if self.init is None or not self.init.is_alive():
+            raise BadTemplate(f"CT {self.ct.ctid}: {INIT_PATH} exited right after it started; "
                               "check the CT's init configuration")
-        return init
 
     def abort(self) -> None:
         """Kill the holder and the parent (init, if forked, dies with the CT's cgroups)."""
@@ -290,8 +321,8 @@ def _holder(names: set[str], vzctl_pid: int, fds: dict[str, int]) -> NoReturn:
         _report(fds["from_w"], exc)
 
 
-def _parent(ct: Container, run: Run, names: set[str], vzctl_pid: int, holder_pid: int,
-            fds: dict[str, int]) -> NoReturn:
+def _parent(ct: Container, cgroups: CgroupSet, names: set[str], vzctl_pid: int,
+            holder_pid: int, fds: dict[str, int], steps: InitSteps) -> NoReturn:
     """As the host's root: a new mount and PID namespace; fork init once released."""
     try:
         _keep_only(fds, "to_init_r", "from_w")
@@ -305,19 +336,17 @@ def _parent(ct: Container, run: Run, names: set[str], vzctl_pid: int, holder_pid
         try:
             init_pid = os.fork()
         except BlockingIOError:
-            raise ForkLimit.read(ct.ctid, run.cgroups).error("the CT's init") from None
+            raise ForkLimit.read(ct.ctid, cgroups).error("the CT's init") from None
         if init_pid == 0:
-            _init(ct, run, names, holder_pid, fds)
+            _init(names, holder_pid, fds, steps)
         _send(fds["from_w"], b"P", struct.pack("=I", init_pid))
         os._exit(0)
     except BaseException as exc:
         _report(fds["from_w"], exc)
 
 
-def _init(ct: Container, run: Run, names: set[str], holder_pid: int,
-          fds: dict[str, int]) -> NoReturn:
+def _init(names: set[str], holder_pid: int, fds: dict[str, int], steps: InitSteps) -> NoReturn:
     """The CT's init before it execs; never returns."""
-    plugins = run.plugins
     try:
         libc.prctl(PR_SET_PDEATHSIG, 0)
         os.setsid()  # a session of its own, as every init has
@@ -327,19 +356,8 @@ def _init(ct: Container, run: Run, names: set[str], holder_pid: int,
         _send(fds["from_w"], b"J")
         if os.read(fds["to_init_r"], 1) != b"G":
             os._exit(1)
-        run.state.writable = False
-        run.root = str(ct.root)
-        plugins.run_each("vz_setup_child", ct=ct, run=run)
-        if not plugins.first_result("vz_switch_root", ct=ct, run=run):
-            raise VzError(f"CT {ct.ctid}: no plugin switched the root (vz_switch_root); "
-                          "is the isolation plugin active?")
-        if user:
-            namespaces.enter(user)
-            namespaces.unshare(["mnt"])  # a copy owned by the CT's user namespace: locked
-        if "cgroup" in names:
-            namespaces.unshare(["cgroup"])
-        plugins.run_each("vz_finalize_child", ct=ct, run=run)
-        dumpable.forbid()  # the credential changes above may have reset it
+        steps(OwnNamespaces(user, "cgroup" in names))
+        dumpable.forbid()  # the credential changes in the steps may have reset it
         exec_init()
     except BaseException as exc:
         _report(fds["from_w"], exc)

@@ -1,10 +1,18 @@
 """``vzctl start``: lock, prepare the host, create init in its namespaces, record state.
 
-Order: mount if needed → the CT's cgroups → fork the setup process, which unshares the
-namespaces of ``vz_namespaces`` and waits (it is moved into the cgroups meanwhile) →
-``vz_pre_start`` → ``vz_setup_host(pid)`` → init is forked: ``vz_setup_child``,
-``vz_switch_root``, ``vz_finalize_child``, exec ``/sbin/init`` → ``vz_post_start`` →
-state ``running``.
+:func:`_start_locked` is the whole sequence, every hook in the order it runs;
+:mod:`vzcore.lifecycle.spawn` only forks and synchronises the processes.  In short:
+mount if needed → the CT's cgroups → ``vz_namespaces`` → fork the processes that make
+the CT's namespaces (they wait; the one init is forked from joins the cgroups meanwhile)
+→ ``vz_pre_start`` → ``vz_setup_host(pid)`` → fork init, record it → init runs
+:func:`_in_ct`: ``vz_setup_child``, ``vz_switch_root``, its own namespaces,
+``vz_finalize_child``, exec ``/sbin/init`` → ``vz_post_start`` → state ``running``.
+
+Which record each process sees: the host hooks share vzctl's ``run``, so each sees what
+every earlier hook recorded.  The processes forked before ``vz_pre_start`` never read
+their copy of the state; init reads the state file again once released, as saved when
+its identity was recorded: everything ``vz_pre_start`` and ``vz_setup_host`` recorded,
+read-only.
 Every step that makes something is recorded in the state file first; on any failure the
 teardown of :mod:`vzcore.lifecycle.teardown` undoes what was recorded, in reverse.
 """
@@ -12,6 +20,8 @@ teardown of :mod:`vzcore.lifecycle.teardown` undoes what was recorded, in revers
 from __future__ import annotations
 
 from typing import Any
+
+import attrs
 
 from vzcore.changes import ChangeSet
 from vzcore.container import Container
@@ -22,10 +32,10 @@ from vzcore.faults import checkpoint
 from vzcore.lifecycle import privileged
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
-from vzcore.lifecycle.spawn import InitSpawner
+from vzcore.lifecycle.spawn import InitSpawner, InitSteps, OwnNamespaces
 from vzcore.lifecycle.teardown import teardown
-from vzcore.linux.procfs import ProcessId, namespace
-from vzcore.runtime import RUNNING, Run
+from vzcore.linux.procfs import namespace
+from vzcore.runtime import RUNNING, Run, State
 
 
 def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any) -> None:
@@ -76,19 +86,22 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
         names: set[str] = set()
         for _plugin, result in plugins.call_each("vz_namespaces", ct=ct):
             names.update(result or ())
-        spawner = InitSpawner(ct, run, names, attach=state.cgroups.attach)
-        spawner.fork()
+        spawner = InitSpawner(ct, names, state.cgroups, _in_ct(ct, run))
+        spawner.fork()  # early: moving it into the cgroups overlaps vz_pre_start
         checkpoint("start:forked")
         plugins.run_each("vz_pre_start", ct=ct, run=run)
         checkpoint("start:pre-start-done")
-
-        def record_init(init: ProcessId) -> None:
-            state.init = init
-            state.pidns = namespace(init.pid, "pid")  # what proves a process is the CT's
-            state.save()
-            checkpoint("start:init-recorded")
-
-        spawner.finish(record_init)
+        holder = spawner.namespaces_ready()
+        checkpoint("start:attached")
+        plugins.run_each("vz_setup_host", ct=ct, run=run, pid=holder)
+        checkpoint("start:host-setup-done")
+        state.init = spawner.fork_init()
+        state.pidns = namespace(state.init.pid, "pid")  # what proves a process is the CT's
+        state.save()  # init runs only once it is on record; this is the file it reads
+        checkpoint("start:init-recorded")
+        spawner.release()  # init runs _in_ct and execs /sbin/init
+        checkpoint("start:released")
+        spawner.wait_exec()
         checkpoint("start:init-running")
         plugins.run_each("vz_post_start", ct=ct, run=run)
         checkpoint("start:post-start-done")
@@ -105,3 +118,26 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
     finally:
         if spawner is not None:
             spawner.close()
+
+
+def _in_ct(ct: Container, run: Run) -> InitSteps:
+    """The steps the CT's init runs once released, as the host's root in the CT's new
+    mount and PID namespaces, before it execs ``/sbin/init``."""
+    plugins = run.plugins
+
+    def steps(own: OwnNamespaces) -> None:
+        # This process was forked before vz_pre_start: its copy of the state is older
+        # than the file, which vzctl saved when it recorded init, just before the release.
+        state = State.load(run.state.path, ct.ctid)
+        if state is None:
+            raise VzError(f"CT {ct.ctid}: the state file {run.state.path} vanished during the start")
+        state.writable = False
+        child = attrs.evolve(run, state=state, root=str(ct.root))
+        plugins.run_each("vz_setup_child", ct=ct, run=child)
+        if not plugins.first_result("vz_switch_root", ct=ct, run=child):
+            raise VzError(f"CT {ct.ctid}: no plugin switched the root (vz_switch_root); "
+                          "is the isolation plugin active?")
+        own.enter()  # the CT's user namespace (locking the mounts) and cgroup namespace
+        plugins.run_each("vz_finalize_child", ct=ct, run=child)
+
+    return steps

@@ -48,10 +48,13 @@ class PluginInfo:
     :ivar variants: variants a CT can choose inside the subsystem, by config key:
         ``{"VE_LAYOUT": ("simfs",)}``.  The engine refuses a CT naming a variant that no
         active plugin offers.
-    :ivar child_modules: modules that its ``vz_setup_child``, ``vz_switch_root`` or
-        ``vz_finalize_child`` import.  A start imports them before it forks, so the CT's
-        first process finds them loaded: importing there would lengthen every start, and
-        after the root switch the host's files are out of reach.
+    :ivar child_modules: the one way to name the modules that its hooks running inside
+        the CT use (``vz_setup_child``, ``vz_switch_root``, ``vz_finalize_child``,
+        ``vz_enter``).  The engine imports them before the start forks the CT's init and
+        before a process joins the CT, so those hooks find them loaded: importing there
+        would lengthen every start, and inside the CT the host's files are out of reach.
+        The plugin module itself imports none of them at module level (every command
+        loads it); its hooks import them where they use them, which costs nothing then.
     :ivar record: the frozen attrs class (a :class:`vzcore.records.PluginRecord`) of what
         the plugin keeps in a running CT's state file, ``run.record``; ``None`` when it
         keeps nothing.  Keep it in a module of its own that imports only attrs: every

@@ -29,10 +29,6 @@ NOT_SELECTED = "not selected"
 FAILED = "failed"
 CONFLICT = "conflict"
 
-_PASS_THROUGH_HOOKS = frozenset({"vz_validate"})
-"""Hooks whose VzErrors are user-facing input errors, shown without the plugin prefix."""
-
-
 @attrs.define
 class PluginStatus:
     """One row of ``vzctl plugins``; the version is read only when asked for (reading a
@@ -73,7 +69,8 @@ class Plugins:
 
     def import_child_modules(self) -> None:
         """Import every active plugin's :attr:`PluginInfo.child_modules` (before a start
-        forks); a module that does not import is that plugin's error."""
+        forks the CT's init, and before a process joins a CT); a module that does not
+        import is that plugin's error."""
         for name in self.active_names():
             info = self.infos.get(name)
             for module in info.child_modules if info else ():
@@ -138,12 +135,14 @@ class Plugins:
     ) -> Iterator[tuple[str, Any]]:
         """Call each active plugin's implementation of ``hook_name`` in subsystem order.
 
-        Yields ``(plugin name, result)``.  ``kwargs["run"]``, when it is a
+        Yields ``(plugin name, result)``, as the hook's :class:`~vzcore.hookspecs.HookOptions`
+        declare (``collect``: the result as a list).  ``kwargs["run"]``, when it is a
         :class:`vzcore.runtime.Run`, is narrowed to each plugin's own record.  A failure is
-        wrapped in :class:`PluginError` naming the plugin and raised, or, with ``on_error``,
-        handed to it and the loop goes on (teardown collects every failure).  ``only``
-        picks plugins by name (``vz_mount`` goes to the layout's provider alone).
+        wrapped in :class:`PluginError` naming the plugin and the hook and raised, or, with
+        ``on_error``, handed to it and the loop goes on (teardown collects every failure).
+        ``only`` picks plugins by name (``vz_mount`` goes to the layout's provider alone).
         """
+        options = hookspecs.options_of(hook_name)
         run = kwargs.get("run")
         for impl in self._ordered_impls(hook_name, reverse):
             if only is not None and not only(impl.plugin_name):
@@ -152,18 +151,11 @@ class Plugins:
                 kwargs["run"] = run.for_plugin(impl.plugin_name)
             try:
                 result: Any = impl.function(*(kwargs[arg] for arg in impl.argnames))
-                if hook_name in ("vz_parameters", "vz_list_fields", "vz_commands"):
+                if options.collect:
                     result = list(result or ())
-            except VzError as exc:
-                if hook_name in _PASS_THROUGH_HOOKS:
-                    raise
-                error = PluginError(impl.plugin_name, hook_name, exc)
-                if on_error is None:
-                    raise error from exc
-                on_error(error)
-                continue
             except Exception as exc:
-                error = PluginError(impl.plugin_name, hook_name, exc)
+                error = PluginError(impl.plugin_name, hook_name, exc,
+                                    verdict=options.input_errors and isinstance(exc, VzError))
                 if on_error is None:
                     raise error from exc
                 on_error(error)
@@ -176,7 +168,10 @@ class Plugins:
             pass
 
     def first_result(self, hook_name: str, **kwargs: Any) -> Any:
-        """The first non-``None`` result of ``hook_name`` in subsystem order (or ``None``)."""
+        """The first non-``None`` result of a hook declared ``first_result``, in subsystem
+        order (``None`` when no plugin answered); later plugins are not called."""
+        if not hookspecs.options_of(hook_name).first_result:
+            raise TypeError(f"{hook_name} is not declared first_result")
         for _name, result in self.call_each(hook_name, **kwargs):
             if result is not None:
                 return result

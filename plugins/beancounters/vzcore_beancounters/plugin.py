@@ -136,8 +136,8 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     from vzcore_beancounters import child
     from vzcore_beancounters.settings import config_limits
 
-    # The record in this process is the copy taken before vz_pre_start wrote it; the
-    # config is what vz_pre_start read (the CT's lock is held throughout the start).
+    # The config is what vz_pre_start read and recorded (the CT's lock is held
+    # throughout the start); the record is readable here too (vzcore.hookspecs).
     child.setup(run.root, config_limits(ct))
 
 

@@ -1,4 +1,9 @@
-"""Hook implementations of the isolation plugin (subsystem ``isolation``)."""
+"""Hook implementations of the isolation plugin (subsystem ``isolation``).
+
+The modules its hooks in the CT's init and in a joining process use are
+:data:`CHILD_MODULES`: the engine imports them before it forks (after the root switch the
+host's files are out of reach); the other hooks import what they need when they run.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from vzcore import hookimpl
-from vzcore.errors import InvalidValue
-from vzcore.linux import caps, libc, mounts, namespaces, userns
 from vzcore.plugin import PluginInfo
-from vzcore_isolation import capabilities, rootfs
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
@@ -21,18 +23,22 @@ if TYPE_CHECKING:
 NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup")
 DEFAULT_HOSTNAME = "localhost"
 HALT = ("halt",)
+CHILD_MODULES = ("vzcore.linux.caps", "vzcore.linux.mounts", "vzcore.linux.userns",
+                 "vzcore_isolation.capabilities", "vzcore_isolation.rootfs")
 
 
 @hookimpl
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="isolation",
                       summary="own pid/mount/uts/ipc/net/cgroup namespaces, /proc, /sys, /dev, "
-                              "capabilities")
+                              "capabilities",
+                      child_modules=CHILD_MODULES)
 
 
 @hookimpl
 def vz_parameters() -> Iterable[Parameter]:
     from vzcore.params import Parameter
+    from vzcore_isolation import capabilities
 
     yield Parameter(name="capability", key="CAPABILITY", type=capabilities.SettingType(),
                     multiple=True, merge=capabilities.merge,
@@ -41,6 +47,9 @@ def vz_parameters() -> Iterable[Parameter]:
 
 @hookimpl
 def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    from vzcore.errors import InvalidValue
+    from vzcore_isolation import capabilities
+
     text = changes["CAPABILITY"].new if "CAPABILITY" in changes else ct.get("CAPABILITY")
     try:
         capabilities.kept(text, privileged=ct.idmap is None)
@@ -60,21 +69,29 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     setgroups need not be denied)."""
     idmap = ct.idmap
     if idmap is not None:
+        from vzcore.linux import userns
+
         userns.write_maps(pid, idmap)
 
 
 def _become_ct_root(ct: Container) -> None:
     if ct.idmap is not None:
+        from vzcore.linux import userns
+
         userns.become_root()
 
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
+    from vzcore_isolation import rootfs
+
     rootfs.build(run.root, ct.root_owner)
 
 
 @hookimpl
 def vz_switch_root(ct: Container, run: Run) -> bool:
+    from vzcore.linux import mounts
+
     mounts.pivot_to_cwd()  # rootfs.build left the working directory at the CT's root
     return True
 
@@ -85,6 +102,9 @@ def _kept(ct: Container) -> frozenset[int]:
 
 @hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
+    from vzcore.linux import caps, libc
+    from vzcore_isolation import capabilities
+
     _become_ct_root(ct)
     libc.sethostname(ct.hostname or DEFAULT_HOSTNAME)
     caps.limit_to(_kept(ct))
@@ -92,6 +112,9 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_enter(ct: Container, run: Run) -> None:
+    from vzcore.linux import caps
+    from vzcore_isolation import capabilities
+
     _become_ct_root(ct)
     caps.limit_to(_kept(ct))
 
@@ -110,5 +133,7 @@ def vz_stop(ct: Container, run: Run) -> None:
 @hookimpl
 def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     if run is not None and "HOSTNAME" in changes:
+        from vzcore.linux import libc, namespaces
+
         name = changes["HOSTNAME"].new or DEFAULT_HOSTNAME
         namespaces.call_in(run.init_pid, ["uts"], lambda: libc.sethostname(name))

@@ -1,8 +1,8 @@
 """Hook implementations of the seccomp plugin: the filter on init and every joined process.
 
-The filter modules are imported here, at load time: ``vz_finalize_child`` runs after the
-CT's root switch, when the host's files (Python modules not yet imported) are out of
-reach.
+The filter modules are :data:`CHILD_MODULES`, which the engine imports before the CT's
+init forks and before a process joins the CT: ``vz_finalize_child`` and ``vz_enter`` run
+where the host's files (Python modules not yet imported) are out of reach.
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from vzcore import hookimpl
-from vzcore.linux import caps, seccomp
 from vzcore.plugin import PluginInfo
-from vzcore_seccomp import policy
 
 if TYPE_CHECKING:
     from vzcore.container import Container
@@ -21,11 +19,13 @@ if TYPE_CHECKING:
     from vzcore.runtime import Run
 
 CAP_SYS_ADMIN = 21
+CHILD_MODULES = ("vzcore.linux.caps", "vzcore.linux.seccomp", "vzcore_seccomp.policy")
 
 
 @hookimpl
 def vz_plugin_info() -> PluginInfo:
-    return PluginInfo(subsystem="security", summary="seccomp filter denying dangerous system calls")
+    return PluginInfo(subsystem="security", summary="seccomp filter denying dangerous system calls",
+                      child_modules=CHILD_MODULES)
 
 
 @hookimpl
@@ -43,6 +43,9 @@ def vz_parameters() -> Iterable[Parameter]:
 def _apply(ct: Container) -> None:
     """Install the CT's filter in the calling process (the last step before exec); a
     privileged CT (no user namespace) gets the mount table and more refused as well."""
+    from vzcore.linux import caps, seccomp
+    from vzcore_seccomp import policy
+
     if (ct.get("SECCOMP") or "default") == "off":
         return
     if not caps.in_effective_set(CAP_SYS_ADMIN):

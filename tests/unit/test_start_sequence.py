@@ -1,0 +1,54 @@
+"""The start sequence is one function: start.py calls every hook, spawn.py none."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vzcore.lifecycle import spawn, start
+
+HOOK_CALLS = ("run_each", "call_each", "first_result")
+ROOT = Path(__file__).resolve().parents[2]
+IN_CT_HOOKS = ("vz_setup_child", "vz_switch_root", "vz_finalize_child", "vz_enter")
+
+
+def hooks_called(function: object) -> list[str]:
+    """The hook names a function passes to the plugin manager, in source order."""
+    tree = ast.parse(inspect.cleandoc("\n" + inspect.getsource(function)))  # type: ignore[arg-type]
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in HOOK_CALLS and node.args
+                and isinstance(node.args[0], ast.Constant)):
+            found.append((node.lineno, node.args[0].value))
+    return [name for _line, name in sorted(found)]
+
+
+def test_spawn_calls_no_hook() -> None:
+    assert hooks_called(spawn) == []
+
+
+def test_start_calls_every_start_hook_in_the_documented_order() -> None:
+    assert hooks_called(start._start_locked) == [
+        "vz_namespaces", "vz_pre_start", "vz_setup_host", "vz_post_start"]
+    assert hooks_called(start._in_ct) == ["vz_setup_child", "vz_switch_root", "vz_finalize_child"]
+
+
+@pytest.mark.parametrize("plugin", sorted(p.name for p in (ROOT / "plugins").iterdir()
+                                          if (p / "pyproject.toml").exists()))
+def test_a_plugin_module_imports_none_of_its_child_modules(plugin: str) -> None:
+    """child_modules is the one way: the engine imports them, not the plugin module."""
+    package = next((ROOT / "plugins" / plugin).glob("vzcore_*/plugin.py")).parent.name
+    code = (f"import sys, {package}.plugin as p; info = p.vz_plugin_info(); "
+            f"print(' '.join(m for m in info.child_modules if m.startswith('{package}.') "
+            "and m in sys.modules)); "
+            f"print(' '.join(h for h in {IN_CT_HOOKS!r} if hasattr(p, h) and not info.child_modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    imported, undeclared = loaded.stdout.split("\n")[:2]
+    assert imported == "", f"{package}.plugin imports its child modules {imported} itself"
+    assert undeclared == "", f"{package} runs {undeclared} inside the CT but declares no child_modules"
