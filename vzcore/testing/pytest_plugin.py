@@ -103,6 +103,22 @@ class VzEnv:
         conf = ConfigFile.load(self.root / "etc/vz/vz.conf", missing_ok=True)
         self.write_vz_conf(PLUGINS=" ".join([*(conf.get("PLUGINS") or "").split(), name]))
 
+    def add_plugin_module_name(self, module: str) -> None:
+        """Load the importable module ``module`` as a plugin (``PLUGINS`` in vz.conf), with
+        the directory it is imported from on vzctl's ``PYTHONPATH``."""
+        import importlib.util
+
+        from vzcore.conffile import ConfigFile
+
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"plugin module {module} is not importable")
+        top = Path(spec.origin).parents[module.count(".")]
+        self.extra_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(top), self.extra_env.get("PYTHONPATH")) if p)
+        conf = ConfigFile.load(self.root / "etc/vz/vz.conf", missing_ok=True)
+        self.write_vz_conf(PLUGINS=" ".join([*(conf.get("PLUGINS") or "").split(), module]))
+
     def conf(self, ctid: int) -> Path:
         return self.root / "etc/vz/conf" / f"{ctid}.conf"
 
