@@ -123,6 +123,7 @@ class FakeKernel:
         self.checkpoints = 0
         self.labels: list[str] = []
         """What each checkpoint came before, for messages."""
+        self.pid = os.getpid()
         self._files = self._scan()
 
     # -- checkpoints and the journal ----------------------------------------------------
@@ -156,6 +157,8 @@ class FakeKernel:
         self.labels.append(label)
 
     def note(self, action: str, kind: str, target: str, detail: Any = None) -> None:
+        if os.getpid() != self.pid:
+            return  # a child a hook forked into the CT's namespaces: not the host's journal
         event = Event(action, kind, str(target), self.hook, detail)
         self.checkpoint(event.describe())
         self.events.append(event)
@@ -176,10 +179,17 @@ class FakeKernel:
     def exists(self, kind: str, name: str) -> bool:
         return (kind, name) in self.objects
 
+    def recorded_names(self) -> set[str]:
+        """Every name any record of the journal held."""
+        return {name for e in self.events if e.action == RECORD for name in record_names(e.detail)}
+
     def leftovers(self) -> list[str]:
-        """Everything made that is still there (files, mounts, doubles' objects)."""
+        """Everything made that is still there (files, mounts, doubles' objects); a
+        directory above a recorded path may stay (it holds every CT's, like /run/vz)."""
         self.sync_files()
-        left = [f"file {p}" for p in sorted(self._files - self._baseline)]
+        holders = {str(parent) for name in self.recorded_names() if name.startswith("/")
+                   for parent in Path(name).parents}
+        left = [f"file {p}" for p in sorted(self._files - self._baseline - holders)]
         left += [f"mount {m}" for m in sorted(self.mounted)]
         left += [f"{kind} {name}" for kind, name in sorted(self.objects)]
         return left
@@ -245,7 +255,7 @@ class FakeKernel:
 
 V2_FILES = {
     "cgroup.procs": "", "cgroup.controllers": "cpuset cpu io memory pids",
-    "cgroup.subtree_control": "", "cgroup.freeze": "0", "cgroup.events": "populated 0\nfrozen 0\n",
+    "cgroup.subtree_control": "cpuset cpu io memory pids", "cgroup.freeze": "0", "cgroup.events": "populated 0\nfrozen 0\n",
     "cpu.weight": "100", "cpu.max": "max 100000", "cpu.stat": "usage_usec 0\n",
     "cpu.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
     "cpuset.cpus": "", "cpuset.mems": "", "cpuset.cpus.effective": "0-1", "cpuset.mems.effective": "0",
@@ -254,7 +264,8 @@ V2_FILES = {
     "memory.stat": "anon 0\nfile 0\nkernel_stack 0\nsock 0\nshmem 0\n",
     "pids.max": "max", "pids.current": "0", "pids.events": "max 0\n", "io.weight": "default 100\n",
 }
-"""The interface files of a cgroup v2 group, as plain files: what a fake group holds."""
+"""The interface files of a cgroup v2 group, as plain files: what a fake group holds
+(every controller enabled for its children, as the core's ``CgroupSet.create`` leaves it)."""
 
 
 def fake_cgroupfs(root: Path) -> Any:
@@ -375,6 +386,7 @@ class FakeHost:
         then the plugin's start hooks; returns the :class:`~vzcore.runtime.Run`."""
         from vzcore.changes import ChangeSet
         from vzcore.linux.cgroups import CgroupSet
+        from vzcore.linux.procfs import ProcessId
         from vzcore.paths import Paths
         from vzcore.runtime import RUNNING, Run, State
 
@@ -388,6 +400,9 @@ class FakeHost:
             populate_cgroup(d.directory)
         run = Run(ct, state, self.plugins)
         for hook in self.hooks:
+            if hook == "vz_post_start":
+                state.init = ProcessId.of(pid)  # the core records init before vz_post_start
+                state.save()
             kwargs = {"ct": ct, "run": run}
             if hook == "vz_setup_host":
                 kwargs["pid"] = pid

@@ -50,6 +50,17 @@ AFTER_KILL = "cleanup after a kill"
 BAD_INPUT = "bad input refused before any effect"
 
 
+def real_kernel(test: Any) -> Any:
+    """Mark a test of the part that runs on the real kernel: root and a busybox CT."""
+    return pytest.mark.root(pytest.mark.needs("busybox")(test))
+
+
+def load_plugin(vz_env: Any, module: str) -> None:
+    """Have ``vz_env``'s vzctl load ``module``, unless an installed entry point does."""
+    if module and not _installed(module, vz_env.env):
+        vz_env.add_plugin_module_name(module)
+
+
 class ContractBroken(AssertionError):
     """A contract rule was broken; the message starts with the rule's name."""
 
@@ -220,16 +231,14 @@ class LifecycleContract:
         """CT 101 created with the plugin loaded and :attr:`config` in its config."""
         from vzcore.conffile import ConfigFile
 
-        if not _installed(self.plugin):
-            vz_env.add_plugin_module_name(self.plugin)
+        load_plugin(vz_env, self.plugin)
         vzctl("create", 101, "--ostemplate", "busybox", *self.create_options)
         conf = ConfigFile.load(vz_env.conf(101))
         conf.update(dict(self.config))
         conf.save()
         return 101
 
-    @pytest.mark.root
-    @pytest.mark.needs("busybox")
+    @real_kernel
     def test_real_start_then_stop_twice_leaves_nothing(self, vz_env: Any, vzctl: Any,
                                                         real_ct: int) -> None:
         vzctl("start", real_ct)
@@ -241,8 +250,7 @@ class LifecycleContract:
         if again.returncode != 0:
             raise ContractBroken(IDEMPOTENT, f"a second vzctl stop failed: {again.stderr}")
 
-    @pytest.mark.root
-    @pytest.mark.needs("busybox")
+    @real_kernel
     def test_real_kill_at_every_start_checkpoint(self, vz_env: Any, vzctl: Any, real_ct: int,
                                                  tmp_path: Path) -> None:
         argv = ["start", str(real_ct)]
@@ -257,8 +265,7 @@ class LifecycleContract:
                                                  f"stop {stopped.stderr.strip() or 'left'} "
                                                  f"{', '.join(left)}")
 
-    @pytest.mark.root
-    @pytest.mark.needs("busybox")
+    @real_kernel
     def test_real_start_with_bad_input_changes_nothing(self, vz_env: Any, vzctl: Any,
                                                         real_ct: int) -> None:
         from vzcore.conffile import ConfigFile
@@ -281,8 +288,15 @@ def _short(values: Mapping[str, str]) -> str:
     return " ".join(f"{k}={v if len(v) <= 40 else v[:37] + '...'!r}" for k, v in values.items())
 
 
-def _installed(module: str) -> bool:
-    """Whether an installed entry point already loads ``module`` (vzctl finds it alone)."""
-    from vzcore.plugin.discovery import plugin_entry_points
+def _installed(module: str, env: Mapping[str, str]) -> bool:
+    """Whether vzctl, run with ``env``, finds an installed entry point loading ``module``
+    (asked in a child: the test's own import path may hold more than vzctl's)."""
+    import sys
 
-    return any(ep.value.partition(":")[0].strip() == module for ep in plugin_entry_points())
+    from vzcore import ENTRY_POINT_GROUP
+
+    script = ("import sys; from importlib_metadata import entry_points; "
+              f"print(*(e.value.partition(':')[0].strip() for e in entry_points(group={ENTRY_POINT_GROUP!r})))")
+    found = subprocess.run([sys.executable, "-c", script], env=dict(env), capture_output=True,
+                           text=True, check=True).stdout.split()
+    return module in found
