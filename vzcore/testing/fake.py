@@ -235,12 +235,50 @@ class FakeKernel:
         monkeypatch.setattr(mounts, "bind", lambda source, target, **kw: mount(source, target))
         monkeypatch.setattr(mounts, "umount", umount)
         monkeypatch.setattr(mounts, "is_mount_point", lambda path: str(path) in fake.mounted)
-        if os.geteuid() != 0:  # files written for a CT's root belong to its uid: not ours
+        if os.geteuid() != 0:
+            # Files written for a CT's root belong to its uid, and trusted.* attributes
+            # (the private area's mark) need CAP_SYS_ADMIN: the fake keeps both itself.
             for name in ("chown", "fchown", "lchown"):
                 monkeypatch.setattr(os, name, chown)
+            self._patch_trusted_xattrs(monkeypatch)
         for dotted, factory in doubles.items():
             module, _, attribute = dotted.rpartition(".")
             monkeypatch.setattr(f"{module}.{attribute}", factory(self))
+
+    def _patch_trusted_xattrs(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import errno
+
+        attributes: dict[tuple[str, str], bytes] = {}
+        real_set, real_get, real_remove = os.setxattr, os.getxattr, os.removexattr
+
+        def key(path: Any, name: str) -> tuple[str, str]:
+            return (os.path.realpath(os.fspath(path)) if not isinstance(path, int) else str(path), name)
+
+        def setxattr(path: Any, name: str, value: bytes, *args: Any, **kwargs: Any) -> None:
+            if not name.startswith("trusted."):
+                return real_set(path, name, value, *args, **kwargs)
+            self.events.append(Event(SET, "xattr", f"{os.fspath(path)} {name}", self.hook, value))
+            attributes[key(path, name)] = value
+            return None
+
+        def getxattr(path: Any, name: str, *args: Any, **kwargs: Any) -> bytes:
+            if not name.startswith("trusted."):
+                return real_get(path, name, *args, **kwargs)
+            try:
+                return attributes[key(path, name)]
+            except KeyError:
+                raise OSError(errno.ENODATA, os.strerror(errno.ENODATA), os.fspath(path)) from None
+
+        def removexattr(path: Any, name: str, *args: Any, **kwargs: Any) -> None:
+            if not name.startswith("trusted."):
+                return real_remove(path, name, *args, **kwargs)
+            if attributes.pop(key(path, name), None) is None:
+                raise OSError(errno.ENODATA, os.strerror(errno.ENODATA), os.fspath(path))
+            return None
+
+        monkeypatch.setattr(os, "setxattr", setxattr)
+        monkeypatch.setattr(os, "getxattr", getxattr)
+        monkeypatch.setattr(os, "removexattr", removexattr)
 
     @contextmanager
     def in_hook(self, hook: str) -> Iterator[None]:
