@@ -252,7 +252,8 @@ class FakeKernel:
         real_set, real_get, real_remove = os.setxattr, os.getxattr, os.removexattr
 
         def key(path: Any, name: str) -> tuple[str, str]:
-            return (os.path.realpath(os.fspath(path)) if not isinstance(path, int) else str(path), name)
+            where = str(path) if isinstance(path, int) else os.path.realpath(os.fspath(path))
+            return (where, name)
 
         def setxattr(path: Any, name: str, value: bytes, *args: Any, **kwargs: Any) -> None:
             if not name.startswith("trusted."):
@@ -293,7 +294,8 @@ class FakeKernel:
 
 V2_FILES = {
     "cgroup.procs": "", "cgroup.controllers": "cpuset cpu io memory pids",
-    "cgroup.subtree_control": "cpuset cpu io memory pids", "cgroup.freeze": "0", "cgroup.events": "populated 0\nfrozen 0\n",
+    "cgroup.subtree_control": "cpuset cpu io memory pids", "cgroup.freeze": "0",
+    "cgroup.events": "populated 0\nfrozen 0\n",
     "cpu.weight": "100", "cpu.max": "max 100000", "cpu.stat": "usage_usec 0\n",
     "cpu.pressure": "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n",
     "cpuset.cpus": "", "cpuset.mems": "", "cpuset.cpus.effective": "0-1", "cpuset.mems.effective": "0",

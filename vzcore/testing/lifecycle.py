@@ -40,8 +40,17 @@ from typing import Any, ClassVar
 import pytest
 
 from vzcore.testing import crash
-from vzcore.testing.fake import CORE, MAKE, RECORD, START_HOOKS, Event, FakeHost, FakeKernel, Killed, \
-    names_target
+from vzcore.testing.fake import (
+    CORE,
+    MAKE,
+    RECORD,
+    START_HOOKS,
+    Event,
+    FakeHost,
+    FakeKernel,
+    Killed,
+    names_target,
+)
 
 RECORD_BEFORE_MAKE = "record before make"
 CLEANUP = "cleanup removes what was made"
@@ -295,8 +304,8 @@ def _installed(module: str, env: Mapping[str, str]) -> bool:
 
     from vzcore import ENTRY_POINT_GROUP
 
-    script = ("import sys; from importlib_metadata import entry_points; "
-              f"print(*(e.value.partition(':')[0].strip() for e in entry_points(group={ENTRY_POINT_GROUP!r})))")
+    script = ("from importlib_metadata import entry_points; print(*(e.value.partition(':')[0]"
+              f".strip() for e in entry_points(group={ENTRY_POINT_GROUP!r})))")
     found = subprocess.run([sys.executable, "-c", script], env=dict(env), capture_output=True,
                            text=True, check=True).stdout.split()
     return module in found
