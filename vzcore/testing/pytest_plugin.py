@@ -39,7 +39,16 @@ pytest_plugins = ("vzcore.testing.kernels",)
 """The kernel matrix (``--kernel``, the ``vm`` marker) is a plugin module of its own."""
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("vzcore").addoption(
+        "--vz-plugin", dest="vz_plugin", metavar="MODULE", default=None,
+        help="the plugin hookimpl module that 'pytest --pyargs vzcore.testing.suite' runs its "
+             "subsystem's contract suite on (env VZ_CONTRACT_PLUGIN)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.option.vz_plugin:  # read when vzcore.testing.suite is imported, at collection
+        os.environ["VZ_CONTRACT_PLUGIN"] = config.option.vz_plugin
     for name in ("root", "netns", "cgroup1", "cgroup2"):
         config.addinivalue_line("markers", f"{name}: {probes.FEATURES[name][1]}")
     config.addinivalue_line("markers", "needs(*features): needs the probed host features")
