@@ -189,7 +189,8 @@ class LifecycleContract:
                 with pytest.raises(Killed):
                     host.start(ct_pid)
                 host.kernel.kill_at = None
-                where = f"vzctl killed at checkpoint {point} of {checkpoints} (before {labels[point]})"
+                before = labels[point].replace(str(tmp_path / "whole"), str(tmp_path / f"kill{point}"))
+                where = f"vzctl killed at checkpoint {point} of {checkpoints} (before {before})"
                 try:
                     host.stop()
                 except Exception as exc:
