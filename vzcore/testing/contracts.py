@@ -51,6 +51,7 @@ class IsolationContract(LifecycleContract):
     """A CT started by the isolation provider looks like a server of its own."""
 
     fake_hooks = ("vz_pre_start", "vz_post_start")  # vz_setup_host writes a uid_map: root
+    bad_input = {"CAPABILITY": "no_such_capability:on"}
     NAMESPACES: ClassVar[frozenset[str]] = frozenset({"pid", "mnt", "uts", "ipc", "net"})
     """What a CT's first process must be unshared into (the kernel's names, as ``vz_namespaces``
     gives them)."""
