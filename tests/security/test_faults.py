@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from vzcore.linux import mounts
-from vzcore.testing.pytest_plugin import Vzctl, VzEnv, vzctl_binary
+from vzcore.testing import crash
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
@@ -43,11 +44,7 @@ class World:
         self.verbs = verbs(ctid)
 
     def processes(self) -> set[int]:
-        pids: set[int] = set()
-        for group in self.env.ct_cgroup_dirs(self.ctid):
-            for procs in group.rglob("cgroup.procs") if group.exists() else []:
-                pids.update(int(p) for p in procs.read_text().split())
-        return pids
+        return crash.ct_processes(self.env, self.ctid)
 
     def status(self) -> list[str]:
         result = self.vzctl("status", self.ctid, check=False)
@@ -60,11 +57,8 @@ class World:
         assert (words[2] == "exist") == self.env.conf(self.ctid).exists(), f"{where}: status {words}"
 
     def check_clean_when_down(self, where: str) -> None:
-        assert not self.processes(), where
-        assert not self.env.state(self.ctid).exists(), where
-        assert not mounts.mounts_below(self.env.ct_root(self.ctid)), where
-        assert not mounts.mounts_below(self.env.private(self.ctid)), where
-        assert not any(d.exists() for d in self.env.ct_cgroup_dirs(self.ctid)), where
+        left = crash.leftovers(self.env, self.ctid)
+        assert not left, f"{where}: {left}"
 
     def stop(self) -> None:
         """``vzctl stop --fast``, which exits 31 when nothing was running (it still cleans)."""
@@ -97,9 +91,7 @@ class World:
             for verb, argv in self.verbs.items():
                 for point in points[verb]:
                     self.bring_to(verb)
-                    env = {**self.env.env, "VZ_FAULT_KILL_AT": point}
-                    killed = subprocess.run([vzctl_binary(), *argv], env=env, capture_output=True)
-                    assert killed.returncode == -9, f"{point} not reached: {killed.stderr!r}"
+                    crash.kill_at(self.env, argv, point)
                     kills += 1
                     self.check_truthful(f"CT {self.ctid}, killed at {point}")
         self.bring_to("create")  # stop and destroy whatever the last kill left
@@ -109,15 +101,10 @@ class World:
 
 
 def learn_points(world: World, tmp_path: Path) -> dict[str, list[str]]:
-    trace = tmp_path / "trace"
-    env = {**world.env.env, "VZ_FAULT_TRACE": str(trace)}
     points: dict[str, list[str]] = {}
     for verb, argv in world.verbs.items():
         world.bring_to(verb)
-        trace.write_text("")
-        subprocess.run([vzctl_binary(), *argv], env=env, check=True, capture_output=True)
-        points[verb] = [p for p in dict.fromkeys(trace.read_text().split())
-                        if p.startswith(PREFIXES[verb])]
+        points[verb] = crash.learn_points(world.env, argv, PREFIXES[verb], tmp_path / "trace")
     return points
 
 

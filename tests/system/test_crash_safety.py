@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from vzcore.linux import mounts
+from vzcore.testing import crash
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv, vzctl_binary
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
@@ -18,19 +19,13 @@ pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
 def start_points(vz_env: VzEnv, vzctl: Vzctl, tmp_path: Path) -> list[str]:
     """The checkpoints a normal start passes (learned, so new ones are covered too)."""
-    trace = tmp_path / "trace"
-    env = {**vz_env.env, "VZ_FAULT_TRACE": str(trace)}
-    subprocess.run([vzctl_binary(), "start", "101"], env=env, check=True, capture_output=True)
+    points = crash.learn_points(vz_env, ["start", "101"], ("start:",), tmp_path / "trace")
     vzctl("stop", "--fast", 101)
-    return [p for p in trace.read_text().split() if p.startswith("start:")]
+    return points
 
 
 def ct_processes(vz_env: VzEnv) -> set[int]:
-    pids: set[int] = set()
-    for target in vz_env.ct_cgroup_dirs(101):
-        for procs in target.rglob("cgroup.procs") if target.exists() else []:
-            pids.update(int(p) for p in procs.read_text().split())
-    return pids
+    return crash.ct_processes(vz_env, 101)
 
 
 def test_kill_at_every_point_of_start(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int,
@@ -38,9 +33,7 @@ def test_kill_at_every_point_of_start(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: i
     points = start_points(vz_env, vzctl, tmp_path)
     assert len(points) >= 8, points
     for point in points:
-        env = {**vz_env.env, "VZ_FAULT_KILL_AT": point}
-        killed = subprocess.run([vzctl_binary(), "start", "101"], env=env, capture_output=True)
-        assert killed.returncode == -9, f"{point}: vzctl was not killed ({killed.stderr!r})"
+        crash.kill_at(vz_env, ["start", "101"], point)
         time.sleep(0.05)  # a child released before the kill may still be exec'ing init
         status = vzctl("status", 101).stdout.split()
         running = bool(ct_processes(vz_env))
@@ -48,10 +41,8 @@ def test_kill_at_every_point_of_start(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: i
         stopped = vzctl("stop", "--fast", 101, check=False)
         assert stopped.returncode in (0, 31), f"{point}: {stopped.stderr}"  # 31: nothing ran
         assert vzctl("status", 101).stdout.strip() == "CTID 101 exist unmounted down", point
-        assert not ct_processes(vz_env), point
+        assert not crash.leftovers(vz_env, 101), point
         assert not mounts.mounts_below(vz_env.root), point
-        assert not vz_env.state(101).exists(), point
-        assert not any(d.exists() for d in vz_env.ct_cgroup_dirs(101)), point
     vzctl("start", 101)
     vzctl("stop", "--fast", 101)
     vzctl("destroy", 101)
@@ -61,8 +52,7 @@ def test_kill_at_every_point_of_start(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: i
 @pytest.mark.vm
 def test_kill_mid_start_then_destroy_cleans_everything(vz_env: VzEnv, vzctl: Vzctl,
                                                        busybox_ct: int) -> None:
-    env = {**vz_env.env, "VZ_FAULT_KILL_AT": "start:released"}
-    subprocess.run([vzctl_binary(), "start", "101"], env=env, capture_output=True)
+    crash.kill_at(vz_env, ["start", "101"], "start:released")
     assert "running" in vzctl("status", 101).stdout
     assert vzctl("destroy", 101, check=False).returncode == 32
     vzctl("stop", "--fast", 101)

@@ -43,15 +43,27 @@ def cgroup_mode() -> str:
     return cgroups.mode()
 
 
+FEATURE_GROUP = "vzcore.test_features"
+"""Entry-point group where plugins declare probes of what their tests need: ``busybox``
+(can the template provider make the built-in busybox template on this host?) comes from
+the template plugin, so this package imports no plugin."""
+
+
+def declared_probe(name: str) -> Callable[[], bool] | None:
+    """The probe a plugin declares for feature ``name`` (``None``: none does)."""
+    from importlib_metadata import entry_points
+
+    for ep in entry_points(group=FEATURE_GROUP, name=name):
+        probe: Callable[[], bool] = ep.load()
+        return probe
+    return None
+
+
 @cache
 def static_busybox() -> bool:
-    from vzcore_template.busybox import find_static_busybox
-
-    try:
-        find_static_busybox()
-        return True
-    except Exception:
-        return False
+    """Whether the installed template provider can make the ``busybox`` template."""
+    probe = declared_probe("busybox")
+    return probe is not None and bool(probe())
 
 
 @cache
@@ -94,7 +106,9 @@ FEATURES: dict[str, tuple[Callable[[], bool], str]] = {
                                 "(run pytest under 'unshare --net')"),
     "cgroup1": (lambda: cgroup_mode() in ("v1", "hybrid"), "needs cgroup v1 hierarchies"),
     "cgroup2": (lambda: cgroup_mode() == "v2", "needs a cgroup v2-only host"),
-    "busybox": (static_busybox, "needs a static busybox (apt-get install busybox-static)"),
+    "busybox": (static_busybox, "needs the busybox template: a template plugin declaring the "
+                                 f"'busybox' probe ({FEATURE_GROUP}) and a static busybox "
+                                 "(apt-get install busybox-static)"),
     "openat2": (openat2, "needs the openat2 system call (Linux 5.6+)"),
     "userns": (user_namespaces, "needs user namespaces (user.max_user_namespaces > 0)"),
     "sysrq": (lambda: os.path.exists("/proc/sysrq-trigger"),

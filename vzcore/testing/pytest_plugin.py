@@ -39,7 +39,16 @@ pytest_plugins = ("vzcore.testing.kernels",)
 """The kernel matrix (``--kernel``, the ``vm`` marker) is a plugin module of its own."""
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("vzcore").addoption(
+        "--vz-plugin", dest="vz_plugin", metavar="MODULE", default=None,
+        help="the plugin hookimpl module that 'pytest --pyargs vzcore.testing.suite' runs its "
+             "subsystem's contract suite on (env VZ_CONTRACT_PLUGIN)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if config.option.vz_plugin:  # read when vzcore.testing.suite is imported, at collection
+        os.environ["VZ_CONTRACT_PLUGIN"] = config.option.vz_plugin
     for name in ("root", "netns", "cgroup1", "cgroup2"):
         config.addinivalue_line("markers", f"{name}: {probes.FEATURES[name][1]}")
     config.addinivalue_line("markers", "needs(*features): needs the probed host features")
@@ -102,6 +111,22 @@ class VzEnv:
         self.extra_env["PYTHONPATH"] = str(directory)
         conf = ConfigFile.load(self.root / "etc/vz/vz.conf", missing_ok=True)
         self.write_vz_conf(PLUGINS=" ".join([*(conf.get("PLUGINS") or "").split(), name]))
+
+    def add_plugin_module_name(self, module: str) -> None:
+        """Load the importable module ``module`` as a plugin (``PLUGINS`` in vz.conf), with
+        the directory it is imported from on vzctl's ``PYTHONPATH``."""
+        import importlib.util
+
+        from vzcore.conffile import ConfigFile
+
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"plugin module {module} is not importable")
+        top = Path(spec.origin).parents[module.count(".")]
+        self.extra_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(top), self.extra_env.get("PYTHONPATH")) if p)
+        conf = ConfigFile.load(self.root / "etc/vz/vz.conf", missing_ok=True)
+        self.write_vz_conf(PLUGINS=" ".join([*(conf.get("PLUGINS") or "").split(), module]))
 
     def conf(self, ctid: int) -> Path:
         return self.root / "etc/vz/conf" / f"{ctid}.conf"

@@ -207,8 +207,8 @@ def _shortcut_editables(writer: _Writer, layer: str, site: Path) -> None:
                         if os.path.basename(root) == name})
         writer.add_text(f"{layer}/{pth.name}", "")
     if mapping:
-        writer.add_text(f"{layer}/_vzcore_guest_editables.py", GUEST_FINDER.format(mapping=mapping))
-        writer.add_text(f"{layer}/_vzcore_guest_editables.pth", "import _vzcore_guest_editables\n")
+        writer.add_text(f"{layer}/_vz_guest_editables.py", GUEST_FINDER.format(mapping=mapping))
+        writer.add_text(f"{layer}/_vz_guest_editables.pth", "import _vz_guest_editables\n")
 
 
 def build(tar_path: Path, project: Path) -> list[Layer]:

@@ -57,8 +57,11 @@ def vz_parameters() -> Iterable[Parameter]:
 def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     from vzcore.errors import InvalidValue
 
-    if "MOTD" in changes and len(changes["MOTD"].new or "") > 4096:
-        raise InvalidValue(f"CT {ct.ctid}: --motd is longer than 4096 characters; shorten it")
+    # A start checks the saved message too: a hand-edited config is input as well.
+    text = changes["MOTD"].new if "MOTD" in changes else ct.get("MOTD") if verb == "start" else None
+    if len(text or "") > 4096:
+        raise InvalidValue(f"CT {ct.ctid}: --motd is longer than 4096 characters; shorten it "
+                           f"with 'vzctl set {ct.ctid} --motd TEXT --save'")
 
 
 @hookimpl

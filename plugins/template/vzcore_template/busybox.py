@@ -83,6 +83,16 @@ def find_static_busybox() -> str:
                       "install it with 'apt-get install busybox-static'")
 
 
+def probe() -> bool:
+    """Whether this host can make the template (entry point ``busybox`` of group
+    ``vzcore.test_features``: the test suites ask it through vzcore.testing.probes)."""
+    try:
+        find_static_busybox()
+        return True
+    except BadTemplate:
+        return False
+
+
 def applets(busybox: str) -> list[str]:
     """Applet paths relative to the root (``bin/ls``, ``sbin/init``...)."""
     out = subprocess.run([busybox, "--list-full"], check=True, capture_output=True, text=True).stdout
