@@ -38,17 +38,26 @@ RECORD = '''
 
 from pathlib import Path
 
+import attrs
+
+from vzcore.records import PluginRecord
+
+
+@attrs.frozen
+class GreetRecord(PluginRecord):
+    greeting: str
+
 
 def greeting(ct):
     return ct.paths.run_dir / f"{ct.ctid}.greeting"
 
 
 def put_on_record(run, path):
-    run.record["greeting"] = str(path)
+    run.record = GreetRecord(greeting=str(path))
 
 
 def recorded(run):
-    return run.record.get("greeting")
+    return run.record.greeting if run.record else None
 '''
 
 RECORD_THEN_MAKE = RECORD + '''
@@ -111,7 +120,12 @@ def run_suite(workdir: Path, extra_hooks: str) -> subprocess.CompletedProcess[st
     package = workdir / "vz_greet"
     package.mkdir()
     (package / "__init__.py").write_text('__version__ = "0.1.0"\n')
-    (package / "plugin.py").write_text(EXAMPLE.read_text() + extra_hooks)
+    example = EXAMPLE.read_text()
+    info = 'summary="message of the day in every CT")'
+    assert info in example, "the docs' example no longer declares its PluginInfo so"
+    # The copy keeps a record (the example itself has nothing to undo): declare its class.
+    example = example.replace(info, info[:-1] + ", record=GreetRecord)")
+    (package / "plugin.py").write_text(example + extra_hooks)
     tests = workdir / "tests"
     tests.mkdir()
     (tests / "test_greet_contract.py").write_text(CONTRACT_TEST)

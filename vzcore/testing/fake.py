@@ -77,7 +77,8 @@ def plugin_record(state_json: Mapping[str, Any], plugin: str) -> Any:
 
     This is the one place that knows where plugin records live in the state file; the
     rest of the suites only compare what it returns."""
-    return (state_json.get("plugins") or {}).get(plugin)
+    entry = (state_json.get("plugins") or {}).get(plugin)
+    return entry.get("record") if isinstance(entry, dict) else None
 
 
 def record_names(record: Any) -> Iterator[str]:
