@@ -97,13 +97,14 @@ def vz_switch_root(ct: Container, run: Run) -> bool:
 
 
 def _kept(ct: Container) -> frozenset[int]:
+    from vzcore_isolation import capabilities
+
     return capabilities.kept(ct.get("CAPABILITY"), privileged=ct.idmap is None)
 
 
 @hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
     from vzcore.linux import caps, libc
-    from vzcore_isolation import capabilities
 
     _become_ct_root(ct)
     libc.sethostname(ct.hostname or DEFAULT_HOSTNAME)
@@ -113,7 +114,6 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
 @hookimpl
 def vz_enter(ct: Container, run: Run) -> None:
     from vzcore.linux import caps
-    from vzcore_isolation import capabilities
 
     _become_ct_root(ct)
     caps.limit_to(_kept(ct))
