@@ -8,3 +8,4 @@ from vzcore.testing.contracts import SecurityContract
 
 class TestSecurityContract(SecurityContract):
     plugin = "vzcore_seccomp.plugin"
+    bad_input = {"SECCOMP": "bogus"}

@@ -14,12 +14,14 @@ from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
 
 if TYPE_CHECKING:
+    from vzcore.changes import ChangeSet
     from vzcore.container import Container
     from vzcore.params import Parameter
     from vzcore.runtime import Run
 
 CAP_SYS_ADMIN = 21
 CHILD_MODULES = ("vzcore.linux.caps", "vzcore.linux.seccomp", "vzcore_seccomp.policy")
+MODES = ("default", "off")
 
 
 @hookimpl
@@ -33,11 +35,24 @@ def vz_parameters() -> Iterable[Parameter]:
     from vzcore.params import Parameter
     from vzcore.values import Choice
 
-    yield Parameter(name="seccomp", key="SECCOMP", type=Choice(("default", "off")),
+    yield Parameter(name="seccomp", key="SECCOMP", type=Choice(MODES),
                     on_create=True,
                     help="system call filter: default (deny module loading, kexec, bpf, "
                          "keyrings, ...; in a privileged CT also mount and umount; see "
                          "docs/security.md) or off")
+
+
+@hookimpl
+def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    """A saved ``SECCOMP`` that names no mode is refused: guessing one would either drop
+    the filter or keep it against the admin's intent."""
+    value = changes["SECCOMP"].new if "SECCOMP" in changes else ct.get("SECCOMP")
+    if value and value not in MODES:
+        from vzcore.errors import InvalidValue
+
+        raise InvalidValue(f"CT {ct.ctid}: SECCOMP={value!r} is neither 'default' "
+                           f"nor 'off'; fix it with 'vzctl set {ct.ctid} --seccomp "
+                           "default --save'")
 
 
 def _apply(ct: Container) -> None:
