@@ -12,5 +12,16 @@ export VZ_TEST_REQUIRE_ROOT=1
 # cgroup v2 only, in one VM boot after the host's tests (docs/testing.md);
 # VZ_TEST_KERNELS=host leaves them out, --kernel vm runs only them.
 export VZ_TEST_KERNELS="${VZ_TEST_KERNELS:-host,vm}"
+# vm-run installs QEMU's helpers and fetches the guest kernel on first use, which needs
+# the network: do it here, before pytest runs in a namespace without one.
+case "$VZ_TEST_KERNELS" in *vm*)
+    vm_run=$(.venv/bin/python -c 'from pathlib import Path
+from vzcore.testing.vm import find_vm_run
+print(find_vm_run(None, Path.cwd()) or "")')
+    if [ -n "$vm_run" ]; then
+        "$vm_run" -- true >/dev/null ||
+            echo "contrib/test.sh: vm-run could not prepare its VM; the VM subset's tests will fail and say why" >&2
+    fi ;;
+esac
 echo "contrib/test.sh: running the test suite: pytest $* (kernels: $VZ_TEST_KERNELS)"
 exec unshare --net -- sh -c 'ip link set lo up && exec .venv/bin/pytest "$@"' pytest "$@"

@@ -60,11 +60,17 @@ class Terminal:
     def finish(self, process: subprocess.Popen[bytes]) -> tuple[int, str]:
         """Wait for ``process``; its exit status and what it wrote to the terminal."""
         output = b""
-        while process.poll() is None:
-            ready, _, _ = select.select([self.master], [], [], LONG_WAIT)
-            assert ready or process.poll() is not None, "vzctl hangs"
-            if ready:
-                output += os.read(self.master, 65536)
+        exited = os.pidfd_open(process.pid)  # readable once vzctl exits: no polling
+        try:
+            while True:
+                ready, _, _ = select.select([self.master, exited], [], [], LONG_WAIT)
+                assert ready, "vzctl hangs"
+                if self.master in ready:
+                    output += os.read(self.master, 65536)
+                elif exited in ready:
+                    break
+        finally:
+            os.close(exited)
         return process.wait(), (output + _drain(self.master)).decode(errors="replace")
 
     def typed(self) -> bytes:
