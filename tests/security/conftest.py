@@ -64,6 +64,15 @@ def ct(request: pytest.FixtureRequest, vz_env: VzEnv, vzctl: Vzctl,
     yield RunningCt(101, profile, vzctl, vz_env)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (host PIDs)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
 @pytest.fixture
 def host_block_device(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """A loop device of the host's (major, minor), backed by a file of the test's."""

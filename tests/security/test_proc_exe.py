@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.security.conftest import RunningCt
+from tests.security.conftest import RunningCt, descendants
 from vzcore.testing.pytest_plugin import vzctl_binary
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
@@ -28,14 +28,6 @@ SECRET = "admin-secret-4711"
 
 HOLD = "600"
 """How long vzctl would stay paused; the test kills it as soon as it is done."""
-
-
-def descendants(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += [int(child), *descendants(int(child))]
-    return found
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tests.security.conftest import RunningCt
+from tests.security.conftest import RunningCt, descendants
 from vzcore.testing.pytest_plugin import VzEnv, vzctl_binary
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
@@ -147,15 +147,6 @@ def test_a_joined_command_still_gets_its_stdin_and_stdout(ct: RunningCt,
         stdin_is_tty=True))
     assert status == 0, output
     assert "got:hello" in output and "err:hello" in output, output
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (host PIDs)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += [int(child), *descendants(int(child))]
-    return found
 
 
 def session_and_tty(pid: int) -> tuple[int, int]:
