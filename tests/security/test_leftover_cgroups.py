@@ -20,6 +20,7 @@ from vzcore.linux import mounts
 from vzcore.linux.cgroups import CgroupSet, hierarchies
 from vzcore.linux.procfs import ProcessId, namespace_pids
 from vzcore.paths import Paths
+from vzcore.testing.crash import ct_processes
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv, vzctl_binary
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
@@ -83,18 +84,10 @@ def freezers(vz_env: VzEnv, ctid: int) -> list[tuple[Path, str, str, str]]:
             for d in planned(vz_env, ctid).dirs if d.version == 2 or "freezer" in d.controllers]
 
 
-def ct_pids(vz_env: VzEnv, ctid: int) -> set[int]:
-    pids: set[int] = set()
-    for group in vz_env.ct_cgroup_dirs(ctid):
-        for procs in group.rglob("cgroup.procs") if group.exists() else []:
-            pids.update(int(p) for p in procs.read_text().split())
-    return pids
-
-
 def inits(vz_env: VzEnv, ctid: int) -> set[int]:
     """Processes in CT ``ctid``'s groups that are PID 1 of a PID namespace that is a child
     of the host's (not of one nested in the CT)."""
-    return {pid for pid in ct_pids(vz_env, ctid) if len(namespace_pids(pid)) == 2
+    return {pid for pid in ct_processes(vz_env, ctid) if len(namespace_pids(pid)) == 2
             and namespace_pids(pid)[-1] == 1}
 
 
@@ -170,7 +163,7 @@ def test_a_foreign_process_in_the_cts_group_survives_start_and_stop(
     assert stopped.returncode != 0
     assert f"{stranger.pid} (sleep)" in stopped.stderr and "left alone" in stopped.stderr
     assert stranger.poll() is None, "stop killed a process that is not the CT's"
-    assert init not in ct_pids(vz_env, ct101), "stop left the CT's own init running"
+    assert init not in ct_processes(vz_env, ct101), "stop left the CT's own init running"
     move(stranger.pid, original)
     vzctl("stop", ct101, timeout=HANG)
     assert stranger.poll() is None
@@ -185,7 +178,7 @@ def test_a_lost_state_file_is_recovered_never_a_second_init(vz_env: VzEnv, vzctl
     # A container in the CT: an init of a PID namespace nested in the CT's, which is
     # neither taken for the CT's init nor counted as a stranger.
     vzctl("exec", ct101, "unshare -p -f sleep 600 </dev/null >/dev/null 2>&1 &", timeout=HANG)
-    nested = {pid for pid in ct_pids(vz_env, ct101) if len(namespace_pids(pid)) == 3}
+    nested = {pid for pid in ct_processes(vz_env, ct101) if len(namespace_pids(pid)) == 3}
     assert nested, "the nested PID namespace was not made"
     vz_env.state(ct101).unlink()
 
