@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.security.conftest import PROFILES
-from tests.security.treesum import changes, tree_digest
+from tests.security.treesum import changes, settled_digest, tree_digest
 from vzcore.errors import InvalidSyntax
 from vzcore.testing.contracts import profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
@@ -64,7 +64,7 @@ def assert_refused_one_line(result_stderr: str, returncode: int, argument: str) 
 def test_non_canonical_ids_are_refused_by_every_verb(running_101: VzEnv, vzctl: Vzctl,
                                                       verb: str) -> None:
     env = running_101
-    before = tree_digest(env.root)
+    before = settled_digest(env.root)
     for text in BAD_IDS:
         result = vzctl(verb, text, *VERBS[verb], check=False)
         assert_refused_one_line(result.stderr, result.returncode, text)

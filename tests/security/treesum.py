@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from pathlib import Path
 
 
@@ -28,6 +29,21 @@ def tree_digest(top: Path) -> dict[str, tuple[object, ...]]:
                 detail = None
             entries[os.path.relpath(path, top)] = (st.st_mode, st.st_uid, st.st_gid, detail)
     return entries
+
+
+def settled_digest(top: Path, timeout: float = 30.0) -> dict[str, tuple[object, ...]]:
+    """The digest of a tree that a CT which just started may still write to (busybox init
+    creates ``/run/utmp`` when it reaps the boot script): taken again until two readings a
+    quarter second apart agree."""
+    deadline = time.monotonic() + timeout
+    digest = tree_digest(top)
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        again = tree_digest(top)
+        if again == digest:
+            return digest
+        digest = again
+    raise AssertionError(f"{top} kept changing for {timeout} s")
 
 
 def changes(before: dict[str, tuple[object, ...]], after: dict[str, tuple[object, ...]]) -> list[str]:
