@@ -57,6 +57,9 @@ class Parameter:
         run its init and a joined command.  ``set`` and ``create`` refuse a smaller value
         (exit 21), and so does ``start`` when a config holds one; ``--help`` and
         docs/parameters.md show it.  ``None``: the grammar alone bounds the value.
+    :ivar saved: False for an action that is never written to the config (``--userpasswd``):
+        ``set`` applies it to a stopped CT too (mounting its root for the time of
+        ``vz_apply``), with or without ``--save``, and ``--save`` leaves its key out.
     """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(NAME_PATTERN))
@@ -75,6 +78,7 @@ class Parameter:
         validator=attrs.validators.optional(attrs.validators.matches_re(r"[A-Z][A-Z0-9_]*")))
     context: tuple[str, ...] = ()
     minimum: str | None = None
+    saved: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.minimum is not None:

@@ -7,7 +7,8 @@ runs) and, with ``--save``, written to ``vz.conf`` under that key (``VE0CPUUNITS
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 from vzcore.changes import Change, ChangeSet
 from vzcore.container import FIRST_USER_CTID, Container
@@ -33,6 +34,7 @@ def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]]
     given_keys = {registry.parameters[option].key for option in given}
     live_changes = ChangeSet({**changes, **{key: Change(key, current.get(key), current.get(key))
                                             for key in given_keys if key not in changes}})
+    unsaved = {p.key for p in registry.unique_parameters() if not p.saved} & set(changes)
     engine.plugins.run_each("vz_validate", ct=ct, changes=live_changes, verb="set")
     with engine.lock(ct, "set"):
         state = engine.state(ct)
@@ -55,17 +57,37 @@ def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]]
             if restart_needed:
                 engine.warn(f"warning: CT {ct.ctid}: {', '.join(restart_needed)} take effect at "
                             "the next start" + ("" if save else "; add --save to keep them"))
-        elif save:
-            engine.plugins.run_each("vz_apply", ct=ct, changes=changes, run=None)
+        elif save or unsaved:
+            # an action such as --userpasswd works on the stopped CT's files (OpenVZ mounts it)
+            with _mounted(engine, ct, needed=bool(unsaved)):
+                engine.plugins.run_each("vz_apply", ct=ct, changes=changes, run=None)
+            if not save:
+                return
         else:
             engine.warn(f"warning: CT {ct.ctid} is not running and --save was not given: "
                         "nothing was changed; add --save to store the settings")
             return
         if save:
-            ct.config.update(changes.new_values())
+            ct.config.update({k: v for k, v in changes.new_values().items() if k not in unsaved})
             ct.config.save()
             checkpoint("set:saved")
             engine.say(f"Saved parameters for CT {ct.ctid}")
+
+
+@contextmanager
+def _mounted(engine: Engine, ct: Container, *, needed: bool) -> Iterator[None]:
+    """The stopped CT's root mounted at VE_ROOT for the block when ``needed`` and not
+    mounted already; unmounted again afterwards (also when the block fails)."""
+    from vzcore.lifecycle.mount import is_mounted, mount_ct, umount_ct
+
+    if not needed or is_mounted(ct):
+        yield
+        return
+    mount_ct(engine, ct)
+    try:
+        yield
+    finally:
+        umount_ct(engine, ct)
 
 
 def set_host_parameters(engine: Engine, host: Container, given: Mapping[str, list[str]], *,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vzcore_network import ctfiles, devices, neighbours
+from vzcore_network import devices, neighbours
 from vzcore_network.addresses import CtAddress, parse_list
 from vzcore_network.netif import ResolvedNetif, check_host_names, parse_netif_conf
 
@@ -43,18 +43,6 @@ def apply(ct: Container, changes: ChangeSet, run: Run) -> None:
             if old_n.get(ifname) != netif:
                 current[ifname] = netif
         devices.change_netifs(run, ct.ctid, run.init_pid, list(current.values()))
-    hostname = "HOSTNAME" in changes or ("IP_ADDRESS" in changes and bool(_new(ct, changes, "HOSTNAME")))
-    resolv = "NAMESERVER" in changes or "SEARCHDOMAIN" in changes
-    if hostname or resolv:
-        first_v4 = next((str(a.address) for a in devices.recorded_addresses(run.record)
-                         if a.version == 4), None)
-        name = _new(ct, changes, "HOSTNAME")
-        ctfiles.write(
-            ct.root, ctid=ct.ctid, owner=ct.root_owner, address=first_v4,
-            hostname=name if hostname and name else None,
-            nameservers=ctfiles.resolve_list(_new(ct, changes, "NAMESERVER"), 0) if resolv else None,
-            searchdomains=ctfiles.resolve_list(_new(ct, changes, "SEARCHDOMAIN"), 1) if resolv else None,
-        )
 
 
 def _addresses(text: str | None) -> list[CtAddress]:
@@ -71,7 +59,3 @@ def _netifs(ct: Container, text: str | None) -> list[ResolvedNetif]:
         return check_host_names(ct.ctid, parse_netif_conf(text))
     except ValueError:
         return []
-
-
-def _new(ct: Container, changes: ChangeSet, key: str) -> str | None:
-    return changes[key].new if key in changes else ct.get(key)

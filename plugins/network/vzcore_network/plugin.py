@@ -3,7 +3,8 @@
 venet addresses (``IP_ADDRESS``) and veth interfaces (``NETIF``) are made in
 ``vz_setup_host`` while the CT's first process waits in its new network namespace, after
 ``vz_pre_start`` put every name on record; ``vz_post_stop`` deletes by the record.  The
-host name and DNS files are written at start and on every live change.  pyroute2's codecs
+CT's own files (host name, addresses, DNS) are the dists plugin's (its distribution's
+actions), from the same config keys.  pyroute2's codecs
 are loaded only for a CT that has network settings (see :mod:`vzcore_network.rtnl`).
 """
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from vzcore.params import Field, Parameter
     from vzcore.runtime import Run
 
-FILE_KEYS = ("HOSTNAME", "NAMESERVER", "SEARCHDOMAIN")
 DEVICE_KEYS = ("IP_ADDRESS", "NETIF")
 
 
@@ -35,7 +35,7 @@ def _has_devices(ct: Container) -> bool:
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="network",
                       summary="routed venet and bridged veth devices, IPv4 and IPv6, "
-                              "anti-spoofing, host name and DNS files",
+                              "anti-spoofing, --nameserver and --searchdomain",
                       record=NetworkRecord)
 
 
@@ -109,27 +109,9 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     checks.validate(ct, changes, verb)
 
 
-def _write_files(ct: Container, *, hostname: bool, resolv: bool) -> None:
-    from vzcore_network import ctfiles
-
-    first_v4 = None
-    if hostname and ct.get("IP_ADDRESS"):
-        from vzcore_network.devices import plan_for
-
-        first_v4 = next((str(a.address) for a in plan_for(ct).addresses if a.version == 4), None)
-    ctfiles.write(
-        ct.root, ctid=ct.ctid, owner=ct.root_owner, address=first_v4,
-        hostname=ct.get("HOSTNAME") if hostname else None,
-        nameservers=ctfiles.resolve_list(ct.get("NAMESERVER"), 0) if resolv else None,
-        searchdomains=ctfiles.resolve_list(ct.get("SEARCHDOMAIN"), 1) if resolv else None,
-    )
-
-
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
-    """Write the CT's host name and DNS files; put its devices on record."""
-    if any(ct.get(key) for key in FILE_KEYS):
-        _write_files(ct, hostname=bool(ct.get("HOSTNAME")), resolv=True)
+    """Put the CT's devices on record."""
     if not _has_devices(ct):
         return
     from vzcore_network import devices, neighbours, rtnl
@@ -172,7 +154,7 @@ def vz_post_stop(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
-    """Change the running CT's addresses, interfaces and files at once."""
+    """Change the running CT's addresses and interfaces at once."""
     if run is None:
         return  # a stopped CT gets everything from its config at the next start
     from vzcore_network import live
