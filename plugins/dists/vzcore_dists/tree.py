@@ -59,9 +59,10 @@ class CtTree:
         return data.decode(errors="surrogateescape")
 
     def exists(self, path: str) -> bool:
-        """Whether ``path`` exists inside the CT (links resolved inside it)."""
+        """Whether ``path`` exists inside the CT (links on the way resolved inside it; the
+        last one itself counts, as an enabled unit's link does)."""
         try:
-            with safefs.opened(self.fd, path, os.O_PATH):
+            with safefs.opened(self.fd, path, os.O_PATH | os.O_NOFOLLOW):
                 return True
         except (KernelError, OSError):
             return False

@@ -1,4 +1,4 @@
-"""The network plugin's pure parts, without root: grammars, merges, names, filter, files."""
+"""The network plugin's pure parts, without root: grammars, merges, names, filter."""
 
 from __future__ import annotations
 
@@ -176,24 +176,7 @@ def test_filter_passes_only_the_cts_own_sources() -> None:
     assert len(antispoof.encode(insns)) == 8 * len(insns)
 
 
-# -- files in the CT -------------------------------------------------------------------------
-
-
-def test_hosts_file_keeps_other_lines_and_replaces_the_managed_one() -> None:
-    first = ctfiles.hosts_content("10.0.0.9 db\n", "web.example.org", "10.199.1.2")
-    assert first.splitlines() == ["127.0.0.1\tlocalhost", "10.0.0.9 db", ctfiles.HOSTS_MARKER,
-                                  "10.199.1.2\tweb.example.org web"]
-    second = ctfiles.hosts_content(first, "other", None)
-    assert second.splitlines()[-2:] == [ctfiles.HOSTS_MARKER, "127.0.1.1\tother"]
-    assert second.count(ctfiles.HOSTS_MARKER) == 1
-
-
-def test_resolv_conf_replaces_only_what_is_given() -> None:
-    old = "# mine\nsearch a.example\nnameserver 1.1.1.1\noptions rotate\n"
-    assert ctfiles.resolv_content(old, ["10.0.0.53"], None) == \
-        "# mine\nsearch a.example\noptions rotate\nnameserver 10.0.0.53\n"
-    assert ctfiles.resolv_content(old, None, ["b.example", "c.example"]) == \
-        "search b.example c.example\n# mine\nnameserver 1.1.1.1\noptions rotate\n"
+# -- DNS options ------------------------------------------------------------------------------
 
 
 def test_nameserver_lists_replace_and_inherit(registry: Registry, tmp_path: Path) -> None:
@@ -206,23 +189,6 @@ def test_nameserver_lists_replace_and_inherit(registry: Registry, tmp_path: Path
     host = tmp_path / "resolv.conf"
     host.write_text("nameserver 192.0.2.53\nsearch host.example\n")
     assert ctfiles.host_resolv(host) == (["192.0.2.53"], ["host.example"])
-
-
-@pytest.mark.needs("openat2")
-def test_files_are_never_written_through_a_link_out_of_the_ct(tmp_path: Path) -> None:
-    root = tmp_path / "root"
-    (root / "etc").mkdir(parents=True)
-    outside = tmp_path / "host-file"
-    outside.write_text("host secret\n")
-    (root / "etc/resolv.conf").symlink_to(outside)        # absolute: resolved inside the root
-    (root / "etc/hosts").symlink_to("../../host-file")     # relative: stops at the root
-    ctfiles.write(root, hostname="ct", address=None, nameservers=["10.0.0.53"],
-                  searchdomains=None, ctid=101, owner=(os.getuid(), os.getgid()))
-    assert outside.read_text() == "host secret\n"
-    assert not (root / "etc/resolv.conf").is_symlink()
-    assert (root / "etc/resolv.conf").read_text() == "nameserver 10.0.0.53\n"
-    assert "127.0.1.1\tct" in (root / "etc/hosts").read_text()
-    assert (root / "etc/hostname").read_text() == "ct\n"
 
 
 # -- configuration and cost ------------------------------------------------------------------
