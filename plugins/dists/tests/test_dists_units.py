@@ -189,7 +189,8 @@ def test_busybox_files(bb_root: Path) -> None:
     hosts = (bb_root / "etc/hosts").read_text()
     assert hosts.startswith(BUSYBOX_FILES["etc/hosts"]) and "10.199.2.1\tweb201" in hosts
     interfaces = (bb_root / "etc/network/interfaces").read_text()
-    assert "auto lo\niface lo inet loopback" in interfaces and "iface venet0 inet manual" in interfaces
+    assert "iface lo" not in interfaces and "iface venet0 inet manual" in interfaces
+    assert (bb_root / "etc/network/if-pre-up.d").is_dir()
     before = snapshot(bb_root)
     run_all(busybox, bb_root)
     assert snapshot(bb_root) == before

@@ -120,10 +120,12 @@ def is_ours(text: str | None) -> bool:
     return text is not None and text.startswith("# Written by vzcore for CT ")
 
 
-def ifupdown_stanzas(ctid: int, interfaces: Sequence[Interface], *, loopback: bool = False) -> str:
+def ifupdown_stanzas(ctid: int, interfaces: Sequence[Interface], *, loopback: bool = False,
+                     nodad: bool = True) -> str:
     """ifupdown stanzas (``inet manual`` with ``ip ... replace`` commands: idempotent,
     unlike ``inet static``, whose ``ip addr add`` fails on an address the host made);
-    ``loopback``: a whole interfaces(5) file, with ``lo``."""
+    ``loopback``: a whole interfaces(5) file, with ``lo``; ``nodad``: iproute2's flag for
+    IPv6 addresses, as the host adds them (busybox's ``ip`` does not know it)."""
     text = IFUPDOWN_HEADER.format(ctid=ctid)
     if loopback:
         text += "\nauto lo\niface lo inet loopback\n"
@@ -133,7 +135,7 @@ def ifupdown_stanzas(ctid: int, interfaces: Sequence[Interface], *, loopback: bo
         for address in iface.addresses:
             v6 = ipaddress.ip_interface(address).version == 6
             lines.append(f"\tup ip {'-6 ' if v6 else ''}addr replace {address} dev {iface.name}"
-                         + (" nodad" if v6 else ""))
+                         + (" nodad" if v6 and nodad else ""))
         if iface.default_route:
             lines.append(f"\tup ip route replace default dev {iface.name}")
             # as the host does; only where the CT has IPv6 at all

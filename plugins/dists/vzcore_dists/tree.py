@@ -96,6 +96,13 @@ class CtTree:
             raise VzError(f"CT {self.ctid}: cannot write /{path} in the CT: {exc}") from exc
         return True
 
+    def makedirs(self, path: str) -> None:
+        """Make the directory ``path`` and its parents inside the CT (kept if present)."""
+        try:
+            safefs.makedirs(self.fd, path)
+        except KernelError as exc:
+            raise VzError(f"CT {self.ctid}: cannot make /{path} in the CT: {exc}") from exc
+
     def remove(self, path: str) -> bool:
         """Remove the file ``path`` (never a directory; a link itself, not its target)."""
         directory, _, name = path.rpartition("/")
