@@ -119,7 +119,7 @@ def test_debian_files_ifupdown_and_ssh_login(vzctl: Vzctl, vz_env: VzEnv, debian
         assert sh(vzctl, "cat /etc/resolv.conf").stdout == \
             "search example.org\nnameserver 10.199.9.53\n"
         stanza = sh(vzctl, "cat /etc/network/interfaces.d/vzcore").stdout
-        assert f"iface venet0 inet manual" in stanza and f"replace {CT_IP}/32 dev venet0" in stanza
+        assert "iface venet0 inet manual" in stanza and f"replace {CT_IP}/32 dev venet0" in stanza
         state = "ip -4 addr show dev venet0 | grep inet; ip -4 route show default | cut -d' ' -f1-3"
         before = sh(vzctl, state).stdout
         assert CT_IP in before and "default dev venet0" in before

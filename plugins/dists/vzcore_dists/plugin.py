@@ -48,13 +48,23 @@ def vz_parameters() -> Iterable[Parameter]:
 @hookimpl
 def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     """A ``--userpasswd`` user must exist in the CT: checked now when its root is
-    reachable (running or mounted), else again by the action before it writes."""
+    reachable (running or mounted), else again by the action before it writes.  A
+    password is never kept in a config: one written there by hand is refused."""
+    from vzcore.errors import InvalidValue
+
+    if ct.get(USERPASSWD) is not None:
+        raise InvalidValue(f"CT {ct.ctid}: {USERPASSWD} in its config: passwords are never kept "
+                           f"in a config; remove that line and use 'vzctl set {ct.ctid} "
+                           "--userpasswd USER:PASSWORD'")
     if verb != "set" or USERPASSWD not in changes:
         return
     from vzcore.linux.mounts import is_mount_point
     from vzcore_dists import actions, passwd
 
-    pairs = passwd.parse_text(changes[USERPASSWD].new)
+    try:
+        pairs = passwd.parse_text(changes[USERPASSWD].new)
+    except ValueError as exc:
+        raise InvalidValue(f"CT {ct.ctid}: invalid value for --userpasswd: {exc}") from None
     if not is_mount_point(ct.root):
         return
     with actions.open_tree(ct) as tree:
