@@ -13,7 +13,7 @@ packages="python3 python3-venv busybox-static iproute2 util-linux procps
 # QEMU for the VM subset of the tests (docs/testing.md): vm-run boots Debian's stock kernel
 # with it (and installs it itself when missing), fetching that kernel and virtme-ng.
 test_packages=""
-[ "$mode" != "--test" ] || test_packages="qemu-system-x86"
+[ "$mode" != "--test" ] || test_packages="qemu-system-x86 sshpass openssh-client"
 
 missing_of() {
     for p in "$@"; do

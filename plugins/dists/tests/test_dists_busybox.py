@@ -14,6 +14,7 @@ from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("busybox", "openat2")]
 
+
 CT = 101
 CT_IP = "10.199.9.2"
 
@@ -59,6 +60,22 @@ def test_live_set_rewrites_the_files(vzctl: Vzctl, running: int) -> None:
     assert sh(vzctl, "cat /etc/resolv.conf").stdout == "search example.org\nnameserver 10.199.9.54\n"
     vzctl("set", CT, "--ipdel", "all")
     assert "10.199.9" not in sh(vzctl, "cat /etc/network/interfaces").stdout
+
+
+@pytest.mark.needs("veth")
+def test_veth_ifaddr_stanza_brings_the_address_up_inside(vzctl: Vzctl, running: int) -> None:
+    vzctl("set", CT, "--netif_add", "eth0", "--save")
+    assert "eth0" not in sh(vzctl, "cat /etc/network/interfaces").stdout, \
+        "a veth without --ifaddr is the CT administrator's"
+    vzctl("set", CT, "--ifname", "eth0", "--ifaddr", "192.168.5.2/24", "--save")
+    stanza = sh(vzctl, "cat /etc/network/interfaces").stdout
+    assert "iface eth0 inet manual\n\tup ip link set dev eth0 up\n" \
+           "\tup ip addr replace 192.168.5.2/24 dev eth0\n" in stanza
+    # the host only filters by --ifaddr; the CT's own configuration brings it up
+    sh(vzctl, "ifup eth0")
+    assert "inet 192.168.5.2/24" in sh(vzctl, "ip addr show dev eth0").stdout
+    vzctl("set", CT, "--netif_del", "eth0", "--save")
+    assert "eth0" not in sh(vzctl, "cat /etc/network/interfaces").stdout
 
 
 def test_userpasswd_on_a_running_ct(vzctl: Vzctl, vz_env: VzEnv, running: int) -> None:
