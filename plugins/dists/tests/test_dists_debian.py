@@ -109,8 +109,8 @@ def simple_init(vz_env: VzEnv) -> None:
 
 def test_debian_files_ifupdown_and_ssh_login(vzctl: Vzctl, vz_env: VzEnv, debian_ct: str,
                                              uplink: str) -> None:
-    vzctl("create", CT, "--ostemplate", debian_ct, "--ipadd", CT_IP, "--hostname", "web201",
-          "--nameserver", "10.199.9.53", "--searchdomain", "example.org")
+    vzctl("create", CT, "--ostemplate", debian_ct, "--ipadd", CT_IP, "--ipadd", "fd99:9::20",
+          "--hostname", "web201", "--nameserver", "10.199.9.53", "--searchdomain", "example.org")
     simple_init(vz_env)
     vzctl("start", CT)
     try:
@@ -120,9 +120,11 @@ def test_debian_files_ifupdown_and_ssh_login(vzctl: Vzctl, vz_env: VzEnv, debian
             "search example.org\nnameserver 10.199.9.53\n"
         stanza = sh(vzctl, "cat /etc/network/interfaces.d/vzcore").stdout
         assert "iface venet0 inet manual" in stanza and f"replace {CT_IP}/32 dev venet0" in stanza
-        state = "ip -4 addr show dev venet0 | grep inet; ip -4 route show default | cut -d' ' -f1-3"
+        state = "ip addr show dev venet0 | grep inet; ip -4 route show default | cut -d' ' -f1-3; " \
+                "ip -6 route show default | cut -d' ' -f1-3"
         before = sh(vzctl, state).stdout
-        assert CT_IP in before and "default dev venet0" in before
+        assert CT_IP in before and "fd99:9::20/128" in before
+        assert before.count("default dev venet0") == 2, before
         # Debian's networking.service runs 'ifup -a' at boot: it must succeed and agree
         sh(vzctl, "ifup -a")
         assert sh(vzctl, state).stdout == before
