@@ -33,17 +33,24 @@ def _value(ct: Container, changes: ChangeSet | None, key: str) -> str | None:
 
 
 def veth_addresses(netif_text: str | None) -> dict[str, list[str]]:
-    """CT interface name -> its ``ifaddr`` addresses (empty: none listed, or ``none``)."""
+    """CT interface name -> its ``ifaddr`` addresses (empty: none listed, or ``none``).
+    ``NETIF`` is the network plugin's grammar; without that plugin there are no veths."""
     if not netif_text:
         return {}
-    from vzcore_network.netif import parse_netif_conf
-
+    try:
+        from vzcore_network.netif import parse_netif_conf
+    except ImportError:
+        return {}
     return {n.ifname: (n.ip or "").split() for n in parse_netif_conf(netif_text)}
 
 
 def _dns_list(text: str | None, which: int) -> list[str] | None:
-    from vzcore_network.ctfiles import resolve_list
-
+    """``NAMESERVER``/``SEARCHDOMAIN`` text -> values (``inherit``: the host's, as the
+    network plugin, which declares the options, reads them)."""
+    try:
+        from vzcore_network.ctfiles import resolve_list
+    except ImportError:
+        return text.split() if text and text.split() else None
     return resolve_list(text, which)
 
 
