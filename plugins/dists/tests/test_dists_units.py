@@ -70,6 +70,8 @@ def test_ifupdown_stanzas_repeat_the_host_setup_idempotently() -> None:
            "\tup ip route replace default dev venet0\n" in text
     assert "iface eth0 inet manual" in text and "replace 192.168.5.2/24 dev eth0" in text
     assert " add " not in text and "inet static" not in text, "'add' fails on the host's addresses"
+    odd = content.ifupdown_stanzas(201, [content.Interface("e$(x)", ("10.0.0.1/32",))])
+    assert "\tup ip link set dev 'e$(x)' up\n\tup ip addr replace 10.0.0.1/32 dev 'e$(x)'\n" in odd
 
 
 def test_networkd_unit_keeps_the_host_configuration() -> None:
@@ -86,7 +88,8 @@ def test_source_line_added_once() -> None:
     own = content.ensure_source_line("auto lo\niface lo inet loopback", "/etc/network/interfaces.d")
     assert own == "auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n"
     assert content.ensure_source_line(own, "/etc/network/interfaces.d") == own
-    assert "iface lo inet loopback" in content.ensure_source_line(None, "/etc/network/interfaces.d")
+    assert content.ensure_source_line(None, "/etc/network/interfaces.d").endswith(
+        "\nsource /etc/network/interfaces.d/*\n")
 
 
 def test_shadow_update() -> None:

@@ -13,6 +13,7 @@ each distribution's action writes.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -120,37 +121,35 @@ def is_ours(text: str | None) -> bool:
     return text is not None and text.startswith("# Written by vzcore for CT ")
 
 
-def ifupdown_stanzas(ctid: int, interfaces: Sequence[Interface], *, loopback: bool = False,
-                     nodad: bool = True) -> str:
+def ifupdown_stanzas(ctid: int, interfaces: Sequence[Interface], *, nodad: bool = True) -> str:
     """ifupdown stanzas (``inet manual`` with ``ip ... replace`` commands: idempotent,
     unlike ``inet static``, whose ``ip addr add`` fails on an address the host made);
-    ``loopback``: a whole interfaces(5) file, with ``lo``; ``nodad``: iproute2's flag for
-    IPv6 addresses, as the host adds them (busybox's ``ip`` does not know it)."""
+    ``nodad``: iproute2's flag for IPv6 addresses, as the host adds them (busybox's ``ip``
+    does not know it).  No ``lo`` stanza: the host brings lo up."""
     text = IFUPDOWN_HEADER.format(ctid=ctid)
-    if loopback:
-        text += "\nauto lo\niface lo inet loopback\n"
     for iface in interfaces:
+        # the kernel allows '$', '|', '`' in interface names: quoted for ifupdown's sh
+        dev = shlex.quote(iface.name)
         lines = [f"auto {iface.name}", f"iface {iface.name} inet manual",
-                 f"\tup ip link set dev {iface.name} up"]
+                 f"\tup ip link set dev {dev} up"]
         for address in iface.addresses:
             v6 = ipaddress.ip_interface(address).version == 6
-            lines.append(f"\tup ip {'-6 ' if v6 else ''}addr replace {address} dev {iface.name}"
+            lines.append(f"\tup ip {'-6 ' if v6 else ''}addr replace {address} dev {dev}"
                          + (" nodad" if v6 and nodad else ""))
         if iface.default_route:
-            lines.append(f"\tup ip route replace default dev {iface.name}")
+            lines.append(f"\tup ip route replace default dev {dev}")
             # as the host does; only where the CT has IPv6 at all
             lines.append(f"\tup [ ! -d /proc/sys/net/ipv6 ] || ip -6 route replace default "
-                         f"dev {iface.name}")
+                         f"dev {dev}")
         text += "\n" + "\n".join(lines) + "\n"
     return text
 
 
 def ensure_source_line(interfaces: str | None, directory: str) -> str:
     """``/etc/network/interfaces`` that reads ``directory`` (Debian's own file already
-    has ``source /etc/network/interfaces.d/*``); a missing file gets the loopback too."""
+    has ``source /etc/network/interfaces.d/*``)."""
     if interfaces is None:
-        interfaces = ("# interfaces(5) file used by ifup(8) and ifdown(8)\n"
-                      "auto lo\niface lo inet loopback\n")
+        interfaces = "# interfaces(5) file used by ifup(8) and ifdown(8)\n"
     for line in interfaces.splitlines():
         words = line.split()
         if len(words) >= 2 and words[0] in ("source", "source-directory") \
