@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tarfile
 from collections.abc import Callable, Iterator
@@ -211,5 +212,35 @@ def test_ssh_into_a_booted_ct(vzctl: Vzctl, vz_env: VzEnv, debian_ct: Callable[[
         login = ssh("admin", "s3cret word", "id -un; hostname")
         assert login.returncode == 0, login.stderr
         assert login.stdout == "admin\nweb201\n"
+    finally:
+        vzctl("stop", "--fast", CT)
+
+
+@pytest.mark.skipif(not _boots(), reason="needs vzctl start --wait (systemd boot of a Debian "
+                                         "CT, issue 14's boot part)")
+def test_networkd_in_a_booted_ct_keeps_the_host_setup(vzctl: Vzctl, vz_env: VzEnv,
+                                                       debian_ct: Callable[[str], str],
+                                                       uplink: str) -> None:
+    """A CT that uses systemd-networkd (enabled, ifupdown's networking.service not) gets
+    .network units; networkd configures venet0 from them without removing what the host
+    made, and the CT stays reachable."""
+    vzctl("create", CT, "--ostemplate", debian_ct("systemd"), "--ipadd", CT_IP,
+          "--ipadd", "fd99:9::20")
+    etc = vz_env.private(CT) / "etc/systemd/system"
+    (etc / "multi-user.target.wants/networking.service").unlink()
+    (etc / "multi-user.target.wants/systemd-networkd.service").symlink_to(
+        "/lib/systemd/system/systemd-networkd.service")
+    vzctl("start", CT, "--wait", timeout=180)
+    try:
+        unit = sh(vzctl, "cat /etc/systemd/network/10-vzcore-venet0.network").stdout
+        assert f"Address={CT_IP}/32" in unit and "KeepConfiguration=yes" in unit
+        assert sh(vzctl, "systemctl is-active systemd-networkd").stdout == "active\n"
+        status = sh(vzctl, "networkctl status venet0 --no-pager", check=False).stdout
+        assert "State: routable (configured)" in status, status
+        state = sh(vzctl, "ip addr show dev venet0; ip route; ip -6 route show default").stdout
+        assert CT_IP in state and "fd99:9::20" in state, state
+        assert "default dev venet0" in state, state
+        with socket.create_connection((CT_IP, 22), timeout=20) as conn:  # the CT's sshd
+            assert conn.recv(64).startswith(b"SSH-2.0-")
     finally:
         vzctl("stop", "--fast", CT)
