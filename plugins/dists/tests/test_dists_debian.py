@@ -212,6 +212,12 @@ def test_ssh_into_a_booted_ct(vzctl: Vzctl, vz_env: VzEnv, debian_ct: Callable[[
         login = ssh("admin", "s3cret word", "id -un; hostname")
         assert login.returncode == 0, login.stderr
         assert login.stdout == "admin\nweb201\n"
+        # a live change, then the CT's own network service restarted: both agree
+        vzctl("set", CT, "--ipadd", "10.199.9.21", "--save")
+        sh(vzctl, "service networking restart")
+        addresses = sh(vzctl, "ip -4 addr show dev venet0").stdout
+        assert f"{CT_IP}/32" in addresses and "10.199.9.21/32" in addresses, addresses
+        assert ssh("admin", "s3cret word", "id -un").stdout == "admin\n"
     finally:
         vzctl("stop", "--fast", CT)
 
