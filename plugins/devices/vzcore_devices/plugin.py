@@ -233,8 +233,9 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     root = f"/proc/{run.init_pid}/root"
     old_nodes = {n.name: n for n in record.nodes}
     new_nodes = {n.name: n for n in wanted.nodes}
-    gone = [n for name, n in old_nodes.items() if new_nodes.get(name) != n]
-    made = [n for name, n in new_nodes.items() if old_nodes.get(name) != n]
+    # a node whose access alone changes stays: the rules decide what it may do
+    gone = [n for name, n in old_nodes.items() if not _same_node(new_nodes.get(name), n)]
+    made = [n for name, n in new_nodes.items() if not _same_node(old_nodes.get(name), n)]
     old_netdevs = {n.name: n for n in record.netdevs}
     leaving = [n for name, n in old_netdevs.items() if name not in wanted.netdevs]
     arriving = [netdev.describe(name) for name in wanted.netdevs if name not in old_netdevs]
@@ -260,6 +261,10 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
         for one in arriving:
             netdev.move_in(one, holder)
     run.record = attrs.evolve(updated, program=program, netdevs=(*staying, *arriving))
+
+
+def _same_node(a: Node | None, b: Node) -> bool:
+    return a is not None and attrs.evolve(a, access=b.access) == b
 
 
 @hookimpl
