@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +47,12 @@ def _ip(args: Sequence[str], netns: str | None = None, check: bool = True) -> st
 def exists(name: str, netns: str | None = None) -> bool:
     """Whether interface ``name`` is in the caller's network namespace (or ``netns``)."""
     if netns is None:
-        return os.path.exists(f"/sys/class/net/{name}")
+        # not /sys/class/net: sysfs shows the namespace of whoever mounted it
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            return False
+        return True
     return bool(_ip(["-o", "link", "show", "dev", name], netns, check=False).strip())
 
 
