@@ -2,6 +2,8 @@
  *
  *   devprobe open PATH r|w|rw      prints "ok" or the errno name of open(2)
  *   devprobe tun                   opens /dev/net/tun and makes a tun device: "ok" or errno
+ *   devprobe fuse DIR              opens /dev/fuse and mounts a FUSE file system on DIR (then
+ *                                  unmounts it): "ok" or the errno of the step that failed
  *   devprobe loop PATH STOPFILE    opens PATH read-only, write-only and read-write over and
  *                                  over until STOPFILE exists, then prints how often each
  *                                  succeeded: "r=N w=N rw=N rounds=N"; makes STOPFILE.started
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 static const char *name_of(int e) {
@@ -59,6 +62,19 @@ int main(int argc, char **argv) {
         puts("ok");
         return 0;
     }
+    if (argc == 3 && !strcmp(argv[1], "fuse")) {
+        char options[256];
+        int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+        if (fd < 0) { puts(name_of(errno)); return 1; }
+        snprintf(options, sizeof options, "fd=%d,rootmode=40000,user_id=0,group_id=0", fd);
+        if (mount("vzprobe", argv[2], "fuse", MS_NOSUID | MS_NODEV, options) < 0) {
+            puts(name_of(errno));
+            return 1;
+        }
+        umount2(argv[2], MNT_DETACH);
+        puts("ok");
+        return 0;
+    }
     if (argc == 4 && !strcmp(argv[1], "loop")) {
         char started[4096];
         long r = 0, w = 0, rw = 0, rounds = 0;
@@ -72,6 +88,6 @@ int main(int argc, char **argv) {
         printf("r=%ld w=%ld rw=%ld rounds=%ld\n", r, w, rw, rounds);
         return 0;
     }
-    fputs("usage: devprobe open PATH r|w|rw | tun | loop PATH STOPFILE\n", stderr);
+    fputs("usage: devprobe open PATH r|w|rw | tun | fuse DIR | loop PATH STOPFILE\n", stderr);
     return 2;
 }

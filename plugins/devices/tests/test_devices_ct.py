@@ -136,3 +136,15 @@ def test_a_started_ct_refuses_a_node_the_host_lost(vz_env: VzEnv, vzctl: Vzctl,
     assert refused.returncode == 21, refused.stderr
     assert "CT 101" in refused.stderr and "/dev/vzgone9 does not exist" in refused.stderr
     assert not vz_env.state(101).exists()
+
+
+def test_fuse_is_granted_and_mounts_in_a_user_namespace(ct: RunningCt) -> None:
+    """The docs/devices.md recipe: /dev/fuse opens in both profiles once granted; a FUSE
+    file system mounts in a user-namespace CT (FUSE is mountable there), not in a
+    privileged one, whose filter refuses mount(2) altogether."""
+    assert ct.probe("open", "/dev/fuse", "rw") in ("ENOENT",)
+    ct.vzctl("set", ct.ctid, "--devnodes", "fuse:rw")
+    assert ct.probe("open", "/dev/fuse", "rw") == "ok"
+    ct.sh("mkdir -p /tmp/fusemnt")
+    verdict = ct.probe("fuse", "/tmp/fusemnt")
+    assert verdict == ("ok" if ct.profile == "userns" else "EPERM"), verdict

@@ -9,6 +9,7 @@ a BPF device program on its cgroup2 group; docs/devices.md explains it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,7 +209,12 @@ def _return_netdevs(ct: Container, record: DevicesRecord, which: Iterable[Netdev
     failed = []
     for one in which:
         try:
-            netdev.move_out(one, record.netns)
+            if not netdev.move_out(one, record.netns):
+                # renamed or deleted inside: retrying cannot find it, so do not fail the stop
+                print(f"warning: CT {ct.ctid}: interface {one.name} is no longer in the CT "
+                      "under that name; it leaves with the CT's network namespace (a "
+                      "physical one to the initial namespace, a virtual one destroyed)",
+                      file=sys.stderr)
         except VzError as exc:
             failed.append(f"{one.name}: {exc}")
     if failed:
