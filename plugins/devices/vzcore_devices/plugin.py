@@ -209,7 +209,8 @@ def _return_netdevs(ct: Container, record: DevicesRecord, which: Iterable[Netdev
     failed = []
     for one in which:
         try:
-            if not netdev.move_out(one, record.netns):
+            if not netdev.move_out(one, record.netns) and not netdev.exists(one.name):
+                # (on the host already: a start killed before it was moved)
                 # renamed or deleted inside: retrying cannot find it, so do not fail the stop
                 print(f"warning: CT {ct.ctid}: interface {one.name} is no longer in the CT "
                       "under that name; it leaves with the CT's network namespace (a "
