@@ -61,6 +61,15 @@ class RunningCt:
     def config(self) -> bytes:
         return self.env.conf(self.ctid).read_bytes()
 
+    def plant_node(self, name: str, kind: int, numbers: tuple[int, int]) -> None:
+        """A node put into the CT's /dev by the host, owned by the CT's root, mode 0666:
+        only the device cgroup (v1) or program (v2) stands between it and the device."""
+        path = self.host_path(f"/dev/{name}")
+        os.mknod(path, kind | 0o666, os.makedev(*numbers))
+        os.chmod(path, 0o666)
+        private = self.env.private(self.ctid).stat()
+        os.chown(path, private.st_uid, private.st_gid)
+
 
 def make_ct(vz_env: VzEnv, vzctl: Vzctl, devprobe: Path, profile: str) -> RunningCt:
     vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "dev101",

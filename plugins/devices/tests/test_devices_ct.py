@@ -3,28 +3,17 @@ revokes by node and by number, live and saved, and refusals of bad input (issue 
 
 from __future__ import annotations
 
-import os
 import stat
 
 import pytest
 from devices_helpers import SECRET, LoopDevice, RunningCt
-from vzcore_devices.policy import DEFAULT
 
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore_devices.policy import DEFAULT
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
 REFUSED = ("EPERM", "EACCES")
-
-
-def _plant_node(ct: RunningCt, name: str, kind: int, numbers: tuple[int, int]) -> None:
-    """A node put into the CT's /dev by the host, owned by the CT's root, mode 0666: only
-    the device cgroup (v1) or program (v2) stands between it and the device."""
-    path = ct.host_path(f"/dev/{name}")
-    os.mknod(path, kind | 0o666, os.makedev(*numbers))
-    os.chmod(path, 0o666)
-    private = ct.env.private(ct.ctid).stat()
-    os.chown(path, private.st_uid, private.st_gid)
 
 
 def _devices_list(ct: RunningCt) -> str | None:
@@ -40,7 +29,7 @@ def test_default_list_then_a_live_saved_grant_and_revoke(ct: RunningCt, vzlist: 
     assert "not permitted" in made.stderr or "denied" in made.stderr, made.stderr
     assert ct.sh("echo hello > /dev/null && head -c 8 /dev/urandom | wc -c").stdout.strip() == "8"
     # The device wall itself: a node for the host's disk that the CT did not have to make.
-    _plant_node(ct, "hostdisk", stat.S_IFBLK, loop_device.numbers)
+    ct.plant_node("hostdisk", stat.S_IFBLK, loop_device.numbers)
     assert ct.probe("open", "/dev/hostdisk", "r") in REFUSED
     assert ct.probe("open", "/dev/null", "rw") == "ok"
 
@@ -70,14 +59,14 @@ def test_default_list_then_a_live_saved_grant_and_revoke(ct: RunningCt, vzlist: 
     ct.vzctl("set", ct.ctid, "--devnodes", f"{name}:none", "--devnodes", "net/tun:none", "--save")
     ct.vzctl("restart", ct.ctid)
     assert ct.sh(f"test -e /dev/{name} || test -e /dev/net/tun").returncode != 0
-    _plant_node(ct, "hostdisk", stat.S_IFBLK, loop_device.numbers)
+    ct.plant_node("hostdisk", stat.S_IFBLK, loop_device.numbers)
     assert ct.probe("open", "/dev/hostdisk", "r") in REFUSED
 
 
 def test_devices_by_number_make_no_node(ct: RunningCt, vzlist: Vzctl,
                                         loop_device: LoopDevice) -> None:
     major, minor = loop_device.numbers
-    _plant_node(ct, "disk", stat.S_IFBLK, loop_device.numbers)
+    ct.plant_node("disk", stat.S_IFBLK, loop_device.numbers)
     before = ct.sh("ls /dev").stdout
     ct.vzctl("set", ct.ctid, "--devices", f"b:{major}:all:r", "--save")
     assert ct.sh("ls /dev").stdout == before

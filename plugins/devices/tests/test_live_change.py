@@ -5,11 +5,15 @@ program replaced in one step on cgroup v2 in the VM (issue 16)."""
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from devices_helpers import LoopDevice, RunningCt
+
+from vzcore.testing.pytest_plugin import vzctl_binary
 from vzcore_devices import enforce
 from vzcore_devices.policy import DEFAULT, Rule, merged
 
@@ -22,10 +26,10 @@ def _set(ct: RunningCt, spec: str) -> None:
     ct.vzctl("set", ct.ctid, "--devnodes", spec)
 
 
-def _wait_for(path: object, what: str) -> None:
+def _wait_for(path: Path, what: str) -> None:
     """Wait (bounded, generously: a VM under emulation is slow) for a file to appear."""
     for _ in range(3000):
-        if path.exists():  # type: ignore[attr-defined]
+        if path.exists():
             return
         time.sleep(0.05)
     pytest.fail(f"{what} did not happen")
@@ -37,11 +41,14 @@ def test_switching_read_and_write_never_opens_read_write(ct: RunningCt,
     be opened for both.  A loop in the CT opens it every way while the grant flips."""
     name = loop_device.name
     # The default list holds on this kernel's path too: a disk node does not open.
-    ct.sh(f"mknod /dev/x b {loop_device.numbers[0]} {loop_device.numbers[1]}")
+    made = ct.sh(f"mknod /dev/x b {loop_device.numbers[0]} {loop_device.numbers[1]}")
+    assert made.returncode != 0
+    ct.plant_node("hostdisk", stat.S_IFBLK, loop_device.numbers)
+    assert ct.probe("open", "/dev/hostdisk", "r") in ("EPERM", "EACCES")
     assert ct.probe("open", "/dev/null", "rw") == "ok"
     _set(ct, f"{name}:r")
     loop = subprocess.Popen(
-        [*_vzctl_argv(ct), "exec3", str(ct.ctid), "/usr/local/bin/devprobe", "loop",
+        [vzctl_binary(), "exec3", str(ct.ctid), "/usr/local/bin/devprobe", "loop",
          f"/dev/{name}", "/tmp/stop"], env=ct.env.env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
@@ -68,9 +75,3 @@ def test_switching_read_and_write_never_opens_read_write(ct: RunningCt,
         expected = merged([*DEFAULT, Rule("b", major, minor, "rm")])
         assert sorted(group.file("devices.list").read_text().split("\n")[:-1]) == \
             sorted(r.text() for r in expected)
-
-
-def _vzctl_argv(ct: RunningCt) -> list[str]:
-    from vzcore.testing.pytest_plugin import vzctl_binary
-
-    return [vzctl_binary()]

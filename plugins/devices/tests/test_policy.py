@@ -7,6 +7,7 @@ import itertools
 import struct
 
 import pytest
+
 from vzcore_devices import grammar, policy, program
 from vzcore_devices.policy import Rule
 
