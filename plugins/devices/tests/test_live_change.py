@@ -19,7 +19,7 @@ from vzcore_devices.policy import DEFAULT, Rule, merged
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox"), pytest.mark.vm]
 
-FLIPS = 6
+FLIPS = 2  # read -> write -> read: both directions; each vzctl set costs seconds in the VM
 
 
 def _set(ct: RunningCt, spec: str) -> None:
