@@ -52,21 +52,33 @@ def _attr(data: bytes) -> ctypes.Array[ctypes.c_char]:
 def load(prog_type: int, insns: bytes, *, name: str, license: str = "GPL",
          expected_attach_type: int = 0) -> int:
     """Load a program; return its descriptor (close-on-exec).  A refusal by the verifier
-    raises with the verifier's log in the message."""
+    raises with the end of the verifier's log in the message."""
+    try:
+        return _load(prog_type, insns, name, license, expected_attach_type, None)
+    except KernelError:
+        pass
+    # Again with the verifier's log (not the first time: a long program fills any log
+    # buffer, which fails the load with ENOSPC even when the program is fine).
+    log = ctypes.create_string_buffer(_LOG_SIZE)
+    try:
+        return _load(prog_type, insns, name, license, expected_attach_type, log)
+    except KernelError as exc:
+        lines = log.value.decode(errors="replace").strip().splitlines()
+        if lines:
+            raise KernelError(f"bpf prog load ({lines[-1]})", "", exc.errno) from None
+        raise
+
+
+def _load(prog_type: int, insns: bytes, name: str, license: str, expected_attach_type: int,
+          log: ctypes.Array[ctypes.c_char] | None) -> int:
     code = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(license.encode())
-    log = ctypes.create_string_buffer(_LOG_SIZE)
     attr = _attr(struct.pack(
         "<IIQQIIQII16sII", prog_type, len(insns) // 8, ctypes.addressof(code),
-        ctypes.addressof(lic), 1, _LOG_SIZE, ctypes.addressof(log), 0, 0,
-        name.encode()[:15], 0, expected_attach_type))
-    try:
-        return _call(PROG_LOAD, attr, "prog load")
-    except KernelError as exc:
-        text = log.value.decode(errors="replace").strip()
-        if text:
-            raise KernelError(f"bpf prog load ({text.splitlines()[-1]})", "", exc.errno) from None
-        raise
+        ctypes.addressof(lic), 0 if log is None else 1, 0 if log is None else len(log),
+        0 if log is None else ctypes.addressof(log), 0, 0, name.encode()[:15], 0,
+        expected_attach_type))
+    return _call(PROG_LOAD, attr, "prog load")
 
 
 def attach(target_fd: int, prog_fd: int, attach_type: int, flags: int,
