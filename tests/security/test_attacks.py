@@ -59,7 +59,8 @@ def test_bpf_perf_and_shocker_calls_are_refused(ct: RunningCt) -> None:
 def test_opening_a_host_block_device_is_refused(ct: RunningCt,
                                                  host_block_device: tuple[int, int]) -> None:
     """A user namespace cannot mknod devices; in the privileged profile seccomp refuses
-    block devices (the device cgroup of the devices subsystem will add its own check)."""
+    block devices.  (A node that gets in another way does not open either: the devices
+    plugin's tests, plugins/devices/tests/test_devices_ct.py.)"""
     verdict = ct.probe("mknod-block", "/hostdisk", *host_block_device)
     assert verdict in ("EPERM", "EACCES"), verdict
 
