@@ -16,7 +16,7 @@ from vzcore.plugin import PluginInfo
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
     from vzcore.container import Container
-    from vzcore.params import Parameter
+    from vzcore.params import Command, Parameter
 
 BUILTIN = "busybox"
 LAYOUT = "simfs"
@@ -27,6 +27,14 @@ def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="template",
                       summary="OS templates (built-in busybox, cached tarballs); simfs layout",
                       variants={"VE_LAYOUT": (LAYOUT,)})
+
+
+@hookimpl
+def vz_commands() -> Iterable[Command]:
+    from vzcore.params import Command
+
+    yield Command(name="template", target="vzcore_template.cli:template",
+                  summary="Build, list and remove OS templates (debootstrap)")
 
 
 @hookimpl

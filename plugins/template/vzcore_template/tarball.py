@@ -47,10 +47,12 @@ def _member_path(name: str) -> str:
 def _open_stream(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None]:
     """A raw stream of the uncompressed archive (zstd through the zstd tool)."""
     if path.name.endswith(".zst"):
-        try:
-            proc = subprocess.Popen(["zstd", "-dc", str(path)], stdout=subprocess.PIPE)
-        except FileNotFoundError:
-            raise BadTemplate(f"{path.name} needs the zstd tool: apt-get install zstd") from None
+        # zstd reads the file vzctl opened (zstd itself refuses a link to the cache)
+        with open(path, "rb") as source:
+            try:
+                proc = subprocess.Popen(["zstd", "-dc"], stdin=source, stdout=subprocess.PIPE)
+            except FileNotFoundError:
+                raise BadTemplate(f"{path.name} needs the zstd tool: apt-get install zstd") from None
         assert proc.stdout is not None
         return proc.stdout, proc
     return open(path, "rb"), None
