@@ -101,7 +101,10 @@ def vz_create(ct: Container) -> None:
         return
     from vzcore_template import tarball
 
-    tarball.unpack(tarball.find(_cache_dir(ct), name), ct.private, _progress, idmap)
+    skipped = tarball.unpack(tarball.find(_cache_dir(ct), name), ct.private, _progress, idmap)
+    if skipped:
+        sys.stderr.write(f"Warning: CT {ct.ctid}: template {name}: left out {len(skipped)} device "
+                         f"node(s) or socket(s) ({', '.join(skipped[:5])}); /dev is made at start\n")
 
 
 @hookimpl

@@ -4,8 +4,16 @@ Every member is created through :mod:`vzcore.linux.safefs` inside the private ar
 no member can escape it: leading ``/`` is stripped (as GNU tar does), ``..`` is refused,
 links in the archive are never followed while unpacking (a symlink ``etc -> /etc`` then a
 file ``etc/passwd`` lands in the CT's /etc, not the host's), and hard links must point
-inside.  Owners (numeric), modes, times and device nodes are preserved, as a root tar
-would.
+inside.  Owners (numeric), modes and times are preserved, as a root tar would.
+
+Device nodes are neutralised: skipped, and named in a warning.  A CT's ``/dev`` is a tmpfs
+vzctl fills at start; a node left in the private area would be a device file reachable
+from the host's tree (and, owned by the CT's root, openable by it).  Set-id files keep
+their bits with their owner shifted like every other (an unprivileged CT's setuid-root
+program belongs to the CT's root, never the host's); an owner outside the CT's ID range
+is refused.  For a privileged CT (``LOCAL_UID=0``) they stay the host root's, as on
+OpenVZ; the private areas' directory is made ``0700`` (plugin.vz_create) so no host user
+can run them from there.
 """
 
 from __future__ import annotations
@@ -59,9 +67,11 @@ def _open_stream(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None]
 
 
 def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | None = None,
-           idmap: IdMap | None = None) -> None:
+           idmap: IdMap | None = None) -> list[str]:
     """Unpack ``path`` into the (empty) directory ``private``; with ``idmap`` (a CT in a
-    user namespace) owners are shifted into the CT's host ID range."""
+    user namespace) owners are shifted into the CT's host ID range.  Returns the members
+    left out (device nodes, sockets)."""
+    skipped: list[str] = []
     owner = _Owners(idmap)
     total = path.stat().st_size
     stream, proc = _open_stream(path)
@@ -72,6 +82,11 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
             for member in archive:
                 relative = _member_path(member.name)
                 if not relative:
+                    continue
+                if member.ischr() or member.isblk() or not (
+                        member.isdir() or member.isfile() or member.issym() or member.islnk()
+                        or member.isfifo()):
+                    skipped.append(member.name)
                     continue
                 try:
                     _extract(archive, member, relative, root_fd, owner)
@@ -91,12 +106,16 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
         stream.close()
         if proc is not None and proc.wait() != 0:
             raise BadTemplate(f"zstd failed to decompress {path.name}")
+    return skipped
 
 
-def _parent_fd(root_fd: int, relative: str) -> tuple[int, str]:
+def _parent_fd(root_fd: int, relative: str, owner: _Owners | None = None) -> tuple[int, str]:
+    """The directory of ``relative`` (opened) and its last name; with ``owner``, missing
+    directories are made, owned by the CT's root (a member ``usr/bin/su`` without ``usr/``
+    before it must not leave a host-root ``/usr`` in an unprivileged CT)."""
     directory, _, name = relative.rpartition("/")
-    if directory:
-        safefs.makedirs(root_fd, directory)
+    if directory and owner is not None:
+        safefs.makedirs(root_fd, directory, owner=owner.root)
     return safefs.open_in(root_fd, directory or ".", os.O_PATH | os.O_DIRECTORY), name
 
 
@@ -118,6 +137,11 @@ class _Owners:
     def __init__(self, idmap: IdMap | None) -> None:
         self.idmap = idmap
 
+    @property
+    def root(self) -> tuple[int, int]:
+        """Host owner of the CT's root (of directories the archive does not list)."""
+        return (0, 0) if self.idmap is None else self.idmap.root
+
     def of(self, member: tarfile.TarInfo) -> tuple[int, int]:
         if self.idmap is None:
             return member.uid, member.gid
@@ -126,7 +150,7 @@ class _Owners:
 
 def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, root_fd: int,
              owner: _Owners) -> None:
-    dir_fd, name = _parent_fd(root_fd, relative)
+    dir_fd, name = _parent_fd(root_fd, relative, owner)
     try:
         _remove_existing(dir_fd, name, keep_dir=member.isdir())
         if member.isdir():
@@ -153,9 +177,6 @@ def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, r
                         follow_symlinks=False)
             finally:
                 os.close(target_fd)
-        elif member.ischr() or member.isblk():
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=dir_fd)
         elif member.isfifo():
             os.mkfifo(name, 0o600, dir_fd=dir_fd)
         else:
