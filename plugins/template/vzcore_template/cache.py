@@ -95,9 +95,9 @@ def build_dir(directory: Path, name: str) -> Path:
 
 
 @contextmanager
-def locked(directory: Path, name: str) -> Iterator[None]:
+def locked(directory: Path, name: str) -> Iterator[bool]:
     """Hold ``.NAME.lock``: one create or remove of a name at a time, and then remove
-    what a killed build of it left."""
+    what a killed build of it left (yields whether there was anything)."""
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / f".{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -106,8 +106,7 @@ def locked(directory: Path, name: str) -> Iterator[None]:
         except BlockingIOError:
             raise Locked(f"template {name} is being built or removed by another vzctl; "
                          "wait for it to finish") from None
-        remove_leftovers(directory, name)
-        yield
+        yield remove_leftovers(directory, name)
     finally:
         os.close(fd)
 
@@ -122,7 +121,18 @@ def remove_leftovers(directory: Path, name: str) -> bool:
         if temporary.exists():
             temporary.unlink()
             removed = True
+    orphan = metadata.path_for(directory, name)  # renamed in just before its tarball
+    if orphan.exists() and not tarballs(directory, name):
+        orphan.unlink()
+        removed = True
     return removed
+
+
+def has_anything_of(directory: Path, name: str) -> bool:
+    """Whether the cache holds a tarball, metadata or leftovers of ``name``."""
+    candidates = [metadata.path_for(directory, name), build_dir(directory, name),
+                  *(directory / f".{name}{suffix}.tmp" for suffix in (metadata.SUFFIX, *SUFFIXES))]
+    return bool(tarballs(directory, name)) or any(p.exists() for p in candidates)
 
 
 def users(paths: Paths, name: str) -> list[int]:

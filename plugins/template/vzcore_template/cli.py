@@ -105,13 +105,19 @@ def remove(session: Session, name: str) -> None:
 
     names.check_name(name)
     directory = _cache(session)
-    with cache.locked(directory, name):  # also removes an interrupted build's leftovers
+    if not cache.has_anything_of(directory, name):  # refused before the lock: nothing made
+        known = ", ".join(c.name for c in cache.templates(directory)) or "none"
+        raise TemplateNotFound(f"template remove: no template {name!r} in {directory} "
+                               f"(cached: {known}); see 'vzctl template list'")
+    with cache.locked(directory, name) as leftovers:  # which removes an interrupted build's
         tarballs = cache.tarballs(directory, name)
         meta_path = metadata.path_for(directory, name)
-        if not tarballs and not meta_path.exists():
-            known = ", ".join(c.name for c in cache.templates(directory)) or "none"
-            raise TemplateNotFound(f"template remove: no template {name!r} in {directory} "
-                                   f"(cached: {known}); see 'vzctl template list'")
+        if not tarballs:
+            if leftovers:
+                session.say(f"Removed what an interrupted build of template {name} left")
+                return
+            raise TemplateNotFound(f"template remove: no template {name!r} in {directory}; "
+                                   "see 'vzctl template list'")
         for path in tarballs:
             path.unlink()
         meta_path.unlink(missing_ok=True)
