@@ -5,13 +5,17 @@ refusals of bad input that leave everything as it was."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore.linux import mounts
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv, reap_orphans, vzctl_binary
 from vzcore.testing.templates import DebianTemplate
 
 Templates = Callable[[str], DebianTemplate]
@@ -144,3 +148,66 @@ def test_a_failed_build_leaves_only_its_log(vz_env: VzEnv, vzctl: Vzctl, tmp_pat
     assert [p.name for p in (cache / ".build-debian-12-x86_64-minimal").iterdir()] == ["debootstrap.log"]
     assert "interrupted build" in vzctl("template", "remove", "debian-12-x86_64-minimal").stdout
     assert not (cache / ".build-debian-12-x86_64-minimal").exists()
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.root
+def test_a_killed_build_leaves_nothing_running(vz_env: VzEnv, tmp_path: Path) -> None:
+    """SIGKILL to vzctl while debootstrap runs (blocked reading a mirror whose release file
+    is a FIFO nobody writes): debootstrap and everything it started die with it (no
+    mount of the build is left: its namespace is gone), and ``template remove`` cleans up."""
+    dists = tmp_path / "mirror/dists/bookworm"
+    dists.mkdir(parents=True)
+    for name in ("InRelease", "Release"):
+        os.mkfifo(dists / name)
+    proc = subprocess.Popen([vzctl_binary(), "template", "create", "debian-12", "--mirror",
+                             f"file://{tmp_path}/mirror"], env=vz_env.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # debootstrap is reading the release file: it blocks there
+        if "release file" in line:
+            break
+    build = cache_of(vz_env) / ".build-debian-12-x86_64-minimal"
+    deadline = time.monotonic() + 60
+    while not any(Path(f"/proc/{p}/comm").read_text().strip() == "cp"
+                  for p in _descendants(proc.pid) if _alive(p)):
+        assert time.monotonic() < deadline, "debootstrap never reached the mirror"
+        time.sleep(0.1)
+    started = _descendants(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while [p for p in started if _alive(p)]:
+        reap_orphans()  # they are reparented to this test process (a subreaper)
+        assert time.monotonic() < deadline, f"left running: {[p for p in started if _alive(p)]}"
+        time.sleep(0.1)
+    reap_orphans()
+    assert mounts.mounts_below(build) == []
+    assert build.exists()
+    result = subprocess.run([vzctl_binary(), "template", "remove", "debian-12-x86_64-minimal"],
+                            env=vz_env.env, capture_output=True, text=True, check=True)
+    assert "interrupted build" in result.stdout and not build.exists()
