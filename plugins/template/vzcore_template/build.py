@@ -31,7 +31,7 @@ from pathlib import Path
 
 import attrs
 
-from vzcore.errors import CreateError, InvalidValue
+from vzcore.errors import BadTemplate, InvalidValue
 from vzcore.linux import safefs
 from vzcore_template import __version__, cache, metadata, prepare
 from vzcore_template.metadata import Metadata
@@ -173,7 +173,7 @@ def _debootstrap(request: Request, root: Path, log: Path, reporter: Reporter) ->
                                 env={**_environment(), "VZ_BUILD_LOG": str(log)}, text=True,
                                 preexec_fn=_die_with_parent)
     except FileNotFoundError as exc:
-        raise CreateError(f"template create needs {exc.filename}: apt-get install debootstrap "
+        raise BadTemplate(f"template create needs {exc.filename}: apt-get install debootstrap "
                           "util-linux") from None
     assert proc.stdout is not None
     try:
@@ -183,7 +183,7 @@ def _debootstrap(request: Request, root: Path, log: Path, reporter: Reporter) ->
         code = proc.wait()
     if code != 0:
         why = output.error or f"debootstrap exited with status {code}"
-        raise CreateError(f"template create {request.name}: {why} (full log: {log}; the next "
+        raise BadTemplate(f"template create {request.name}: {why} (full log: {log}; the next "
                           f"create or remove of {request.name} removes it)")
 
 
@@ -194,7 +194,7 @@ def in_target(root: Path, *argv: str) -> None:
                             stdin=subprocess.DEVNULL, capture_output=True, text=True,
                             preexec_fn=_die_with_parent, check=False)
     if result.returncode != 0:
-        raise CreateError(f"template create: '{' '.join(argv)}' in the new tree failed: "
+        raise BadTemplate(f"template create: '{' '.join(argv)}' in the new tree failed: "
                           f"{(result.stderr or result.stdout).strip()[-500:]}")
 
 
@@ -211,12 +211,12 @@ def _pack(root: Path, tarball: Path) -> None:
         except FileNotFoundError:
             tar.kill()
             tar.wait()
-            raise CreateError("template create needs zstd: apt-get install zstd") from None
+            raise BadTemplate("template create needs zstd: apt-get install zstd") from None
         finally:
             tar.stdout.close()
         tar_error = tar.stderr.read().decode(errors="replace") if tar.stderr else ""
         if tar.wait() != 0 or zstd.returncode != 0:
-            raise CreateError(f"template create: packing {tarball.name} failed: "
+            raise BadTemplate(f"template create: packing {tarball.name} failed: "
                               f"{tar_error.strip() or zstd.stderr.decode(errors='replace').strip()}")
         out.flush()
         os.fsync(out.fileno())
