@@ -121,7 +121,8 @@ def test_create_refuses_bad_input(vz_env: VzEnv, vzctl: Vzctl, args: tuple[str, 
 def test_create_keeps_or_refuses_an_existing_template(debian_template: Templates, vz_env: VzEnv,
                                                       vzctl: Vzctl) -> None:
     """``--reuse`` keeps a cache of the same recipe (no mirror needed: this runs without
-    network); without it an existing template is refused, naming the fix."""
+    network); without it an existing template is refused, naming the fix, and so is one
+    without metadata (not vzctl's to replace) even with ``--reuse``."""
     template = debian_template("sysvinit")
     template.install(vz_env)
     kept = vzctl("template", "create", "debian-12", "--init", "sysvinit", "--reuse")
@@ -130,6 +131,10 @@ def test_create_keeps_or_refuses_an_existing_template(debian_template: Templates
     refused = vzctl("template", "create", "debian-12", "--init", "sysvinit", check=False)
     assert refused.returncode == 21
     assert "exists" in refused.stderr and f"vzctl template remove {template.name}" in refused.stderr
+    assert (cache_of(vz_env) / template.tarball.name).is_symlink()
+    (cache_of(vz_env) / template.metadata.name).unlink()
+    foreign = vzctl("template", "create", "debian-12", "--init", "sysvinit", "--reuse", check=False)
+    assert foreign.returncode == 21 and "not built by vzctl" in foreign.stderr
     assert (cache_of(vz_env) / template.tarball.name).is_symlink()
 
 
@@ -211,3 +216,26 @@ def test_a_killed_build_leaves_nothing_running(vz_env: VzEnv, tmp_path: Path) ->
     result = subprocess.run([vzctl_binary(), "template", "remove", "debian-12-x86_64-minimal"],
                             env=vz_env.env, capture_output=True, text=True, check=True)
     assert "interrupted build" in result.stdout and not build.exists()
+
+
+def test_a_build_killed_after_its_commit_point_is_completed(debian_template: Templates,
+                                                            vz_env: VzEnv, vzctl: Vzctl) -> None:
+    """Killed between renaming the new tarball in and its metadata: the next create of the
+    name moves the staged metadata in (roll forward), and ``--reuse`` then keeps it; the
+    previous tarball of another suffix goes."""
+    template = debian_template("systemd")
+    cache = cache_of(vz_env)
+    build = cache / f".build-{template.name}"
+    build.mkdir(parents=True)
+    (cache / template.tarball.name).symlink_to(template.tarball)  # the new one, committed
+    (build / template.metadata.name).write_text(template.metadata.read_text())  # staged
+    old = json.loads(template.metadata.read_text()) | {"recipe": "old", "size": 3,
+                                                       "tarball": f"{template.name}.tar.gz"}
+    (cache / template.metadata.name).write_text(json.dumps(old))
+    (cache / f"{template.name}.tar.gz").write_bytes(b"old")  # the previous build's
+    kept = vzctl("template", "create", "debian-12", "--reuse")
+    assert "kept" in kept.stderr, kept.stderr
+    moved_in = json.loads((cache / template.metadata.name).read_text())
+    assert moved_in == json.loads(template.metadata.read_text())
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [f".{template.name}.lock", template.tarball.name, template.metadata.name])

@@ -39,7 +39,7 @@ from vzcore_template.mirror import Mirrors
 from vzcore_template.names import DEBIAN_ARCHES, Distribution
 from vzcore_template.progress import DebootstrapOutput, Reporter
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 """Bumped whenever what a build makes changes (packages, preparation): a ``--reuse`` of
 a cache built by another recipe version rebuilds it."""
 
@@ -91,24 +91,31 @@ class Request:
 
 def build(request: Request, directory: Path, reporter: Reporter, *, reuse: bool = False) -> Metadata:
     """Build ``request`` into the cache ``directory``; return the new cache's metadata.
-    With ``reuse``, a cache of the same name and recipe is kept and its metadata returned."""
+
+    An existing template of the name is refused; with ``reuse`` one built from the same
+    recipe is kept (its metadata returned) and one vzctl built from another recipe is
+    rebuilt, replaced only once the new one is complete.
+    """
     name = request.name
     with cache.locked(directory, name):
         existing = cache.tarballs(directory, name)
         if existing:
-            meta = metadata.load(directory, name)
+            meta = cache.valid_metadata(directory, name)
             if reuse and meta is not None and meta.recipe == request.recipe:
                 reporter.done(f"template {name}: kept {existing[0]} (built {meta.created} "
                               "from the same recipe)")
                 return meta
-            why = "built from another recipe" if reuse and meta is not None else "exists"
-            raise InvalidValue(f"template create: {name} {why} ({existing[0]}); remove it first "
-                               f"with 'vzctl template remove {name}'")
+            if not reuse or meta is None:
+                why = "exists" if meta is not None or not reuse else "exists, not built by vzctl"
+                raise InvalidValue(f"template create: {name} {why} ({existing[0]}); remove it "
+                                   f"first with 'vzctl template remove {name}'")
+            reporter.stage(f"rebuilding: the cache was built from another recipe ({meta.builder})")
         workdir = cache.build_dir(directory, name)
         workdir.mkdir(mode=0o700)
         root = workdir / "root"
         root.mkdir(mode=0o755)
         started = time.monotonic()
+        committed = False
         try:
             _debootstrap(request, root, workdir / "debootstrap.log", reporter)
             reporter.stage("preparing the tree for CT use")
@@ -126,20 +133,22 @@ def build(request: Request, directory: Path, reporter: Reporter, *, reuse: bool 
                 size=tarball.stat().st_size, tarball=tarball.name,
                 builder=f"vzcore-template {__version__} recipe {RECIPE_VERSION}",
                 recipe=request.recipe)
-            staged = workdir / f"{name}{metadata.SUFFIX}"
-            metadata.write(staged, meta)
-            os.replace(staged, metadata.path_for(directory, name))
-            os.replace(tarball, directory / tarball.name)  # the commit point
+            metadata.write(workdir / f"{name}{metadata.SUFFIX}", meta)
+            safefs.remove_tree(root)
+            # The commit point: from here a kill is rolled forward by the next create or
+            # remove of the name (cache.remove_leftovers moves the staged metadata in).
+            os.replace(tarball, directory / tarball.name)
+            committed = True
             _fsync_dir(directory)
+            cache.finish_commit(directory, name)
         except BaseException:
-            log = workdir / "debootstrap.log"
-            if log.exists():
-                # keep the log for the error message; the rest goes now
-                safefs.remove_tree(root)
-            else:
-                safefs.remove_tree(workdir)
+            if not committed:  # all but the log, which the error message names
+                for path in workdir.iterdir():
+                    if path.is_dir():
+                        safefs.remove_tree(path)
+                    elif path.name != "debootstrap.log":
+                        path.unlink()
             raise
-        safefs.remove_tree(workdir)
         reporter.done(f"template {name}: created {directory / tarball.name} "
                       f"({meta.size / 1e6:.1f} MB, {len(meta.packages)} packages asked, "
                       f"{time.monotonic() - started:.0f} s)")

@@ -76,12 +76,13 @@ def templates(directory: Path) -> list[Cached]:
         if name is None or not path.is_file():
             continue
         st = path.stat()
-        candidate = Cached(name, path, st.st_size, st.st_mtime, metadata.load(directory, name))
+        candidate = Cached(name, path, st.st_size, st.st_mtime, None)
         previous = found.get(name)
         if previous is None or (SUFFIXES.index(path.name[len(name):])
                                 < SUFFIXES.index(previous.tarball.name[len(name):])):
             found[name] = candidate
-    return sorted(found.values(), key=lambda c: c.name)
+    return sorted((attrs.evolve(c, meta=valid_metadata(directory, c.name)) for c in found.values()),
+                  key=lambda c: c.name)
 
 
 def tarballs(directory: Path, name: str) -> list[Path]:
@@ -111,8 +112,43 @@ def locked(directory: Path, name: str) -> Iterator[bool]:
         os.close(fd)
 
 
+def valid_metadata(directory: Path, name: str) -> Metadata | None:
+    """The metadata of ``name`` if it describes the tarball that is there (its file name
+    and size), else None."""
+    meta = metadata.load(directory, name)
+    present = tarballs(directory, name)
+    if meta is None or not present:
+        return None
+    if meta.tarball != present[0].name or meta.size != present[0].stat().st_size:
+        return None
+    return meta
+
+
+def finish_commit(directory: Path, name: str) -> bool:
+    """Complete a build whose tarball was renamed into the cache: move its staged metadata
+    in, remove the previous tarballs of other suffixes and the build directory.  True if
+    there was such a build (a kill after the commit point is rolled forward here)."""
+    workdir = build_dir(directory, name)
+    staged = workdir / f"{name}{metadata.SUFFIX}"
+    meta = metadata.load(workdir, name) if staged.exists() else None
+    if meta is None or (workdir / meta.tarball).exists():
+        return False
+    committed = directory / meta.tarball
+    if not committed.is_file() or committed.stat().st_size != meta.size:
+        return False
+    os.replace(staged, metadata.path_for(directory, name))
+    for other in tarballs(directory, name):
+        if other != committed:
+            other.unlink()
+    safefs.remove_tree(workdir)
+    return True
+
+
 def remove_leftovers(directory: Path, name: str) -> bool:
-    """Remove what an interrupted build of ``name`` left (call with the lock held)."""
+    """Remove what an interrupted build of ``name`` left, or complete it if it was killed
+    after its commit point (call with the lock held).  True if there was anything."""
+    if finish_commit(directory, name):
+        return True
     leftover = build_dir(directory, name)
     removed = leftover.exists()
     safefs.remove_tree(leftover)
@@ -121,7 +157,7 @@ def remove_leftovers(directory: Path, name: str) -> bool:
         if temporary.exists():
             temporary.unlink()
             removed = True
-    orphan = metadata.path_for(directory, name)  # renamed in just before its tarball
+    orphan = metadata.path_for(directory, name)  # its tarball removed by hand
     if orphan.exists() and not tarballs(directory, name):
         orphan.unlink()
         removed = True

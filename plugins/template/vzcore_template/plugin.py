@@ -50,9 +50,14 @@ def vz_parameters() -> Iterable[Parameter]:
                          "the template cache")
 
 
+_shown = [-1]
+
+
 def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty() and total:
-        sys.stderr.write(f"\rUnpacking template: {100 * done // total:3d}%")
+    percent = 100 * done // total if total else 100
+    if sys.stderr.isatty() and percent != _shown[0]:  # once per percent, not per member
+        _shown[0] = percent
+        sys.stderr.write(f"\rUnpacking template: {percent:3d}%")
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()

@@ -6,8 +6,10 @@ followed out of it); only ``update-rc.d`` runs inside the tree (:func:`build.in_
 
 - no getty on tty1-6 (a CT has no virtual terminals; OpenVZ's templates did the same):
   systemd's ``getty@tty1`` link removed, sysvinit's ``inittab`` getty lines commented;
-- ``/etc/hostname`` empty, ``/etc/hosts`` localhost only, ``/etc/resolv.conf`` empty
-  (the host's, copied by debootstrap, removed): vzctl's distribution actions fill them;
+- ``/etc/hostname`` empty (systemd) or absent (sysvinit, whose ``hostname.sh`` fails on
+  an empty one), ``/etc/hosts`` localhost only, ``/etc/resolv.conf`` empty (debootstrap
+  copied the host's): the CT keeps the host name vzctl gave it, and vzctl's distribution
+  actions write these files;
 - ``/etc/machine-id`` empty, so each CT gets its own at first boot: systemd writes it
   (its documented "first boot" behaviour); under sysvinit the ``vzcore-firstboot``
   init script does; ``/var/lib/dbus/machine-id`` is a link to it;
@@ -91,8 +93,12 @@ def prepare(root: Path, request: Request) -> None:
     root_fd = safefs.open_root(root)
     try:
         _empty_dir(root_fd, "dev")
-        for name in ("etc/hostname", "etc/resolv.conf", "etc/machine-id"):
+        for name in ("etc/resolv.conf", "etc/machine-id"):
             safefs.write_file(root_fd, name, b"", 0o644)
+        if request.init == "systemd":  # empty: the hostname vzctl gave the CT stays
+            safefs.write_file(root_fd, "etc/hostname", b"", 0o644)
+        else:  # hostname.sh would run 'hostname ""' and fail; without the file it keeps it
+            _remove(root_fd, "etc/hostname")
         safefs.write_file(root_fd, "etc/hosts", HOSTS.encode(), 0o644)
         if _exists(root_fd, "var/lib/dbus"):
             _remove(root_fd, "var/lib/dbus/machine-id")

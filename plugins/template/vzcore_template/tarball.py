@@ -52,18 +52,21 @@ def _member_path(name: str) -> str:
     return "/".join(parts)
 
 
-def _open_stream(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None]:
-    """A raw stream of the uncompressed archive (zstd through the zstd tool)."""
-    if path.name.endswith(".zst"):
-        # zstd reads the file vzctl opened (zstd itself refuses a link to the cache)
-        with open(path, "rb") as source:
-            try:
-                proc = subprocess.Popen(["zstd", "-dc"], stdin=source, stdout=subprocess.PIPE)
-            except FileNotFoundError:
-                raise BadTemplate(f"{path.name} needs the zstd tool: apt-get install zstd") from None
-        assert proc.stdout is not None
-        return proc.stdout, proc
-    return open(path, "rb"), None
+def _open_stream(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None, IO[bytes]]:
+    """A raw stream of the uncompressed archive (zstd through the zstd tool), its
+    decompressor if any, and the file itself (whose offset tells how far it was read)."""
+    source = open(path, "rb")  # noqa: SIM115 - closed by unpack
+    if not path.name.endswith(".zst"):
+        return source, None, source
+    # zstd reads the file vzctl opened (zstd itself refuses a link to the cache); it
+    # shares the file's offset, which shows the progress
+    try:
+        proc = subprocess.Popen(["zstd", "-dc"], stdin=source, stdout=subprocess.PIPE)
+    except FileNotFoundError:
+        source.close()
+        raise BadTemplate(f"{path.name} needs the zstd tool: apt-get install zstd") from None
+    assert proc.stdout is not None
+    return proc.stdout, proc, source
 
 
 def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | None = None,
@@ -74,7 +77,7 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
     skipped: list[str] = []
     owner = _Owners(idmap)
     total = path.stat().st_size
-    stream, proc = _open_stream(path)
+    stream, proc, source = _open_stream(path)
     root_fd = safefs.open_root(private)
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as archive:
@@ -95,8 +98,8 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
                                       f"{describe(exc)}") from exc
                 if member.isdir():
                     directories.append((relative, member))
-                if progress is not None and proc is None:
-                    progress(stream.tell(), total)
+                if progress is not None:
+                    progress(os.lseek(source.fileno(), 0, os.SEEK_CUR), total)
             for relative, member in reversed(directories):  # modes and times after contents
                 _set_attributes(root_fd, relative, member, owner)
     except tarfile.TarError as exc:
@@ -104,8 +107,11 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
     finally:
         os.close(root_fd)
         stream.close()
-        if proc is not None and proc.wait() != 0:
-            raise BadTemplate(f"zstd failed to decompress {path.name}")
+        source.close()
+        # zstd killed by the closed pipe after an error above: that error is the one to tell
+        failed = proc is not None and proc.wait() != 0
+    if failed:
+        raise BadTemplate(f"zstd failed to decompress {path.name}")
     return skipped
 
 
