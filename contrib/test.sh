@@ -26,9 +26,10 @@ esac
 # The Debian templates the tests boot (docs/templates.md) are built with the real
 # 'vzctl template create', which needs the mirror: here, before pytest runs in a namespace
 # without one.  --reuse keeps a cache built from the same recipe (vzcore version, packages,
-# mirror), so a re-run does not rebuild; VZ_TEST_TEMPLATES set by the caller is used as is.
+# mirror), so a re-run does not rebuild; VZ_TEST_TEMPLATES set by the caller is used as is,
+# VZ_TEST_TEMPLATE_ROOT moves the build (default .cache/test-templates, ignored by git).
 if [ -z "${VZ_TEST_TEMPLATES:-}" ]; then
-    templates_root="$PWD/.cache/test-templates"
+    templates_root="${VZ_TEST_TEMPLATE_ROOT:-$PWD/.cache/test-templates}"
     for init in systemd sysvinit; do
         VZ_ROOT="$templates_root" .venv/bin/vzctl template create debian-12 --flavour minimal \
                 --init "$init" --reuse ||

@@ -24,6 +24,7 @@ import ctypes
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -87,6 +88,20 @@ class Request:
                            sorted(self.packages), self.mirrors.main, self.mirrors.security,
                            __version__, RECIPE_VERSION])
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+TOOLS = {"debootstrap": "debootstrap", "unshare": "util-linux", "chroot": "coreutils",
+         "tar": "tar", "zstd": "zstd"}
+"""The host's programs a build runs, and their Debian packages."""
+
+
+def check_tools() -> None:
+    """Refuse before anything is made when a program the build runs is missing."""
+    missing = [package for tool, package in TOOLS.items()
+               if shutil.which(tool, path=_environment()["PATH"]) is None]
+    if missing:
+        raise BadTemplate(f"template create needs {', '.join(missing)}: "
+                          f"apt-get install {' '.join(missing)}")
 
 
 def build(request: Request, directory: Path, reporter: Reporter, *, reuse: bool = False) -> Metadata:

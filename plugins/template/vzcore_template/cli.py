@@ -52,6 +52,7 @@ def create(session: Session, distribution: str, flavour: str, init: str, package
     extra = names.parse_packages(packages)
     found = (mirrors.Mirrors(mirrors.check_mirror(mirror)) if mirror
              else mirrors.host_mirrors())
+    build.check_tools()
     arch = names.host_debian_arch()
     cache_name = names.check_name(name) if name else names.template_name(dist, arch, flavour, init)
     request = build.Request(name=cache_name, distribution=dist, arch=arch, flavour=flavour,
