@@ -96,7 +96,11 @@ TOOLS = {"debootstrap": "debootstrap", "unshare": "util-linux", "chroot": "coreu
 
 
 def check_tools() -> None:
-    """Refuse before anything is made when a program the build runs is missing."""
+    """Refuse before anything is made when not root (debootstrap installs packages as
+    root into the tree) or when a program the build runs is missing."""
+    if os.geteuid() != 0:
+        raise BadTemplate("template create must run as root (debootstrap installs the "
+                          "packages, owners and all, into the new tree)")
     missing = [package for tool, package in TOOLS.items()
                if shutil.which(tool, path=_environment()["PATH"]) is None]
     if missing:
