@@ -23,5 +23,19 @@ print(find_vm_run(None, Path.cwd()) or "")')
             echo "contrib/test.sh: vm-run could not prepare its VM; the VM subset's tests will fail and say why" >&2
     fi ;;
 esac
+# The Debian templates the tests boot (docs/templates.md) are built with the real
+# 'vzctl template create', which needs the mirror: here, before pytest runs in a namespace
+# without one.  --reuse keeps a cache built from the same recipe (vzcore version, packages,
+# mirror), so a re-run does not rebuild; VZ_TEST_TEMPLATES set by the caller is used as is,
+# VZ_TEST_TEMPLATE_ROOT moves the build (default .cache/test-templates, ignored by git).
+if [ -z "${VZ_TEST_TEMPLATES:-}" ]; then
+    templates_root="${VZ_TEST_TEMPLATE_ROOT:-$PWD/.cache/test-templates}"
+    for init in systemd sysvinit; do
+        VZ_ROOT="$templates_root" .venv/bin/vzctl template create debian-12 --flavour minimal \
+                --init "$init" --reuse ||
+            echo "contrib/test.sh: could not build the Debian test template ($init); the tests that need it will fail and say why" >&2
+    done
+    export VZ_TEST_TEMPLATES="$templates_root/vz/template/cache"
+fi
 echo "contrib/test.sh: running the test suite: pytest $* (kernels: $VZ_TEST_KERNELS)"
 exec unshare --net -- sh -c 'ip link set lo up && exec .venv/bin/pytest "$@"' pytest "$@"

@@ -91,9 +91,11 @@ def opened(root_fd: int, path: str, flags: int, mode: int = 0) -> Iterator[int]:
         os.close(fd)
 
 
-def makedirs(root_fd: int, path: str, mode: int = 0o755) -> None:
+def makedirs(root_fd: int, path: str, mode: int = 0o755,
+             owner: tuple[int, int] | None = None) -> None:
     """``mkdir -p path`` inside the root.  Existing links are followed inside the root (as
-    the CT itself would see the path); an existing non-directory is refused."""
+    the CT itself would see the path); an existing non-directory is refused.  Directories
+    made here are given to ``owner`` (host uid, gid) when one is passed."""
     try:  # the usual case at start: it exists (one lookup instead of a walk)
         os.close(open_in(root_fd, path, os.O_PATH | os.O_DIRECTORY))
         return
@@ -105,6 +107,8 @@ def makedirs(root_fd: int, path: str, mode: int = 0o755) -> None:
         with opened(root_fd, parent, os.O_PATH | os.O_DIRECTORY) as parent_fd:
             try:
                 os.mkdir(part, mode, dir_fd=parent_fd)
+                if owner is not None:
+                    os.chown(part, *owner, dir_fd=parent_fd, follow_symlinks=False)
             except FileExistsError:
                 pass
         done = f"{done}/{part}"

@@ -4,7 +4,8 @@ crash-checkpoint harness.
 
 Installed as the pytest plugin ``vzcore`` (entry point ``pytest11``), so a third-party
 plugin's tests get the same fixtures: ``vz_env`` (a private ``VZ_ROOT`` with its own
-cgroup parent), ``vzctl`` (run the real CLI there) and ``busybox_ct`` (a created CT).
+cgroup parent), ``vzctl`` (run the real CLI there), ``busybox_ct`` (a created CT) and
+``debian_template`` (the Debian 12 templates contrib/test.sh builds, :mod:`.templates`).
 
 * :mod:`.lifecycle`: the generic rules (record before make, idempotent cleanup, cleanup
   after a kill, bad input refused before any effect); :mod:`.contracts`: one suite per

@@ -35,8 +35,9 @@ PR_SET_CHILD_SUBREAPER = 36
 REQUIRE_ENV = "VZ_TEST_REQUIRE_ROOT"
 _STRICT_FEATURES = ("root", "netns")
 
-pytest_plugins = ("vzcore.testing.kernels",)
-"""The kernel matrix (``--kernel``, the ``vm`` marker) is a plugin module of its own."""
+pytest_plugins = ("vzcore.testing.kernels", "vzcore.testing.templates")
+"""The kernel matrix (``--kernel``, the ``vm`` marker) and the Debian test templates
+(``debian_template``) are plugin modules of their own."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -16,7 +16,7 @@ from vzcore.plugin import PluginInfo
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
     from vzcore.container import Container
-    from vzcore.params import Parameter
+    from vzcore.params import Command, Parameter
 
 BUILTIN = "busybox"
 LAYOUT = "simfs"
@@ -27,6 +27,14 @@ def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="template",
                       summary="OS templates (built-in busybox, cached tarballs); simfs layout",
                       variants={"VE_LAYOUT": (LAYOUT,)})
+
+
+@hookimpl
+def vz_commands() -> Iterable[Command]:
+    from vzcore.params import Command
+
+    yield Command(name="template", target="vzcore_template.cli:template",
+                  summary="Build, list and remove OS templates (debootstrap)")
 
 
 @hookimpl
@@ -42,9 +50,14 @@ def vz_parameters() -> Iterable[Parameter]:
                          "the template cache")
 
 
+_shown = [-1]
+
+
 def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty() and total:
-        sys.stderr.write(f"\rUnpacking template: {100 * done // total:3d}%")
+    percent = 100 * done // total if total else 100
+    if sys.stderr.isatty() and percent != _shown[0]:  # once per percent, not per member
+        _shown[0] = percent
+        sys.stderr.write(f"\rUnpacking template: {percent:3d}%")
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -93,7 +106,10 @@ def vz_create(ct: Container) -> None:
         return
     from vzcore_template import tarball
 
-    tarball.unpack(tarball.find(_cache_dir(ct), name), ct.private, _progress, idmap)
+    skipped = tarball.unpack(tarball.find(_cache_dir(ct), name), ct.private, _progress, idmap)
+    if skipped:
+        sys.stderr.write(f"Warning: CT {ct.ctid}: template {name}: left out {len(skipped)} device "
+                         f"node(s) or socket(s) ({', '.join(skipped[:5])}); /dev is made at start\n")
 
 
 @hookimpl

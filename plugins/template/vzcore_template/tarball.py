@@ -4,8 +4,16 @@ Every member is created through :mod:`vzcore.linux.safefs` inside the private ar
 no member can escape it: leading ``/`` is stripped (as GNU tar does), ``..`` is refused,
 links in the archive are never followed while unpacking (a symlink ``etc -> /etc`` then a
 file ``etc/passwd`` lands in the CT's /etc, not the host's), and hard links must point
-inside.  Owners (numeric), modes, times and device nodes are preserved, as a root tar
-would.
+inside.  Owners (numeric), modes and times are preserved, as a root tar would.
+
+Device nodes are neutralised: skipped, and named in a warning.  A CT's ``/dev`` is a tmpfs
+vzctl fills at start; a node left in the private area would be a device file reachable
+from the host's tree (and, owned by the CT's root, openable by it).  Set-id files keep
+their bits with their owner shifted like every other (an unprivileged CT's setuid-root
+program belongs to the CT's root, never the host's); an owner outside the CT's ID range
+is refused.  For a privileged CT (``LOCAL_UID=0``) they stay the host root's, as on
+OpenVZ; the private areas' directory is made ``0700`` (plugin.vz_create) so no host user
+can run them from there.
 """
 
 from __future__ import annotations
@@ -44,25 +52,32 @@ def _member_path(name: str) -> str:
     return "/".join(parts)
 
 
-def _open_stream(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None]:
-    """A raw stream of the uncompressed archive (zstd through the zstd tool)."""
-    if path.name.endswith(".zst"):
-        try:
-            proc = subprocess.Popen(["zstd", "-dc", str(path)], stdout=subprocess.PIPE)
-        except FileNotFoundError:
-            raise BadTemplate(f"{path.name} needs the zstd tool: apt-get install zstd") from None
-        assert proc.stdout is not None
-        return proc.stdout, proc
-    return open(path, "rb"), None
+def _open_stream(path: Path) -> tuple[IO[bytes], subprocess.Popen[bytes] | None, IO[bytes]]:
+    """A raw stream of the uncompressed archive (zstd through the zstd tool), its
+    decompressor if any, and the file itself (whose offset tells how far it was read)."""
+    source = open(path, "rb")  # noqa: SIM115 - closed by unpack
+    if not path.name.endswith(".zst"):
+        return source, None, source
+    # zstd reads the file vzctl opened (zstd itself refuses a link to the cache); it
+    # shares the file's offset, which shows the progress
+    try:
+        proc = subprocess.Popen(["zstd", "-dc"], stdin=source, stdout=subprocess.PIPE)
+    except FileNotFoundError:
+        source.close()
+        raise BadTemplate(f"{path.name} needs the zstd tool: apt-get install zstd") from None
+    assert proc.stdout is not None
+    return proc.stdout, proc, source
 
 
 def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | None = None,
-           idmap: IdMap | None = None) -> None:
+           idmap: IdMap | None = None) -> list[str]:
     """Unpack ``path`` into the (empty) directory ``private``; with ``idmap`` (a CT in a
-    user namespace) owners are shifted into the CT's host ID range."""
+    user namespace) owners are shifted into the CT's host ID range.  Returns the members
+    left out (device nodes, sockets)."""
+    skipped: list[str] = []
     owner = _Owners(idmap)
     total = path.stat().st_size
-    stream, proc = _open_stream(path)
+    stream, proc, source = _open_stream(path)
     root_fd = safefs.open_root(private)
     try:
         with tarfile.open(fileobj=stream, mode="r|*") as archive:
@@ -71,6 +86,11 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
                 relative = _member_path(member.name)
                 if not relative:
                     continue
+                if member.ischr() or member.isblk() or not (
+                        member.isdir() or member.isfile() or member.issym() or member.islnk()
+                        or member.isfifo()):
+                    skipped.append(member.name)
+                    continue
                 try:
                     _extract(archive, member, relative, root_fd, owner)
                 except (KernelError, OSError, ValueError) as exc:
@@ -78,8 +98,8 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
                                       f"{describe(exc)}") from exc
                 if member.isdir():
                     directories.append((relative, member))
-                if progress is not None and proc is None:
-                    progress(stream.tell(), total)
+                if progress is not None:
+                    progress(os.lseek(source.fileno(), 0, os.SEEK_CUR), total)
             for relative, member in reversed(directories):  # modes and times after contents
                 _set_attributes(root_fd, relative, member, owner)
     except tarfile.TarError as exc:
@@ -87,14 +107,21 @@ def unpack(path: Path, private: Path, progress: Callable[[int, int], None] | Non
     finally:
         os.close(root_fd)
         stream.close()
-        if proc is not None and proc.wait() != 0:
-            raise BadTemplate(f"zstd failed to decompress {path.name}")
+        source.close()
+        # zstd killed by the closed pipe after an error above: that error is the one to tell
+        failed = proc is not None and proc.wait() != 0
+    if failed:
+        raise BadTemplate(f"zstd failed to decompress {path.name}")
+    return skipped
 
 
-def _parent_fd(root_fd: int, relative: str) -> tuple[int, str]:
+def _parent_fd(root_fd: int, relative: str, owner: _Owners | None = None) -> tuple[int, str]:
+    """The directory of ``relative`` (opened) and its last name; with ``owner``, missing
+    directories are made, owned by the CT's root (a member ``usr/bin/su`` without ``usr/``
+    before it must not leave a host-root ``/usr`` in an unprivileged CT)."""
     directory, _, name = relative.rpartition("/")
-    if directory:
-        safefs.makedirs(root_fd, directory)
+    if directory and owner is not None:
+        safefs.makedirs(root_fd, directory, owner=owner.root)
     return safefs.open_in(root_fd, directory or ".", os.O_PATH | os.O_DIRECTORY), name
 
 
@@ -116,6 +143,11 @@ class _Owners:
     def __init__(self, idmap: IdMap | None) -> None:
         self.idmap = idmap
 
+    @property
+    def root(self) -> tuple[int, int]:
+        """Host owner of the CT's root (of directories the archive does not list)."""
+        return (0, 0) if self.idmap is None else self.idmap.root
+
     def of(self, member: tarfile.TarInfo) -> tuple[int, int]:
         if self.idmap is None:
             return member.uid, member.gid
@@ -124,7 +156,7 @@ class _Owners:
 
 def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, root_fd: int,
              owner: _Owners) -> None:
-    dir_fd, name = _parent_fd(root_fd, relative)
+    dir_fd, name = _parent_fd(root_fd, relative, owner)
     try:
         _remove_existing(dir_fd, name, keep_dir=member.isdir())
         if member.isdir():
@@ -151,9 +183,6 @@ def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, relative: str, r
                         follow_symlinks=False)
             finally:
                 os.close(target_fd)
-        elif member.ischr() or member.isblk():
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=dir_fd)
         elif member.isfifo():
             os.mkfifo(name, 0o600, dir_fd=dir_fd)
         else:
