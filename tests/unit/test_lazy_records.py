@@ -180,3 +180,52 @@ def test_first_party_plugins_name_their_record_lazily(name: str) -> None:
             f"cls = info.record_class('{name}')\n"
             f"assert cls is sys.modules['{package}.record'].__dict__[cls.__name__]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _lazy_plugin(name: str, reference: str, **hooks: object) -> None:
+    module = types.ModuleType(name)
+
+    @hookimpl
+    def vz_plugin_info() -> PluginInfo:
+        return PluginInfo(subsystem=name, summary="", record=reference)
+
+    module.vz_plugin_info = vz_plugin_info  # type: ignore[attr-defined]
+    for hook_name, function in hooks.items():
+        setattr(module, hook_name, hookimpl(function))
+    sys.modules[name] = module
+
+
+def test_records_of_plugins_with_in_ct_hooks_are_imported_before_the_ct(
+        record_module: str, tmp_path: Path) -> None:
+    """A hook inside the CT reads run.record where the host's files may be out of reach:
+    its class comes with the child modules; a plugin without such hooks waits."""
+    other = f"{record_module}_host"
+    (tmp_path / f"{other}.py").write_text(RECORD_MODULE)
+
+    def vz_enter(ct: object, run: object) -> None:
+        pass
+
+    _lazy_plugin("t_lazy_inside", f"{record_module}:LinksRecord", vz_enter=vz_enter)
+    _lazy_plugin("t_lazy_host", f"{other}:LinksRecord")
+    try:
+        plugins = load_plugins({"PLUGINS": "t_lazy_inside t_lazy_host"}, autoload=False)
+        assert record_module not in sys.modules
+        plugins.import_child_modules()
+        assert record_module in sys.modules
+        assert other not in sys.modules
+    finally:
+        for name in ("t_lazy_inside", "t_lazy_host", other):
+            sys.modules.pop(name, None)
+
+
+def test_a_bad_reference_of_a_plugin_with_in_ct_hooks_stops_before_the_ct() -> None:
+    def vz_setup_child(ct: object, run: object) -> None:
+        pass
+
+    _lazy_plugin("t_lazy_broken", "t_lazy_no_such_module:LinksRecord", vz_setup_child=vz_setup_child)
+    try:
+        plugins = load_plugins({"PLUGINS": "t_lazy_broken"}, autoload=False)
+        with pytest.raises(VzError, match=re.escape("the t_lazy_broken plugin's PluginInfo.record")):
+            plugins.import_child_modules()
+    finally:
+        sys.modules.pop("t_lazy_broken", None)

@@ -34,6 +34,11 @@ capabilities.
 
 SUBSYSTEM_PATTERN = r"[a-z][a-z0-9_-]*"
 
+IN_CT_HOOKS = ("vz_setup_child", "vz_switch_root", "vz_finalize_child", "vz_enter")
+"""The hooks that run inside the CT, where the host's files may be out of reach: the engine
+imports a plugin's :attr:`PluginInfo.child_modules`, and its lazy :attr:`PluginInfo.record`
+when it implements one of them, before the start forks and before a process joins."""
+
 
 def subsystem_rank(subsystem: str) -> tuple[int, str]:
     """Sort key putting ``subsystem`` in :data:`SUBSYSTEM_ORDER` (unknown ones last, by name)."""
@@ -90,10 +95,11 @@ class PluginInfo:
     :ivar record: the frozen attrs class (a :class:`vzcore.records.PluginRecord`) of what
         the plugin keeps in a running CT's state file, ``run.record``, or a lazy reference
         to it, ``"package.module:Class"``, imported the first time a record of the plugin
-        is read or written (:meth:`record_class`); ``None`` when it keeps nothing.  Prefer
-        the reference: the plugin module is loaded by every command, the record module
-        only by those that touch the plugin's record (a CT without network settings never
-        imports the network plugin's).  Keep the record in a module of its own that
+        is read or written (:meth:`record_class`), or with the child modules when the
+        plugin implements a hook of :data:`IN_CT_HOOKS`; ``None`` when it keeps nothing.
+        Prefer the reference: the plugin module is loaded by every command, the record
+        module only by those that touch the plugin's record (a CT without network settings
+        never imports the network plugin's).  Keep the record in a module of its own that
         imports only attrs: every command that reads a state file loads it.
     """
 
