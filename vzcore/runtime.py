@@ -186,6 +186,8 @@ class Run:
         *before* making it, once per hook (not per item), so a killed vzctl leaves nothing
         the next stop cannot find.
         """
+        if self.plugin not in self.state.records:
+            return None  # without loading the record class (a lazy reference imports it)
         return self.state.record(self.plugin, self._record_class())
 
     @record.setter
@@ -208,7 +210,7 @@ class Run:
 
     def _record_class(self) -> type[PluginRecord] | None:
         info = self.plugins.infos.get(self.plugin)
-        return info.record if info is not None else None
+        return info.record_class(self.plugin) if info is not None else None
 
     @property
     def cgroups(self) -> CgroupSet:

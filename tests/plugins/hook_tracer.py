@@ -36,7 +36,7 @@ class TracerRecord(PluginRecord):
 @hookimpl
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="tracer", summary="records hook calls for tests",
-                      record=TracerRecord)
+                      record="hook_tracer:TracerRecord")  # the lazy form, tested
 
 
 @hookimpl

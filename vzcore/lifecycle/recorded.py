@@ -66,7 +66,7 @@ def _unavailable(plugins: Plugins, state: State, name: str) -> Unavailable | Non
                            f"make the {name} plugin active again", left)
     info = plugins.infos.get(name)
     try:
-        state.record(name, info.record if info else None)
+        state.record(name, info.record_class(name) if info else None)
     except VzError as exc:
         return Unavailable(name, f"cannot read its record ({exc})", f"reinstall the {name} plugin "
                            "version that started the CT", left)

@@ -20,7 +20,6 @@ from vzcore.ctgroups import kill_processes
 from vzcore.engine import Engine
 from vzcore.errors import CleanupError, VzError
 from vzcore.faults import checkpoint
-from vzcore.lifecycle import recorded
 from vzcore.lifecycle.mount import is_mounted, umount_ct
 from vzcore.linux import mounts
 from vzcore.runtime import Run, State
@@ -35,6 +34,8 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
     :class:`CleanupError` listing every step that failed; the state file is then kept, so
     the next command retries.
     """
+    from vzcore.lifecycle import recorded  # here: a start imports this module for rollback
+
     dropped = recorded.check(engine.plugins, ct, state, verb=what, force=force)
     errors: list[BaseException] = []
     shared = False  # the groups hold a process that is not the CT's: they stay

@@ -21,7 +21,7 @@ import pluggy
 
 from vzcore import PROJECT, hookspecs
 from vzcore.errors import MissingSubsystem, PluginConflict, PluginError, VzError
-from vzcore.plugin import PluginInfo, subsystem_rank
+from vzcore.plugin import IN_CT_HOOKS, PluginInfo, subsystem_rank
 
 ACTIVE = "active"
 DISABLED = "disabled"
@@ -69,15 +69,22 @@ class Plugins:
 
     def import_child_modules(self) -> None:
         """Import every active plugin's :attr:`PluginInfo.child_modules` (before a start
-        forks the CT's init, and before a process joins a CT); a module that does not
-        import is that plugin's error."""
+        forks the CT's init, and before a process joins a CT), and the lazy record class
+        of each plugin with a hook inside the CT (:data:`IN_CT_HOOKS`), which reads
+        ``run.record`` there; a module that does not import is that plugin's error."""
+        inside = {impl.plugin_name for hook in IN_CT_HOOKS
+                  for impl in getattr(self.pm.hook, hook).get_hookimpls()}
         for name in self.active_names():
             info = self.infos.get(name)
-            for module in info.child_modules if info else ():
+            if info is None:
+                continue
+            for module in info.child_modules:
                 try:
                     importlib.import_module(module)
                 except Exception as exc:
                     raise PluginError(name, "child_modules", exc) from exc
+            if name in inside:
+                info.record_class(name)  # its error names the plugin
 
     def provider(self, subsystem: str) -> str | None:
         """The active plugin's name for ``subsystem``, or ``None``."""

@@ -17,13 +17,13 @@ import attrs
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
-from vzcore_beancounters.record import BeancountersRecord
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
     from vzcore.container import Container
     from vzcore.params import Command, Field, Parameter
     from vzcore.runtime import Run
+    from vzcore_beancounters.record import BeancountersRecord
 
 
 @hookimpl
@@ -32,7 +32,7 @@ def vz_plugin_info() -> PluginInfo:
                       summary="User Beancounters on memory and pids cgroups, devpts, IPC "
                               "sysctls and rlimits; vzctl ubc",
                       child_modules=("vzcore_beancounters.child", "vzcore_beancounters.settings"),
-                      record=BeancountersRecord)
+                      record="vzcore_beancounters.record:BeancountersRecord")
 
 
 def _whole_pages(values: Sequence[int]) -> str:
@@ -104,6 +104,7 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 def vz_pre_start(ct: Container, run: Run) -> None:
     from vzcore_beancounters import apply, peaks, view
     from vzcore_beancounters.plan import plan
+    from vzcore_beancounters.record import BeancountersRecord
     from vzcore_beancounters.settings import config_limits, config_text, host_swap, nr_open
 
     limits = config_limits(ct)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
-from vzcore_cpu.record import CpuRecord
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from vzcore.params import Field, Parameter
     from vzcore.runtime import Run
     from vzcore_cpu.mapping import CpuSettings
+    from vzcore_cpu.record import CpuRecord
 
 OPTIONS = {"CPUUNITS": "cpuunits", "CPULIMIT": "cpulimit", "CPUS": "cpus", "CPUMASK": "cpumask"}
 
@@ -31,7 +31,7 @@ OPTIONS = {"CPUUNITS": "cpuunits", "CPULIMIT": "cpulimit", "CPUS": "cpus", "CPUM
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="cpu",
                       summary="fair CPU shares, hard limits, CPU count and affinity (cpu, cpuset cgroups)",
-                      child_modules=("vzcore_cpu.view",), record=CpuRecord)
+                      child_modules=("vzcore_cpu.view",), record="vzcore_cpu.record:CpuRecord")
 
 
 @hookimpl
@@ -149,6 +149,7 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 def vz_pre_start(ct: Container, run: Run) -> None:
     """Write the CT's weight, quota and cpuset, its CPU view files, and rebalance the host."""
     from vzcore_cpu import apply, view
+    from vzcore_cpu.record import CpuRecord
 
     settings = _settings(ct, _getter(ct))
     where = view.directory(ct.paths, ct.ctid)
@@ -184,6 +185,7 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     """Change a running CT's CPU settings at once; for CT 0, the host's cpuunits."""
     from vzcore_cpu import apply, host, view
     from vzcore_cpu.grammar import host_units
+    from vzcore_cpu.record import CpuRecord
 
     if ct.is_host:
         if host.KEY in changes:

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
-from vzcore_network.record import NetworkRecord
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
     from vzcore.container import Container
     from vzcore.params import Field, Parameter
     from vzcore.runtime import Run
+    from vzcore_network.record import NetworkRecord
 
 DEVICE_KEYS = ("IP_ADDRESS", "NETIF")
 
@@ -36,7 +36,7 @@ def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="network",
                       summary="routed venet and bridged veth devices, IPv4 and IPv6, "
                               "anti-spoofing, --nameserver and --searchdomain",
-                      record=NetworkRecord)
+                      record="vzcore_network.record:NetworkRecord")
 
 
 @hookimpl
