@@ -1,0 +1,112 @@
+"""Processes that ``vzctl exec`` starts in the background keep running under the CT's init
+(issue 14), as under OpenVZ, ``lxc-attach`` and ``docker exec``; ``vzctl exec`` still
+returns when its command ends, even while such a process holds its stdout pipe.
+
+Each sleep lasts far longer than any test: a vzctl that waited for it would time out
+(the failure), and one whose sleep died would leave none to find; no assertion depends
+on time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from vzcore.runtime import State
+from vzcore.testing.contracts import PROFILES, profile_options
+from vzcore.testing.crash import leftovers
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+
+pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
+
+CASES = {
+    # sleep inherits vzctl's stdout and stderr pipes (and stdin): exec must not wait for it
+    "3001": "sleep 3001 &",
+    "3002": "nohup sleep 3002 >/dev/null 2>&1 &",
+    "3003": 'sh -c "sleep 3003" >/dev/null 2>&1 </dev/null &',
+}
+"""The three command lines of the issue, by the sleep's argument."""
+
+NOHUP = "#!/bin/sh\ntrap '' HUP\nexec \"$@\"\n"
+"""nohup(1) as coreutils does it (ignore SIGHUP, exec the command): Debian's static
+busybox has no nohup applet."""
+
+EXEC_TIMEOUT = 120
+"""Only a safety net: a vzctl that waits for a 3000 s sleep fails the test by it."""
+
+
+def _install_nohup(vz_env: VzEnv, ctid: int) -> None:
+    path = vz_env.private(ctid) / "usr/bin/nohup"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(NOHUP)
+    path.chmod(0o755)
+    owner = vz_env.private(ctid).stat()
+    os.chown(path, owner.st_uid, owner.st_gid)
+
+
+def _sleeps(pid_ns: str) -> dict[str, int]:
+    """The host PIDs of the CT's ``sleep N`` processes (in PID namespace ``pid_ns``), by N."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if argv[0] == b"sleep" and os.readlink(entry / "ns/pid") == pid_ns:
+                found[argv[1].decode()] = int(entry.name)
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def _ppid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid in /proc/{pid}/status")
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_background_processes_of_exec_live_on_under_the_cts_init(
+        vz_env: VzEnv, vzctl: Vzctl, profile: str) -> None:
+    vzctl("create", 101, "--ostemplate", "busybox", *profile_options(vz_env, profile))
+    _install_nohup(vz_env, 101)
+    vzctl("start", 101)
+    state = State.load(vz_env.state(101), 101)
+    assert state is not None and state.init is not None
+    init = state.init.pid
+    pid_ns = os.readlink(f"/proc/{init}/ns/pid")
+
+    for command in CASES.values():
+        result = vzctl("exec2", 101, command, check=False, timeout=EXEC_TIMEOUT)
+        assert result.returncode == 0, f"{command!r}: {result.stderr}"
+
+    sleeps = _sleeps(pid_ns)
+    assert set(sleeps) == set(CASES), f"running after exec returned: {sorted(sleeps)}"
+    for number, pid in sleeps.items():
+        assert _ppid(pid) == init, f"sleep {number}: its parent is not the CT's init {init}"
+
+    inside = vzctl("exec", 101, "ps -o pid,ppid,args").stdout
+    seen = {line.split()[3]: line.split()[1] for line in inside.splitlines()[1:]
+            if line.split()[2:3] == ["sleep"]}
+    assert seen == dict.fromkeys(CASES, "1"), f"the CT's ps shows:\n{inside}"
+
+    vzctl("stop", 101)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in sleeps.values())
+    assert leftovers(vz_env, 101) == []
+
+
+def test_exec_returns_the_commands_output_and_status_with_a_writer_left_behind(
+        vzctl: Vzctl, busybox_ct: int) -> None:
+    """What the command wrote is all copied; a background process that keeps writing to
+    the same pipe neither holds vzctl nor mixes into a later command's output."""
+    vzctl("start", busybox_ct)
+    command = "head -c 300000 /dev/zero | tr '\\0' x; yes >/dev/null & " \
+              "(while :; do echo late; done) & exit 5"
+    result = vzctl("exec2", busybox_ct, command, check=False, timeout=EXEC_TIMEOUT)
+    assert result.returncode == 5
+    assert result.stdout.startswith("x" * 300000)
+    assert set(result.stdout[300000:].split()) <= {"late"}
+    assert vzctl("exec", busybox_ct, "echo next").stdout == "next\n"
