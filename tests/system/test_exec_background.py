@@ -110,3 +110,22 @@ def test_exec_returns_the_commands_output_and_status_with_a_writer_left_behind(
     assert result.stdout.startswith("x" * 300000)
     assert set(result.stdout[300000:].split()) <= {"late"}
     assert vzctl("exec", busybox_ct, "echo next").stdout == "next\n"
+
+
+def test_exec_on_a_terminal_returns_when_its_command_ends(
+        vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    """``exec -t``: a nohup'd background process keeps the CT's pty open; vzctl returns
+    anyway, and the process (immune to the shell's hang-up) runs on under init."""
+    _install_nohup(vz_env, busybox_ct)
+    vzctl("start", busybox_ct)
+    # The shell waits until sleep runs (nohup has set SIGHUP ignored by then): the hang-up
+    # of the exiting shell's terminal reaches its background jobs, as over ssh -t.
+    command = "nohup sleep 3004 & until pidof sleep >/dev/null; do :; done; echo started"
+    result = vzctl("exec2", "-t", busybox_ct, command, check=False, timeout=EXEC_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert "started" in result.stdout
+    state = State.load(vz_env.state(busybox_ct), busybox_ct)
+    assert state is not None and state.init is not None
+    sleeps = _sleeps(os.readlink(f"/proc/{state.init.pid}/ns/pid"))
+    assert list(sleeps) == ["3004"]
+    assert _ppid(sleeps["3004"]) == state.init.pid
