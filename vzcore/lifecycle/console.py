@@ -126,16 +126,19 @@ def _daemon(path: Path) -> ProcessId | None:
     return process if process.is_alive() else None
 
 
-def _spawn(path: Path) -> ProcessId:
+def _spawn(path: Path, ctid: int, pty: ConsolePty, init: ProcessId) -> ProcessId:
+    """Start the daemon with its first CT's console (no waiting for it to listen: it
+    reads the master from its first moment on, and the pty buffers until then)."""
     import subprocess
 
     from vzcore.linux.procfs import ProcessId
 
+    first = f"{ctid}:{init.pid}:{init.start_time}:{pty.master}:{pty.slave}"
     with open(path / LOG, "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "vzcore.lifecycle.consoled", str(path)],
+            [sys.executable, "-m", "vzcore.lifecycle.consoled", str(path), first],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd="/",
-            start_new_session=True, close_fds=True,
+            start_new_session=True, close_fds=True, pass_fds=(pty.master, pty.slave),
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})
     process = ProcessId.of(child.pid)
     if process is None:
@@ -163,9 +166,13 @@ def hand_over(ct: Container, pty: ConsolePty, init: ProcessId) -> None:
     """Give the console of ``ct`` (whose init is ``init``) to the daemon, starting it if
     none runs; vzctl's descriptors are closed here in any case."""
     path = directory(ct)
+    answer = "ok"
     try:
         with _locked(path):
-            daemon = _daemon(path) or _spawn(path)
+            daemon = _daemon(path)
+            if daemon is None:
+                _spawn(path, ct.ctid, pty, init)
+                return
             with _connect(path, daemon) as sock:
                 request = {"op": "add", "ctid": ct.ctid, "init": [init.pid, init.start_time]}
                 socket.send_fds(sock, [json.dumps(request).encode()], [pty.master, pty.slave])

@@ -126,7 +126,7 @@ class Daemon:
                 return
             request = json.loads(message)
             if request.get("op") == "add":
-                self._add(int(request["ctid"]), fds, request["init"])
+                self.add(int(request["ctid"]), fds, request["init"])
                 fds = []
                 conn.send(b"ok")
                 conn.close()
@@ -143,7 +143,8 @@ class Daemon:
                 pass
             conn.close()
 
-    def _add(self, ctid: int, fds: list[int], init: list[int]) -> None:
+    def add(self, ctid: int, fds: list[int], init: list[int]) -> None:
+        """Serve CT ``ctid``'s console (``fds``: master, slave) until ``init`` exits."""
         if len(fds) != 2:
             raise ValueError("the master and a slave descriptor must come with the request")
         identity = ProcessId(int(init[0]), int(init[1]))
@@ -256,11 +257,21 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: python -m vzcore.lifecycle.consoled DIR", file=sys.stderr)
+    """``consoled DIR [CTID:PID:START_TIME:MASTER:SLAVE]``: the optional argument is the
+    first CT's console (init's identity, descriptors inherited from vzctl)."""
+    if len(argv) not in (2, 3):
+        print("usage: python -m vzcore.lifecycle.consoled DIR [CTID:PID:START_TIME:MASTER:SLAVE]",
+              file=sys.stderr)
         return 2
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    Daemon(Path(argv[1])).run()
+    daemon = Daemon(Path(argv[1]))
+    if len(argv) == 3:
+        ctid, pid, start_time, master, slave = (int(n) for n in argv[2].split(":"))
+        try:
+            daemon.add(ctid, [master, slave], [pid, start_time])
+        except (ValueError, OSError) as exc:  # its init is gone already: serve the next ones
+            print(f"CT {ctid}: {exc}", file=sys.stderr, flush=True)
+    daemon.run()
     return 0
 
 
