@@ -266,7 +266,7 @@ def attach(engine: Engine, ct: Container, detach_key: str | None = None) -> int:
             raise Locked(f"CT {ct.ctid}: its console is in use by another 'vzctl console' "
                          f"({answer.partition(' ')[2]}); detach that one first")
         if answer != "ok":
-            raise VzError(f"CT {ct.ctid} has no console: {answer}")
+            raise VzError(f"CT {ct.ctid} has no console: {answer.removeprefix('error: ')}")
         engine.say(f"Attached to the console of CT {ct.ctid}; detach with {key.describe()}")
         ended = _proxy(sock, key)
     engine.say(f"\r\nDetached from the console of CT {ct.ctid}" if not ended

@@ -165,8 +165,9 @@ class Daemon:
     def _attach(self, ctid: int, conn: socket.socket) -> None:
         console = self.consoles.get(ctid)
         if console is None:
-            raise ValueError(f"the console daemon holds no console of CT {ctid} (it was "
-                             "started before the daemon last died); restart the CT")
+            raise ValueError(f"the console daemon holds none of CT {ctid} (the daemon was "
+                             "restarted since the CT started, or its start could not hand "
+                             "the console over); restart the CT to get one")
         if console.client is not None:
             conn.send(f"busy PID {_peer(console.client)[0]}".encode())
             conn.close()
