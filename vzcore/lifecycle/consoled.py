@@ -13,7 +13,10 @@ root may connect).  Requests are one JSON packet:
     client is attached, or an error.  The attach ends when the client closes the socket.
 
 The master is read all the time (the CT never blocks on its console); the last
-:data:`RING_SIZE` bytes are kept for the next attach.  The daemon exits once it serves no
+:data:`RING_SIZE` bytes are kept for the next attach.  The daemon holds a slave descriptor
+too, so that a CT closing and reopening its console causes no hang-up; a ``vhangup()``
+inside (agetty's) still closes every slave for a moment, which only pauses reading.
+A console ends when its CT's init exits.  The daemon exits once it serves no
 CT and no client, under ``DIR/console.lock`` as vzctl takes it to hand a console over.
 """
 
@@ -37,6 +40,8 @@ from vzcore.linux.procfs import ProcessId
 
 RING_SIZE = 64 * 1024
 """Bytes of a console's recent output shown on attach (lxc-console keeps a ring buffer too)."""
+HANGUP_PAUSE = 0.1
+"""Seconds a console's master is left alone after it read EIO (no slave open)."""
 IDLE_GRACE = 30.0
 """A daemon that never got a console within this many seconds of its start exits."""
 
@@ -49,6 +54,7 @@ class Console:
     init: int  # a pidfd of the CT's init
     ring: bytearray = attrs.field(factory=bytearray)
     client: socket.socket | None = None
+    paused_until: float = 0.0  # reading the master stopped after a hang-up, until then
 
     def keep(self, data: bytes) -> None:
         self.ring += data
@@ -80,6 +86,7 @@ class Daemon:
 
     def run(self) -> None:
         while True:
+            self._resume()
             for key, _events in self.selector.select(timeout=self._timeout()):
                 kind, console = key.data
                 if kind == "listen":
@@ -96,9 +103,25 @@ class Daemon:
                 return
 
     def _timeout(self) -> float | None:
+        now = time.monotonic()
         if self.consoles:
-            return None
-        return max(0.0, IDLE_GRACE - (time.monotonic() - self.started))
+            paused = [c.paused_until for c in self.consoles.values() if c.paused_until]
+            return max(0.0, min(paused) - now) if paused else None
+        return max(0.0, IDLE_GRACE - (now - self.started))
+
+    def _pause(self, console: Console) -> None:
+        """No slave is open: agetty's vhangup() closes every one until it reopens the
+        console, and the master then reads EIO at once.  The CT goes on (its end is told
+        by init's pidfd), so stop reading for :data:`HANGUP_PAUSE` instead of spinning."""
+        self.selector.unregister(console.master)
+        console.paused_until = time.monotonic() + HANGUP_PAUSE
+
+    def _resume(self) -> None:
+        now = time.monotonic()
+        for console in self.consoles.values():
+            if console.paused_until and console.paused_until <= now:
+                console.paused_until = 0.0
+                self.selector.register(console.master, selectors.EVENT_READ, ("master", console))
 
     def _idle(self) -> bool:
         if self.consoles or len(self.selector.get_map()) > 1:
@@ -187,8 +210,8 @@ class Daemon:
             return
         except OSError:
             data = b""
-        if not data:  # cannot happen while we hold a slave; never spin on it
-            self._drop(console)
+        if not data:
+            self._pause(console)
             return
         console.keep(data)
         if console.client is not None:
@@ -222,8 +245,9 @@ class Daemon:
     def _drop(self, console: Console) -> None:
         """The CT's init exited: close its console (an attached client sees the end)."""
         self._detach(console)
-        for fd in (console.master, console.init):
-            self.selector.unregister(fd)
+        if not console.paused_until:
+            self.selector.unregister(console.master)
+        self.selector.unregister(console.init)
         for fd in (console.master, console.slave, console.init):
             os.close(fd)
         if self.consoles.get(console.ctid) is console:
