@@ -106,11 +106,9 @@ def test_console_shows_boot_output_types_detaches_and_is_exclusive(
     first.read_until(b"written before attach")
 
     # Live output, and a line typed on the console read by a process inside.
-    vzctl("exec", ct, "head -n 1 </dev/console >/tmp/typed &")
-    vzctl("exec", ct, "echo reader started > /dev/console")
-    first.read_until(b"reader started")
-    first.type(b"typed on the console\r")
-    first.read_until(b"typed on the console")  # the pty echoes it
+    vzctl("exec", ct, "(head -n 1 </dev/console >/tmp/typed; echo reader got it >/dev/console) &")
+    first.type(b"typed on the console\r")  # queued on the tty until head reads it
+    first.read_until(b"reader got it")
 
     second = subprocess.run([vzctl_binary(), "console", str(ct)], env=vz_env.env,
                             stdin=subprocess.DEVNULL, capture_output=True, text=True,

@@ -10,10 +10,12 @@ on time.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
+from vzcore.linux.procfs import ProcessId
 from vzcore.runtime import State
 from vzcore.testing.contracts import PROFILES, profile_options
 from vzcore.testing.crash import leftovers
@@ -46,19 +48,33 @@ def _install_nohup(vz_env: VzEnv, ctid: int) -> None:
     os.chown(path, owner.st_uid, owner.st_gid)
 
 
-def _sleeps(pid_ns: str) -> dict[str, int]:
-    """The host PIDs of the CT's ``sleep N`` processes (in PID namespace ``pid_ns``), by N."""
+def _processes(pid_ns: str, init: int) -> dict[int, list[str]]:
+    """The host PIDs and argv of the CT's processes (in PID namespace ``pid_ns``) but init."""
     found = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or int(entry.name) == init:
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if argv[0] == b"sleep" and os.readlink(entry / "ns/pid") == pid_ns:
-                found[argv[1].decode()] = int(entry.name)
+            if os.readlink(entry / "ns/pid") == pid_ns:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().decode().split("\0")[:-1]
         except OSError:  # gone meanwhile
             continue
     return found
+
+
+def _sleeps(pid_ns: str, init: int, numbers: set[str]) -> dict[str, int]:
+    """The host PIDs of the CT's ``sleep N`` processes for each N of ``numbers``, once each
+    has exec'd sleep (the shell that forked one may have returned a moment before the
+    exec: the process is there, as the CT init's child, still under the shell's name)."""
+    deadline = time.monotonic() + EXEC_TIMEOUT  # a safety net only
+    while True:
+        found = {pid: argv for pid, argv in _processes(pid_ns, init).items()
+                 if any(n in " ".join(argv) for n in numbers)}
+        sleeps = {argv[1]: pid for pid, argv in found.items() if argv[:1] == ["sleep"]}
+        if len(found) == len(sleeps) and set(sleeps) == numbers:
+            return sleeps
+        assert time.monotonic() < deadline, f"running after exec returned: {found}"
+        time.sleep(0.01)
 
 
 def _ppid(pid: int) -> int:
@@ -83,10 +99,10 @@ def test_background_processes_of_exec_live_on_under_the_cts_init(
         result = vzctl("exec2", 101, command, check=False, timeout=EXEC_TIMEOUT)
         assert result.returncode == 0, f"{command!r}: {result.stderr}"
 
-    sleeps = _sleeps(pid_ns)
-    assert set(sleeps) == set(CASES), f"running after exec returned: {sorted(sleeps)}"
+    sleeps = _sleeps(pid_ns, init, set(CASES))
     for number, pid in sleeps.items():
         assert _ppid(pid) == init, f"sleep {number}: its parent is not the CT's init {init}"
+    identities = [ProcessId.of(pid) for pid in sleeps.values()]  # not fooled by a reused PID
 
     inside = vzctl("exec", 101, "ps -o pid,ppid,args").stdout
     seen = {line.split()[3]: line.split()[1] for line in inside.splitlines()[1:]
@@ -94,7 +110,7 @@ def test_background_processes_of_exec_live_on_under_the_cts_init(
     assert seen == dict.fromkeys(CASES, "1"), f"the CT's ps shows:\n{inside}"
 
     vzctl("stop", 101)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in sleeps.values())
+    assert not any(p is not None and p.is_alive() for p in identities)
     assert leftovers(vz_env, 101) == []
 
 
@@ -126,6 +142,5 @@ def test_exec_on_a_terminal_returns_when_its_command_ends(
     assert "started" in result.stdout
     state = State.load(vz_env.state(busybox_ct), busybox_ct)
     assert state is not None and state.init is not None
-    sleeps = _sleeps(os.readlink(f"/proc/{state.init.pid}/ns/pid"))
-    assert list(sleeps) == ["3004"]
+    sleeps = _sleeps(os.readlink(f"/proc/{state.init.pid}/ns/pid"), state.init.pid, {"3004"})
     assert _ppid(sleeps["3004"]) == state.init.pid
