@@ -110,8 +110,8 @@ def test_no_host_descriptor_leaks_into_the_ct_cve_2024_21626(ct: RunningCt) -> N
     fds = dict(line.split(None, 1) for line in ct.probe("fds").splitlines())
     assert set(fds) <= {"0", "1", "2", "3"}, fds  # 3 is the probe's own directory handle
     assert all(target.startswith(("pipe:", "/proc/")) for target in fds.values()), fds
-    init_fds = ct.sh("ls -l /proc/1/fd").stdout
-    assert init_fds.count(" -> ") == 3 and init_fds.count("/dev/null") == 3, init_fds
+    init_fds = ct.sh("ls -l /proc/1/fd").stdout  # stdio on the CT's console pty (console.md)
+    assert init_fds.count(" -> ") == 3 and init_fds.count("/dev/console") == 3, init_fds
     assert ct.sh("readlink /proc/self/cwd").stdout.strip() == "/"
 
 

@@ -29,8 +29,10 @@ from vzcore.ctgroups import refuse_frozen
 from vzcore.engine import Engine
 from vzcore.errors import CommandFailed, NotRunning, VzError, describe
 from vzcore.faults import checkpoint
+from vzcore.lifecycle import terminal
 from vzcore.lifecycle.execenv import detach, prepare_exec
 from vzcore.lifecycle.forklimit import ForkLimit
+from vzcore.lifecycle.terminal import read_pending
 from vzcore.linux import dumpable, execstrings, namespaces
 from vzcore.runtime import Run
 
@@ -70,7 +72,7 @@ def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> No
         # LXC's CVE-2017-5226).  A new session first, then stdio replaced, then setns.
         detach(stdio)
         execstrings.wipe()  # the admin's environment, readable by a privileged CT's root
-        for sig in FORWARDED:  # meant for the command (see _forward_signals)
+        for sig in FORWARDED:  # meant for the command (see _relay_signals)
             signal.signal(sig, signal.SIG_IGN)
         dumpable.forbid()
         init = run.init_pid
@@ -86,6 +88,10 @@ def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> No
             raise limit.error("the command") from None
         if child == 0:
             try:
+                # A session (and process group) of its own inside the CT: what it starts
+                # in the background belongs to the CT alone, not to a group led by this
+                # host process, and outlives the joiner as the CT init's child.
+                os.setsid()
                 os.chdir("/")
                 run.plugins.run_each("vz_enter", ct=ct, run=run)
                 dumpable.forbid()  # vz_enter changed uid and capabilities
@@ -95,6 +101,7 @@ def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> No
                 print(f"vzctl: CT {ct.ctid}: {describe(exc)}", file=sys.stderr)
                 os._exit(126)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # hold no pipe end open for the child
+        _relay_signals(child)
         _pid, status = os.waitpid(child, 0)
         os._exit(_exit_status(status))
     except VzError as exc:  # its message names the CT
@@ -110,12 +117,28 @@ FORWARDED = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
 gets the terminal's ^C or hang-up from the kernel."""
 
 
+def _relay_signals(child: int) -> None:
+    """In the joiner: pass :data:`FORWARDED` signals (from vzctl) on to the process group
+    of ``child``, the command and what it started, as a terminal would."""
+    def relay(sig: int, _frame: object) -> None:
+        try:
+            os.killpg(child, sig)
+        except ProcessLookupError:  # not yet a group leader (before its setsid)
+            try:
+                os.kill(child, sig)
+            except ProcessLookupError:
+                pass
+
+    for sig in FORWARDED:
+        signal.signal(sig, relay)
+
+
 def _forward_signals(joiner: int) -> dict[int, object]:
-    """Pass :data:`FORWARDED` signals on to the process group of ``joiner`` (the command
-    and its children, as a terminal would; the joiner ignores them); the old handlers."""
+    """Pass :data:`FORWARDED` signals on to ``joiner``, which relays them to the command's
+    process group inside the CT (:func:`_relay_signals`); the old handlers."""
     def forward(sig: int, _frame: object) -> None:
         try:
-            os.killpg(joiner, sig)
+            os.kill(joiner, sig)
         except ProcessLookupError:
             pass
 
@@ -200,7 +223,7 @@ def exec_command(engine: Engine, ct: Container, args: Sequence[str], *, mode: st
         pid = _fork_joiner(run, (stdio[0][0], stdio[1][1], stdio[2][1]), lambda: _exec(argv, EXEC_ENV))
         previous = _forward_signals(pid)
         try:
-            _copy_stdio(stdio[0][1], stdio[1][0], stdio[2][0])
+            _copy_stdio(stdio[0][1], stdio[1][0], stdio[2][0], pid)
             _pid, status = os.waitpid(pid, 0)
         finally:
             for sig, handler in previous.items():
@@ -211,36 +234,55 @@ def exec_command(engine: Engine, ct: Container, args: Sequence[str], *, mode: st
     return code
 
 
-def _copy_stdio(to_stdin: int, from_stdout: int, from_stderr: int) -> None:
-    """Copy our stdin into the CT command and its output to ours until it closes both."""
+def _copy_stdio(to_stdin: int, from_stdout: int, from_stderr: int, joiner: int) -> None:
+    """Copy our stdin into the CT command and its output to ours until the command ends.
+
+    The command ends when ``joiner`` exits (it waits for the command), not when its pipes
+    close: a process it started in the background may hold them for as long as it runs
+    (``sleep 30 &``).  Then what the command wrote is copied (it is in the pipes once it has
+    exited) and our ends are closed, as OpenVZ's vzctl does: a background process that
+    writes to them later gets EPIPE, so a daemon started this way redirects its output.
+    """
     outputs = {from_stdout: sys.stdout.fileno(), from_stderr: sys.stderr.fileno()}
     stdin: int | None = sys.stdin.fileno() if _readable(sys.stdin.fileno()) else None
     if stdin is None:
         os.close(to_stdin)
+    exited = os.pidfd_open(joiner)
     pending = b""
-    while outputs:
-        readers = list(outputs) + ([stdin] if stdin is not None and not pending else [])
-        writers = [to_stdin] if pending else []
-        ready_r, ready_w, _ = select.select(readers, writers, [])
-        for fd in ready_r:
-            data = _read(fd)
-            if fd == stdin:
-                if data:
-                    pending = data
-                else:
-                    os.close(to_stdin)
-                    stdin = None
-            elif data:
-                _write_all(outputs[fd], data)
-            else:
-                os.close(fd)
-                del outputs[fd]
-        if ready_w:
+    try:
+        while outputs:
+            readers = [*outputs, exited] + ([stdin] if stdin is not None and not pending else [])
+            writers = [to_stdin] if pending else []
             try:
-                pending = pending[os.write(to_stdin, pending):]
-            except BrokenPipeError:
-                pending, stdin = b"", None
-                os.close(to_stdin)
+                ready_r, ready_w, _ = select.select(readers, writers, [])
+            except InterruptedError:
+                continue
+            if exited in ready_r:
+                break
+            for fd in ready_r:
+                data = _read(fd)
+                if fd == stdin:
+                    if data:
+                        pending = data
+                    else:
+                        os.close(to_stdin)
+                        stdin = None
+                elif data:
+                    _write_all(outputs[fd], data)
+                else:
+                    os.close(fd)
+                    del outputs[fd]
+            if ready_w:
+                try:
+                    pending = pending[os.write(to_stdin, pending):]
+                except BrokenPipeError:
+                    pending, stdin = b"", None
+                    os.close(to_stdin)
+        for fd, target in outputs.items():
+            _write_all(target, read_pending(fd))
+            os.close(fd)
+    finally:
+        os.close(exited)
     if stdin is not None:
         os.close(to_stdin)
 
@@ -253,9 +295,9 @@ def _readable(fd: int) -> bool:
         return False
 
 
-def _read(fd: int) -> bytes:
+def _read(fd: int, size: int = 65536) -> bytes:
     try:
-        return os.read(fd, 65536)
+        return os.read(fd, size)
     except OSError:
         return b""
 
@@ -275,8 +317,6 @@ def _run_on_pty(run: Run, launch: Callable[[], NoReturn],
     pseudo-terminal from the CT's own devpts, and copy between it and vzctl's terminal
     (:func:`terminal.proxy`); return the exit status.  ``say`` reports entering and
     leaving (``vzctl enter``)."""
-    from vzcore.lifecycle import terminal
-
     ct = run.ct
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
@@ -285,8 +325,7 @@ def _run_on_pty(run: Run, launch: Callable[[], NoReturn],
         socket.send_fds(child_sock, [b"pty"], [master])
         child_sock.close()
         os.close(master)
-        os.setsid()
-        terminal.make_controlling(slave)
+        terminal.make_controlling(slave)  # a session leader already (_join)
         for fd in (0, 1, 2):
             os.dup2(slave, fd)
         if slave > 2:
@@ -307,7 +346,11 @@ def _run_on_pty(run: Run, launch: Callable[[], NoReturn],
         raise VzError(f"cannot open a terminal in CT {ct.ctid}", exit_code=_exit_status(status) or 3)
     if say:
         say(f"entered into CT {ct.ctid}")
-    terminal.proxy(fds[0])
+    exited = os.pidfd_open(pid)
+    try:
+        terminal.proxy(fds[0], exited)  # until the command ends, as _copy_stdio
+    finally:
+        os.close(exited)
     _pid, status = os.waitpid(pid, 0)
     _relay(errors_r)
     if say:

@@ -364,12 +364,17 @@ def _init(names: set[str], holder_pid: int, fds: dict[str, int], steps: InitStep
 
 
 def exec_init() -> NoReturn:
-    """Give init /dev/null as stdio (the CT's own), close host descriptors, exec."""
-    null = os.open("/dev/null", os.O_RDWR)
+    """Give init the CT's /dev/console as stdio (its console pty, see
+    :mod:`vzcore.lifecycle.console`; not as controlling terminal: init takes one if it
+    wants), close host descriptors, exec."""
+    try:
+        console = os.open("/dev/console", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        console = os.open("/dev/null", os.O_RDWR)  # the CT's own
     for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    if null > 2:
-        os.close(null)
+        os.dup2(console, fd)
+    if console > 2:
+        os.close(console)
     prepare_exec()
     try:
         os.execve(INIT_PATH, [INIT_PATH], INIT_ENV)

@@ -29,7 +29,7 @@ from vzcore.ctgroups import check_leftover, plan
 from vzcore.engine import Engine
 from vzcore.errors import AlreadyRunning, StartDisabled, VzError
 from vzcore.faults import checkpoint
-from vzcore.lifecycle import privileged
+from vzcore.lifecycle import console, privileged
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
 from vzcore.lifecycle.spawn import InitSpawner, InitSteps, OwnNamespaces
@@ -75,6 +75,7 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
     checkpoint("start:state-saved")
     run = Run(ct, state, plugins, options=options)
     spawner: InitSpawner | None = None
+    pty: console.ConsolePty | None = None
     try:
         if state.mounted_by_start:
             mount_ct(engine, ct)  # before the fork: the child copies the host's mounts
@@ -86,6 +87,8 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
         names: set[str] = set()
         for _plugin, result in plugins.call_each("vz_namespaces", ct=ct):
             names.update(result or ())
+        pty = console.open_pty(ct)  # before the fork: the CT's /dev/console (isolation)
+        run.options[console.CONSOLE_OPTION] = pty.path
         spawner = InitSpawner(ct, names, state.cgroups, _in_ct(ct, run))
         spawner.fork()  # early: moving it into the cgroups overlaps vz_pre_start
         checkpoint("start:forked")
@@ -103,6 +106,10 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
         checkpoint("start:released")
         spawner.wait_exec()
         checkpoint("start:init-running")
+        try:
+            console.hand_over(ct, pty, state.init)
+        except VzError as exc:  # the CT runs; only 'vzctl console' will say it has none
+            engine.warn(f"warning: {exc}")
         plugins.run_each("vz_post_start", ct=ct, run=run)
         checkpoint("start:post-start-done")
         state.phase = RUNNING
@@ -118,6 +125,8 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
     finally:
         if spawner is not None:
             spawner.close()
+        if pty is not None:
+            pty.close()
 
 
 def _in_ct(ct: Container, run: Run) -> InitSteps:

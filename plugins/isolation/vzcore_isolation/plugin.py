@@ -83,9 +83,10 @@ def _become_ct_root(ct: Container) -> None:
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
+    from vzcore.lifecycle.console import CONSOLE_OPTION
     from vzcore_isolation import rootfs
 
-    rootfs.build(run.root, ct.root_owner)
+    rootfs.build(run.root, ct.root_owner, console=run.options.get(CONSOLE_OPTION))
 
 
 @hookimpl

@@ -46,14 +46,15 @@ writable)."""
 WRITABLE_AGAIN = ("proc/sys/net",)
 
 
-def build(root: str, owner: tuple[int, int]) -> None:
+def build(root: str, owner: tuple[int, int], console: str | None = None) -> None:
     """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path) and
     leave the working directory there, for :func:`vzcore.linux.mounts.pivot_to_cwd`.
 
     This runs as the host's root, in the CT's new mount namespace (owned by the host's
     user namespace: a CT in a user namespace enters it only after the root switch, which
     locks all of these mounts).  ``owner`` is the host (uid, gid) of the CT's root: it
-    owns the file systems made here for the CT (/dev, /dev/shm).
+    owns the file systems made here for the CT (/dev, /dev/shm).  ``console`` is the host
+    path of the CT's console pty (:mod:`vzcore.lifecycle.console`), bound on /dev/console.
     """
     mounts.make_private("/")
     # nodev: a device node in the private area (a template's, or one a host tool put
@@ -64,6 +65,7 @@ def build(root: str, owner: tuple[int, int]) -> None:
         safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
         safefs.mount_at(root_fd, "sys", "sysfs", "sysfs", NOSUID | NODEV | NOEXEC | RDONLY)
         _build_dev(root_fd, owner)
+        _bind_console(root_fd, console)
         _mask(root_fd)
         _read_only(root_fd)
         os.fchdir(root_fd)
@@ -75,10 +77,8 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
     uid, gid = owner
     safefs.mount_at(root_fd, "dev", "tmpfs", "tmpfs", NOSUID | mounts.MS_STRICTATIME,
                     f"mode=755,size=65536k,uid={uid},gid={gid}")
-    for name in (*DEV_NODES, "console"):
-        # /dev/console: a CT has no console of the host's; it writes to /dev/null.
-        source = "/dev/null" if name == "console" else f"/dev/{name}"
-        safefs.mount_at(root_fd, f"dev/{name}", source, None, mounts.MS_BIND, kind="file")
+    for name in DEV_NODES:
+        safefs.mount_at(root_fd, f"dev/{name}", f"/dev/{name}", None, mounts.MS_BIND, kind="file")
     with safefs.opened(root_fd, "dev", os.O_PATH | os.O_DIRECTORY) as dev_fd:
         for name, target in DEV_LINKS.items():
             os.symlink(target, name, dir_fd=dev_fd)
@@ -89,6 +89,14 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
     safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV,
                     f"mode=1777,size={DEV_SHM_SIZE},uid={uid},gid={gid}")
     safefs.mount_at(root_fd, "dev/mqueue", "mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
+
+
+def _bind_console(root_fd: int, console: str | None) -> None:
+    """/dev/console: the CT's console pty, made by the core at start and kept open on the
+    host (systemd's container interface asks for that); never the host's console.
+    Without one (a start that made none) it writes to /dev/null."""
+    safefs.mount_at(root_fd, "dev/console", console or "/dev/null", None, mounts.MS_BIND,
+                    kind="file")
 
 
 def _lookup(root_fd: int, path: str) -> int | None:

@@ -1,0 +1,304 @@
+"""The console daemon: one process per installation holding every running CT's console.
+
+``python -m vzcore.lifecycle.consoled DIR`` (DIR is ``$VZ_ROOT/run/vz/console``; see
+:mod:`vzcore.lifecycle.console`).  vzctl starts it with the first CT's console and hands
+it each console over ``DIR/console.sock`` (a ``SOCK_SEQPACKET`` socket; only the host's
+root may connect).  Requests are one JSON packet:
+
+``{"op": "add", "ctid": N, "init": [PID, START_TIME]}`` with the master and a slave
+    descriptor: serve this console until that init exits.  Answer ``ok``.
+``{"op": "attach", "ctid": N}``
+    answer ``ok`` (then the recent output, then what the CT writes, as packets; the client
+    sends ``i`` + typed bytes and ``w`` + a ``struct winsize``), ``busy PID`` while another
+    client is attached, or an error.  The attach ends when the client closes the socket.
+
+The master is read all the time (the CT never blocks on its console); the last
+:data:`RING_SIZE` bytes are kept for the next attach.  The daemon holds a slave descriptor
+too, so that a CT closing and reopening its console causes no hang-up; a ``vhangup()``
+inside (agetty's) still closes every slave for a moment, which only pauses reading.
+A console ends when its CT's init exits.  The daemon exits once it serves no
+CT and no client, under ``DIR/console.lock`` as vzctl takes it to hand a console over.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import termios
+import time
+from pathlib import Path
+
+import attrs
+
+from vzcore.lifecycle.console import LOCKFILE, PIDFILE, SOCKET
+from vzcore.linux.procfs import ProcessId
+
+RING_SIZE = 64 * 1024
+"""Bytes of a console's recent output shown on attach (lxc-console keeps a ring buffer too)."""
+HANGUP_PAUSE = 0.1
+"""Seconds a console's master is left alone after it read EIO (no slave open)."""
+IDLE_GRACE = 30.0
+"""A daemon that never got a console within this many seconds of its start exits."""
+
+
+@attrs.define(eq=False)
+class Console:
+    ctid: int
+    master: int
+    slave: int
+    init: int  # a pidfd of the CT's init
+    ring: bytearray = attrs.field(factory=bytearray)
+    client: socket.socket | None = None
+    paused_until: float = 0.0  # reading the master stopped after a hang-up, until then
+
+    def keep(self, data: bytes) -> None:
+        self.ring += data
+        del self.ring[:-RING_SIZE]
+
+
+class Daemon:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.selector = selectors.DefaultSelector()
+        self.consoles: dict[int, Console] = {}
+        self.started = time.monotonic()
+        self.had_consoles = False
+        self.listener = self._listen()
+
+    def _listen(self) -> socket.socket:
+        path = self.directory / SOCKET
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        old = os.umask(0o077)
+        try:
+            listener.bind(str(path))
+        finally:
+            os.umask(old)
+        listener.listen(16)
+        listener.setblocking(False)
+        self.selector.register(listener, selectors.EVENT_READ, ("listen", None))
+        return listener
+
+    def run(self) -> None:
+        while True:
+            self._resume()
+            for key, _events in self.selector.select(timeout=self._timeout()):
+                kind, console = key.data
+                if kind == "listen":
+                    self._accept()
+                elif kind == "request":
+                    self._request(key.fileobj)  # type: ignore[arg-type]
+                elif kind == "master":
+                    self._output(console)
+                elif kind == "client":
+                    self._input(console)
+                elif kind == "init":
+                    self._drop(console)
+            if self._idle() and self._try_exit():
+                return
+
+    def _timeout(self) -> float | None:
+        now = time.monotonic()
+        if self.consoles:
+            paused = [c.paused_until for c in self.consoles.values() if c.paused_until]
+            return max(0.0, min(paused) - now) if paused else None
+        return max(0.0, IDLE_GRACE - (now - self.started))
+
+    def _pause(self, console: Console) -> None:
+        """No slave is open: agetty's vhangup() closes every one until it reopens the
+        console, and the master then reads EIO at once.  The CT goes on (its end is told
+        by init's pidfd), so stop reading for :data:`HANGUP_PAUSE` instead of spinning."""
+        self.selector.unregister(console.master)
+        console.paused_until = time.monotonic() + HANGUP_PAUSE
+
+    def _resume(self) -> None:
+        now = time.monotonic()
+        for console in self.consoles.values():
+            if console.paused_until and console.paused_until <= now:
+                console.paused_until = 0.0
+                self.selector.register(console.master, selectors.EVENT_READ, ("master", console))
+
+    def _idle(self) -> bool:
+        if self.consoles or len(self.selector.get_map()) > 1:
+            return False
+        return self.had_consoles or time.monotonic() - self.started >= IDLE_GRACE
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        if _peer(conn)[1] != 0:  # only the host's root
+            conn.close()
+            return
+        conn.settimeout(10)
+        self.selector.register(conn, selectors.EVENT_READ, ("request", None))
+
+    def _request(self, conn: socket.socket) -> None:
+        self.selector.unregister(conn)
+        fds: list[int] = []
+        try:
+            message, fds, _flags, _addr = socket.recv_fds(conn, 4096, 2)
+            if not message:
+                conn.close()
+                return
+            request = json.loads(message)
+            if request.get("op") == "add":
+                self.add(int(request["ctid"]), fds, request["init"])
+                fds = []
+                conn.send(b"ok")
+                conn.close()
+            elif request.get("op") == "attach":
+                self._attach(int(request["ctid"]), conn)
+            else:
+                raise ValueError(f"unknown request {request.get('op')!r}")
+        except Exception as exc:
+            for fd in fds:
+                os.close(fd)
+            try:
+                conn.send(f"error: {exc}".encode())
+            except OSError:
+                pass
+            conn.close()
+
+    def add(self, ctid: int, fds: list[int], init: list[int]) -> None:
+        """Serve CT ``ctid``'s console (``fds``: master, slave) until ``init`` exits."""
+        if len(fds) != 2:
+            raise ValueError("the master and a slave descriptor must come with the request")
+        identity = ProcessId(int(init[0]), int(init[1]))
+        pidfd = os.pidfd_open(identity.pid)
+        if not identity.is_alive():  # checked after the pidfd: it then names that process
+            os.close(pidfd)
+            raise ValueError(f"the init of CT {ctid} is gone")
+        if ctid in self.consoles:  # a CT restarted before its old init was seen to exit
+            self._drop(self.consoles[ctid])
+        master, slave = fds
+        os.set_blocking(master, False)
+        console = Console(ctid, master, slave, pidfd)
+        self.consoles[ctid] = console
+        self.had_consoles = True
+        self.selector.register(master, selectors.EVENT_READ, ("master", console))
+        self.selector.register(pidfd, selectors.EVENT_READ, ("init", console))
+
+    def _attach(self, ctid: int, conn: socket.socket) -> None:
+        console = self.consoles.get(ctid)
+        if console is None:
+            raise ValueError(f"the console daemon holds none of CT {ctid} (the daemon was "
+                             "restarted since the CT started, or its start could not hand "
+                             "the console over); restart the CT to get one")
+        if console.client is not None:
+            conn.send(f"busy PID {_peer(console.client)[0]}".encode())
+            conn.close()
+            return
+        conn.setblocking(True)
+        conn.settimeout(5)  # a client that stops reading is dropped, not waited for
+        conn.send(b"ok")
+        if console.ring:
+            conn.send(bytes(console.ring))
+        console.client = conn
+        self.selector.register(conn, selectors.EVENT_READ, ("client", console))
+
+    def _output(self, console: Console) -> None:
+        try:
+            data = os.read(console.master, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._pause(console)
+            return
+        console.keep(data)
+        if console.client is not None:
+            try:
+                console.client.send(data)
+            except OSError:
+                self._detach(console)
+
+    def _input(self, console: Console) -> None:
+        assert console.client is not None
+        try:
+            packet = console.client.recv(65536)
+        except OSError:
+            packet = b""
+        if not packet:
+            self._detach(console)
+        elif packet[:1] == b"i":
+            _write_all(console.master, packet[1:])
+        elif packet[:1] == b"w" and len(packet) == 9:
+            try:
+                fcntl.ioctl(console.master, termios.TIOCSWINSZ, packet[1:])
+            except OSError:
+                pass
+
+    def _detach(self, console: Console) -> None:
+        if console.client is not None:
+            self.selector.unregister(console.client)
+            console.client.close()
+            console.client = None
+
+    def _drop(self, console: Console) -> None:
+        """The CT's init exited: close its console (an attached client sees the end)."""
+        self._detach(console)
+        if not console.paused_until:
+            self.selector.unregister(console.master)
+        self.selector.unregister(console.init)
+        for fd in (console.master, console.slave, console.init):
+            os.close(fd)
+        if self.consoles.get(console.ctid) is console:
+            del self.consoles[console.ctid]
+
+    def _try_exit(self) -> bool:
+        """Exit if still idle once the lock is held (a vzctl may be handing over)."""
+        lock = os.open(self.directory / LOCKFILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if self.selector.select(timeout=0):
+            os.close(lock)
+            return False
+        (self.directory / SOCKET).unlink(missing_ok=True)
+        (self.directory / PIDFILE).unlink(missing_ok=True)
+        return True  # the lock goes with our exit, after the socket
+
+
+def _peer(conn: socket.socket) -> tuple[int, int]:
+    """The (PID, UID) of the process at the other end of ``conn``."""
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    return (int.from_bytes(creds[0:4], sys.byteorder), int.from_bytes(creds[4:8], sys.byteorder))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Type ``data`` into the console; what does not fit now (the CT reads nothing) is
+    dropped rather than blocking every other console."""
+    while data:
+        try:
+            data = data[os.write(fd, data):]
+        except BlockingIOError:
+            return
+
+
+def main(argv: list[str]) -> int:
+    """``consoled DIR [CTID:PID:START_TIME:MASTER:SLAVE]``: the optional argument is the
+    first CT's console (init's identity, descriptors inherited from vzctl)."""
+    if len(argv) not in (2, 3):
+        print("usage: python -m vzcore.lifecycle.consoled DIR [CTID:PID:START_TIME:MASTER:SLAVE]",
+              file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    daemon = Daemon(Path(argv[1]))
+    if len(argv) == 3:
+        ctid, pid, start_time, master, slave = (int(n) for n in argv[2].split(":"))
+        try:
+            daemon.add(ctid, [master, slave], [pid, start_time])
+        except (ValueError, OSError) as exc:  # its init is gone already: serve the next ones
+            print(f"CT {ctid}: {exc}", file=sys.stderr, flush=True)
+    daemon.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
