@@ -7,6 +7,7 @@ the host.  The layout follows what LXC calls "mixed" /proc and /sys and runc's d
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -16,9 +17,12 @@ from vzcore.linux import mounts, safefs
 
 NOSUID, NODEV, NOEXEC, RDONLY = mounts.MS_NOSUID, mounts.MS_NODEV, mounts.MS_NOEXEC, mounts.MS_RDONLY
 
-DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
-"""Character devices every CT gets, bind-mounted from the host's (works with user
-namespaces, where mknod is not allowed)."""
+DEV_NODES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
+             "urandom": (1, 9), "tty": (5, 0)}
+"""Character devices every CT gets (major, minor), made by the host's root in the CT's
+own /dev tmpfs and owned by the CT's root, as LXC does for privileged containers.  Never
+bind mounts of the host's nodes: a CT's root (or its systemd, fixing /dev/console's
+owner) that chmods or chowns its /dev/null must change its own node, not the host's."""
 
 TTY_GID = 5
 """The ``tty`` group inside the CT (Debian's), which owns its pseudo-terminals."""
@@ -36,7 +40,7 @@ MASKED = (
     "proc/sched_debug", "proc/acpi", "proc/asound", "proc/scsi", "proc/kmsg",
     "sys/firmware", "sys/devices/virtual/powercap", "sys/kernel/debug", "sys/kernel/security",
 )
-"""Host information a CT must not see: files get /dev/null over them, directories an
+"""Host information a CT must not see: files get the CT's /dev/null over them, directories an
 empty read-only tmpfs."""
 
 READ_ONLY = ("proc/sys", "proc/sysrq-trigger", "proc/irq", "proc/bus", "proc/fs")
@@ -77,9 +81,13 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
     uid, gid = owner
     safefs.mount_at(root_fd, "dev", "tmpfs", "tmpfs", NOSUID | mounts.MS_STRICTATIME,
                     f"mode=755,size=65536k,uid={uid},gid={gid}")
-    for name in DEV_NODES:
-        safefs.mount_at(root_fd, f"dev/{name}", f"/dev/{name}", None, mounts.MS_BIND, kind="file")
     with safefs.opened(root_fd, "dev", os.O_PATH | os.O_DIRECTORY) as dev_fd:
+        # The tmpfs was mounted by the host's root, so its nodes open in a user namespace
+        # too (only mounts made inside one are nodev); the devices plugin gates access.
+        for name, (major, minor) in DEV_NODES.items():
+            os.mknod(name, stat.S_IFCHR | 0o666, os.makedev(major, minor), dir_fd=dev_fd)
+            os.chown(name, uid, gid, dir_fd=dev_fd, follow_symlinks=False)
+            os.chmod(name, 0o666, dir_fd=dev_fd, follow_symlinks=False)  # not the umask's
         for name, target in DEV_LINKS.items():
             os.symlink(target, name, dir_fd=dev_fd)
             os.chown(name, uid, gid, dir_fd=dev_fd, follow_symlinks=False)
@@ -94,9 +102,19 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
 def _bind_console(root_fd: int, console: str | None) -> None:
     """/dev/console: the CT's console pty, made by the core at start and kept open on the
     host (systemd's container interface asks for that); never the host's console.
-    Without one (a start that made none) it writes to /dev/null."""
-    safefs.mount_at(root_fd, "dev/console", console or "/dev/null", None, mounts.MS_BIND,
-                    kind="file")
+    Without one (a start that made none) it writes to the CT's own /dev/null."""
+    if console:
+        safefs.mount_at(root_fd, "dev/console", console, None, mounts.MS_BIND, kind="file")
+    else:
+        _bind_ct_null(root_fd, "dev/console")
+
+
+def _bind_ct_null(root_fd: int, path: str) -> None:
+    """Bind the CT's own /dev/null (made by :func:`_build_dev`) on ``path``."""
+    with safefs.opened(root_fd, "dev/null", os.O_PATH | os.O_NOFOLLOW) as null:
+        if not stat.S_ISCHR(os.fstat(null).st_mode):
+            raise KernelError("bind the CT's /dev/null on", path, errno.ENODEV)
+        safefs.mount_at(root_fd, path, f"/proc/self/fd/{null}", None, mounts.MS_BIND, kind="file")
 
 
 def _lookup(root_fd: int, path: str) -> int | None:
@@ -115,7 +133,7 @@ def _mask(root_fd: int) -> None:
             safefs.mount_at(root_fd, path, "tmpfs", "tmpfs", RDONLY | NOSUID | NODEV | NOEXEC,
                             "size=0,mode=555")
         elif kind is not None:
-            safefs.mount_at(root_fd, path, "/dev/null", None, mounts.MS_BIND, kind="file")
+            _bind_ct_null(root_fd, path)
 
 
 def _read_only(root_fd: int) -> None:
