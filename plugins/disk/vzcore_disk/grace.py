@@ -63,7 +63,7 @@ def next_state(grace: Grace, usage: Usage, limits: Limits, now: float) -> Grace:
     over_inodes = usage.inodes_used > limits.inodes_soft
     space_since = (grace.space_since or now) if over_space else None
     inodes_since = (grace.inodes_since or now) if over_inodes else None
-    expired = space_since is not None and now - space_since > limits.quotatime
+    expired = space_since is not None and now - space_since >= limits.quotatime
     return Grace(space_since, inodes_since, expired)
 
 

@@ -10,6 +10,7 @@ beyond them fails with ENOSPC inside the CT and takes nothing more from the host
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import attrs
@@ -104,10 +105,18 @@ def mount(ctid: int, image: Path, root: Path) -> None:
 
 
 def umount(root: Path, image: Path) -> None:
-    """Unmount ``root`` and free the image's loop devices (idempotent)."""
+    """Unmount ``root`` and free the image's loop devices (idempotent).
+
+    The kernel frees an auto-clearing device at its last close, and udev's probe of the
+    change may hold it open a moment after the unmount: wait for that (a few ms), so the
+    verb ends with no device left, as ``losetup`` will show."""
     mounts.umount(root)
-    if image.exists():
-        detach_unmounted(image)
+    if not image.exists():
+        return
+    detach_unmounted(image)
+    deadline = time.monotonic() + 5
+    while loop.devices_of(image) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def detach_unmounted(image: Path) -> None:
@@ -182,10 +191,19 @@ def _resize_unmounted(ctid: int, image: Path, blocks: int) -> None:
         f.truncate(size)
 
 
+RESERVE_ID = 65535
+"""Who may use the reserve besides CAP_SYS_RESOURCE in the host's user namespace: ext4's
+``resuid``/``resgid`` are 16 bits, and its default, 0, is a privileged CT's root; 65535
+((uint16)-1) is no one's ID in practice."""
+
+
 def set_reserve(ctid: int, target: str, kblocks: int) -> None:
-    """Reserve ``kblocks`` of the file system for the host's root (``tune2fs -r``; the
-    kernel takes the new count at once on a mounted file system)."""
-    run(ctid, "set the file system's reserve", ["tune2fs", "-r", str(kblocks * 1024 // BLOCK), target])
+    """Reserve ``kblocks`` of the file system (``tune2fs -r``; the kernel takes the new
+    count at once on a mounted file system): only a process with CAP_SYS_RESOURCE in the
+    host's user namespace, which no CT has, or of ID :data:`RESERVE_ID` may use it."""
+    run(ctid, "set the file system's reserve",
+        ["tune2fs", "-r", str(kblocks * 1024 // BLOCK), "-u", str(RESERVE_ID),
+         "-g", str(RESERVE_ID), target])
 
 
 def superblock(ctid: int, target: str) -> dict[str, str]:
