@@ -49,3 +49,14 @@ def refresh_capacity(device: str) -> None:
 def detach(device: str) -> None:
     """Detach ``device`` (an unmounted one is freed at once; a mounted one on unmount)."""
     _losetup("--detach", device)
+
+
+def ensure_module() -> None:
+    """Load the loop driver where it is a module not yet loaded (no ``/dev/loop-control``),
+    as vzctl loads the modules it needs; a kernel without it is named in the error."""
+    if Path("/dev/loop-control").exists():
+        return
+    subprocess.run(["modprobe", "loop"], capture_output=True, check=False)
+    if not Path("/dev/loop-control").exists():
+        raise VzError("this kernel has no loop devices (/dev/loop-control is missing and "
+                      "'modprobe loop' did not add it); the image layout needs them")

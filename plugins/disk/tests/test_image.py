@@ -229,3 +229,20 @@ def test_kill_at_every_point_of_create_and_start(vz_env: VzEnv, vzctl: Vzctl,
     vzctl("stop", 101)
     vzctl("destroy", 101)
     assert not loops_of(vz_env)
+
+
+@pytest.mark.vm
+def test_live_grow_without_restart(vz_env: VzEnv, vzctl: Vzctl) -> None:
+    if not caps.in_effective_set(caps.NUMBERS["sys_resource"]):
+        pytest.skip("vzctl lacks CAP_SYS_RESOURCE here, which ext4's online resize needs "
+                    "(the refusal is tested in test_image_acceptance)")
+    vzctl("create", 101, "--ostemplate", "busybox", *ACCEPTANCE)
+    vzctl("start", 101)
+    pid = vzctl("exec", 101, "cat /proc/1/stat").stdout.split()[21]  # init's start time
+    assert written_mb(vzctl, 101, "/big", 200) < 121
+    vzctl("set", 101, "--diskspace", "300M:300M", "--save")
+    assert written_mb(vzctl, 101, "/big", 200) == 200
+    size, _used = df_k(vzctl, 101)
+    assert 295 * 1024 < size <= 300 * 1024, f"df shows {size}K for 300M"
+    assert vzctl("exec", 101, "cat /proc/1/stat").stdout.split()[21] == pid  # no restart
+    vzctl("stop", "--fast", 101)

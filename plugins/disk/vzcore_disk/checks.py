@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from vzcore.container import Container
 
 KEYS = ("DISKSPACE", "DISKINODES", "QUOTATIME")
-LIMITING = ("image",)
+LIMITING = ("image", "btrfs")
 """The layouts on which the kernel enforces the limits."""
 
 
@@ -21,6 +21,13 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 
     if verb == "create" and ct.layout == area.LAYOUT:
         area.require_size(ct, limits.of(ct))
+        return
+    if verb == "create" and ct.layout == "btrfs":
+        from vzcore_disk import btrfs_area
+
+        btrfs_area.check_pool(ct)
+        if "DISKINODES" in changes:
+            raise InvalidValue(_NO_INODE_QUOTA.format(ctid=ct.ctid))
         return
     given = [key for key in ("DISKSPACE", "DISKINODES") if key in changes
              and changes[key].new is not None and changes[key].new != changes[key].old]
@@ -34,6 +41,10 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
             f"not drive; create the CT with --layout image (or 'vzctl convert {ct.ctid} "
             "--layout image' when that lands)")
     if verb != "set":
+        return
+    if ct.layout == "btrfs":
+        if "DISKINODES" in given:
+            raise InvalidValue(_NO_INODE_QUOTA.format(ctid=ct.ctid))
         return
     old = limits.of(ct)
     new = limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
@@ -60,6 +71,11 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
             raise InvalidValue(
                 f"CT {ct.ctid}: --diskspace hard limit {new.space_hard}K is below the "
                 f"{used.blocks_used}K the CT uses; free space inside or give more")
+
+
+_NO_INODE_QUOTA = ("CT {ctid}: --diskinodes cannot be enforced on layout btrfs, which has no "
+                   "inode quota (vzctl quota counts the CT's inodes); leave it out, or use "
+                   "--layout image")
 
 
 def can_resize_online() -> bool:

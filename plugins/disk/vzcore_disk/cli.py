@@ -23,15 +23,16 @@ def quota(session: Session, ctid: str, as_json: bool) -> int:
     """
     import json
 
-    from vzcore_disk import area, report
+    from vzcore_disk import layouts, report
 
     engine = session.engine
     engine.plugins.check_conflicts()
     ct = engine.container(parse_ctid(ctid))
     ct.require_exists()
-    if ct.layout == area.LAYOUT and area.image.image_of(ct.private).exists():
+    layout = layouts.of(ct)
+    if layout is not None and ct.private.exists():
         with engine.lock(ct, "quota"):
-            area.enforce(ct)
+            layout.enforce(ct)
     table = report.rows(ct)
     if as_json:
         click.echo(json.dumps({"ctid": ct.ctid, **{

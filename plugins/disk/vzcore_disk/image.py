@@ -99,6 +99,7 @@ def check(ctid: int, image: Path) -> None:
 
 def mount(ctid: int, image: Path, root: Path) -> None:
     """Check, attach and mount the image at ``root``."""
+    loop.ensure_module()
     detach_unmounted(image)
     check(ctid, image)
     run(ctid, f"mount {image}", ["mount", "-t", "ext4", "-o", "loop", str(image), str(root)])

@@ -19,16 +19,16 @@ if TYPE_CHECKING:
     from vzcore.params import Command, Field, Parameter
     from vzcore.runtime import Run
 
-LAYOUT = "image"
+LAYOUTS = ("image", "btrfs")
 KEYS = ("DISKSPACE", "DISKINODES", "QUOTATIME")
 
 
 @hookimpl
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="quota",
-                      summary="disk layout image (ext4 in a sparse file on a loop device); "
-                              "diskspace and diskinodes limits",
-                      variants={"VE_LAYOUT": (LAYOUT,)})
+                      summary="disk layouts image (ext4 in a sparse file on a loop device) and "
+                              "btrfs (a subvolume in a qgroup); diskspace and diskinodes limits",
+                      variants={"VE_LAYOUT": LAYOUTS})
 
 
 @hookimpl
@@ -78,14 +78,16 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 
 @hookimpl
 def vz_layout_create(ct: Container) -> None:
-    from vzcore_disk import area
+    from vzcore_disk import layouts
 
-    area.make(ct)
+    layout = layouts.of(ct)
+    if layout is not None:
+        layout.make(ct)
 
 
 @hookimpl
 def vz_quota_init(ct: Container) -> None:
-    if ct.layout == LAYOUT:
+    if ct.layout in LAYOUTS:
         from vzcore_disk import image
 
         image.own_unshifted(ct.root, ct.root_owner)
@@ -93,39 +95,45 @@ def vz_quota_init(ct: Container) -> None:
 
 @hookimpl
 def vz_mount(ct: Container) -> None:
-    if ct.layout == LAYOUT:
-        from vzcore_disk import area
+    from vzcore_disk import layouts
 
-        area.mount(ct)
+    layout = layouts.of(ct)
+    if layout is not None:
+        layout.mount(ct)
 
 
 @hookimpl
 def vz_umount(ct: Container) -> None:
-    if ct.layout == LAYOUT:
-        from vzcore_disk import area
+    from vzcore_disk import layouts
 
-        area.umount(ct)
+    layout = layouts.of(ct)
+    if layout is not None:
+        layout.umount(ct)
 
 
 @hookimpl
 def vz_destroy(ct: Container) -> None:
-    if ct.layout == LAYOUT:
-        from vzcore_disk import area
+    from vzcore_disk import layouts
 
-        area.destroy(ct)
+    layout = layouts.of(ct)
+    if layout is not None:
+        layout.destroy(ct)
 
 
 @hookimpl
 def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
-    if ct.layout != LAYOUT or not any(key in changes for key in KEYS):
+    from vzcore_disk import layouts
+
+    layout = layouts.of(ct)
+    if layout is None or not any(key in changes for key in KEYS):
         return
-    from vzcore_disk import area, limits
+    from vzcore_disk import limits
 
     old = limits.of(ct)
     new = limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
-    area.resize(ct, old, new)
-    if area.mounted(ct):
-        area.enforce(ct, new)
+    layout.resize(ct, old, new)
+    if layout.mounted(ct):
+        layout.enforce(ct, new)
 
 
 @hookimpl

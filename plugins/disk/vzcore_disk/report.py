@@ -26,16 +26,20 @@ class Row:
 
 def rows(ct: Container) -> list[Row]:
     """The CT's 1k-blocks and inodes rows (usage ``None`` where its layout cannot tell)."""
-    from vzcore_disk import area
+    from vzcore_disk import area, layouts
 
     wanted = limits.of(ct)
     used = None
     state = grace.Grace()
-    if ct.layout == area.LAYOUT and area.image.image_of(ct.private).exists():
+    layout = layouts.of(ct)
+    if layout is area and area.image.image_of(ct.private).exists():
         used = area.usage(ct)
         state = grace.load(ct.private)
         # the image's own size and inode count are its hard limits, whatever the config says
         wanted = attrs.evolve(wanted, space_hard=used.blocks_total, inodes_hard=used.inodes_total)
+    elif layout is not None and ct.private.exists():
+        used = layout.usage(ct)
+        state = grace.load(ct.private)
     return [
         Row("1k-blocks", used.blocks_used if used else None, wanted.space_soft,
             wanted.space_hard, grace.remaining(state.space_since, wanted.quotatime)),
