@@ -35,11 +35,12 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
         return
     option = f"--{given[0].lower()}"
     if ct.layout not in LIMITING:
+        from vzcore_disk import simfs
+
         raise InvalidValue(
             f"CT {ct.ctid}: {option} cannot be enforced on layout {ct.layout}: a directory "
-            "would need ext4 or XFS project quota on its host file system, which vzcore does "
-            f"not drive; create the CT with --layout image (or 'vzctl convert {ct.ctid} "
-            "--layout image' when that lands)")
+            f"needs project quota on its host file system, and {simfs.project_quota(ct.private)}; "
+            "use --layout image or btrfs for a CT with limits")
     if verb != "set":
         return
     if ct.layout == "btrfs":

@@ -40,6 +40,10 @@ def rows(ct: Container) -> list[Row]:
     elif layout is not None and ct.private.exists():
         used = layout.usage(ct)
         state = grace.load(ct.private)
+    elif ct.layout == "simfs" and ct.private.is_dir():
+        from vzcore_disk import simfs
+
+        used = simfs.usage(ct.private)  # no limit holds: usage only
     return [
         Row("1k-blocks", used.blocks_used if used else None, wanted.space_soft,
             wanted.space_hard, grace.remaining(state.space_since, wanted.quotatime)),
