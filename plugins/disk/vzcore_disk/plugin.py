@@ -67,6 +67,8 @@ def vz_commands() -> Iterable[Command]:
 
     yield Command(name="quota", target="vzcore_disk.cli:quota",
                   summary="Show a CT's disk quota: usage, soft and hard limits, grace")
+    yield Command(name="convert", target="vzcore_disk.convert_cli:convert",
+                  summary="Move a stopped CT's files into another layout")
 
 
 @hookimpl
