@@ -19,6 +19,11 @@ LIMITING = ("image", "btrfs")
 def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     from vzcore_disk import area
 
+    # the values parse: the saved ones at start (a hand-edited config is input too), the
+    # new ones otherwise (the CLI parsed them; a caller of the hook may not have)
+    limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
+    if verb == "start":
+        return
     if verb == "create" and ct.layout == area.LAYOUT:
         area.require_size(ct, limits.of(ct))
         return

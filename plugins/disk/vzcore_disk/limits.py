@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from vzcore.values import LONG_MAX, PairOf, Size
+from vzcore.errors import InvalidValue
+from vzcore.values import LONG_MAX, Integer, PairOf, Size
 
 if TYPE_CHECKING:
     from vzcore.container import Container
@@ -15,6 +16,8 @@ DISKSPACE = PairOf(Size(1024), names=("soft", "hard"), metavar="S[:H]")
 """``--diskspace soft[:hard]`` in 1K blocks (K, M, G, T suffixes)."""
 DISKINODES = PairOf(Size(0), names=("soft", "hard"), metavar="S[:H]")
 """``--diskinodes soft[:hard]``: a count of inodes."""
+QUOTATIME = Integer(0, 2**31 - 1)
+"""``--quotatime seconds``."""
 DEFAULT_QUOTATIME = 0
 """OpenVZ's default grace: none; past the soft limit writes are refused at once."""
 MIN_IMAGE_KBLOCKS = 16 * 1024
@@ -49,11 +52,19 @@ def of(ct: Container, overrides: dict[str, str | None] | None = None) -> Limits:
             return overrides[key]
         return ct.get(key)
 
-    space = text("DISKSPACE")
-    inodes = text("DISKINODES")
-    quotatime = text("QUOTATIME")
-    s = DISKSPACE.parse(space) if space else None
-    i = DISKINODES.parse(inodes) if inodes else None
+    def parsed(key: str, grammar: Any) -> Any:
+        value = text(key)
+        if not value:
+            return None
+        try:
+            return grammar.parse(value)
+        except ValueError as exc:  # a hand-edited config is input too
+            raise InvalidValue(f"CT {ct.ctid}: {key}={value!r} in its config: {exc}; set it "
+                               f"again with 'vzctl set {ct.ctid} --{key.lower()} ... --save'") from None
+
+    s = parsed("DISKSPACE", DISKSPACE)
+    i = parsed("DISKINODES", DISKINODES)
+    quotatime = parsed("QUOTATIME", QUOTATIME)
     return Limits(s.soft if s else LONG_MAX, s.hard if s else LONG_MAX,
                   i.soft if i else LONG_MAX, i.hard if i else LONG_MAX,
-                  int(quotatime) if quotatime else DEFAULT_QUOTATIME)
+                  quotatime if quotatime is not None else DEFAULT_QUOTATIME)

@@ -34,8 +34,7 @@ def vz_plugin_info() -> PluginInfo:
 @hookimpl
 def vz_parameters() -> Iterable[Parameter]:
     from vzcore.params import Parameter
-    from vzcore.values import Integer
-    from vzcore_disk.limits import DISKINODES, DISKSPACE
+    from vzcore_disk.limits import DISKINODES, DISKSPACE, QUOTATIME
 
     yield Parameter(name="diskspace", key="DISKSPACE", type=DISKSPACE, live=True, on_create=True,
                     help="disk space soft[:hard] limit in 1K blocks (K, M, G, T suffixes); "
@@ -45,7 +44,7 @@ def vz_parameters() -> Iterable[Parameter]:
                     on_create=True,
                     help="inode soft[:hard] limit; layout image: the hard limit is the file "
                          "system's inode count, fixed at create")
-    yield Parameter(name="quotatime", key="QUOTATIME", type=Integer(0, 2**31 - 1), live=True,
+    yield Parameter(name="quotatime", key="QUOTATIME", type=QUOTATIME, live=True,
                     on_create=True,
                     help="grace time in seconds during which use may stay above the soft "
                          "limits")
