@@ -36,7 +36,9 @@ def rows(ct: Container) -> list[Row]:
         used = area.usage(ct)
         state = grace.load(ct.private)
         # the image's own size and inode count are its hard limits, whatever the config says
-        wanted = attrs.evolve(wanted, space_hard=used.blocks_total, inodes_hard=used.inodes_total)
+        wanted = attrs.evolve(wanted, space_hard=used.blocks_total, inodes_hard=used.inodes_total,
+                              space_soft=min(wanted.space_soft, used.blocks_total),
+                              inodes_soft=min(wanted.inodes_soft, used.inodes_total))
     elif layout is not None and ct.private.exists():
         used = layout.usage(ct)
         state = grace.load(ct.private)
