@@ -91,3 +91,26 @@ def test_kill_at_every_point_of_convert(vz_env: VzEnv, vzctl: Vzctl, busybox_ct:
         assert vzctl("exec", 101, LOOK).stdout == before, point
         vzctl("stop", "--fast", 101)
         vzctl("convert", 101, "--layout", "simfs")
+
+
+def test_destroy_after_a_killed_convert_leaves_nothing(vz_env: VzEnv, vzctl: Vzctl,
+                                                       busybox_ct: int, tmp_path: Path) -> None:
+    argv = ["convert", "101", "--layout", "image", "--diskspace", "32M"]
+    points = crash.learn_points(vz_env, argv, ("convert:",), tmp_path / "trace")
+    vzctl("destroy", 101)
+    for point in points:
+        vzctl("create", 101, "--ostemplate", "busybox")
+        crash.kill_at(vz_env, argv, point)
+        if mounts.is_mount_point(vz_env.ct_root(101)):
+            vzctl("umount", 101)
+        vzctl("destroy", 101)
+        assert not (vz_env.root / "vz/private").exists() or \
+            not list((vz_env.root / "vz/private").iterdir()), point
+        assert not leftovers_outside(vz_env), point
+
+
+def leftovers_outside(vz_env: VzEnv) -> list[str]:
+    loops = [e.name for e in Path("/sys/block").glob("loop*")
+             if (e / "loop/backing_file").exists()
+             and (e / "loop/backing_file").read_text().startswith(str(vz_env.root))]
+    return loops + mounts.mounts_below(vz_env.root)

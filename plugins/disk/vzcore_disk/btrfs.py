@@ -140,15 +140,35 @@ def delete(ctid: int, pool: Path, subvolume: Path) -> None:
     """Delete the CT's subvolume, the ones the CT made inside it, and its qgroup.
 
     A full qgroup would refuse even the deletion (it needs room for metadata): the limit
-    goes first.  The qgroup can go once the kernel's cleaner dropped the subvolumes."""
+    goes first.  The qgroup can go once the kernel's cleaner dropped the subvolumes; each
+    deletion commits, which wakes the cleaner (else ``subvolume sync`` waits for the next
+    periodic commit, 30 s by default)."""
     exists = (sysfs_dir(pool) / "qgroups" / f"1_{ctid}").exists()
     if exists:
         set_limit(ctid, pool, None)
     if subvolume.exists():
         for nested in subvolumes_below(subvolume):
             run(ctid, f"delete subvolume {nested}",
-                ["btrfs", "subvolume", "delete", str(nested)])
+                ["btrfs", "subvolume", "delete", "--commit-after", str(nested)])
         run(ctid, "wait for the deleted subvolumes to be dropped",
             ["btrfs", "subvolume", "sync", str(pool)])
     if exists:
-        run(ctid, "remove the CT's qgroup", ["btrfs", "qgroup", "destroy", qgroup(ctid), str(pool)])
+        _destroy_qgroup(ctid, pool)
+
+
+def _destroy_qgroup(ctid: int, pool: Path) -> None:
+    """Remove ``1/CTID``.  The qgroups of the dropped subvolumes leave it at a later
+    transaction commit: commit (``filesystem sync``) and try again until they did (the
+    kernel answers EBUSY meanwhile); a few commits at most."""
+    import time
+
+    for attempt in range(50):
+        run(ctid, "commit the pool", ["btrfs", "filesystem", "sync", str(pool)])
+        try:
+            run(ctid, "remove the CT's qgroup",
+                ["btrfs", "qgroup", "destroy", qgroup(ctid), str(pool)])
+            return
+        except VzError as exc:
+            if "busy" not in str(exc).lower() or attempt == 49:
+                raise
+            time.sleep(0.1)

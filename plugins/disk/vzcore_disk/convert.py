@@ -243,3 +243,33 @@ def recover(engine: Engine, ct: Container) -> bool:
     engine.warn(f"CT {ct.ctid}: undid the conversion to {data['to']} a killed vzctl left")
     return True
 
+
+
+def discard(ct: Container) -> None:
+    """Remove what a killed convert left beside a CT being destroyed: the new area (made by
+    this plugin's layouts or a simfs directory), the old one, the journal."""
+    from vzcore.linux import safefs
+    from vzcore_disk import layouts
+
+    path = journal_of(ct)
+    if not path.exists():
+        return
+    data = json.loads(path.read_text())
+    for suffix, layout, overrides in ((".convert", data["to"], data["overrides"]),
+                                      (".old", data["from"], {})):
+        twin = _twin(ct, layout, suffix, overrides)
+        module = layouts.of(twin)
+        if module is not None:
+            module.umount(twin)
+            module.destroy(twin)
+        elif twin.private.exists():
+            marker = areas.read_marker(twin.private)
+            if marker is not None and marker != str(ct.ctid):
+                continue  # not this CT's: left in place
+            safefs.remove_tree(twin.private)
+    try:
+        _sibling(ct.root, ".convert").rmdir()
+    except OSError:
+        pass
+    _sibling(ct.private, ".convert.conf").unlink(missing_ok=True)
+    path.unlink()

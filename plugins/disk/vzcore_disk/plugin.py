@@ -114,8 +114,9 @@ def vz_umount(ct: Container) -> None:
 
 @hookimpl
 def vz_destroy(ct: Container) -> None:
-    from vzcore_disk import layouts
+    from vzcore_disk import convert, layouts
 
+    convert.discard(ct)  # what a killed 'vzctl convert' left beside the area
     layout = layouts.of(ct)
     if layout is not None:
         layout.destroy(ct)
