@@ -45,7 +45,8 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
         raise InvalidValue(
             f"CT {ct.ctid}: {option} cannot be enforced on layout {ct.layout}: a directory "
             f"needs project quota on its host file system, and {simfs.project_quota(ct.private)}; "
-            "use --layout image or btrfs for a CT with limits")
+            "use --layout image or btrfs for a CT with limits (an existing CT: "
+            f"'vzctl convert {ct.ctid} --layout image --diskspace ...')")
     if verb != "set":
         return
     if ct.layout == "btrfs":
