@@ -247,3 +247,31 @@ def test_live_grow_without_restart(vz_env: VzEnv, vzctl: Vzctl) -> None:
     assert 95 * 1024 < size <= 100 * 1024, f"df shows {size}K for 100M"
     assert vzctl("exec", 101, "cut -d' ' -f22 /proc/1/stat").stdout == started  # no restart
     vzctl("stop", "--fast", 101)
+
+
+def test_an_unclean_image_is_checked_before_the_mount(vz_env: VzEnv, vzctl: Vzctl) -> None:
+    import subprocess
+
+    vzctl("create", 101, "--ostemplate", "busybox", "--layout", "image", "--diskspace", "32M")
+    vzctl("start", 101)
+    sh(vzctl, 101, "echo kept > /marker")
+    vzctl("stop", "--fast", 101)
+    image = image_of(vz_env.private(101))
+    # as a host crash leaves it: the superblock says "not clean" (and an orphan count)
+    subprocess.run(["debugfs", "-w", "-R", "ssv state 0", str(image)], check=True,
+                   capture_output=True)
+    state = subprocess.run(["dumpe2fs", "-h", str(image)], capture_output=True, text=True).stdout
+    assert "not clean" in state
+    vzctl("start", 101)
+    assert sh(vzctl, 101, "cat /marker") == "kept\n"
+    vzctl("stop", "--fast", 101)
+    state = subprocess.run(["dumpe2fs", "-h", str(image)], capture_output=True, text=True).stdout
+    assert "Filesystem state:         clean" in state
+
+    # damage e2fsck -p must not repair alone: the mount is refused, nothing is mounted
+    with open(image, "r+b") as f:
+        f.seek(1024)
+        f.write(b"\0" * 1024)  # the primary superblock
+    out = vzctl("start", 101, check=False)
+    assert out.returncode != 0 and "e2fsck -f" in out.stderr, out.stderr
+    assert not mounts.mounts_below(vz_env.root) and not loops_of(vz_env)
