@@ -200,6 +200,36 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 
 
 @hookspec()
+def vz_layout_create(ct: Container) -> None:
+    """Make a new CT's private area in its layout and mount it at ``ct.root`` to be filled.
+
+    **When**: ``vzctl create``, after the CT's config was written and before
+    :func:`vz_create`; only the plugin offering the CT's ``VE_LAYOUT`` is called.  A layout
+    whose private area is the CT's tree itself (``simfs``) needs no implementation: the
+    template plugin makes and fills ``ct.private``.  For any other layout the template
+    plugin fills ``ct.root``, so this hook leaves the new file system mounted there; the
+    engine unmounts it (:func:`vz_umount`) once the create is done or failed.
+    **Where**: host, root.
+
+    :param ct: the new CT; ``ct.private`` does not exist yet: make it and mark it at once
+        with :func:`vzcore.areas.write_marker`, so that destroy recognises an area left by
+        an interrupted create as this CT's.
+
+    **Returns**: nothing.
+    **Errors**: raising aborts create; the engine unmounts ``ct.root``, calls
+    :func:`vz_destroy` and removes the config.
+
+    Example::
+
+        @hookimpl
+        def vz_layout_create(ct):
+            if ct.layout == "image":
+                make_image(ct.private, size_of(ct))
+                mount_image(ct.private, ct.root)
+    """
+
+
+@hookspec()
 def vz_create(ct: Container) -> None:
     """Populate the CT's private area from its OS template.
 

@@ -20,7 +20,7 @@ from vzcore.errors import (
 from vzcore.faults import checkpoint
 from vzcore.lifecycle import privileged
 from vzcore.lifecycle.areas import check_areas, check_removable
-from vzcore.lifecycle.mount import check_layout, is_mounted
+from vzcore.lifecycle.mount import check_layout, is_mounted, layout_provider, umount_ct
 from vzcore.lifecycle.teardown import teardown
 from vzcore.lock import CtLock
 from vzcore.paths import DEFAULTS
@@ -77,10 +77,7 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
         checkpoint("create:config-written")
         engine.say(f"Creating CT {ct.ctid} from template {ct.get('OSTEMPLATE')} ...")
         try:
-            plugins.run_each("vz_create", ct=ct)
-            _mark(engine, ct)
-            checkpoint("create:populated")
-            plugins.run_each("vz_quota_init", ct=ct)
+            _populate(engine, ct)
         except BaseException:
             errors: list[BaseException] = []
             plugins.run_each("vz_destroy", reverse=True, on_error=errors.append, ct=ct)
@@ -89,6 +86,22 @@ def create(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
             ct.config.path.unlink(missing_ok=True)
             raise
     engine.say(f"CT {ct.ctid} was created")
+
+
+def _populate(engine: Engine, ct: Container) -> None:
+    """Make the private area in the CT's layout and fill it from the template; a layout
+    other than simfs mounts its new file system at VE_ROOT for it, unmounted at the end."""
+    plugins = engine.plugins
+    plugins.run_each("vz_layout_create", ct=ct, only=layout_provider(engine, ct).__eq__)
+    try:
+        checkpoint("create:area-made")
+        plugins.run_each("vz_create", ct=ct)
+        _mark(engine, ct)
+        checkpoint("create:populated")
+        plugins.run_each("vz_quota_init", ct=ct)
+    finally:
+        if is_mounted(ct):
+            umount_ct(engine, ct)
 
 
 def _choose_id_range(engine: Engine, ct: Container) -> None:

@@ -70,7 +70,7 @@ def _cache_dir(ct: Container) -> Path:
 @hookimpl
 def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     """At create, the template must exist before anything is written."""
-    if verb != "create" or ct.layout != LAYOUT:
+    if verb != "create":
         return
     name = ct.config.get("OSTEMPLATE") or BUILTIN
     if name == BUILTIN:
@@ -85,8 +85,29 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 
 @hookimpl
 def vz_create(ct: Container) -> None:
-    if ct.layout != LAYOUT:
+    # simfs: the private area is the CT's tree.  Another layout's provider made its area
+    # and mounted the new file system at VE_ROOT (vz_layout_create): the template fills that.
+    target = ct.private if ct.layout == LAYOUT else ct.root
+    if ct.layout == LAYOUT:
+        _make_private(ct)
+    name = ct.get("OSTEMPLATE") or BUILTIN
+    idmap = ct.idmap
+    if name == BUILTIN:
+        from vzcore_template import busybox
+
+        busybox.populate(target)
+        if idmap is not None:  # the CT's root is host LOCAL_UID: its files are owned so
+            safefs.shift_ownership(target, idmap.host_uid, idmap.host_gid)
         return
+    from vzcore_template import tarball
+
+    skipped = tarball.unpack(tarball.find(_cache_dir(ct), name), target, _progress, idmap)
+    if skipped:
+        sys.stderr.write(f"Warning: CT {ct.ctid}: template {name}: left out {len(skipped)} device "
+                         f"node(s) or socket(s) ({', '.join(skipped[:5])}); /dev is made at start\n")
+
+
+def _make_private(ct: Container) -> None:
     try:
         ct.private.parent.mkdir(parents=True, exist_ok=True)
         ct.private.mkdir(mode=0o755)
@@ -95,21 +116,6 @@ def vz_create(ct: Container) -> None:
     except OSError as exc:
         raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
                           f"{exc.strerror}") from exc
-    name = ct.get("OSTEMPLATE") or BUILTIN
-    idmap = ct.idmap
-    if name == BUILTIN:
-        from vzcore_template import busybox
-
-        busybox.populate(ct.private)
-        if idmap is not None:  # the CT's root is host LOCAL_UID: its files are owned so
-            safefs.shift_ownership(ct.private, idmap.host_uid, idmap.host_gid)
-        return
-    from vzcore_template import tarball
-
-    skipped = tarball.unpack(tarball.find(_cache_dir(ct), name), ct.private, _progress, idmap)
-    if skipped:
-        sys.stderr.write(f"Warning: CT {ct.ctid}: template {name}: left out {len(skipped)} device "
-                         f"node(s) or socket(s) ({', '.join(skipped[:5])}); /dev is made at start\n")
 
 
 @hookimpl

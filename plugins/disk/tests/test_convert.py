@@ -1,0 +1,116 @@
+"""vzctl convert: a stopped CT's files move to another layout, verified before the old
+area goes; a convert killed at any point is finished or undone by the next one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vzcore.linux import mounts
+from vzcore.testing import crash
+from vzcore.testing.contracts import PROFILES, profile_options
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+
+pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
+
+FILL = ("dd if=/dev/urandom of=/data bs=1M count=3 2>/dev/null; ln -s /data /link; "
+        "mkdir -p /home/u; touch /home/u/f; chown -R 1000:1000 /home/u; chmod 4755 /home/u/f")
+LOOK = "md5sum /data; ls -ln /link /home/u/f | cut -c1-10,15-30,55-"
+
+
+def layout_of(vz_env: VzEnv, ctid: int) -> str:
+    for line in vz_env.conf(ctid).read_text().splitlines():
+        if line.startswith("VE_LAYOUT="):
+            return line.split("=", 1)[1].strip('"')
+    return "simfs"
+
+
+def leftovers(vz_env: VzEnv) -> list[str]:
+    siblings = [p.name for p in (vz_env.root / "vz/private").iterdir() if p.name != "101"]
+    loops = [e.name for e in Path("/sys/block").glob("loop*")
+             if (e / "loop/backing_file").exists()
+             and (e / "loop/backing_file").read_text().startswith(str(vz_env.root))]
+    return siblings + loops + mounts.mounts_below(vz_env.root)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_convert_there_and_back_keeps_every_file(vz_env: VzEnv, vzctl: Vzctl, profile: str) -> None:
+    vzctl("create", 101, "--ostemplate", "busybox", *profile_options(vz_env, profile))
+    vzctl("start", 101)
+    vzctl("exec", 101, FILL)
+    before = vzctl("exec", 101, LOOK).stdout
+    out = vzctl("convert", 101, "--layout", "image", "--diskspace", "64M", check=False)
+    assert out.returncode == 32 and "stopped" in out.stderr  # running: refused
+    vzctl("stop", "--fast", 101)
+    vzctl("convert", 101, "--layout", "image", "--diskspace", "64M")
+    assert layout_of(vz_env, 101) == "image" and not leftovers(vz_env)
+    vzctl("start", 101)
+    assert vzctl("exec", 101, LOOK).stdout == before
+    assert "64.0M" in vzctl("exec", 101, "df -h /").stdout
+    vzctl("stop", "--fast", 101)
+    vzctl("convert", 101, "--layout", "simfs")
+    assert layout_of(vz_env, 101) == "simfs" and not leftovers(vz_env)
+    vzctl("start", 101)
+    assert vzctl("exec", 101, LOOK).stdout == before
+    vzctl("stop", "--fast", 101)
+
+
+def test_convert_refuses_what_does_not_fit(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    vzctl("start", busybox_ct)
+    vzctl("exec", busybox_ct, "dd if=/dev/zero of=/big bs=1M count=20")
+    vzctl("stop", "--fast", busybox_ct)
+    conf = vz_env.conf(busybox_ct).read_text()
+    for options, message in ((("--diskspace", "16M"), "give more"),
+                             ((), "needs a size"),
+                             (("--diskspace", "x"), "not a number")):
+        out = vzctl("convert", busybox_ct, "--layout", "image", *options, check=False)
+        assert out.returncode in (20, 21) and message in out.stderr, out.stderr
+        assert vz_env.conf(busybox_ct).read_text() == conf and not leftovers(vz_env)
+
+
+def test_kill_at_every_point_of_convert(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int,
+                                        tmp_path: Path) -> None:
+    vzctl("start", busybox_ct)
+    vzctl("exec", busybox_ct, FILL)
+    before = vzctl("exec", busybox_ct, LOOK).stdout
+    vzctl("stop", "--fast", busybox_ct)
+    argv = ["convert", "101", "--layout", "image", "--diskspace", "32M"]
+    points = crash.learn_points(vz_env, argv, ("convert:",), tmp_path / "trace")
+    assert len(points) >= 6, points
+    vzctl("convert", 101, "--layout", "simfs")
+    for point in points:
+        crash.kill_at(vz_env, argv, point)
+        again = vzctl("convert", 101, "--layout", "image", "--diskspace", "32M", check=False)
+        # the next convert finishes a swapped conversion (then has nothing to do) or undoes
+        # one that was not, and converts
+        assert again.returncode in (0, 21), f"{point}: {again.stderr}"
+        assert layout_of(vz_env, 101) == "image", point
+        assert not leftovers(vz_env), f"{point}: {leftovers(vz_env)}"
+        vzctl("start", 101)
+        assert vzctl("exec", 101, LOOK).stdout == before, point
+        vzctl("stop", "--fast", 101)
+        vzctl("convert", 101, "--layout", "simfs")
+
+
+def test_destroy_after_a_killed_convert_leaves_nothing(vz_env: VzEnv, vzctl: Vzctl,
+                                                       busybox_ct: int, tmp_path: Path) -> None:
+    argv = ["convert", "101", "--layout", "image", "--diskspace", "32M"]
+    points = crash.learn_points(vz_env, argv, ("convert:",), tmp_path / "trace")
+    vzctl("destroy", 101)
+    for point in points:
+        vzctl("create", 101, "--ostemplate", "busybox")
+        crash.kill_at(vz_env, argv, point)
+        if mounts.is_mount_point(vz_env.ct_root(101)):
+            vzctl("umount", 101)
+        vzctl("destroy", 101)
+        assert not (vz_env.root / "vz/private").exists() or \
+            not list((vz_env.root / "vz/private").iterdir()), point
+        assert not leftovers_outside(vz_env), point
+
+
+def leftovers_outside(vz_env: VzEnv) -> list[str]:
+    loops = [e.name for e in Path("/sys/block").glob("loop*")
+             if (e / "loop/backing_file").exists()
+             and (e / "loop/backing_file").read_text().startswith(str(vz_env.root))]
+    return loops + mounts.mounts_below(vz_env.root)

@@ -1,0 +1,1 @@
+"""vzcore disk plugin: layouts beyond simfs and the first-level disk quota."""

@@ -1,0 +1,147 @@
+"""Hook implementations of the disk plugin (subsystem ``quota``, layout ``image``).
+
+One plugin for the layouts that limit disk use and for the first-level quota on them: the
+limits *are* properties of the layout (an image's size, its inode count), so the code that
+makes the area is the code that enforces them (docs/disk.md says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from vzcore import hookimpl
+from vzcore.plugin import PluginInfo
+
+if TYPE_CHECKING:
+    from vzcore.changes import ChangeSet
+    from vzcore.container import Container
+    from vzcore.params import Command, Field, Parameter
+    from vzcore.runtime import Run
+
+LAYOUTS = ("image", "btrfs")
+KEYS = ("DISKSPACE", "DISKINODES", "QUOTATIME")
+
+
+@hookimpl
+def vz_plugin_info() -> PluginInfo:
+    return PluginInfo(subsystem="quota",
+                      summary="disk layouts image (ext4 in a sparse file on a loop device) and "
+                              "btrfs (a subvolume in a qgroup); diskspace and diskinodes limits",
+                      variants={"VE_LAYOUT": LAYOUTS})
+
+
+@hookimpl
+def vz_parameters() -> Iterable[Parameter]:
+    from vzcore.params import Parameter
+    from vzcore_disk.limits import DISKINODES, DISKSPACE, QUOTATIME
+
+    yield Parameter(name="diskspace", key="DISKSPACE", type=DISKSPACE, live=True, on_create=True,
+                    help="disk space soft[:hard] limit in 1K blocks (K, M, G, T suffixes); "
+                         "layout image: the hard limit is the image's size (grows online, "
+                         "shrinks only when the CT is stopped)")
+    yield Parameter(name="diskinodes", key="DISKINODES", type=DISKINODES, live=True,
+                    on_create=True,
+                    help="inode soft[:hard] limit; layout image: the hard limit is the file "
+                         "system's inode count, fixed at create")
+    yield Parameter(name="quotatime", key="QUOTATIME", type=QUOTATIME, live=True,
+                    on_create=True,
+                    help="grace time in seconds during which use may stay above the soft "
+                         "limits")
+
+
+@hookimpl
+def vz_list_fields() -> Iterable[Field]:
+    from vzcore.params import Field
+
+    yield Field(name="diskspace", header="DQBLOCKS", width=10, kind="quota",
+                help="disk space used in 1K blocks (.s soft, .h hard limit)")
+    yield Field(name="diskinodes", header="DQINODES", width=10, kind="quota",
+                help="inodes used (.s soft, .h hard limit)")
+
+
+@hookimpl
+def vz_commands() -> Iterable[Command]:
+    from vzcore.params import Command
+
+    yield Command(name="quota", target="vzcore_disk.cli:quota",
+                  summary="Show a CT's disk quota: usage, soft and hard limits, grace")
+    yield Command(name="convert", target="vzcore_disk.convert_cli:convert",
+                  summary="Move a stopped CT's files into another layout")
+
+
+@hookimpl
+def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
+    from vzcore_disk import checks
+
+    checks.validate(ct, changes, verb)  # raises InvalidValue naming the CT and the fix
+
+
+@hookimpl
+def vz_layout_create(ct: Container) -> None:
+    from vzcore_disk import layouts
+
+    layout = layouts.of(ct)
+    if layout is not None:
+        layout.make(ct)
+
+
+@hookimpl
+def vz_quota_init(ct: Container) -> None:
+    if ct.layout in LAYOUTS:
+        from vzcore_disk import image
+
+        image.own_unshifted(ct.root, ct.root_owner)
+
+
+@hookimpl
+def vz_mount(ct: Container) -> None:
+    from vzcore_disk import layouts
+
+    layout = layouts.of(ct)
+    if layout is not None:
+        layout.mount(ct)
+
+
+@hookimpl
+def vz_umount(ct: Container) -> None:
+    from vzcore_disk import layouts
+
+    layout = layouts.of(ct)
+    if layout is not None:
+        layout.umount(ct)
+
+
+@hookimpl
+def vz_destroy(ct: Container) -> None:
+    from vzcore_disk import convert, layouts
+
+    convert.discard(ct)  # what a killed 'vzctl convert' left beside the area
+    layout = layouts.of(ct)
+    if layout is not None:
+        layout.destroy(ct)
+
+
+@hookimpl
+def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
+    from vzcore_disk import layouts
+
+    layout = layouts.of(ct)
+    if layout is None or not any(key in changes for key in KEYS):
+        return
+    from vzcore_disk import limits
+
+    old = limits.of(ct)
+    new = limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
+    layout.resize(ct, old, new)
+    if layout.mounted(ct):
+        layout.enforce(ct, new)
+
+
+@hookimpl
+def vz_collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mapping[str, Any]:
+    if not {"diskspace", "diskinodes"} & set(fields):
+        return {}
+    from vzcore_disk import report
+
+    return report.fields(ct)
