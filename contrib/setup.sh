@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 mode=${1:-}
 
 packages="python3 python3-venv busybox-static iproute2 util-linux procps
-          e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod gcc libc6-dev"
+          e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod gcc libc6-dev
+          lxcfs fuse3"
 # QEMU for the VM subset of the tests (docs/testing.md): vm-run boots Debian's stock kernel
 # with it (and installs it itself when missing), fetching that kernel and virtme-ng.
 test_packages=""
