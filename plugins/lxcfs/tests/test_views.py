@@ -78,8 +78,41 @@ def uptime(vzctl: Vzctl, ctid: int) -> float:
     return float(vzctl("exec", ctid, "cat /proc/uptime").stdout.split()[0])
 
 
+def check_own_views(vzctl: Vzctl, ctid: int, ram_kb: int) -> None:
+    """The CT's /proc shows its own RAM (agreeing with physpages), uptime and tasks."""
+    info = meminfo(vzctl, ctid)
+    held, limit = physpages(vzctl, ctid)
+    # what free/top show and what the beancounters say agree: the same cgroup files
+    assert info["MemTotal"] == ram_kb == limit * PAGE // 1024
+    used_kb = info["MemTotal"] - info["MemFree"]
+    assert abs(used_kb - held * PAGE // 1024) < 32 * 1024, (used_kb, held)
+    top = vzctl("exec", ctid, "top -b -n1").stdout.splitlines()
+    used, free = (int(w.rstrip("K")) for w in top[0].split()[1:4:2])
+    assert abs(used + free - ram_kb) < 1024, top[0]      # top's Mem line: the CT's RAM
+    assert uptime(vzctl, ctid) < float(Path("/proc/uptime").read_text().split()[0])
+    loadavg = vzctl("exec", ctid, "cat /proc/loadavg").stdout.split()
+    host_threads = int(Path("/proc/loadavg").read_text().split()[3].split("/")[1])
+    assert len(loadavg) == 5 and int(loadavg[3].split("/")[1]) < host_threads  # its own tasks
+
+
 @pytest.mark.vm
-def test_cts_see_their_own_memory_cpus_uptime_and_load(vz_env: VzEnv, vzctl: Vzctl) -> None:
+def test_a_ct_sees_its_own_memory_uptime_and_load_and_survives_a_killed_lxcfs(
+        vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+    """The cgroup v2 VM runs this one (a few vzctl calls: each costs seconds there)."""
+    vzctl("set", busybox_ct, "--ram", "512M", "--save")
+    vzctl("start", busybox_ct)
+    place = where(vz_env)
+    check_own_views(vzctl, busybox_ct, 512 * 1024)
+    kill_daemon(place)
+    assert stale(vzctl, busybox_ct)
+    assert vzctl("status", busybox_ct).stdout.strip().endswith("running")
+    assert meminfo(vzctl, busybox_ct)["MemTotal"] == 512 * 1024
+    vzctl("stop", busybox_ct)
+    assert lxcfs_processes(place) == [] and not mounts.mounts_below(vz_env.root)
+
+
+def test_one_lxcfs_serves_both_profiles_and_is_repaired_in_every_running_ct(
+        vz_env: VzEnv, vzctl: Vzctl) -> None:
     vz_env.allow_privileged()
     vzctl("create", 101, "--ostemplate", "busybox")                     # user namespace
     vzctl("create", 102, "--ostemplate", "busybox", "--local_uid", "0", "--local_gid", "0")
@@ -89,36 +122,26 @@ def test_cts_see_their_own_memory_cpus_uptime_and_load(vz_env: VzEnv, vzctl: Vzc
     vzctl("start", 102)
     place = where(vz_env)
     assert len(lxcfs_processes(place)) == 1, "one lxcfs serves every CT"
-
-    for ctid, ram_kb in ((101, 512 * 1024), (102, 256 * 1024)):
-        info = meminfo(vzctl, ctid)
-        held, limit = physpages(vzctl, ctid)
-        # what free/top show and what the beancounters say agree: the same cgroup files
-        assert info["MemTotal"] == ram_kb == limit * PAGE // 1024
-        used_kb = info["MemTotal"] - info["MemFree"]
-        assert abs(used_kb - held * PAGE // 1024) < 32 * 1024, (used_kb, held)
-        top = vzctl("exec", ctid, "top -b -n1").stdout.splitlines()
-        used, free = (int(w.rstrip("K")) for w in top[0].split()[1:4:2])
-        assert abs(used + free - ram_kb) < 1024, top[0]      # top's Mem line: the CT's RAM
-        # the CT's uptime, not the host's
-        assert uptime(vzctl, ctid) < float(Path("/proc/uptime").read_text().split()[0])
-        loadavg = vzctl("exec", ctid, "cat /proc/loadavg").stdout.split()
-        host_threads = int(Path("/proc/loadavg").read_text().split()[3].split("/")[1])
-        assert int(loadavg[3].split("/")[1]) < host_threads  # the CT's own tasks only
+    check_own_views(vzctl, 101, 512 * 1024)
+    check_own_views(vzctl, 102, 256 * 1024)
     # CPUs: --cpus 1 gives CT 101 one CPU of its cpuset; nproc, /proc/stat, cpuinfo agree
     assert vzctl("exec", 101, "nproc").stdout.strip() == "1"
     stat_cpus = [w for w in vzctl("exec", 101, "cat /proc/stat").stdout.split()
                  if w.startswith("cpu") and w != "cpu"]
     assert len(stat_cpus) == 1
     assert vzctl("exec", 101, "grep -c ^processor /proc/cpuinfo").stdout.strip() == "1"
+    # a mount namespace of the CT's own (as systemd makes for PrivateTmp= services)
+    vzctl("exec", 101, "setsid unshare -m sleep 600 </dev/null >/dev/null 2>&1 &")
+    inner = vzctl("exec", 101, "pidof sleep").stdout.split()[0]
 
     # lxcfs killed: the CTs' files fail; the next vzctl status restores them in both
     kill_daemon(place)
     assert stale(vzctl, 101) and stale(vzctl, 102)
     assert vzctl("status", 101).stdout.strip().endswith("running")
     assert not stale(vzctl, 101) and not stale(vzctl, 102)
-    assert meminfo(vzctl, 101)["MemTotal"] == 512 * 1024
     assert meminfo(vzctl, 102)["MemTotal"] == 256 * 1024
+    nested = vzctl("exec", 101, f"nsenter -t {inner} -m head -1 /proc/meminfo").stdout
+    assert nested.split()[1] == str(512 * 1024)
     # killed again: the next start (of another CT) restores the running ones too
     kill_daemon(place)
     vzctl("create", 103, "--ostemplate", "busybox", "--lxcfs", "no")
