@@ -20,7 +20,7 @@ def write_state(run_dir: Path, ctid: int, *, init: ProcessId | None, vzctl_pid: 
                 lxcfs: bool = True) -> None:
     plugins: dict[str, Any] = {}
     if lxcfs:
-        plugins["lxcfs"] = {"version": 1, "record": {"mountpoint": "/m", "files": ["proc/meminfo"]}}
+        plugins["lxcfs"] = {"version": 1, "record": {"directory": "/d", "files": ["proc/meminfo"]}}
     data = {"format": 2, "ctid": ctid, "init": None if init is None else
             {"pid": init.pid, "start_time": init.start_time}, "plugins": plugins,
             "vzctl_pid": vzctl_pid}

@@ -109,6 +109,7 @@ def test_a_ct_sees_its_own_memory_uptime_and_load_and_survives_a_killed_lxcfs(
     assert meminfo(vzctl, busybox_ct)["MemTotal"] == 512 * 1024
     vzctl("stop", busybox_ct)
     assert lxcfs_processes(place) == [] and not mounts.mounts_below(vz_env.root)
+    assert not place.directory.exists()
 
 
 def test_one_lxcfs_serves_both_profiles_and_is_repaired_in_every_running_ct(
@@ -155,8 +156,7 @@ def test_one_lxcfs_serves_both_profiles_and_is_repaired_in_every_running_ct(
     vzctl("stop", 101)
     assert len(lxcfs_processes(place)) == 1 and uptime(vzctl, 102) >= 0
     vzctl("stop", 102)
-    assert lxcfs_processes(place) == []
-    assert not mounts.mounts_below(place.directory)
+    assert lxcfs_processes(place) == [] and not place.directory.exists()
     state = json.loads(vz_env.state(103).read_text())
     assert "lxcfs" not in state.get("plugins", {})
     vzctl("stop", 103)

@@ -92,13 +92,23 @@ def binary(configured: str | None = None) -> str | None:
 @contextmanager
 def locked(where: Place) -> Iterator[None]:
     """Hold the daemon's lock (every start, check, restart and stop takes it)."""
-    where.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(where.lockfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    while True:
+        where.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(where.lockfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue  # the directory went with the last stop meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(where.lockfile).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # else the last stop removed the file while we waited: lock anew
+                yield
+                return
+        finally:
+            os.close(fd)
 
 
 def recorded(where: Place) -> ProcessId | None:
@@ -116,15 +126,63 @@ def _mount_ids(mountpoint: Path) -> list[int]:
     return [m.mount_id for m in mounts.mountinfo() if m.mount_point == target]
 
 
+class Launcher:
+    """What touches the kernel: the lxcfs process and its mount (a test double replaces it)."""
+
+    def serving(self, where: Place) -> bool:
+        """Whether the mount point answers: an empty directory has no ``proc`` and the
+        mount of a dead lxcfs says ENOTCONN."""
+        try:
+            os.stat(where.mountpoint / "proc" / "meminfo")
+        except OSError:
+            return False
+        return True
+
+    def spawn(self, where: Place, program: str) -> ProcessId:
+        """Start lxcfs on the mount point, record it in ``daemon`` and wait until it
+        serves."""
+        with open(where.log, "ab") as log:
+            child = subprocess.Popen(
+                [program, *OPTIONS, "-p", str(where.pidfile), str(where.mountpoint)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", close_fds=True,
+                start_new_session=True,  # no terminal's hangup reaches it; vzctl may exit
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})
+        process = ProcessId.of(child.pid)
+        if process is not None:
+            where.daemon_file.write_text(f"{process.pid} {process.start_time}\n")
+        deadline = time.monotonic() + READY_TIMEOUT
+        while process is not None and process.is_alive():
+            if self.serving(where):
+                return process
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        if child.poll() is None:
+            self.end(ProcessId.of(child.pid) or ProcessId(child.pid, 0))
+        child.wait()
+        raise VzError(f"lxcfs ({program}) did not start serving {where.mountpoint} "
+                      f"(exit status {child.returncode}); see {where.log}")
+
+    def end(self, process: ProcessId) -> None:
+        """Stop an lxcfs: SIGTERM (it unmounts itself), SIGKILL if it lingers."""
+        kill(process, signal.SIGTERM)
+        if not wait_exit(process, STOP_TIMEOUT):
+            kill(process, signal.SIGKILL)
+            wait_exit(process, STOP_TIMEOUT)
+
+    def unmount(self, mountpoint: Path) -> None:
+        """Unmount whatever is mounted on the mount point (stacked mounts of two lxcfs
+        that raced, or of a dead one)."""
+        for _attempt in range(16):
+            if not _mount_ids(mountpoint):
+                return
+            mounts.umount(mountpoint, detach=True)
+        raise VzError(f"cannot unmount the lxcfs mount point {mountpoint}")
+
+
 def serving(where: Place) -> bool:
-    """Whether the mount point answers (a mount of a dead lxcfs says ENOTCONN)."""
-    if not _mount_ids(where.mountpoint):
-        return False
-    try:
-        os.stat(where.mountpoint / "proc" / "meminfo")
-    except OSError:
-        return False
-    return True
+    """Whether the daemon's mount answers."""
+    return Launcher().serving(where)
 
 
 def healthy(where: Place) -> ProcessId | None:
@@ -150,29 +208,14 @@ def _strays(where: Place) -> list[ProcessId]:
     return [process] if str(where.mountpoint).encode() in argv else []
 
 
-def _unmount_all(mountpoint: Path) -> None:
-    # Stacked mounts are possible (two lxcfs raced on one point): unmount until none is left.
-    for _attempt in range(16):
-        if not _mount_ids(mountpoint):
-            return
-        mounts.umount(mountpoint, detach=True)
-    raise VzError(f"cannot unmount the lxcfs mount point {mountpoint}")
-
-
-def _end(process: ProcessId) -> None:
-    kill(process, signal.SIGTERM)  # lxcfs unmounts itself on SIGTERM
-    if not wait_exit(process, STOP_TIMEOUT):
-        kill(process, signal.SIGKILL)
-        wait_exit(process, STOP_TIMEOUT)
-
-
 def clear(where: Place) -> None:
     """Stop the daemon (recorded or stray) and remove its mount and pid files; idempotent.
     The caller holds the lock."""
+    launcher = Launcher()
     process = recorded(where)
     for old in ([process] if process is not None else []) + _strays(where):
-        _end(old)
-    _unmount_all(where.mountpoint)
+        launcher.end(old)
+    launcher.unmount(where.mountpoint)
     for path in (where.daemon_file, where.pidfile):
         try:
             path.unlink()
@@ -181,31 +224,10 @@ def clear(where: Place) -> None:
 
 
 def start(where: Place, program: str) -> ProcessId:
-    """Start lxcfs on the mount point and wait until it serves; the caller holds the lock
-    and has cleared what a dead one left."""
+    """Start lxcfs and wait until it serves; the caller holds the lock and has cleared
+    what a dead one left."""
     where.mountpoint.mkdir(mode=0o755, parents=True, exist_ok=True)
-    with open(where.log, "ab") as log:
-        child = subprocess.Popen(
-            [program, *OPTIONS, "-p", str(where.pidfile), str(where.mountpoint)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", close_fds=True,
-            start_new_session=True,  # no terminal's hangup reaches it; vzctl may exit
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})
-    process = ProcessId.of(child.pid)
-    if process is not None:
-        where.daemon_file.write_text(f"{process.pid} {process.start_time}\n")
-    deadline = time.monotonic() + READY_TIMEOUT
-    while process is not None and process.is_alive():
-        if serving(where):
-            return process
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    status = child.poll()
-    if status is None:
-        _end(ProcessId.of(child.pid) or ProcessId(child.pid, 0))
-    child.wait()
-    raise VzError(f"lxcfs ({program}) did not start serving {where.mountpoint} "
-                  f"(exit status {child.returncode}); see {where.log}")
+    return Launcher().spawn(where, program)
 
 
 def ensure(where: Place, program: str) -> tuple[ProcessId, bool]:
@@ -269,9 +291,16 @@ def stop_unless_used(where: Place, run_dir: Path, leaving: int) -> bool:
         if any(user.ctid != leaving for user in users(run_dir)):
             return False
         clear(where)
+        # Nothing stays: the lock file goes last (a vzctl waiting on it locks anew).
+        for name in ("mnt", "lxcfs.log", "rebinding", "lock"):
+            path = where.directory / name
+            try:
+                path.rmdir() if name == "mnt" else path.unlink()
+            except FileNotFoundError:
+                pass
         try:
-            where.mountpoint.rmdir()
+            where.directory.rmdir()
         except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY, errno.EBUSY):
+            if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY):
                 raise
         return True

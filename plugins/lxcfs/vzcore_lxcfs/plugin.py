@@ -118,7 +118,7 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     assert program is not None  # vz_validate refused a start without it
     where = daemon.place(ct.paths.run_dir)
     # On record first: the daemon is stopped when no state file names it any more.
-    run.record = LxcfsRecord(mountpoint=str(where.mountpoint), files=daemon.FILES)
+    run.record = LxcfsRecord(directory=str(where.directory), files=daemon.FILES)
     recover.ensure_for_start(ct.paths.run_dir, program)
 
 

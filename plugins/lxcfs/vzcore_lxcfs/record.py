@@ -16,14 +16,21 @@ def _paths(values: Iterable[str]) -> tuple[str, ...]:
 
 @attrs.frozen(kw_only=True)
 class LxcfsRecord(PluginRecord):
-    """The lxcfs files bound over the CT's own (they die with its mount namespace).
+    """The CT uses the shared lxcfs; its files are bound over the CT's own (the binds die
+    with the CT's mount namespace).
 
-    :ivar mountpoint: where the shared lxcfs is mounted on the host.
-    :ivar files: the files bound, relative to both the mount point and the CT's root
+    :ivar directory: the daemon's directory on the host (mount point ``mnt``, pid files,
+        log, lock), removed by the last CT's stop.
+    :ivar files: the files to bind, relative to both the mount point and the CT's root
         (``proc/meminfo``); a restarted lxcfs is bound anew over these.
     """
 
     VERSION: ClassVar[int] = 1
 
-    mountpoint: str
+    directory: str
     files: tuple[str, ...] = attrs.field(default=(), converter=_paths)
+
+    @property
+    def mountpoint(self) -> str:
+        """Where the daemon's file system is mounted."""
+        return f"{self.directory}/mnt"
