@@ -151,6 +151,11 @@ def test_one_lxcfs_serves_both_profiles_and_is_repaired_in_every_running_ct(
     assert len(lxcfs_processes(place)) == 1
     # --lxcfs no: the host's own files
     assert meminfo(vzctl, 103)["MemTotal"] == meminfo_host()["MemTotal"]
+    # killed once more: vzlist repairs too, and shows which CTs have views
+    kill_daemon(place)
+    listed = vzctl("-H", "-o", "ctid,lxcfs", binary="vzlist").stdout.split()
+    assert listed == ["101", "yes", "102", "yes", "103", "no"]
+    assert not stale(vzctl, 101) and not stale(vzctl, 102)
 
     # the daemon stays while a CT uses it, and goes with the last one
     vzctl("stop", 101)
