@@ -44,4 +44,6 @@ class TestLxcfsContract(LifecycleContract):
     config = {"LXCFS": "yes"}
     bad_input = {"LXCFS": "maybe"}
     kernel_doubles: ClassVar[Mapping[str, Callable[[FakeKernel], object]]] = {
-        "vzcore_lxcfs.daemon.Launcher": fake_launcher}
+        "vzcore_lxcfs.daemon.Launcher": fake_launcher,
+        # the fake forks no process that could hold a time namespace
+        "vzcore_lxcfs.timens.available": lambda kernel: lambda: False}

@@ -121,6 +121,17 @@ def recorded(where: Place) -> ProcessId | None:
     return process if process.is_alive() else None
 
 
+def recorded_pid(where: Place) -> int | None:
+    """The recorded daemon's PID while a process has it, for the CT's init: its start time
+    cannot be compared there (``/proc/PID/stat`` counts it in the reader's time namespace,
+    and the CT's is shifted); a PID reused within the start would fail the binds."""
+    try:
+        pid = int(where.daemon_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if ProcessId.of(pid) is not None else None
+
+
 def _mount_ids(mountpoint: Path) -> list[int]:
     target = str(mountpoint)
     return [m.mount_id for m in mounts.mountinfo() if m.mount_point == target]

@@ -97,6 +97,28 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
                                f"'vzctl set {ct.ctid} --lxcfs no --save'")
 
 
+def _views_on(ct: Container) -> bool:
+    wanted = _wanted(ct)
+    return wanted is True or (wanted is None and _missing(ct) is None)
+
+
+@hookimpl
+def vz_namespaces(ct: Container) -> Iterable[str]:
+    """A time namespace of its own, so ``sysinfo(2)`` reports the CT's uptime too."""
+    from vzcore_lxcfs import timens
+
+    return ("time",) if _views_on(ct) and timens.available() else ()
+
+
+@hookimpl
+def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
+    """Start the CT's boot-time clock at zero (before its init exists)."""
+    from vzcore_lxcfs import timens
+
+    if run.record is not None and timens.available():
+        timens.start_clock_at_zero(timens.unshared_child())
+
+
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
     """Record the CT as a user of the shared lxcfs, then make sure it serves."""
@@ -105,8 +127,7 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     from vzcore.errors import VzError
     from vzcore_lxcfs import daemon, recover
 
-    wanted = _wanted(ct)
-    if wanted is False or (wanted is None and _missing(ct) is not None):
+    if not _views_on(ct):
         # Any start repairs the daemon the running CTs use (a failure is theirs, not ours).
         if daemon.place(ct.paths.run_dir).directory.exists():
             try:
@@ -134,10 +155,10 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     if record is None:
         return
     where = daemon.place(ct.paths.run_dir)
-    process = daemon.recorded(where)
-    if process is None:
+    pid = daemon.recorded_pid(where)
+    if pid is None:
         raise VzError(f"CT {ct.ctid}: lxcfs died during the start; see {where.log}")
-    bind.bind_at_start(run.root, process.pid, Path(record.mountpoint), record.files)
+    bind.bind_at_start(run.root, pid, Path(record.mountpoint), record.files)
 
 
 @hookimpl
