@@ -116,7 +116,9 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     from vzcore_lxcfs import timens
 
     if run.record is not None and timens.available():
-        timens.start_clock_at_zero(timens.unshared_child())
+        holder = timens.unshared_child()
+        if holder is not None:  # None: views were off when the namespaces were chosen
+            timens.start_clock_at_zero(holder)
 
 
 @hookimpl
@@ -136,7 +138,9 @@ def vz_pre_start(ct: Container, run: Run) -> None:
                 print(f"warning: {exc}", file=sys.stderr)
         return
     program = daemon.binary(ct.global_config.get(daemon.BINARY_KEY))
-    assert program is not None  # vz_validate refused a start without it
+    if program is None:  # removed since vz_validate looked
+        raise VzError(f"CT {ct.ctid}: lxcfs is no longer installed; install the Debian "
+                      f"package lxcfs or start the CT with 'vzctl set {ct.ctid} --lxcfs no --save'")
     where = daemon.place(ct.paths.run_dir)
     # On record first: the daemon is stopped when no state file names it any more.
     run.record = LxcfsRecord(directory=str(where.directory), files=daemon.FILES)

@@ -1,8 +1,8 @@
 """The CT's own boot time: a time namespace whose ``CLOCK_BOOTTIME`` starts at the CT's start.
 
-lxcfs answers ``/proc/uptime`` reads, but programs that ask the kernel (``sysinfo(2)``:
-busybox's ``uptime``, ``free``'s uptime-free cousins, ``clock_gettime(CLOCK_BOOTTIME)``)
-would still get the host's boot time.  A time namespace (Linux 5.6) shifts both for every
+lxcfs answers ``/proc/uptime`` reads, but programs that ask the kernel (``sysinfo(2)``,
+as busybox's ``uptime`` does, or ``clock_gettime(CLOCK_BOOTTIME)``) would still get the
+host's boot time.  A time namespace (Linux 5.6) shifts both for every
 process in it, including those ``vzctl exec`` joins.  Its offset can be set only between
 the ``unshare`` (by the start's "parent" process) and the first process created in it
 (the CT's init), which is when ``vz_setup_host`` runs.
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-
-from vzcore.errors import VzError
 
 
 def available() -> bool:
@@ -30,9 +28,10 @@ def _ppid(pid: str) -> int | None:
     return int(raw[raw.rindex(")") + 2:].split()[1])
 
 
-def unshared_child() -> int:
+def unshared_child() -> int | None:
     """The child of this process that unshared a time namespace and has not yet put a
-    process in it (the start's parent, forked by vzctl before ``vz_pre_start``)."""
+    process in it (the start's parent, forked by vzctl before ``vz_pre_start``); ``None``
+    when no time namespace was asked for."""
     me = os.getpid()
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or _ppid(pid) != me:
@@ -42,7 +41,7 @@ def unshared_child() -> int:
                 return int(pid)
         except OSError:
             continue
-    raise VzError("no child of vzctl holds the CT's new time namespace")
+    return None
 
 
 def start_clock_at_zero(pid: int) -> None:
