@@ -167,11 +167,13 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_post_stop(ct: Container, run: Run) -> None:
-    """Stop the shared lxcfs when this was the last CT using it (idempotent)."""
+    """Stop the shared lxcfs when this was the last CT using it (idempotent).  Also without
+    a record: a CT whose state file was lost (and rebuilt from the kernel) used it too."""
     from vzcore_lxcfs import daemon
 
-    if run.record is not None:
-        daemon.stop_unless_used(daemon.place(ct.paths.run_dir), ct.paths.run_dir, ct.ctid)
+    where = daemon.place(ct.paths.run_dir)
+    if run.record is not None or where.directory.exists():
+        daemon.stop_unless_used(where, ct.paths.run_dir, ct.ctid)
 
 
 def _check(ct: Container, run: Run | None) -> None:
