@@ -8,10 +8,11 @@ set -eu
 cd "$(dirname "$0")/.."
 mode=${1:-}
 
-# debootstrap and the archive keyring: vzctl template create (docs/templates.md).
+# debootstrap and the archive keyring: vzctl template create (docs/templates.md); lxcfs
+# and fuse3: in-CT views (docs/views.md).
 packages="python3 python3-venv busybox-static iproute2 util-linux procps
           e2fsprogs btrfs-progs xfsprogs quota zstd xz-utils kmod gcc libc6-dev
-          debootstrap debian-archive-keyring"
+          debootstrap debian-archive-keyring lxcfs fuse3"
 # QEMU for the VM subset of the tests (docs/testing.md): vm-run boots Debian's stock kernel
 # with it (and installs it itself when missing), fetching that kernel and virtme-ng.
 test_packages=""

@@ -652,6 +652,29 @@ def vz_collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mappi
 
 
 @hookspec()
+def vz_check(ct: Container, run: Run) -> None:
+    """Repair a host-side service a running CT depends on, found broken.
+
+    **When**: ``vzctl status`` and ``vzlist`` (before :func:`vz_collect`), for each
+    running CT.  Keep it cheap when all is well: it runs for every CT listed.
+    **Where**: host, root (skipped for other users: nothing can be repaired then).
+
+    :param ct: the CT.
+    :param run: the running CT's state; ``run.record`` is this plugin's record.
+
+    **Returns**: nothing.
+    **Errors**: raising prints a warning naming the plugin; the verb goes on.
+
+    Example::
+
+        @hookimpl
+        def vz_check(ct, run):
+            if run.record is not None and not daemon_alive():
+                restart_daemon_and_rebind()
+    """
+
+
+@hookspec()
 def vz_enter(ct: Container, run: Run) -> None:
     """Restrict a process that joins a running CT exactly as the CT's init was.
 

@@ -40,7 +40,7 @@ def running_ct(vz_env: VzEnv, vzctl: Vzctl) -> Iterator[int]:
     vzctl("set", 101, "--numproc", "200:200", "--cpuunits", "2000", "--cpulimit", "50", "--save")
     vzctl("start", 101)
     assert sorted(json.loads(vz_env.state(101).read_text())["plugins"]) == \
-        ["beancounters", "cpu", "network"]
+        ["beancounters", "cpu", "lxcfs", "network"]
     try:
         yield 101
     finally:
@@ -152,8 +152,9 @@ def test_a_start_writes_the_state_file_once_per_recording_plugin_and_three_times
             "starting ['beancounters']",                      # one write per plugin ...
             "starting ['beancounters', 'cpu']",
             "starting ['beancounters', 'cpu', 'network']",
-            "starting ['beancounters', 'cpu', 'network']",    # init, before it may run
-            "running ['beancounters', 'cpu', 'network']",
+            "starting ['beancounters', 'cpu', 'lxcfs', 'network']",
+            "starting ['beancounters', 'cpu', 'lxcfs', 'network']",  # init, before it may run
+            "running ['beancounters', 'cpu', 'lxcfs', 'network']",
         ], "the previous release wrote 7 times (two for beancounters)"
         vzctl("stop", 101)
     finally:

@@ -59,10 +59,20 @@ def status(engine: Engine, ct: Container, mounted: Collection[str] | None = None
     )
 
 
+def check(engine: Engine, ct: Container, st: CtStatus) -> None:
+    """Let plugins repair a running CT's host-side services (``vz_check``); as root only,
+    failures are warnings."""
+    if not st.running or st.state is None or os.geteuid() != 0:
+        return
+    engine.plugins.run_each("vz_check", ct=ct, run=Run(ct, st.state, engine.plugins),
+                            on_error=lambda e: engine.warn(f"warning: {e}"))
+
+
 def collect(engine: Engine, ct: Container, st: CtStatus,
             fields: Collection[str] | None = None) -> dict[str, Any]:
     """The plugins' vzlist fields for ``ct`` (``fields``: the names wanted, default all);
     a failing plugin leaves its fields out."""
+    check(engine, ct, st)
     run = Run(ct, st.state, engine.plugins) if st.running and st.state is not None else None
     wanted = frozenset(engine.registry.fields if fields is None else fields)
     values: dict[str, Any] = {}
