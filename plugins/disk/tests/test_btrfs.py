@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vzcore_disk import btrfs
 
 from vzcore.linux import mounts
 from vzcore.testing import crash
 from vzcore.testing.contracts import PROFILES, profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore_disk import btrfs
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 HERE = Path(__file__).resolve().parent

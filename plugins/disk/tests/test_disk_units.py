@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from vzcore_disk import grace, limits, report
-from vzcore_disk.image import Usage
 
 from vzcore.values import LONG_MAX
+from vzcore_disk import grace, limits, report
+from vzcore_disk.image import Usage
 
 
 def test_diskspace_takes_suffixes_in_1k_blocks() -> None:

@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
-from vzcore_disk.image import image_of
 
 from vzcore.linux import caps, mounts
 from vzcore.testing import crash
 from vzcore.testing.contracts import PROFILES, profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore_disk.image import image_of
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
