@@ -175,6 +175,31 @@ def run_in_ct(run: Run, argv: Sequence[str]) -> int:
     return _exit_status(status)
 
 
+def output_in_ct(run: Run, argv: Sequence[str], limit: int = 1 << 16) -> tuple[int, str]:
+    """Run ``argv`` inside the running CT of ``run`` as :func:`run_in_ct` does, with its
+    stdout on a pipe; return its exit status and (up to ``limit`` bytes of) its output."""
+    def payload() -> NoReturn:
+        null = os.open("/dev/null", os.O_RDWR)  # the CT's own
+        for fd in (0, 2):
+            os.dup2(null, fd)
+        _exec(argv, EXEC_ENV)
+
+    errors_r, errors_w = _joiner_errors()
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    pid = _fork_joiner(run, (null, out_w, errors_w), payload)
+    chunks: list[bytes] = []
+    try:
+        while data := _read(out_r):
+            if sum(map(len, chunks)) < limit:
+                chunks.append(data)
+    finally:
+        os.close(out_r)
+    _pid, status = os.waitpid(pid, 0)
+    _relay(errors_r)
+    return _exit_status(status), b"".join(chunks)[:limit].decode(errors="replace")
+
+
 def _argv(args: Sequence[str], mode: str) -> list[str]:
     if mode == "exec3":
         return list(args)

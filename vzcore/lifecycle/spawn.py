@@ -39,7 +39,7 @@ import signal
 import struct
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import NoReturn
 
 from vzcore.container import Container
@@ -58,6 +58,11 @@ INIT_ENV = {
     "HOME": "/",
     "TERM": "linux",
 }
+
+INIT_ENV_OPTION = "init_env"
+"""The ``run.options`` key under which the hooks in init (``vz_finalize_child``) add
+variables to init's environment (systemd's container interface: ``container_uuid``,
+``NOTIFY_SOCKET``)."""
 
 _HEADER = struct.Struct("=cI")
 
@@ -141,8 +146,9 @@ class OwnNamespaces:
             namespaces.unshare(["cgroup"])
 
 
-InitSteps = Callable[[OwnNamespaces], None]
-"""What init runs once released, before it execs ``/sbin/init``; it raises on failure."""
+InitSteps = Callable[[OwnNamespaces], Mapping[str, str]]
+"""What init runs once released, before it execs ``/sbin/init``; it returns variables for
+init's environment and raises on failure."""
 
 
 class InitSpawner:
@@ -356,15 +362,16 @@ def _init(names: set[str], holder_pid: int, fds: dict[str, int], steps: InitStep
         _send(fds["from_w"], b"J")
         if os.read(fds["to_init_r"], 1) != b"G":
             os._exit(1)
-        steps(OwnNamespaces(user, "cgroup" in names))
+        extra = steps(OwnNamespaces(user, "cgroup" in names))
         dumpable.forbid()  # the credential changes in the steps may have reset it
-        exec_init()
+        exec_init(extra)
     except BaseException as exc:
         _report(fds["from_w"], exc)
 
 
-def exec_init() -> NoReturn:
-    """Give init /dev/null as stdio (the CT's own), close host descriptors, exec."""
+def exec_init(extra: Mapping[str, str] | None = None) -> NoReturn:
+    """Give init /dev/null as stdio (the CT's own), close host descriptors, exec it with
+    :data:`INIT_ENV` and ``extra``."""
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
@@ -372,6 +379,6 @@ def exec_init() -> NoReturn:
         os.close(null)
     prepare_exec()
     try:
-        os.execve(INIT_PATH, [INIT_PATH], INIT_ENV)
+        os.execve(INIT_PATH, [INIT_PATH], {**(extra or {}), **INIT_ENV})
     except OSError as exc:
         raise BadTemplate(f"cannot run {INIT_PATH} in the CT: {exc.strerror}") from exc
