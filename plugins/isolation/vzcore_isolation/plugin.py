@@ -174,8 +174,27 @@ def vz_stop(ct: Container, run: Run) -> None:
         return
     for command in kind.stop_command:
         if run_in_ct(run, command) == 0:
-            return
-    kill(run.state.init, signal.SIGPWR)
+            break
+    else:
+        kill(run.state.init, signal.SIGPWR)
+        return
+    if kind.name == initkind.SYSVINIT:
+        _end_halted_sysvinit(ct, run)
+
+
+def _end_halted_sysvinit(ct: Container, run: Run) -> None:
+    """sysvinit's last step at runlevel 0 is ``halt -f``: reboot(2), which ends init only
+    with ``CAP_SYS_BOOT`` over the CT's PID namespace; that namespace is the host's (see
+    docs/system-cts.md), so halt fails and init stays.  Once runlevel 0's ``rc`` ran
+    (services stopped, processes signalled, file systems synced), end init as halt would
+    have."""
+    from vzcore.lifecycle.stop import stop_timeout
+    from vzcore.linux.procfs import kill
+    from vzcore_isolation import ready
+
+    assert run.state.init is not None
+    if ready.halted(run.state.init, stop_timeout(ct)):
+        kill(run.state.init, signal.SIGKILL)
 
 
 @hookimpl

@@ -40,6 +40,7 @@ UTMP_RECORD = struct.Struct("=hxxi32s4s32s256s")
 UTMP_SIZE = 384
 RUN_LVL = 1
 DEFAULT_RUNLEVEL = "2"
+HALT_RUNLEVEL = "0"
 
 _listeners: dict[int, socket.socket] = {}
 """The notify socket of each CT this vzctl started, by CTID (held until it exits)."""
@@ -109,8 +110,10 @@ def _sender(ancillary: list[tuple[int, int, bytes]]) -> int | None:
     return None
 
 
-def _wait_sysvinit(init: ProcessId, deadline: float) -> bool:
-    default: str | None = None
+def _wait_sysvinit(init: ProcessId, deadline: float, level: str | None = None) -> bool:
+    """Whether sysvinit reached runlevel ``level`` (default: inittab's) and its ``rc``
+    script ended, before ``deadline``."""
+    default = level
     while time.monotonic() < deadline:
         if not init.is_alive():
             return False
@@ -122,11 +125,19 @@ def _wait_sysvinit(init: ProcessId, deadline: float) -> bool:
             if default is None:
                 default = _default_runlevel(root_fd)
             if runlevel(root_fd) == default and not _rc_running(init.pid):
-                return True
+                if level != HALT_RUNLEVEL or not _children(init.pid):
+                    return True
         finally:
             os.close(root_fd)
         time.sleep(POLL)
     return False
+
+
+def halted(init: ProcessId, timeout: float) -> bool:
+    """Whether sysvinit reached runlevel 0 and its ``rc 0`` ended within ``timeout``: the
+    runlevel record says 0 and init has no child left (``rc 0`` ends every process,
+    daemons reparented to init included, before its last step)."""
+    return _wait_sysvinit(init, time.monotonic() + timeout, HALT_RUNLEVEL)
 
 
 def _default_runlevel(root_fd: int) -> str:
@@ -157,13 +168,16 @@ def runlevel(root_fd: int) -> str | None:
     return found
 
 
+def _children(init_pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{init_pid}/task/{init_pid}/children").read_text().split()
+    except OSError:
+        return []
+
+
 def _rc_running(init_pid: int) -> str | None:
     """The command line of init's child running a runlevel's ``rc`` script, if any."""
-    try:
-        children = Path(f"/proc/{init_pid}/task/{init_pid}/children").read_text().split()
-    except OSError:
-        return None
-    for child in children:
+    for child in _children(init_pid):
         try:
             argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except OSError:
