@@ -21,6 +21,7 @@ import select
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -175,9 +176,11 @@ def run_in_ct(run: Run, argv: Sequence[str]) -> int:
     return _exit_status(status)
 
 
-def output_in_ct(run: Run, argv: Sequence[str], limit: int = 1 << 16) -> tuple[int, str]:
+def output_in_ct(run: Run, argv: Sequence[str], limit: int = 1 << 16,
+                 timeout: float = 10.0) -> tuple[int, str]:
     """Run ``argv`` inside the running CT of ``run`` as :func:`run_in_ct` does, with its
-    stdout on a pipe; return its exit status and (up to ``limit`` bytes of) its output."""
+    stdout on a pipe; return its exit status and (up to ``limit`` bytes of) its output.
+    After ``timeout`` seconds the command is killed (status 137) with what it wrote."""
     def payload() -> NoReturn:
         null = os.open("/dev/null", os.O_RDWR)  # the CT's own
         for fd in (0, 2):
@@ -189,10 +192,19 @@ def output_in_ct(run: Run, argv: Sequence[str], limit: int = 1 << 16) -> tuple[i
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     pid = _fork_joiner(run, (null, out_w, errors_w), payload)
     chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
     try:
-        while data := _read(out_r):
+        while (left := deadline - time.monotonic()) > 0 and select.select([out_r], [], [], left)[0]:
+            data = _read(out_r)
+            if not data:
+                break
             if sum(map(len, chunks)) < limit:
                 chunks.append(data)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the joiner's session: it and the command
+            except ProcessLookupError:
+                pass
     finally:
         os.close(out_r)
     _pid, status = os.waitpid(pid, 0)

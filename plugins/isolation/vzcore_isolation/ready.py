@@ -124,9 +124,11 @@ def _wait_sysvinit(init: ProcessId, deadline: float, level: str | None = None) -
         try:
             if default is None:
                 default = _default_runlevel(root_fd)
-            if runlevel(root_fd) == default and not _rc_running(init.pid):
-                if level != HALT_RUNLEVEL or not _children(init.pid):
-                    return True
+            # At runlevel 0 the rc script ends every process before its last step, so
+            # "no child left" also proves the daemons are gone.
+            if (runlevel(root_fd) == default and not _rc_running(init.pid)
+                    and (level != HALT_RUNLEVEL or not _children(init.pid))):
+                return True
         finally:
             os.close(root_fd)
         time.sleep(POLL)
