@@ -11,6 +11,7 @@ DROPPED_BY_DEFAULT = frozenset({
     "sys_rawio",       # I/O ports, /dev/mem
     "sys_pacct",       # host process accounting
     "sys_time",        # the host's clock
+    "sys_boot",        # reboot(2), kexec
     "mac_admin", "mac_override",            # LSM policy
     "syslog",          # the host's kernel log
     "wake_alarm", "block_suspend",          # host power management
@@ -21,11 +22,7 @@ DROPPED_BY_DEFAULT = frozenset({
 
 OpenVZ's default mask (vzctl ``src/lib/cap.c``) drops sys_module, sys_rawio, sys_pacct
 and sys_time; on an upstream kernel the capabilities that act on the whole host (boot,
-LSMs, kernel log, audit, BPF, perf) go too, as in LXC's default drop list.  sys_boot
-stays, as in LXC: a CT's ``reboot``/``poweroff`` is reboot(2) in its own PID namespace,
-which the kernel turns into the end of the CT's init (SIGHUP: restart, SIGINT: power off;
-see docs/system-cts.md); kexec, the host-wide use of sys_boot, is refused by the seccomp
-filter.  sys_admin and
+LSMs, kernel log, audit, BPF, perf) go too, as in LXC's default drop list.  sys_admin and
 net_admin stay, as in vzctl's upstream-kernel mode, because mount and network namespaces
 confine them; see docs/security.md for what that does and does not protect.
 """
