@@ -194,3 +194,15 @@ def _runlevels(wtmp: Path) -> list[str]:
             levels.append(chr(pid & 0xFF))
     return levels
 
+
+
+@pytest.mark.needs("busybox")
+def test_wait_of_an_init_without_readiness_returns_once_it_runs(vzctl: Vzctl, busybox_ct: int) -> None:
+    """The isolation plugin's ``vz_wait_ready`` for busybox: up once init runs; a bad
+    ``--wait-timeout`` is refused before anything starts."""
+    refused = vzctl("start", busybox_ct, "--wait-timeout", "0", check=False)
+    assert refused.returncode == 20 and "--wait-timeout" in refused.stderr
+    assert "down" in vzctl("status", busybox_ct).stdout
+    started = vzctl("start", busybox_ct, "--wait")
+    assert "CT 101 is up" in started.stdout
+    vzctl("stop", "--fast", busybox_ct)
