@@ -67,10 +67,13 @@ def vz_namespaces(ct: Container) -> Iterable[str]:
 
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
-    """Detect the CT's init kind; for systemd, make the notify socket ``--wait`` reads."""
+    """Detect the CT's init kind and record it when it boots a distribution; for systemd,
+    make the notify socket ``--wait`` reads."""
     from vzcore_isolation import initkind, ready
 
     kind = initkind.detect(str(ct.root))
+    if not kind.system:
+        return  # no record: a CT without one is handled as busybox, as it always was
     host_dir = ct.paths.run_dir / f"{ct.ctid}.host" if kind.name == initkind.SYSTEMD else None
     run.record = IsolationRecord(init_kind=kind.name,
                                  host_dir=str(host_dir) if host_dir is not None else None)

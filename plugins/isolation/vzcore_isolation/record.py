@@ -9,7 +9,8 @@ from vzcore.records import PluginRecord
 
 @attrs.frozen
 class IsolationRecord(PluginRecord):
-    """The init the CT booted and what its boot needs from the host.
+    """The init the CT booted and what its boot needs from the host; recorded only for
+    an init that boots a distribution (none: busybox, or any other init).
 
     :ivar init_kind: ``systemd``, ``sysvinit`` or ``busybox``
         (:mod:`vzcore_isolation.initkind`), detected when the start began: ``vzctl stop``
