@@ -205,4 +205,5 @@ def test_wait_of_an_init_without_readiness_returns_once_it_runs(vzctl: Vzctl, bu
     assert "down" in vzctl("status", busybox_ct).stdout
     started = vzctl("start", busybox_ct, "--wait")
     assert "CT 101 is up" in started.stdout
+    assert "CT 101 is up" in vzctl("restart", "--wait", busybox_ct).stdout
     vzctl("stop", "--fast", busybox_ct)
