@@ -75,10 +75,11 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
     uid, gid = owner
     safefs.mount_at(root_fd, "dev", "tmpfs", "tmpfs", NOSUID | mounts.MS_STRICTATIME,
                     f"mode=755,size=65536k,uid={uid},gid={gid}")
-    for name in DEV_NODES:
-        safefs.mount_at(root_fd, f"dev/{name}", f"/dev/{name}", None, mounts.MS_BIND, kind="file")
+    for name in (*DEV_NODES, "console"):
+        # /dev/console: a CT has no console of the host's; it writes to /dev/null.
+        source = "/dev/null" if name == "console" else f"/dev/{name}"
+        safefs.mount_at(root_fd, f"dev/{name}", source, None, mounts.MS_BIND, kind="file")
     with safefs.opened(root_fd, "dev", os.O_PATH | os.O_DIRECTORY) as dev_fd:
-        console(dev_fd, owner)
         for name, target in DEV_LINKS.items():
             os.symlink(target, name, dir_fd=dev_fd)
             os.chown(name, uid, gid, dir_fd=dev_fd, follow_symlinks=False)
@@ -88,16 +89,6 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
     safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV,
                     f"mode=1777,size={DEV_SHM_SIZE},uid={uid},gid={gid}")
     safefs.mount_at(root_fd, "dev/mqueue", "mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
-
-
-def console(dev_fd: int, owner: tuple[int, int]) -> None:
-    """Make the CT's /dev/console: a null device node of its own /dev (not a bind of the
-    host's /dev/null: an init that resets its console's owner and mode, as systemd does
-    for console-getty, would change the host's node; a privileged CT's systemd made the
-    host's /dev/null 0620 root:tty that way).  A console pty that someone keeps open is
-    ``vzctl console``'s part (docs/system-cts.md)."""
-    os.mknod("console", stat.S_IFCHR | 0o600, os.makedev(1, 3), dir_fd=dev_fd)
-    os.chown("console", *owner, dir_fd=dev_fd, follow_symlinks=False)
 
 
 def _lookup(root_fd: int, path: str) -> int | None:
