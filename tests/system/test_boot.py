@@ -197,12 +197,15 @@ def _runlevels(wtmp: Path) -> list[str]:
 
 
 @pytest.mark.needs("busybox")
-def test_wait_of_an_init_without_readiness_returns_once_it_runs(vzctl: Vzctl, busybox_ct: int) -> None:
+def test_wait_of_an_init_without_readiness_returns_once_it_runs(vz_env: VzEnv, vzctl: Vzctl,
+                                                                busybox_ct: int) -> None:
     """The isolation plugin's ``vz_wait_ready`` for busybox: up once init runs; a bad
     ``--wait-timeout`` is refused before anything starts."""
     refused = vzctl("start", busybox_ct, "--wait-timeout", "0", check=False)
     assert refused.returncode == 20 and "--wait-timeout" in refused.stderr
     assert "down" in vzctl("status", busybox_ct).stdout
+    vzctl("set", busybox_ct, "--wait-timeout", "30", "--save")
+    assert 'WAIT_TIMEOUT="30"' in vz_env.conf(busybox_ct).read_text()
     started = vzctl("start", busybox_ct, "--wait")
     assert "CT 101 is up" in started.stdout
     assert "CT 101 is up" in vzctl("restart", "--wait", busybox_ct).stdout
