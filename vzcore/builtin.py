@@ -45,6 +45,10 @@ def vz_parameters() -> Iterable[Parameter]:
     yield Parameter(name="stop-timeout", key="STOP_TIMEOUT", type=Integer(0, 86400), live=True,
                     aliases=("stop_timeout",),
                     help="seconds 'vzctl stop' waits for init before killing (0: 120)")
+    yield Parameter(name="wait-timeout", key="WAIT_TIMEOUT", type=Integer(0, 86400), live=True,
+                    aliases=("wait_timeout",),
+                    help="seconds 'vzctl start --wait' waits for init to say it booted "
+                         "(0: 300)")
     yield Parameter(name="layout", key="VE_LAYOUT", type=Text(pattern=r"[a-z][a-z0-9_-]*",
                     explanation="a layout name such as simfs", metavar="NAME"),
                     aliases=("ve_layout", "velayout"), on_create=True, on_set=False,

@@ -130,6 +130,12 @@ class StartDisabled(VzError):
     exit_code = 105  # VZ_VE_START_DISABLED
 
 
+class WaitFailed(VzError):
+    """``vzctl start --wait``: the CT's init did not say it is up in time."""
+
+    exit_code = 133  # VZ_WAIT_FAILED
+
+
 class CommandFailed(VzError):
     """``vzctl exec``: the command inside the CT exited non-zero."""
 

@@ -538,6 +538,32 @@ def vz_post_start(ct: Container, run: Run) -> None:
     """
 
 
+@hookspec(first_result=True)
+def vz_wait_ready(ct: Container, run: Run, timeout: float) -> bool | None:
+    """Wait until the CT's init says it has finished booting (``vzctl start --wait``).
+
+    **When**: ``vzctl start --wait``, after the CT was recorded running and its lock
+    released (a ``vzctl stop`` may end the wait).
+    **Where**: host, root; may join the CT (:func:`vzcore.lifecycle.enter.output_in_ct`).
+
+    :param ct: the running CT.
+    :param run: the CT's state as the start left it (``run.record`` is readable).
+    :param timeout: seconds to wait at most (``--wait-timeout``, ``WAIT_TIMEOUT``).
+
+    **Returns**: ``True`` once the CT is up; ``None`` when this plugin cannot tell (the
+    next plugin is asked; when none can, the start does not wait).
+    **Errors**: :class:`~vzcore.errors.WaitFailed` (133) when init did not say so in time,
+    naming what it reported; the CT keeps running.
+
+    Example::
+
+        @hookimpl
+        def vz_wait_ready(ct, run, timeout):
+            wait_for_ready_message(run.init_pid, timeout)
+            return True
+    """
+
+
 # -- running CTs --------------------------------------------------------------------------
 
 

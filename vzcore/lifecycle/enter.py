@@ -21,6 +21,7 @@ import select
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -196,6 +197,42 @@ def run_in_ct(run: Run, argv: Sequence[str]) -> int:
     _pid, status = os.waitpid(pid, 0)
     _relay(errors_r)
     return _exit_status(status)
+
+
+def output_in_ct(run: Run, argv: Sequence[str], limit: int = 1 << 16,
+                 timeout: float = 10.0) -> tuple[int, str]:
+    """Run ``argv`` inside the running CT of ``run`` as :func:`run_in_ct` does, with its
+    stdout on a pipe; return its exit status and (up to ``limit`` bytes of) its output.
+    After ``timeout`` seconds the command is killed (status 137) with what it wrote."""
+    def payload() -> NoReturn:
+        null = os.open("/dev/null", os.O_RDWR)  # the CT's own
+        for fd in (0, 2):
+            os.dup2(null, fd)
+        _exec(argv, EXEC_ENV)
+
+    errors_r, errors_w = _joiner_errors()
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    pid = _fork_joiner(run, (null, out_w, errors_w), payload)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0 and select.select([out_r], [], [], left)[0]:
+            data = _read(out_r)
+            if not data:
+                break
+            if sum(map(len, chunks)) < limit:
+                chunks.append(data)
+        else:
+            try:
+                os.killpg(pid, signal.SIGKILL)  # the joiner's session: it and the command
+            except ProcessLookupError:
+                pass
+    finally:
+        os.close(out_r)
+    _pid, status = os.waitpid(pid, 0)
+    _relay(errors_r)
+    return _exit_status(status), b"".join(chunks)[:limit].decode(errors="replace")
 
 
 def _argv(args: Sequence[str], mode: str) -> list[str]:

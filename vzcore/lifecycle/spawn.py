@@ -39,7 +39,7 @@ import signal
 import struct
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import NoReturn
 
 from vzcore.container import Container
@@ -58,6 +58,11 @@ INIT_ENV = {
     "HOME": "/",
     "TERM": "linux",
 }
+
+INIT_ENV_OPTION = "init_env"
+"""The ``run.options`` key under which the hooks in init (``vz_finalize_child``) add
+variables to init's environment (systemd's container interface: ``container_uuid``,
+``NOTIFY_SOCKET``)."""
 
 _HEADER = struct.Struct("=cI")
 
@@ -141,8 +146,9 @@ class OwnNamespaces:
             namespaces.unshare(["cgroup"])
 
 
-InitSteps = Callable[[OwnNamespaces], None]
-"""What init runs once released, before it execs ``/sbin/init``; it raises on failure."""
+InitSteps = Callable[[OwnNamespaces], Mapping[str, str]]
+"""What init runs once released, before it execs ``/sbin/init``; it returns variables for
+init's environment and raises on failure."""
 
 
 class InitSpawner:
@@ -356,17 +362,17 @@ def _init(names: set[str], holder_pid: int, fds: dict[str, int], steps: InitStep
         _send(fds["from_w"], b"J")
         if os.read(fds["to_init_r"], 1) != b"G":
             os._exit(1)
-        steps(OwnNamespaces(user, "cgroup" in names))
+        extra = steps(OwnNamespaces(user, "cgroup" in names))
         dumpable.forbid()  # the credential changes in the steps may have reset it
-        exec_init()
+        exec_init(extra)
     except BaseException as exc:
         _report(fds["from_w"], exc)
 
 
-def exec_init() -> NoReturn:
+def exec_init(extra: Mapping[str, str] | None = None) -> NoReturn:
     """Give init the CT's /dev/console as stdio (its console pty, see
     :mod:`vzcore.lifecycle.console`; not as controlling terminal: init takes one if it
-    wants), close host descriptors, exec."""
+    wants), close host descriptors, exec it with :data:`INIT_ENV` and ``extra``."""
     try:
         console = os.open("/dev/console", os.O_RDWR | os.O_NOCTTY)
     except OSError:
@@ -377,6 +383,6 @@ def exec_init() -> NoReturn:
         os.close(console)
     prepare_exec()
     try:
-        os.execve(INIT_PATH, [INIT_PATH], INIT_ENV)
+        os.execve(INIT_PATH, [INIT_PATH], {**(extra or {}), **INIT_ENV})
     except OSError as exc:
         raise BadTemplate(f"cannot run {INIT_PATH} in the CT: {exc.strerror}") from exc

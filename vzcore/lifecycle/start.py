@@ -27,20 +27,42 @@ from vzcore.changes import ChangeSet
 from vzcore.container import Container
 from vzcore.ctgroups import check_leftover, plan
 from vzcore.engine import Engine
-from vzcore.errors import AlreadyRunning, StartDisabled, VzError
+from vzcore.errors import AlreadyRunning, InvalidValue, StartDisabled, VzError
 from vzcore.faults import checkpoint
 from vzcore.lifecycle import console, privileged
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
-from vzcore.lifecycle.spawn import InitSpawner, InitSteps, OwnNamespaces
+from vzcore.lifecycle.spawn import INIT_ENV_OPTION, InitSpawner, InitSteps, OwnNamespaces
 from vzcore.lifecycle.teardown import teardown
 from vzcore.linux.procfs import namespace
 from vzcore.runtime import RUNNING, Run, State
 
+DEFAULT_WAIT_TIMEOUT = 300
+"""Seconds ``vzctl start --wait`` waits for the CT's init by default (``WAIT_TIMEOUT``)."""
 
-def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any) -> None:
-    """Start ``ct``; raises :class:`AlreadyRunning` (32) if it runs."""
+
+def wait_timeout(ct: Container, given: float | None) -> float:
+    """``--wait-timeout``, else the config's ``WAIT_TIMEOUT``, else the default."""
+    if given is not None:
+        if given <= 0:
+            raise InvalidValue(f"CT {ct.ctid}: --wait-timeout {given:g}: give a number of "
+                               "seconds above 0")
+        return given
+    text = ct.get("WAIT_TIMEOUT") or ""
+    try:
+        seconds = float(text) if text else DEFAULT_WAIT_TIMEOUT
+    except ValueError:
+        raise InvalidValue(f"CT {ct.ctid}: WAIT_TIMEOUT={text!r} is not a number of seconds; "
+                           "fix it in the CT's config or vz.conf") from None
+    return seconds if seconds > 0 else DEFAULT_WAIT_TIMEOUT
+
+
+def start(engine: Engine, ct: Container, *, force: bool = False, wait: bool = False,
+          timeout: float | None = None, **options: Any) -> None:
+    """Start ``ct``; raises :class:`AlreadyRunning` (32) if it runs.  With ``wait``, return
+    only once its init says it is up (:class:`WaitFailed`, 133, after ``timeout``)."""
     ct.require_exists()
+    seconds = wait_timeout(ct, timeout) if wait else 0.0
     plugins = engine.plugins
     plugins.require("isolation", "start")
     check_layout(engine, ct)
@@ -60,11 +82,17 @@ def start(engine: Engine, ct: Container, *, force: bool = False, **options: Any)
             engine.say(f"Cleaning up what the last run of CT {ct.ctid} left")
             teardown(engine, ct, state, umount=state.mounted_by_start, what="cleanup of the last run")
         engine.say(f"Starting CT {ct.ctid} ...")
-        _start_locked(engine, ct, options)
+        run = _start_locked(engine, ct, options)
     engine.say(f"CT {ct.ctid} started")
+    if wait:
+        engine.say(f"Waiting for CT {ct.ctid} to boot ...")
+        if plugins.first_result("vz_wait_ready", ct=ct, run=run, timeout=seconds):
+            engine.say(f"CT {ct.ctid} is up")
 
 
-def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> None:
+
+
+def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run:
     plugins = engine.plugins
     state = engine.new_state(ct)
     state.variants["VE_LAYOUT"] = ct.layout
@@ -114,6 +142,7 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
         checkpoint("start:post-start-done")
         state.phase = RUNNING
         state.save()
+        return run
     except BaseException:
         if spawner is not None:
             spawner.abort()
@@ -131,10 +160,11 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Non
 
 def _in_ct(ct: Container, run: Run) -> InitSteps:
     """The steps the CT's init runs once released, as the host's root in the CT's new
-    mount and PID namespaces, before it execs ``/sbin/init``."""
+    mount and PID namespaces, before it execs ``/sbin/init``; they return the variables
+    the hooks put in ``run.options[INIT_ENV_OPTION]`` for init's environment."""
     plugins = run.plugins
 
-    def steps(own: OwnNamespaces) -> None:
+    def steps(own: OwnNamespaces) -> dict[str, str]:
         # This process was forked before vz_pre_start: its copy of the state is older
         # than the file, which vzctl saved when it recorded init, just before the release.
         state = State.load(run.state.path, ct.ctid)
@@ -148,5 +178,6 @@ def _in_ct(ct: Container, run: Run) -> InitSteps:
                           "is the isolation plugin active?")
         own.enter()  # the CT's user namespace (locking the mounts) and cgroup namespace
         plugins.run_each("vz_finalize_child", ct=ct, run=child)
+        return dict(child.options.get(INIT_ENV_OPTION) or {})
 
     return steps

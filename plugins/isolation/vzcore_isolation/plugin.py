@@ -7,12 +7,14 @@ host's files are out of reach); the other hooks import what they need when they 
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
+from vzcore_isolation.record import IsolationRecord
 
 if TYPE_CHECKING:
     from vzcore.changes import ChangeSet
@@ -22,9 +24,9 @@ if TYPE_CHECKING:
 
 NAMESPACES = ("pid", "mnt", "uts", "ipc", "net", "cgroup")
 DEFAULT_HOSTNAME = "localhost"
-HALT = ("halt",)
 CHILD_MODULES = ("vzcore.linux.caps", "vzcore.linux.mounts", "vzcore.linux.userns",
-                 "vzcore_isolation.capabilities", "vzcore_isolation.rootfs")
+                 "vzcore_isolation.capabilities", "vzcore_isolation.rootfs",
+                 "vzcore_isolation.system", "vzcore_isolation.initkind")
 
 
 @hookimpl
@@ -32,7 +34,7 @@ def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="isolation",
                       summary="own pid/mount/uts/ipc/net/cgroup namespaces, /proc, /sys, /dev, "
                               "capabilities",
-                      child_modules=CHILD_MODULES)
+                      child_modules=CHILD_MODULES, record=IsolationRecord)
 
 
 @hookimpl
@@ -64,6 +66,22 @@ def vz_namespaces(ct: Container) -> Iterable[str]:
 
 
 @hookimpl
+def vz_pre_start(ct: Container, run: Run) -> None:
+    """Detect the CT's init kind and record it when it boots a distribution; for systemd,
+    make the notify socket ``--wait`` reads."""
+    from vzcore_isolation import initkind, ready
+
+    kind = initkind.detect(str(ct.root))
+    if not kind.system:
+        return  # no record: a CT without one is handled as busybox, as it always was
+    host_dir = ct.paths.run_dir / f"{ct.ctid}.host" if kind.name == initkind.SYSTEMD else None
+    run.record = IsolationRecord(init_kind=kind.name,
+                                 host_dir=str(host_dir) if host_dir is not None else None)
+    if host_dir is not None:
+        ready.listen(ct.ctid, host_dir, ct.root_owner)
+
+
+@hookimpl
 def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     """Map the CT's IDs 0..65535 to its host range (we write as the privileged parent, so
     setgroups need not be denied)."""
@@ -84,9 +102,30 @@ def _become_ct_root(ct: Container) -> None:
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
     from vzcore.lifecycle.console import CONSOLE_OPTION
-    from vzcore_isolation import rootfs
+    from vzcore.linux import safefs
+    from vzcore_isolation import initkind, rootfs, system
 
     rootfs.build(run.root, ct.root_owner, console=run.options.get(CONSOLE_OPTION))
+    record = run.record
+    kind = initkind.KINDS.get(record.init_kind if record else "", initkind.KINDS[initkind.BUSYBOX])
+    if kind.system:
+        groups = run.state.cgroups.dirs if run.state.cgroups is not None else ()
+        root_fd = safefs.open_root(run.root)
+        try:
+            system.build(root_fd, ct.root_owner, groups, record.host_dir)
+        finally:
+            os.close(root_fd)
+        from vzcore.lifecycle.spawn import INIT_ENV_OPTION
+
+        run.options.setdefault(INIT_ENV_OPTION, {}).update(kind.environment(ct_uuid(ct)))
+
+
+def ct_uuid(ct: Container) -> str:
+    """The CT's ``container_uuid``: stable across its boots, unique to the installation
+    and CTID (systemd makes /etc/machine-id from it when the template left none)."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"vzcore:{os.path.realpath(ct.paths.prefix)}:{ct.ctid}"))
 
 
 @hookimpl
@@ -122,13 +161,64 @@ def vz_enter(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_stop(ct: Container, run: Run) -> None:
-    """Run ``halt`` inside, as vzctl does; if the CT has none, send init SIGPWR (LXC's
-    default halt signal, which sysvinit and systemd both treat as "power off")."""
+    """Ask the booted init to shut down its own way (:mod:`vzcore_isolation.initkind`):
+    systemd gets ``SIGRTMIN+3``; sysvinit ``telinit 0`` inside; any other runs ``halt``
+    inside, as vzctl does.  If no command worked, init gets SIGPWR (LXC's default halt
+    signal)."""
     from vzcore.lifecycle.enter import run_in_ct
     from vzcore.linux.procfs import kill
+    from vzcore_isolation import initkind
 
-    if run_in_ct(run, HALT) != 0 and run.state.init is not None:
+    if run.state.init is None:
+        return
+    record = run.record
+    kind = initkind.KINDS.get(record.init_kind if record else "", initkind.KINDS[initkind.BUSYBOX])
+    if kind.stop_signal is not None:
+        kill(run.state.init, kind.stop_signal)
+        return
+    for command in kind.stop_command:
+        if run_in_ct(run, command) == 0:
+            break
+    else:
         kill(run.state.init, signal.SIGPWR)
+        return
+    if kind.name == initkind.SYSVINIT:
+        _end_halted_sysvinit(ct, run)
+
+
+def _end_halted_sysvinit(ct: Container, run: Run) -> None:
+    """sysvinit's last step at runlevel 0 is ``halt -f``: reboot(2), which ends init only
+    with ``CAP_SYS_BOOT`` over the CT's PID namespace; that namespace is the host's (see
+    docs/system-cts.md), so halt fails and init stays.  Once runlevel 0's ``rc`` ran
+    (services stopped, processes signalled, file systems synced), end init as halt would
+    have."""
+    from vzcore.lifecycle.stop import stop_timeout
+    from vzcore.linux.procfs import kill
+    from vzcore_isolation import ready
+
+    assert run.state.init is not None
+    if ready.halted(run.state.init, stop_timeout(ct)):
+        kill(run.state.init, signal.SIGKILL)
+
+
+@hookimpl
+def vz_wait_ready(ct: Container, run: Run, timeout: float) -> bool:
+    """Wait until the booted init says it is up (:mod:`vzcore_isolation.ready`)."""
+    from vzcore_isolation import initkind, ready
+
+    record = run.record
+    ready.wait(run, record.init_kind if record else initkind.BUSYBOX, timeout)
+    return True
+
+
+@hookimpl
+def vz_post_stop(ct: Container, run: Run) -> None:
+    """Remove the host directory of the CT's notify socket."""
+    from vzcore.linux import safefs
+
+    record = run.record
+    if record is not None and record.host_dir and os.path.isdir(record.host_dir):
+        safefs.remove_tree(record.host_dir)
 
 
 @hookimpl
