@@ -9,15 +9,14 @@ the expensive part, minutes under the VM's emulation).
 from __future__ import annotations
 
 import os
-import shutil
 import struct
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv, reap_orphans
+from vzcore.testing.templates import DebianTemplate
 
 pytestmark = [pytest.mark.root]
 
@@ -26,57 +25,17 @@ EXPECTED_FAILED = {"console-getty.service"}
 WAIT = "900"
 """--wait-timeout of the tests' boots: far above a boot's few seconds on the host and its
 minutes in the VM's emulation; reaching it is a failure, not a measurement."""
-SOURCES = {"systemd": "/work/cache/deb12-rootfs", "sysvinit": "/work/cache/deb12-sysvinit-rootfs"}
-"""Until the template plugin's ``debian_template`` fixture lands: debootstrap trees made
-beside the project (see the module's fixture), one per init kind."""
-NAMES = {"systemd": "debian-12-x86_64-minimal", "sysvinit": "debian-12-x86_64-minimal-sysvinit"}
-
-
-@pytest.fixture(scope="session")
-def debian_templates(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, str]]:
-    """``(cache dir, template name)`` of a Debian 12 template with init ``kind``: from
-    ``VZ_TEST_TEMPLATES`` when set, else packed once per session from a debootstrap tree
-    (``SOURCES``).  The one place to switch to the template plugin's ``debian_template``."""
-    made: dict[str, tuple[Path, str]] = {}
-    cache = tmp_path_factory.mktemp("templates") / "cache"
-    cache.mkdir()
-
-    def get(kind: str) -> tuple[Path, str]:
-        if kind in made:
-            return made[kind]
-        given = os.environ.get("VZ_TEST_TEMPLATES")
-        if given and any(Path(given).glob(f"{NAMES[kind]}.tar*")):
-            made[kind] = (Path(given), NAMES[kind])
-            return made[kind]
-        source = Path(SOURCES[kind])
-        if not (source / "sbin/init").exists() and not (source / "sbin/init").is_symlink():
-            pytest.skip(f"no Debian 12 {kind} template: VZ_TEST_TEMPLATES is unset and "
-                        f"{source} (a debootstrap tree) is missing")
-        subprocess.run(["tar", "-C", str(source), "--numeric-owner", "-cf",
-                        str(cache / f"{NAMES[kind]}.tar"), "."], check=True)
-        made[kind] = (cache, NAMES[kind])
-        return made[kind]
-
-    return get
-
-
-def _create(vz_env: VzEnv, vzctl: Vzctl, templates: Callable[[str], tuple[Path, str]],
+def _create(vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate],
             kind: str, ctid: int, privileged: bool) -> None:
-    directory, name = templates(kind)
+    template = debian_template(kind)
+    template.install(vz_env)
     # A stop that needed the kill is what the tests detect ("did not stop"), not a time.
     vz_env.write_vz_conf(STOP_TIMEOUT="600")
-    cache = vz_env.root / "vz/template/cache"  # TEMPLATE lies below VZ_ROOT
-    cache.mkdir(parents=True, exist_ok=True)
-    for tarball in directory.glob(f"{name}.tar*"):
-        try:
-            os.link(tarball, cache / tarball.name)
-        except OSError:  # another file system
-            shutil.copyfile(tarball, cache / tarball.name)
     extra: list[object] = []
     if privileged:
         vz_env.allow_privileged()
         extra = ["--local_uid", 0, "--local_gid", 0]
-    vzctl("create", ctid, "--ostemplate", name, "--hostname", f"ct{ctid}", *extra)
+    vzctl("create", ctid, "--ostemplate", template.name, "--hostname", f"ct{ctid}", *extra)
 
 
 def _processes(vzctl: Vzctl, ctid: int) -> dict[int, str]:
@@ -89,10 +48,10 @@ PROFILES = [pytest.param(False, id="userns"), pytest.param(True, id="privileged"
 
 @pytest.mark.vm
 def test_systemd_boots_as_pid_1_and_stops_through_systemd(
-        vz_env: VzEnv, vzctl: Vzctl, debian_templates: Callable[[str], tuple[Path, str]]) -> None:
+        vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate]) -> None:
     """The user-namespace profile only: the privileged profile's seccomp filter refuses
     every mount, which systemd's sandboxed units need (docs/system-cts.md)."""
-    _create(vz_env, vzctl, debian_templates, "systemd", 201, False)
+    _create(vz_env, vzctl, debian_template, "systemd", 201, False)
     # A unit whose stop leaves a mark: proof that systemd ran its shutdown transaction.
     _add_unit(vz_env, 201, "mark.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
               "ExecStart=/bin/true\nExecStop=/bin/touch /var/lib/stopped-by-systemd\n")
@@ -133,9 +92,9 @@ def test_systemd_boots_as_pid_1_and_stops_through_systemd(
 
 @pytest.mark.parametrize("privileged", PROFILES)
 def test_sysvinit_boots_its_default_runlevel_and_stops_through_runlevel_0(
-        vz_env: VzEnv, vzctl: Vzctl, debian_templates: Callable[[str], tuple[Path, str]],
+        vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate],
         privileged: bool) -> None:
-    _create(vz_env, vzctl, debian_templates, "sysvinit", 202, privileged)
+    _create(vz_env, vzctl, debian_template, "sysvinit", 202, privileged)
     vzctl("start", 202, "--wait", "--wait-timeout", WAIT, timeout=1000)
 
     # --wait returned once runlevel 2 was entered and its rc script ended.
@@ -152,8 +111,8 @@ def test_sysvinit_boots_its_default_runlevel_and_stops_through_runlevel_0(
 
 
 def test_wait_timeout_names_the_failed_units_and_leaves_the_ct_running(
-        vz_env: VzEnv, vzctl: Vzctl, debian_templates: Callable[[str], tuple[Path, str]]) -> None:
-    _create(vz_env, vzctl, debian_templates, "systemd", 203, False)
+        vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate]) -> None:
+    _create(vz_env, vzctl, debian_template, "systemd", 203, False)
     _add_unit(vz_env, 203, "broken.service", "[Service]\nType=oneshot\nExecStart=/bin/false\n")
     _add_unit(vz_env, 203, "endless.service", "[Service]\nType=oneshot\n"
               "ExecStart=/bin/sleep 3600\nTimeoutStartSec=infinity\n")

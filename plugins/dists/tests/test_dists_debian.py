@@ -2,12 +2,10 @@
 agreeing with the host's setup, and ``--userpasswd`` proved by an ``ssh`` login (sshpass)
 from the test's own network namespace.
 
-The CT comes from the ``debian_template`` fixture of ``vzcore.testing`` when it is
-installed, else from a tarball of ``VZ_TEST_DEB12_ROOTFS`` (default
-``/work/cache/deb12-rootfs``, a debootstrap of Debian 12 minbase + systemd, sshd,
-ifupdown) in a private template cache.  ``test_ssh_into_a_booted_ct`` needs the CT's
-systemd to boot (``vzctl start --wait``); the others start the CT with a small shell
-init instead of systemd and start sshd by hand through ``vzctl exec``.
+The CT comes from the ``debian_template`` fixture of ``vzcore.testing`` (the test
+templates contrib/test.sh builds).  ``test_ssh_into_a_booted_ct`` boots the CT's own
+init (``vzctl start --wait``); the others start the CT with a small shell init instead
+and start sshd by hand through ``vzctl exec``.
 """
 
 from __future__ import annotations
@@ -16,14 +14,13 @@ import os
 import shutil
 import socket
 import subprocess
-import tarfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from dists_helpers import crypt_matches, shadow_hash
 
-from vzcore.testing.pytest_plugin import Vzctl, VzEnv, vzctl_binary
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore.testing.templates import DebianTemplate
 
 pytestmark = [pytest.mark.root, pytest.mark.netns, pytest.mark.needs("openat2", "veth")]
 
@@ -31,13 +28,6 @@ CT = 201
 CT_IP = "10.199.9.20"
 HOST_IP = "10.199.9.1"
 UPLINK = ("vzt-dst0", "vzt-dst1")
-NAMES = {"systemd": "debian-12-x86_64-minimal", "sysvinit": "debian-12-x86_64-minimal-sysvinit"}
-"""The names vzcore.testing's debian_template gives the test templates."""
-ROOTFS = {
-    "systemd": Path(os.environ.get("VZ_TEST_DEB12_ROOTFS", "/work/cache/deb12-rootfs")),
-    "sysvinit": Path(os.environ.get("VZ_TEST_DEB12_SYSVINIT_ROOTFS",
-                                    "/work/cache/deb12-sysvinit-rootfs")),
-}
 SIMPLE_INIT = "#!/bin/sh\n# test init: no systemd\ntrap 'exit 0' TERM INT\n" \
               "while :; do sleep 3600 & wait $!; done\n"
 
@@ -46,46 +36,15 @@ def ip(*args: str, check: bool = True) -> None:
     subprocess.run(["ip", *args], check=check, capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def private_debian_cache(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``cache(init)``: a directory holding the template of that init kind, a tarball of
-    its debootstrapped root (made once per session)."""
-    made: dict[str, Path] = {}
-
-    def cache(init: str) -> Path:
-        if init not in made:
-            rootfs = ROOTFS[init]
-            if not (rootfs / "etc/debian_version").exists():
-                pytest.skip(f"no Debian 12 {init} template: neither vzcore.testing's "
-                            f"debian_template nor a Debian 12 root at {rootfs}")
-            directory = tmp_path_factory.mktemp(f"debian-cache-{init}")
-            with tarfile.open(directory / f"{NAMES[init]}.tar.gz", "w:gz", compresslevel=1) as tar:
-                tar.add(rootfs, arcname=".")
-            made[init] = directory
-        return made[init]
-
-    return cache
-
-
 @pytest.fixture
-def debian_ct(request: pytest.FixtureRequest, vz_env: VzEnv) -> Callable[[str], str]:
+def debian_ct(vz_env: VzEnv, debian_template: Callable[[str], DebianTemplate]) -> Callable[[str], str]:
     """``debian_ct(init)``: the name of a Debian 12 template of init kind ``init`` usable
     as --ostemplate in ``vz_env``."""
 
     def get(init: str = "systemd") -> str:
-        try:
-            template = request.getfixturevalue("debian_template")(init)
-        except pytest.FixtureLookupError:
-            cache: Path = request.getfixturevalue("private_debian_cache")(init)
-            target = vz_env.root / "vz/template/cache"
-            vz_env.write_vz_conf(TEMPLATE="/vz/template")
-            target.mkdir(parents=True, exist_ok=True)
-            name = f"{NAMES[init]}.tar.gz"
-            if not (target / name).exists():
-                (target / name).symlink_to(cache / name)
-            return NAMES[init]
+        template = debian_template(init)
         template.install(vz_env)
-        return str(template.name)
+        return template.name
 
     return get
 
@@ -183,16 +142,6 @@ def test_debian_files_ifupdown_and_ssh_login(vzctl: Vzctl, vz_env: VzEnv,
     assert "USERPASSWD" not in vz_env.conf(CT).read_text()
 
 
-def _boots() -> bool:
-    """Whether this vzcore boots a Debian CT's systemd (the boot work of issue 14:
-    ``vzctl start --wait``)."""
-    result = subprocess.run([vzctl_binary(), "start", "--help"], capture_output=True, text=True,
-                            check=False)
-    return "--wait" in result.stdout
-
-
-@pytest.mark.skipif(not _boots(), reason="needs vzctl start --wait (systemd boot of a Debian "
-                                         "CT, issue 14's boot part)")
 @pytest.mark.parametrize("init", ["systemd", "sysvinit"])
 def test_ssh_into_a_booted_ct(vzctl: Vzctl, vz_env: VzEnv, debian_ct: Callable[[str], str],
                               uplink: str, init: str) -> None:
@@ -222,8 +171,6 @@ def test_ssh_into_a_booted_ct(vzctl: Vzctl, vz_env: VzEnv, debian_ct: Callable[[
         vzctl("stop", "--fast", CT)
 
 
-@pytest.mark.skipif(not _boots(), reason="needs vzctl start --wait (systemd boot of a Debian "
-                                         "CT, issue 14's boot part)")
 def test_networkd_in_a_booted_ct_keeps_the_host_setup(vzctl: Vzctl, vz_env: VzEnv,
                                                        debian_ct: Callable[[str], str],
                                                        uplink: str) -> None:
