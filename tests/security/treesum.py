@@ -11,10 +11,15 @@ from pathlib import Path
 
 def tree_digest(top: Path) -> dict[str, tuple[object, ...]]:
     """Every entry below ``top`` (links not followed): type, mode, owner, and the content's
-    hash (files) or target (links).  Times are left out (reading a file changes atime), and
+    hash (files) or target (links); mount points below ``top`` are listed, not entered.
+    Times are left out (reading a file changes atime), and
     so are sockets: a CT's helper daemons (the beancounters view) make theirs when ready."""
     entries: dict[str, tuple[object, ...]] = {}
     for directory, dirnames, filenames in os.walk(top):
+        # Mounts below the prefix are not descended into: a running CT's root (its files
+        # are read in its private area) and the file systems of vzcore's shared services
+        # (lxcfs's, whose /proc files answer only a CT's processes).
+        dirnames[:] = [name for name in dirnames if not os.path.ismount(os.path.join(directory, name))]
         for name in [*dirnames, *filenames]:
             path = os.path.join(directory, name)
             st = os.lstat(path)
