@@ -6,6 +6,7 @@ import click
 
 from vzcore.cli.options import ParameterCommand, given_options
 from vzcore.cli.session import Session, pass_session
+from vzcore.errors import InvalidSyntax
 from vzcore.lifecycle.setparams import set_parameters
 
 
@@ -21,9 +22,14 @@ def set_(ctx: click.Context, session: Session, ctid: str, save: bool) -> None:
     Examples:
       vzctl set 101 --hostname web1 --save
       vzctl set 101 --numproc 400:400 --ram 512M --save
+      vzctl set 101 --name web --save        (then: vzctl exec web hostname)
       vzctl set 0 --cpuunits 2000 --save     (CT 0 is the host itself)
     """
     given = given_options(ctx)
     if not given:
         raise click.UsageError("no parameter to set; see 'vzctl set --help'")
-    set_parameters(session.engine, session.container(ctid), given, save=save)
+    ct = session.container(ctid)
+    if "name" in given and not save:  # a name lives only in the config, as in OpenVZ
+        raise InvalidSyntax(f"CT {ct.ctid}: --name is kept in the CT's config only; "
+                            "add --save")
+    set_parameters(session.engine, ct, given, save=save)
