@@ -22,6 +22,7 @@ def test_a_named_ct_is_reachable_by_name_in_every_verb_and_in_vzlist(
     vzctl("start", "web")
     assert vzctl("exec", "web", "hostname").stdout.strip() == "ct101"
     assert vzctl("status", "web").stdout.split()[:2] == ["CTID", "101"]
+    assert "101:" in vzctl("ubc", "web").stdout  # plugin commands take a name too
     vzctl("set", "web", "--description", "front end", "--save")
     assert 'DESCRIPTION="front end"' in vz_env.conf(101).read_text()
 
