@@ -129,7 +129,7 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     """A new name must be unique.  A host name that came with the config file (not through
     ``--hostname``) is checked before a start sets it in the CT and writes it into the CT's
     files."""
-    if verb in ("set", "create") and not ct.is_host:
+    if verb in ("set", "create") and changes and "NAME" in changes:
         _check_name_unique(ct, changes)
     if verb != "start" or ct.is_host:
         return
