@@ -56,6 +56,7 @@ def test_a_named_ct_is_reachable_by_name_in_every_verb_and_in_vzlist(
     (("create", 103, "--ostemplate", "busybox", "--name", "web"), 21, "already CT 101's"),
     (("status", "nobody"), 14, "no CT is named 'nobody'"),
     (("start", "a b"), 20, "invalid CT ID or name"),
+    (("create", "web", "--ostemplate", "busybox"), 20, "needs the new CT's ID"),
 ])
 def test_a_bad_or_duplicate_name_is_refused_and_nothing_changes(
         vz_env: VzEnv, vzctl: Vzctl, args: tuple[object, ...], code: int, words: str) -> None:
