@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -89,6 +93,21 @@ def ctid_by_name(conf_dir: Path, ctids: list[int], name: str) -> int | None:
                           f"configs in {conf_dir}; give each a unique name with "
                           f"'vzctl set CTID --name NAME --save'")
     return owners[0] if owners else None
+
+
+@contextmanager
+def names_lock(lock_dir: Path) -> Iterator[None]:
+    """Held while a verb checks a new name's uniqueness and saves it: the CTs' own locks
+    do not keep two CTs from taking one name at once.  ``flock`` ends with the process,
+    so a killed vzctl leaves nothing to clean."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / "names.lck", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def resolve_ct_argument(text: str, conf_dir: Path, ctids: list[int]) -> int:

@@ -4,6 +4,9 @@ vzlist's ``-n``, ``-N``, ``name``, ``smart_name`` and the ``veid``/``vpsid`` ali
 from __future__ import annotations
 
 import json
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +80,29 @@ def test_an_all_digit_argument_is_always_a_ctid(vz_env: VzEnv, vzctl: Vzctl) -> 
         conf.write('NAME="102"\n')
     result = vzctl("status", 102, check=False)
     assert result.stdout.split()[:3] == ["CTID", "102", "deleted"]
+
+
+def test_two_cts_cannot_take_one_name_at_once(vz_env: VzEnv, vzctl: Vzctl,
+                                              tmp_path: Path) -> None:
+    """The first set holds the names lock through its check and save (kept open by a
+    pause at its set:locked point); the second, started inside that window, must wait
+    and then find the name taken.  The CTs' own locks alone would let both through."""
+    from vzcore.testing.pytest_plugin import vzctl_binary
+
+    vzctl("create", 101, "--ostemplate", "busybox")
+    vzctl("create", 102, "--ostemplate", "busybox")
+    trace = tmp_path / "trace"
+    env = {**vz_env.env, "VZ_FAULT_PAUSE_AT": "set:locked:2", "VZ_FAULT_TRACE": str(trace)}
+    first = subprocess.Popen([vzctl_binary(), "set", "101", "--name", "web", "--save"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while "set:locked" not in (trace.read_text() if trace.exists() else ""):
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.02)
+        second = vzctl("set", 102, "--name", "web", "--save", check=False)
+    finally:
+        _out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert second.returncode == 21 and "already CT 101's" in second.stderr
+    assert 'NAME="web"' in vz_env.conf(101).read_text()
+    assert "NAME" not in vz_env.conf(102).read_text()

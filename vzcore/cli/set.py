@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import click
 
 from vzcore.cli.options import ParameterCommand, given_options
 from vzcore.cli.session import Session, pass_session
+from vzcore.container import names_lock
 from vzcore.errors import InvalidSyntax
 from vzcore.lifecycle.setparams import set_parameters
 
@@ -69,8 +72,9 @@ def set_(ctx: click.Context, session: Session, ctid: str, save: bool, applyconfi
     if "name" in given and not save:  # a name lives only in the config, as in OpenVZ
         raise InvalidSyntax(f"CT {ct.ctid}: --name is kept in the CT's config only; "
                             "add --save")
-    restart = set_parameters(session.engine, ct, given, save=save, setmode=setmode,
-                             force=force)
+    with names_lock(session.engine.lock_dir) if "name" in given else nullcontext():
+        restart = set_parameters(session.engine, ct, given, save=save, setmode=setmode,
+                                 force=force)
     if restart and setmode == "restart":
         from vzcore.lifecycle.start import start as start_ct
         from vzcore.lifecycle.stop import stop as stop_ct
