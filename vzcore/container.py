@@ -57,13 +57,13 @@ def ctid_of_file(name: str, suffix: str) -> int | None:
     return int(stem)
 
 
-NAME_PATTERN = r"(?![0-9]+$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
-"""A CT name (``NAME``, ``vzctl set --name``): letters, digits, ``_ . -``, at most 64, not
-starting with ``-`` or ``.`` (it would read as an option or a hidden file), and never all
-digits, so that it can never be taken for a CT ID: an all-digit argument is always a CTID."""
+NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]{0,63}"
+"""A CT name (``NAME``, ``vzctl set --name``): letters, digits, ``_ . -``, at most 64,
+starting with a letter: never an option (``-x``), a hidden file, nor anything that could
+be a CT ID or a mistyped one (``10x`` is refused as malformed, not looked up)."""
 
-NAME_EXPLANATION = ("a CT name is 1 to 64 letters, digits, '_', '.' or '-', starting with a "
-                    "letter, digit or '_', and not all digits (that would be a CT ID)")
+NAME_EXPLANATION = ("a CT name is 1 to 64 letters, digits, '_', '.' or '-' starting with a "
+                    "letter (so it is never taken for a CT ID)")
 
 
 def is_ctid_text(text: str) -> bool:

@@ -52,7 +52,8 @@ def test_a_named_ct_is_reachable_by_name_in_every_verb_and_in_vzlist(
 
 @pytest.mark.parametrize(("args", "code", "words"), [
     (("set", 102, "--name", "web", "--save"), 21, "already CT 101's"),
-    (("set", 102, "--name", "1234", "--save"), 21, "not all digits"),
+    (("set", 102, "--name", "1234", "--save"), 21, "starting with a letter"),
+    (("set", 102, "--name", "1web", "--save"), 21, "starting with a letter"),
     (("set", 102, "--name", "-x", "--save"), 21, "starting with"),
     (("set", 102, "--name", "a/b", "--save"), 21, "letters, digits"),
     (("set", 102, "--name", "other"), 20, "add --save"),
