@@ -38,6 +38,13 @@ def vz_parameters() -> Iterable[Parameter]:
                     help="the CT's host name")
     yield Parameter(name="description", key="DESCRIPTION", type=Text(), live=True,
                     on_create=True, help="free text describing the CT")
+    from vzcore.container import NAME_EXPLANATION, NAME_PATTERN
+
+    yield Parameter(name="name", key="NAME", live=True, on_create=True,
+                    type=Text(pattern=f"|{NAME_PATTERN}", explanation=NAME_EXPLANATION,
+                              metavar="NAME"),
+                    help="a unique name usable wherever the CT ID is (needs --save; '' "
+                         "removes it)")
     yield Parameter(name="onboot", key="ONBOOT", type=YesNo(), live=True,
                     help="start the CT when the host boots")
     yield Parameter(name="disabled", key="DISABLED", type=YesNo(), live=True,
@@ -75,6 +82,9 @@ def vz_list_fields() -> Iterable[Field]:
     from vzcore.params import Field
 
     yield Field(name="ctid", header="CTID", width=10, help="CT ID")
+    yield Field(name="name", header="NAME", width=-32, help="CT name (vzctl set --name)")
+    yield Field(name="smart_name", header="SMARTNAME", width=10,
+                help="the CT's name if it has one, else its CT ID")
     yield Field(name="status", header="STATUS", width=-9, help="running, mounted or stopped")
     yield Field(name="hostname", header="HOSTNAME", width=-32, help="host name")
     yield Field(name="description", header="DESCRIPTION", width=-32, help="description")
@@ -92,10 +102,39 @@ def vz_list_fields() -> Iterable[Field]:
                 help="time since the CT's init started")
 
 
+def _check_name_unique(ct: Container, changes: ChangeSet) -> None:
+    """A new ``NAME`` must not be another CT's: names are looked up in every config."""
+    change = changes.get("NAME")
+    if change is None or not change.new:
+        return
+    from vzcore.container import names_in
+    from vzcore.errors import InvalidValue
+    conf_dir = ct.paths.conf_dir
+    others = [c for c in _conf_ctids(ct.paths) if c != ct.ctid]
+    for other, name in names_in(conf_dir, others).items():
+        if name == change.new:
+            raise InvalidValue(f"CT {ct.ctid}: the name {change.new!r} is already CT {other}'s; "
+                               f"choose another, or free it with 'vzctl set {other} --name "
+                               f"\"\" --save'")
+
+
+def _conf_ctids(paths: Any) -> list[int]:
+    from vzcore.container import ctid_of_file
+
+    try:
+        names = [p.name for p in paths.conf_dir.iterdir()]
+    except FileNotFoundError:
+        return []
+    return sorted(c for c in (ctid_of_file(n, ".conf") for n in names) if c is not None)
+
+
 @hookimpl
 def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
-    """A host name that came with the config file (not through ``--hostname``) is checked
-    before a start sets it in the CT and writes it into the CT's files."""
+    """A new name must be unique.  A host name that came with the config file (not through
+    ``--hostname``) is checked before a start sets it in the CT and writes it into the CT's
+    files."""
+    if verb in ("set", "create") and changes and "NAME" in changes:
+        _check_name_unique(ct, changes)
     if verb != "start" or ct.is_host:
         return
     text = ct.get("HOSTNAME")
@@ -126,6 +165,8 @@ def _area(ct: Container, key: str) -> str | None:
 def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
     values: dict[str, Any] = {
         "ctid": ct.ctid,
+        "name": ct.config.get("NAME") or None,
+        "smart_name": ct.config.get("NAME") or ct.ctid,
         "hostname": ct.get("HOSTNAME"),
         "description": ct.get("DESCRIPTION"),
         "ostemplate": ct.get("OSTEMPLATE"),

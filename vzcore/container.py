@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -51,6 +55,79 @@ def ctid_of_file(name: str, suffix: str) -> int | None:
     if not is_canonical_ctid(stem) or stem == "0":
         return None
     return int(stem)
+
+
+NAME_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]{0,63}"
+"""A CT name (``NAME``, ``vzctl set --name``): letters, digits, ``_ . -``, at most 64,
+starting with a letter: never an option (``-x``), a hidden file, nor anything that could
+be a CT ID or a mistyped one (``10x`` is refused as malformed, not looked up)."""
+
+NAME_EXPLANATION = ("a CT name is 1 to 64 letters, digits, '_', '.' or '-' starting with a "
+                    "letter (so it is never taken for a CT ID)")
+
+
+def is_ctid_text(text: str) -> bool:
+    """Whether a command-line argument is meant as a CT ID (all ASCII digits) rather than a
+    name; OpenVZ's precedence: digits are a CTID even if a CT were named so."""
+    return text.isascii() and text.isdigit()
+
+
+def names_in(conf_dir: Path, ctids: list[int]) -> dict[int, str]:
+    """The ``NAME`` of each CT in ``ctids`` that has one (read from its config)."""
+    found: dict[int, str] = {}
+    for ctid in ctids:
+        name = ConfigFile.load(conf_dir / f"{ctid}.conf", missing_ok=True).get("NAME")
+        if name:
+            found[ctid] = name
+    return found
+
+
+def ctid_by_name(conf_dir: Path, ctids: list[int], name: str) -> int | None:
+    """The CT whose config says ``NAME="name"``; ``None`` if no CT has that name.
+
+    :raises ConfigError: when several configs hold the name (edited by hand), naming them.
+    """
+    owners = [ctid for ctid, value in names_in(conf_dir, ctids).items() if value == name]
+    if len(owners) > 1:
+        raise ConfigError(f"CTs {', '.join(map(str, owners))} are all named {name!r} in their "
+                          f"configs in {conf_dir}; give each a unique name with "
+                          f"'vzctl set CTID --name NAME --save'")
+    return owners[0] if owners else None
+
+
+@contextmanager
+def names_lock(lock_dir: Path) -> Iterator[None]:
+    """Held while a verb checks a new name's uniqueness and saves it: the CTs' own locks
+    do not keep two CTs from taking one name at once.  ``flock`` ends with the process,
+    so a killed vzctl leaves nothing to clean."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / "names.lck", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def resolve_ct_argument(text: str, conf_dir: Path, ctids: list[int]) -> int:
+    """The CT ID that a command-line argument means: a CTID, or a CT's name.
+
+    :param ctids: the CTs that have a config (where a name is looked up).
+    :raises InvalidSyntax: for text that is neither a CT ID nor a valid name.
+    :raises CtConfigMissing: for a valid name that no CT has.
+    """
+    if is_ctid_text(text):
+        return parse_ctid(text)
+    if re.fullmatch(NAME_PATTERN, text) is None:
+        raise InvalidSyntax(f"invalid CT ID or name {text!r}: a CT ID is a number from "
+                            f"{FIRST_USER_CTID} to {MAX_CTID}; {NAME_EXPLANATION}")
+    ctid = ctid_by_name(conf_dir, ctids, text)
+    if ctid is None:
+        raise CtConfigMissing(f"no CT is named {text!r}: no config in {conf_dir} has "
+                              f"NAME=\"{text}\"; 'vzlist -a -n' lists the names, "
+                              f"'vzctl set CTID --name {text} --save' gives one")
+    return ctid
 
 
 @attrs.define

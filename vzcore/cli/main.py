@@ -25,6 +25,7 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "exec3": ("vzcore.cli.exec:exec3", "Run argv in a CT without a shell"),
     "enter": ("vzcore.cli.enter:enter", "Open an interactive root shell in a CT"),
     "console": ("vzcore.cli.console:console", "Attach to a running CT's console"),
+    "runscript": ("vzcore.cli.runscript:runscript", "Run a host script with /bin/sh inside a running CT"),
     "set": ("vzcore.cli.set:set_", "Change a CT's parameters (live, and with --save in its config)"),
     "plugins": ("vzcore.cli.plugins:plugins", "List plugins, their subsystems and parameters"),
 }

@@ -6,7 +6,7 @@ from functools import cached_property
 
 import click
 
-from vzcore.container import Container, parse_ctid
+from vzcore.container import Container, resolve_ct_argument
 from vzcore.engine import Engine
 from vzcore.paths import Paths
 
@@ -30,8 +30,14 @@ class Session:
     def engine(self) -> Engine:
         return Engine(self.paths, say=self.say, warn=self.warn)
 
+    def resolve(self, ctid_text: str) -> int:
+        """The CT ID an argument means: digits are a CT ID, anything else a CT's name."""
+        engine = self.engine
+        return resolve_ct_argument(ctid_text, engine.paths.conf_dir, engine.ctids())
+
     def container(self, ctid_text: str) -> Container:
-        return self.engine.container(parse_ctid(ctid_text))
+        """The CT a command-line argument names, by CT ID or by name (``NAME``)."""
+        return self.engine.container(self.resolve(ctid_text))
 
 
 pass_session = click.make_pass_decorator(Session, ensure=False)

@@ -12,12 +12,16 @@ import click
 from vzcore import __version__
 from vzcore.cli.main import exit_now, run_cli
 from vzcore.cli.session import Session
-from vzcore.container import parse_ctid
+from vzcore.container import ctid_by_name, is_ctid_text, parse_ctid
 from vzcore.errors import InvalidSyntax
 from vzcore.lifecycle.status import collect, mount_points, status
 from vzcore.params import Field
 
 DEFAULT_FIELDS = ("ctid", "numproc", "status", "ip", "hostname")
+NAME_FIELDS = ("smart_name", "numproc", "status", "ip", "hostname")
+"""``vzlist -n``: OpenVZ's columns with the CT's name (or its ID if it has none) first."""
+ALIASES = {"veid": "ctid", "vpsid": "ctid"}
+"""Older names of fields that OpenVZ's vzlist still accepts (``vzlist -Ho veid``)."""
 SUFFIXES = {
     "ubc": {"m": "maxheld", "b": "barrier", "l": "limit", "f": "failcnt"},
     "quota": {"s": "softlimit", "h": "hardlimit"},
@@ -33,7 +37,7 @@ maxheld, failcnt; a quota's usage); its settings (barrier, limit) show for every
 def _column(fields: dict[str, Field], name: str) -> tuple[Field, str | None]:
     """The field behind ``name`` (``numproc.m`` -> numproc, "maxheld")."""
     base, dot, suffix = name.partition(".")
-    field = fields.get(base)
+    field = fields.get(ALIASES.get(base, base))
     if field is None:
         raise InvalidSyntax(f"unknown field '{name}'; 'vzlist -L' lists the fields")
     if not dot:
@@ -90,6 +94,10 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 @click.option("-o", "--output", metavar="F[,F...]", help="Fields to show (see -L).")
 @click.option("-1", "ids_only", is_flag=True, help="CT IDs only, one per line (= -H -o ctid).")
 @click.option("-s", "--sort", "sort_by", metavar="[-]FIELD", help="Sort by FIELD (- reverses).")
+@click.option("-n", "--name", "by_name", is_flag=True,
+              help="Columns smart_name,numproc,status,ip,hostname (the name, else the CT ID).")
+@click.option("-N", "--name_filter", "name_pattern", metavar="PATTERN",
+              help="Only CTs whose name matches the shell pattern.")
 @click.option("-h", "--hostname", "hostname_pattern", metavar="PATTERN",
               help="Only CTs whose host name matches the shell pattern.")
 @click.option("-d", "--description", "description_pattern", metavar="PATTERN",
@@ -99,9 +107,10 @@ def _sort_key(value: Any) -> tuple[int, Any]:
 @click.version_option(__version__, "--version", prog_name="vzlist")
 def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: bool,
            no_trim: bool, as_json: bool, output: str | None, ids_only: bool,
-           sort_by: str | None, hostname_pattern: str | None, description_pattern: str | None,
+           sort_by: str | None, by_name: bool, name_pattern: str | None,
+           hostname_pattern: str | None, description_pattern: str | None,
            list_fields: bool, root_dir: str | None) -> int:
-    """List CTs: running ones by default; with CTIDs, those CTs."""
+    """List CTs: running ones by default; with CTIDs (or names), those CTs."""
     session = Session(root_dir)
     engine = session.engine
     engine.plugins.check_conflicts()
@@ -110,17 +119,23 @@ def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: boo
         for name, field in sorted(fields.items()):
             suffixes = "".join(f" .{s}" for s in SUFFIXES.get(field.kind, {}))
             click.echo(f"{name:<16} {field.header:<12} {field.help}{suffixes}")
+        for alias, target in sorted(ALIASES.items()):
+            click.echo(f"{alias:<16} {fields[target].header:<12} alias of {target}")
         return 0
     if ids_only:
         no_header, output = True, "ctid"
-    names = output.split(",") if output else (list(fields) if as_json else list(DEFAULT_FIELDS))
+    default = NAME_FIELDS if by_name else DEFAULT_FIELDS
+    names = output.split(",") if output else (list(fields) if as_json else list(default))
     if as_json and any("." in n for n in names):
         raise InvalidSyntax("JSON output has whole objects; drop the .m/.b/.l/.f suffixes from -o")
     columns = [_column(fields, n) for n in names]
-    wanted_fields = {field.name for field, _key in columns} | {"hostname", "description"}
+    wanted_fields = {field.name for field, _key in columns} | {"hostname", "description", "name"}
     if sort_by:
         wanted_fields.add(_column(fields, sort_by.lstrip("-"))[0].name)
-    wanted = [parse_ctid(c) for c in ctids]
+    wanted = _wanted(engine, ctids)
+    if ctids and not wanted:
+        click.echo("Container(s) not found", err=True)
+        return 1
     candidates = wanted or (engine.ctids() if show_all or stopped else engine.running_ctids())
     points = mount_points()
     rows: list[dict[str, Any]] = []
@@ -132,6 +147,8 @@ def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: boo
         if (stopped and st.running) or (not wanted and not (show_all or stopped) and not st.running):
             continue
         values = collect(engine, ct, st, wanted_fields)
+        if name_pattern and not fnmatch.fnmatchcase(values.get("name") or "", name_pattern):
+            continue
         if hostname_pattern and not fnmatch.fnmatch(values.get("hostname") or "", hostname_pattern):
             continue
         if description_pattern and not fnmatch.fnmatch(values.get("description") or "",
@@ -149,10 +166,26 @@ def vzlist(ctids: tuple[str, ...], show_all: bool, stopped: bool, no_header: boo
                    reverse=sort_by.startswith("-"))
         rows = known + unknown  # CTs without a value last, in either direction
     if as_json:
-        click.echo(json.dumps([{n: row.get(n) for n in names} for row in rows], indent=2))
+        keys = {n: ALIASES.get(n, n) for n in names}  # "-j -o veid" keeps the key "veid"
+        click.echo(json.dumps([{n: row.get(keys[n]) for n in names} for row in rows], indent=2))
         return 0
     _print_table(rows, names, columns, no_header, not no_trim)
     return 0
+
+
+def _wanted(engine: Any, args: Sequence[str]) -> list[int]:
+    """The CTs named on the command line, by CT ID or name; an unknown name is left out
+    (as a CTID without a config is), so "Container(s) not found" covers both."""
+    wanted: list[int] = []
+    known = engine.ctids()
+    for arg in args:
+        if is_ctid_text(arg):
+            wanted.append(parse_ctid(arg))
+            continue
+        ctid = ctid_by_name(engine.paths.conf_dir, known, arg)
+        if ctid is not None:
+            wanted.append(ctid)
+    return wanted
 
 
 def _print_table(rows: Sequence[dict[str, Any]], names: Sequence[str],

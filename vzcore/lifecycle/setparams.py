@@ -13,18 +13,27 @@ from contextlib import contextmanager
 from vzcore.changes import Change, ChangeSet
 from vzcore.container import FIRST_USER_CTID, Container
 from vzcore.engine import Engine
-from vzcore.errors import InvalidValue
+from vzcore.errors import InvalidValue, VzError
 from vzcore.faults import checkpoint
 from vzcore.lifecycle.areas import check_areas
 from vzcore.runtime import Run
 
 
 def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]], *,
-                   save: bool) -> None:
-    """Apply the options in ``given`` (option -> texts); ``save`` also writes the config."""
+                   save: bool, setmode: str | None = None, force: bool = False) -> list[str]:
+    """Apply the options in ``given`` (option -> texts); ``save`` also writes the config.
+
+    :param setmode: for a running CT and options that need a restart: ``ignore`` drops
+        the warning; ``restart`` (with ``save``) asks the caller to restart the CT.
+    :param force: (with ``save``) save even when the running CT cannot take the change
+        live (a kernel or plugin refusal in ``vz_apply``); never skips a check of the
+        values, the minimums, the areas, or any ``vz_validate``.
+    :returns: the options given that take effect only at the next start (empty for a
+        stopped CT): the caller restarts the CT for them with ``setmode="restart"``.
+    """
     if ct.is_host:
         set_host_parameters(engine, ct, given, save=save)
-        return
+        return []
     ct.require_exists()
     registry = engine.registry
     current = {key: ct.get(key) for key in registry.owners}
@@ -42,36 +51,45 @@ def set_parameters(engine: Engine, ct: Container, given: Mapping[str, list[str]]
         if running:  # live changes write files below VE_ROOT (host name, resolv.conf)
             check_areas(engine, ct, keys=("VE_ROOT",))
         checkpoint("set:locked")
+        restart_needed: list[str] = []
         if not running and not changes:
             engine.say(f"CT {ct.ctid}: nothing to change")
-            return
+            return []
         if running:
             assert state is not None
-            engine.plugins.run_each("vz_apply", ct=ct, changes=live_changes,
-                                    run=Run(ct, state, engine.plugins))
+            try:
+                engine.plugins.run_each("vz_apply", ct=ct, changes=live_changes,
+                                        run=Run(ct, state, engine.plugins))
+            except VzError as exc:
+                if not (force and save):
+                    raise
+                engine.warn(f"warning: CT {ct.ctid}: the running CT did not take the change "
+                            f"({exc}); saving it anyway (--force): it applies at the next start")
             checkpoint("set:applied")
             restart_needed = sorted(
                 f"--{p.name}" for p in registry.unique_parameters()
                 if p.key in changes and not p.live and p.name in given
             )
-            if restart_needed:
+            if restart_needed and setmode is None:
                 engine.warn(f"warning: CT {ct.ctid}: {', '.join(restart_needed)} take effect at "
-                            "the next start" + ("" if save else "; add --save to keep them"))
+                            "the next start" + ("; --setmode restart restarts it now" if save
+                                                else "; add --save to keep them"))
         elif save or unsaved:
             # an action such as --userpasswd works on the stopped CT's files (OpenVZ mounts it)
             with _mounted(engine, ct, needed=bool(unsaved)):
                 engine.plugins.run_each("vz_apply", ct=ct, changes=changes, run=None)
             if not save:
-                return
+                return []
         else:
             engine.warn(f"warning: CT {ct.ctid} is not running and --save was not given: "
                         "nothing was changed; add --save to store the settings")
-            return
+            return []
         if save:
             ct.config.update({k: v for k, v in changes.new_values().items() if k not in unsaved})
             ct.config.save()
             checkpoint("set:saved")
             engine.say(f"Saved parameters for CT {ct.ctid}")
+        return restart_needed
 
 
 @contextmanager

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from vzcore.cli.session import Session, pass_session
-from vzcore.container import parse_ctid
 from vzcore.errors import CtConfigMissing
 
 
@@ -30,7 +29,7 @@ def ubc(session: Session, ctids: tuple[str, ...], as_json: bool) -> int:
 
     engine = session.engine
     engine.plugins.check_conflicts()
-    wanted = [parse_ctid(c) for c in ctids]
+    wanted = [session.resolve(c) for c in ctids]
     blocks = []
     for ctid in wanted or engine.running_ctids():
         ct = engine.container(ctid)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from vzcore.cli.session import Session, pass_session
-from vzcore.container import parse_ctid
 
 
 @click.command()
@@ -27,7 +26,7 @@ def quota(session: Session, ctid: str, as_json: bool) -> int:
 
     engine = session.engine
     engine.plugins.check_conflicts()
-    ct = engine.container(parse_ctid(ctid))
+    ct = session.container(ctid)
     ct.require_exists()
     layout = layouts.of(ct)
     if layout is not None and ct.private.exists():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from vzcore.cli.session import Session, pass_session
-from vzcore.container import parse_ctid
 
 
 @click.command()
@@ -30,7 +29,7 @@ def convert(session: Session, ctid: str, layout: str, diskspace: str | None,
 
     engine = session.engine
     engine.plugins.check_conflicts()
-    ct = engine.container(parse_ctid(ctid))
+    ct = session.container(ctid)
     overrides = {}
     for key, grammar, text in (("DISKSPACE", DISKSPACE, diskspace),
                                ("DISKINODES", DISKINODES, diskinodes)):
