@@ -130,6 +130,12 @@ class StartDisabled(VzError):
     exit_code = 105  # VZ_VE_START_DISABLED
 
 
+class ActionScriptError(VzError):
+    """An action script (``vps.mount``, ``CTID.start``, ...) failed or was refused."""
+
+    exit_code = 79  # VZ_ACTIONSCRIPT_ERROR
+
+
 class CommandFailed(VzError):
     """``vzctl exec``: the command inside the CT exited non-zero."""
 
