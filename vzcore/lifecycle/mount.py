@@ -87,9 +87,11 @@ def umount_ct(engine: Engine, ct: Container, layout: str | None = None, *,
               hooks: bool = True) -> None:
     """Unmount the CT's root with the provider of ``layout`` (the one a start recorded;
     default: the CT's ``VE_LAYOUT``).  ``hooks``: call ``vz_pre_umount`` before and
-    ``vz_post_umount`` after (not for a mount that never completed, nor create's area)."""
+    ``vz_post_umount`` after, when the root is mounted (not for a mount that never
+    completed, nor create's area)."""
     errors: list[BaseException] = []
     provider = layout_provider(engine, ct, layout)
+    hooks = hooks and is_mounted(ct)  # nothing to undo around a root that is not mounted
     if hooks:
         engine.plugins.run_each("vz_pre_umount", reverse=True, ct=ct)  # raising: stays mounted
     engine.plugins.run_each("vz_umount", reverse=True, on_error=errors.append, ct=ct,
