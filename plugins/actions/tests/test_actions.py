@@ -140,3 +140,17 @@ def test_a_script_another_user_could_write_is_refused_not_run(
     assert f"refusing action script {path}: it {reason}" in result.stderr
     assert not ran.exists()
     assert leftovers(vz_env, 101) == []
+
+
+def test_a_failing_stop_script_is_reported_and_the_ct_still_stops(
+        vz_env: VzEnv, vzctl: Vzctl) -> None:
+    create(vzctl, vz_env, 101, "userns")
+    script(vz_env, "101.stop", "echo ran > /root/stop-ran\nexit 4\n", 0o644)
+    vzctl("start", 101)
+
+    result = vzctl("stop", 101)
+
+    assert f"action script {vz_env.root / 'etc/vz/conf/101.stop'} inside the CT exited with 4" \
+        in result.stderr
+    assert (vz_env.private(101) / "root/stop-ran").exists()
+    assert leftovers(vz_env, 101) == []
