@@ -154,3 +154,26 @@ def test_a_failing_stop_script_is_reported_and_the_ct_still_stops(
         in result.stderr
     assert (vz_env.private(101) / "root/stop-ran").exists()
     assert leftovers(vz_env, 101) == []
+
+
+def test_a_script_leading_into_a_cts_tree_is_refused(vz_env: VzEnv, vzctl: Vzctl,
+                                                      tmp_path: Path) -> None:
+    create(vzctl, vz_env, 101, "userns")
+    create(vzctl, vz_env, 102, "userns")
+    ran = tmp_path / "ran"
+    # root-owned and 0755 (as in a privileged CT, whose root is the host's): only its place
+    # in another CT's tree makes it unsafe
+    planted = vz_env.private(102) / "bin/planted"
+    planted.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    os.chown(planted, 0, 0)
+    planted.chmod(0o755)
+    link = vz_env.root / "etc/vz/conf/101.premount"
+    link.symlink_to(planted)
+
+    result = vzctl("start", 101, check=False)
+
+    assert result.returncode == 79
+    assert f"refusing action script {link}: it leads into {vz_env.root / 'vz/private'}" \
+        in result.stderr
+    assert not ran.exists()
+    assert leftovers(vz_env, 101) == []

@@ -53,6 +53,28 @@ def _refusal(ct: Container, path: Path, st: os.stat_result, *, executable: bool)
     return None
 
 
+def _ct_areas(ct: Container) -> list[str]:
+    """Where any CT's tree lies on the host: this CT's areas and the fixed bases of
+    vz.conf's ``VE_PRIVATE`` / ``VE_ROOT`` patterns (``/vz/private``, ``/vz/root``)."""
+    from vzcore.areas import fixed_base
+
+    found = [str(ct.private), str(ct.root)]
+    for key in ("VE_PRIVATE", "VE_ROOT"):
+        base = fixed_base(ct.area_pattern(key))
+        if base is not None and base != "/":
+            found.append(str(ct.paths.host(base)))
+    return found
+
+
+def _in_ct_area(ct: Container, fd: int) -> str | None:
+    """The CT area holding the opened file (a symlink may lead there), or ``None``: a
+    CT's root can change what lies there, so it is never run as an action script."""
+    from vzcore.areas import is_within
+
+    real = os.readlink(f"/proc/self/fd/{fd}")
+    return next((area for area in _ct_areas(ct) if is_within(real, area)), None)
+
+
 def _check_directory(ct: Container, directory: Path) -> None:
     st = os.stat(directory)
     if st.st_uid != 0 or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
@@ -76,6 +98,10 @@ def _open(ct: Container, name: str, *, executable: bool) -> int | None:
     try:
         _check_directory(ct, directory)
         why = _refusal(ct, path, os.fstat(fd), executable=executable)
+        area = _in_ct_area(ct, fd)
+        if why is None and area is not None:
+            why = (f"leads into {area}, where a CT's root can change it; keep action scripts "
+                   f"in {directory}")
     except BaseException:
         os.close(fd)
         raise
