@@ -54,7 +54,8 @@ def test_mount_script_binds_a_host_directory_into_the_ct_and_start_runs_inside(
     script(vz_env, "101.umount", '#!/bin/sh\numount "$VE_ROOT/mnt/share"\n')
     # fed to the CT's shell, so it needs no #! line nor the x bit (as OpenVZ's)
     script(vz_env, "101.start",
-           'echo "$VEID $$ $(id -u) $(readlink /proc/self/ns/pid)" > /root/started\n', 0o644)
+           'echo "$VEID $$ $(id -u) $(readlink /proc/self/ns/pid)" > /root/started\n'
+           "sleep 1000 &\n", 0o644)
 
     vzctl("start", 101)
     try:
@@ -67,6 +68,7 @@ def test_mount_script_binds_a_host_directory_into_the_ct_and_start_runs_inside(
         assert (veid, uid) == ("101", "0")
         assert pidns != os.readlink("/proc/self/ns/pid")
         assert int(pid) < 100
+        assert "sleep 1000" in vzctl("exec", 101, "ps").stdout  # what it starts keeps running
     finally:
         vzctl("stop", 101)
     assert not mounts.is_mount_point(vz_env.ct_root(101) / "mnt/share")

@@ -136,12 +136,11 @@ def run_on_host(ct: Container, moment: str, base_env: Mapping[str, str] | None =
 def run_in_ct(ct: Container, run: Run, moment: str) -> None:
     """Feed ``CTID.MOMENT`` to the CT's ``/bin/sh`` inside the running CT (its
     namespaces, cgroups and restrictions, as ``vzctl exec``); failing raises (79)."""
-    from vzcore.lifecycle.enter import run_in_ct as join_and_run
-
     for name in names(ct, moment):
         fd = _open(ct, name, executable=False)  # read, never executed on the host
         if fd is None:
             continue
+        from vzcore.lifecycle.enter import run_in_ct as join_and_run  # only with a script
         path = ct.paths.conf_dir / name
         try:
             with os.fdopen(fd, "rb") as script:
