@@ -118,6 +118,12 @@ class DestroyError(VzError):
     exit_code = 52  # VZ_FS_DEL_PRVT
 
 
+class ActionScriptError(VzError):
+    """An action script (``vps.mount``, ``CTID.start``, ...) failed or was refused."""
+
+    exit_code = 79  # VZ_ACTIONSCRIPT_ERROR
+
+
 class TemplateNotFound(VzError):
     exit_code = 91  # VZ_OSTEMPLATE_NOT_FOUND
 
@@ -128,12 +134,6 @@ class TemplateNotSet(VzError):
 
 class StartDisabled(VzError):
     exit_code = 105  # VZ_VE_START_DISABLED
-
-
-class ActionScriptError(VzError):
-    """An action script (``vps.mount``, ``CTID.start``, ...) failed or was refused."""
-
-    exit_code = 79  # VZ_ACTIONSCRIPT_ERROR
 
 
 class CommandFailed(VzError):
