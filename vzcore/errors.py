@@ -118,6 +118,12 @@ class DestroyError(VzError):
     exit_code = 52  # VZ_FS_DEL_PRVT
 
 
+class ActionScriptError(VzError):
+    """An action script (``vps.mount``, ``CTID.start``, ...) failed or was refused."""
+
+    exit_code = 79  # VZ_ACTIONSCRIPT_ERROR
+
+
 class TemplateNotFound(VzError):
     exit_code = 91  # VZ_OSTEMPLATE_NOT_FOUND
 

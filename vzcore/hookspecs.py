@@ -322,6 +322,102 @@ def vz_umount(ct: Container) -> None:
 
 
 @hookspec()
+def vz_pre_mount(ct: Container) -> None:
+    """Act on the host just before the CT's root is mounted (OpenVZ's ``premount`` moment).
+
+    **When**: ``vzctl mount``, ``vzctl start`` of an unmounted CT, and a ``vzctl set``
+    that mounts a stopped CT, before :func:`vz_mount`; every active plugin, in subsystem
+    order (unlike :func:`vz_mount`, which only the layout's plugin gets).
+    **Where**: host, root, host mount namespace; ``ct.root`` is not mounted yet.
+
+    :param ct: the CT.
+
+    **Returns**: nothing.
+    **Errors**: raising aborts the verb before anything is mounted; the error keeps its
+    exit code (an action script's failure is 79).
+
+    Example::
+
+        @hookimpl
+        def vz_pre_mount(ct):
+            check_backing_store_online(ct)
+    """
+
+
+@hookspec()
+def vz_post_mount(ct: Container) -> None:
+    """Act on the host right after the CT's root is mounted (OpenVZ's ``mount`` moment).
+
+    **When**: after :func:`vz_mount` succeeded (the verbs of :func:`vz_pre_mount`); for a
+    start, before the CT's namespaces are forked, so a mount made below ``ct.root`` here
+    is copied into the CT's mount namespace and seen inside.  Every active plugin, in
+    subsystem order.
+    **Where**: host, root, host mount namespace.
+
+    :param ct: the CT; ``ct.root`` is mounted.
+
+    **Returns**: nothing.
+    **Errors**: raising unmounts the root again (the layout's :func:`vz_umount` only: the
+    umount hooks are not run for a mount that never completed) and aborts the verb; the
+    error keeps its exit code.  Unmount below ``ct.root`` what you mounted before raising.
+
+    Example::
+
+        @hookimpl
+        def vz_post_mount(ct):
+            bind_mount("/srv/shared", ct.root / "srv/shared")
+    """
+
+
+@hookspec()
+def vz_pre_umount(ct: Container) -> None:
+    """Undo on the host what :func:`vz_post_mount` made, before the root is unmounted
+    (OpenVZ's ``umount`` moment).
+
+    **When**: ``vzctl umount``, ``vzctl stop`` (unless ``--skip-umount``), the rollback
+    of a start that mounted, the cleanup of a CT whose init died; before
+    :func:`vz_umount`; every active plugin, in reverse subsystem order.  Not called when
+    ``vzctl create`` unmounts the new area it filled (no mount hook ran for it).
+    **Where**: host, root, host mount namespace; the CT is not running.
+
+    :param ct: the CT; ``ct.root`` is mounted.
+
+    **Returns**: nothing.
+    **Errors**: raising leaves the root mounted and fails the unmount (for stop and
+    rollback it is reported with every other cleanup failure); the error keeps its exit
+    code.
+
+    Example::
+
+        @hookimpl
+        def vz_pre_umount(ct):
+            umount_if_mounted(ct.root / "srv/shared")
+    """
+
+
+@hookspec()
+def vz_post_umount(ct: Container) -> None:
+    """Act on the host once the CT's root is unmounted (OpenVZ's ``postumount`` moment).
+
+    **When**: after :func:`vz_umount` succeeded (the verbs of :func:`vz_pre_umount`);
+    every active plugin, in reverse subsystem order.
+    **Where**: host, root, host mount namespace.
+
+    :param ct: the CT; ``ct.root`` is not mounted.
+
+    **Returns**: nothing.
+    **Errors**: raising is reported as the verb's failure (the root stays unmounted); the
+    error keeps its exit code.
+
+    Example::
+
+        @hookimpl
+        def vz_post_umount(ct):
+            release_backing_store(ct)
+    """
+
+
+@hookspec()
 def vz_destroy(ct: Container) -> None:
     """Remove what this plugin keeps for a stopped, unmounted CT.
 

@@ -80,8 +80,9 @@ def vz_validate(ct: Any, changes: Any, verb: str) -> None:
         raise InvalidValue(f"CT {ct.ctid}: --tracer-note refuse is refused")
 
 
-for _name in ("vz_create", "vz_quota_init", "vz_mount", "vz_umount", "vz_destroy"):
-    def _make(name: str):  # type: ignore[no-untyped-def]
+for _name in ("vz_create", "vz_quota_init", "vz_mount", "vz_umount", "vz_destroy",
+              "vz_pre_mount", "vz_post_mount", "vz_pre_umount", "vz_post_umount"):
+    def _make(name: str) -> Any:
         def impl(ct: Any) -> None:
             _log(name)
 

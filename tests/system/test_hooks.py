@@ -38,9 +38,10 @@ def test_lifecycle_hooks_in_order(trace: Path, vz_env: VzEnv, vzctl: Vzctl, vzli
 
     vzctl("start", 101)
     # vz_mount goes to the plugin offering the CT's layout (template's simfs) alone: the
-    # tracer implements it but offers no layout
+    # tracer implements it but offers no layout; the moments around it go to every plugin
     assert calls(trace) == [
-        "vz_validate:start host", "vz_namespaces host", "vz_pre_start host",
+        "vz_validate:start host", "vz_pre_mount host", "vz_post_mount host",
+        "vz_namespaces host", "vz_pre_start host",
         "vz_setup_host host", "vz_setup_child:recorded ct", "vz_finalize_child ct",
         "vz_post_start host",
     ]
@@ -66,7 +67,8 @@ def test_lifecycle_hooks_in_order(trace: Path, vz_env: VzEnv, vzctl: Vzctl, vzli
     # the isolation plugin's vz_stop runs halt inside the CT (a joined process: vz_enter),
     # then the tracer's vz_stop (subsystem order), then teardown
     assert stop_calls.index("vz_enter ct") < stop_calls.index("vz_stop host")
-    assert stop_calls[-1] == "vz_post_stop:recorded host", "and no vz_umount: not its layout"
+    assert stop_calls[-3:] == ["vz_post_stop:recorded host", "vz_pre_umount host",
+                               "vz_post_umount host"], "and no vz_umount: not its layout"
 
     vzctl("set", 101, "--tracer-note", "saved", "--save")
     assert calls(trace) == ["vz_validate:set host", "vz_apply:stopped host"]

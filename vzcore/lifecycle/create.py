@@ -101,7 +101,7 @@ def _populate(engine: Engine, ct: Container) -> None:
         plugins.run_each("vz_quota_init", ct=ct)
     finally:
         if is_mounted(ct):
-            umount_ct(engine, ct)
+            umount_ct(engine, ct, hooks=False)  # no mount hook ran for the new area
 
 
 def _choose_id_range(engine: Engine, ct: Container) -> None:

@@ -1,7 +1,10 @@
 """``vzctl mount`` / ``umount``: the CT's root file system at ``VE_ROOT``.
 
 The plugin offering the CT's layout (``VE_LAYOUT``, recorded in its config at create)
-does the work in ``vz_mount`` / ``vz_umount``; no other plugin is asked.  A start records
+does the work in ``vz_mount`` / ``vz_umount``; no other plugin is asked.  Every active
+plugin gets the moments around them (``vz_pre_mount``, ``vz_post_mount``,
+``vz_pre_umount``, ``vz_post_umount``: OpenVZ's premount, mount, umount and postumount
+action scripts are a plugin on these).  A start records
 the layout it mounted in the state file (``State.variants``), and its teardown unmounts
 with that layout's provider, whatever the config says by then.
 """
@@ -58,30 +61,47 @@ def mount_ct(engine: Engine, ct: Container) -> None:
             f"CT {ct.ctid}: private area {ct.private} does not exist; recreate the CT or "
             "fix VE_PRIVATE in its config")
     provider = layout_provider(engine, ct)
+    engine.plugins.run_each("vz_pre_mount", ct=ct)  # raising: nothing is mounted yet
     try:
         ct.root.mkdir(mode=0o755, parents=True, exist_ok=True)
         engine.plugins.run_each("vz_mount", ct=ct, only=provider.__eq__)
     except (VzError, OSError) as exc:
         try:
-            umount_ct(engine, ct)
+            umount_ct(engine, ct, hooks=False)
         except VzError as undo:
             engine.warn(f"warning: {undo}")
         raise MountError(f"CT {ct.ctid}: cannot mount: {exc}") from exc
     if not is_mounted(ct):
         raise MountError(f"CT {ct.ctid}: no plugin mounted layout '{ct.layout}' at {ct.root}")
+    try:
+        engine.plugins.run_each("vz_post_mount", ct=ct)
+    except BaseException:
+        try:  # as OpenVZ: the layout unmounts, no umount hook runs for a half mount
+            umount_ct(engine, ct, hooks=False)
+        except VzError as undo:
+            engine.warn(f"warning: {undo}")
+        raise
 
 
-def umount_ct(engine: Engine, ct: Container, layout: str | None = None) -> None:
+def umount_ct(engine: Engine, ct: Container, layout: str | None = None, *,
+              hooks: bool = True) -> None:
     """Unmount the CT's root with the provider of ``layout`` (the one a start recorded;
-    default: the CT's ``VE_LAYOUT``)."""
+    default: the CT's ``VE_LAYOUT``).  ``hooks``: call ``vz_pre_umount`` before and
+    ``vz_post_umount`` after, when the root is mounted (not for a mount that never
+    completed, nor create's area)."""
     errors: list[BaseException] = []
     provider = layout_provider(engine, ct, layout)
+    hooks = hooks and is_mounted(ct)  # nothing to undo around a root that is not mounted
+    if hooks:
+        engine.plugins.run_each("vz_pre_umount", reverse=True, ct=ct)  # raising: stays mounted
     engine.plugins.run_each("vz_umount", reverse=True, on_error=errors.append, ct=ct,
                             only=provider.__eq__)
     if errors:
         raise CleanupError(f"CT {ct.ctid}: unmount incomplete", errors)
     if is_mounted(ct):
         raise UmountError(f"CT {ct.ctid}: {ct.root} is still mounted after every plugin's vz_umount")
+    if hooks:
+        engine.plugins.run_each("vz_post_umount", reverse=True, ct=ct)
 
 
 def mount_verb(engine: Engine, ct: Container) -> None:

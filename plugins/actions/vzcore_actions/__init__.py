@@ -1,0 +1,1 @@
+"""OpenVZ's action scripts for vzcore (docs/actions.md)."""
