@@ -58,7 +58,7 @@ from typing import Any
 
 from population import installation, reexec_in_netns, vzctl
 
-CTID = 201
+FIRST_CTID = 201
 SERVICES = ("systemd-journald", "cron", "ssh")
 UP_STATES = ("running", "degraded")
 
@@ -102,7 +102,11 @@ def processes_in_pidns(init: int) -> list[int]:
 
 def processes_cost(pids: list[int]) -> dict[str, Any]:
     rollups = {pid: smaps_rollup(pid) for pid in pids}
+    by_name: dict[str, int] = {}
+    for pid, rollup in rollups.items():
+        by_name[comm(pid)] = by_name.get(comm(pid), 0) + rollup.get("Pss", 0)
     return {"count": len(pids), "names": sorted(comm(pid) for pid in pids),
+            "pss_kib_by_name": by_name,
             "rss_kib": sum(r.get("Rss", 0) for r in rollups.values()),
             "pss_kib": sum(r.get("Pss", 0) for r in rollups.values())}
 
@@ -128,11 +132,14 @@ def group_cost(directory: Path) -> dict[str, float]:
         kmem_file = directory / "memory.kmem.usage_in_bytes"
         kmem = int(kmem_file.read_text()) if kmem_file.exists() else None
         anon, cache = stat["total_rss"], stat["total_cache"]
+        shmem, mapped = stat["total_shmem"], stat["total_mapped_file"]
     else:
         usage = int((directory / "memory.current").read_text())
         kmem = stat.get("kernel")
         anon, cache = stat["anon"], stat["file"]
-    result = {"charge_kib": usage / 1024, "anon_kib": anon / 1024, "cache_kib": cache / 1024}
+        shmem, mapped = stat["shmem"], stat["file_mapped"]
+    result = {"charge_kib": usage / 1024, "anon_kib": anon / 1024, "cache_kib": cache / 1024,
+              "shmem_kib": shmem / 1024, "mapped_kib": mapped / 1024}
     if kmem is not None:
         result["kernel_kib"] = kmem / 1024
     return result
@@ -195,31 +202,37 @@ def wait_until_up(run_inside: Callable[[list[str]], subprocess.CompletedProcess[
         time.sleep(0.5)
 
 
-def vzcore_boot(root: Path, env: dict[str, str], name: str, settle: float,
+def vzcore_boot(root: Path, env: dict[str, str], ctid: int, name: str, settle: float,
                 timeout: float) -> dict[str, Any]:
-    vzctl(env, "create", CTID, "--ostemplate", name)
+    vzctl(env, "create", ctid, "--ostemplate", name)
     try:
-        drop_page_cache(root / f"vz/private/{CTID}")
+        drop_page_cache(root / f"vz/private/{ctid}")
         started = time.perf_counter()
-        vzctl(env, "start", CTID, "--wait")
+        vzctl(env, "start", ctid, "--wait")
         vzctl_bin = str(Path(sys.executable).with_name("vzctl"))
 
         def inside(argv: list[str]) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([vzctl_bin, "--quiet", "exec", str(CTID), *argv], env=env,
+            return subprocess.run([vzctl_bin, "--quiet", "exec", str(ctid), *argv], env=env,
                                   capture_output=True, text=True, check=False)
 
         up = wait_until_up(inside, timeout)
         up["boot_s"] = time.perf_counter() - started
         time.sleep(settle)
         up.update(wait_until_up(inside, timeout))  # units may have failed meanwhile
-        state = json.loads((root / f"run/vz/{CTID}.json").read_text())
+        state = json.loads((root / f"run/vz/{ctid}.json").read_text())
         init = state["init"]["pid"]
         result = {**up, **measure(init), "host": processes_cost(host_processes(root))}
         result["host"]["per_ct"] = False  # shared by every CT of the host
         return result
     finally:
-        vzctl(env, "stop", CTID, check=False)
-        vzctl(env, "destroy", CTID, check=False)
+        # A failed stop or destroy is not fatal here: the next run uses another ctid and
+        # the installation's clean-up stops whatever still runs.
+        for verb in ("stop", "destroy"):
+            result = subprocess.run([str(Path(sys.executable).with_name("vzctl")), "--quiet",
+                                     verb, str(ctid)], env=env, capture_output=True, text=True,
+                                    check=False)
+            if result.returncode:
+                print(f"warning: vzctl {verb} {ctid}: {result.stderr.strip()}", file=sys.stderr)
 
 
 def measure(init: int) -> dict[str, Any]:
@@ -339,7 +352,7 @@ def run(runs: int, cache: Path, name: str, settle: float, timeout: float) -> dic
                 for kind in order:
                     print(f"run {i + 1}/{runs}: booting {name} under {kind} ...", flush=True)
                     if kind == "vzcore":
-                        sample = vzcore_boot(root, env, name, settle, timeout)
+                        sample = vzcore_boot(root, env, FIRST_CTID + i, name, settle, timeout)
                     else:
                         sample = nspawn_boot(work, tarball, parent, settle, timeout)
                     results[kind].append(sample)
@@ -353,7 +366,8 @@ def _line(kind: str, s: dict[str, Any]) -> None:
     g, p, h = s["group"], s["processes"], s["host"]
     print(f"  {kind}: {s['state']} in {s['boot_s']:.1f} s (failed: {', '.join(s['failed']) or '-'}); "
           f"group {g['charge_kib'] / 1024:.1f} MiB (anon {g['anon_kib'] / 1024:.1f}, cache "
-          f"{g['cache_kib'] / 1024:.1f}); {p['count']} processes, PSS {p['pss_kib'] / 1024:.1f} MiB; "
+          f"{g['cache_kib'] / 1024:.1f}, tmpfs {g['shmem_kib'] / 1024:.1f}); "
+          f"{p['count']} processes, PSS {p['pss_kib'] / 1024:.1f} MiB; "
           f"host side {h['count']} processes, PSS {h['pss_kib'] / 1024:.1f} MiB", flush=True)
 
 
@@ -361,6 +375,8 @@ ROWS = [
     ("memory group: charge", lambda s: s["group"]["charge_kib"]),
     ("  of which anonymous", lambda s: s["group"]["anon_kib"]),
     ("  of which page cache", lambda s: s["group"]["cache_kib"]),
+    ("    of it tmpfs (shmem)", lambda s: s["group"]["shmem_kib"]),
+    ("    of it mapped", lambda s: s["group"]["mapped_kib"]),
     ("  kernel memory", lambda s: s["group"].get("kernel_kib", float("nan"))),
     ("CT processes: sum of PSS", lambda s: s["processes"]["pss_kib"]),
     ("CT processes: sum of RSS", lambda s: s["processes"]["rss_kib"]),
@@ -385,6 +401,18 @@ def report(results: dict[str, Any]) -> None:
               f"{statistics.median(x['boot_s'] for x in results[kind]):.1f} s")
 
 
+def plot(results: dict[str, Any], path: Path) -> None:
+    from svgplot import strip_plot
+
+    series = []
+    for label, value in (ROWS[0], ROWS[6], ROWS[8]):
+        for kind in ("vzcore", "nspawn"):
+            series.append((f"{kind}: {label.strip()}", [value(s) / 1024 for s in results[kind]]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(strip_plot(f"booted {results['template']}: vzcore vs systemd-nspawn --boot",
+                               "MiB", series))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="boots of each (default 3)")
@@ -395,6 +423,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0,
                         help="seconds to wait once up before measuring (default 5)")
     parser.add_argument("--timeout", type=float, default=120.0, help="boot timeout in seconds")
+    parser.add_argument("--plot", type=Path, help="write an SVG of every run's numbers")
     parser.add_argument("--json", type=Path,
                         help="also write every measurement to this JSON file (- for stdout)")
     args = parser.parse_args()
@@ -405,6 +434,8 @@ def main() -> None:
     reexec_in_netns()
     results = run(args.runs, args.cache.resolve(), args.template, args.settle, args.timeout)
     report(results)
+    if args.plot:
+        plot(results, args.plot)
     if args.json == Path("-"):
         print(json.dumps(results, indent=1))
     elif args.json:
