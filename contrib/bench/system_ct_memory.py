@@ -228,11 +228,11 @@ def vzcore_boot(root: Path, env: dict[str, str], ctid: int, name: str, settle: f
         # A failed stop or destroy is not fatal here: the next run uses another ctid and
         # the installation's clean-up stops whatever still runs.
         for verb in ("stop", "destroy"):
-            result = subprocess.run([str(Path(sys.executable).with_name("vzctl")), "--quiet",
+            done = subprocess.run([str(Path(sys.executable).with_name("vzctl")), "--quiet",
                                      verb, str(ctid)], env=env, capture_output=True, text=True,
                                     check=False)
-            if result.returncode:
-                print(f"warning: vzctl {verb} {ctid}: {result.stderr.strip()}", file=sys.stderr)
+            if done.returncode:
+                print(f"warning: vzctl {verb} {ctid}: {done.stderr.strip()}", file=sys.stderr)
 
 
 def measure(init: int) -> dict[str, Any]:
