@@ -229,8 +229,8 @@ def vzcore_boot(root: Path, env: dict[str, str], ctid: int, name: str, settle: f
         # the installation's clean-up stops whatever still runs.
         for verb in ("stop", "destroy"):
             done = subprocess.run([str(Path(sys.executable).with_name("vzctl")), "--quiet",
-                                     verb, str(ctid)], env=env, capture_output=True, text=True,
-                                    check=False)
+                                  verb, str(ctid)], env=env, capture_output=True, text=True,
+                                 check=False)
             if done.returncode:
                 print(f"warning: vzctl {verb} {ctid}: {done.stderr.strip()}", file=sys.stderr)
 
