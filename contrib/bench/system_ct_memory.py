@@ -108,6 +108,7 @@ def processes_cost(pids: list[int]) -> dict[str, Any]:
     return {"count": len(pids), "names": sorted(comm(pid) for pid in pids),
             "pss_kib_by_name": by_name,
             "rss_kib": sum(r.get("Rss", 0) for r in rollups.values()),
+            "anon_kib": sum(r.get("Anonymous", 0) for r in rollups.values()),
             "pss_kib": sum(r.get("Pss", 0) for r in rollups.values())}
 
 
@@ -312,8 +313,11 @@ def nspawn_leader(nspawn: subprocess.Popen[bytes], timeout: float) -> int:
             raise SystemExit(f"systemd-nspawn exited with {nspawn.returncode}")
         children = Path(f"/proc/{nspawn.pid}/task/{nspawn.pid}/children").read_text().split()
         for child in children:
-            if os.readlink(f"/proc/{child}/ns/pid") != os.readlink(f"/proc/{nspawn.pid}/ns/pid"):
-                return int(child)
+            try:
+                if os.readlink(f"/proc/{child}/ns/pid") != os.readlink(f"/proc/{nspawn.pid}/ns/pid"):
+                    return int(child)
+            except FileNotFoundError:  # a short-lived helper
+                continue
         time.sleep(0.1)
     raise SystemExit("systemd-nspawn started no container")
 
