@@ -278,6 +278,11 @@ def nspawn_boot(work: Path, tarball: Path, parent: str, settle: float,
                 for group in groups:
                     (group / "cgroup.procs").write_text(str(os.getpid()))
 
+            def enter_memory_group() -> None:
+                # What runs inside is charged to the CT, as with vzctl exec: the first
+                # systemctl may map libraries before the CT's own processes do.
+                (memory / "cgroup.procs").write_text(str(os.getpid()))
+
             started = time.perf_counter()
             with open(work / "nspawn.log", "w") as log:
                 nspawn = subprocess.Popen(
@@ -287,10 +292,12 @@ def nspawn_boot(work: Path, tarball: Path, parent: str, settle: float,
                     start_new_session=True)
                 try:
                     leader = nspawn_leader(nspawn, timeout)
+                    memory = memory_group(leader)
 
                     def inside(argv: list[str]) -> subprocess.CompletedProcess[str]:
                         return subprocess.run(["nsenter", "-t", str(leader), "-a", *argv],
-                                              capture_output=True, text=True, check=False)
+                                              capture_output=True, text=True, check=False,
+                                              preexec_fn=enter_memory_group)
 
                     up = wait_until_up(inside, timeout)
                     up["boot_s"] = time.perf_counter() - started
