@@ -23,7 +23,8 @@ Before each boot the page cache of the unpacked tree is dropped (``fsync`` and
 charged to the CT's memory group in both cases and not to the benchmark that wrote them.
 Each CT is up when ``systemctl is-system-running`` inside says running or degraded and
 journald, cron and sshd are active (vzcore: ``vzctl exec``; nspawn: ``nsenter`` into the
-leader's namespaces); then the benchmark waits ``--settle`` seconds and measures:
+leader's namespaces from the CT's memory group, so that what these commands map is
+charged to the CT in both cases); then the benchmark waits ``--settle`` seconds and measures:
 
 * the CT's memory group, found from its init's ``/proc/PID/cgroup``: ``memory.usage_in_bytes``
   on v1 (``memory.current`` on v2), and from ``memory.stat`` the anonymous memory (rss /
