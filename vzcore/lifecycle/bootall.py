@@ -1,0 +1,266 @@
+"""``vzctl boot-all`` and ``vzctl stop-all``: what the host's ``vz`` service runs.
+
+``boot-all`` starts every CT with ``ONBOOT=yes``, higher ``BOOTORDER`` first and CTs
+without one last (OpenVZ's order).  CTs of one ``BOOTORDER`` start together, up to
+``VE_PARALLEL`` (vz.conf) at a time; the next, lower order begins once the whole group
+has finished, so a CT may rely on a higher-ordered one being up.  ``stop-all`` stops
+every running CT at once, each within its own ``STOP_TIMEOUT``.
+
+The many starts share this one process: plugins are discovered, every module a start and
+the CT's init need is imported, and the cgroup hierarchies are read once; then each CT's
+start or stop runs in a child forked from it (:func:`_fork_verb`), which takes the CT's
+lock as a single ``vzctl start`` does and reports its error text through a pipe.  A
+failing CT never stops the others; the summary names each failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from vzcore.container import Container
+from vzcore.engine import Engine
+from vzcore.errors import AlreadyRunning, InvalidValue, NotRunning, VzError
+
+STOP_MODES = ("stop", "suspend")
+MESSAGE_LIMIT = 4000
+"""Bytes of a child's error text passed back (far below a pipe's buffer: the child never
+blocks on it)."""
+
+
+@dataclass
+class Outcome:
+    """One CT's result: ``code`` 0 (done), -1 (skipped, ``message`` says why) or the
+    vzctl exit code of its failure."""
+
+    ctid: int
+    code: int
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Summary:
+    """Every CT's outcome of one ``boot-all`` or ``stop-all``."""
+
+    verb: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.code > 0]
+
+    @property
+    def done(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.code == 0]
+
+
+def ve_parallel(engine: Engine) -> int:
+    """``VE_PARALLEL`` from vz.conf; unset: four per CPU (a start mostly waits on the
+    kernel and on its forks, so a core keeps several busy)."""
+    text = engine.global_config.get("VE_PARALLEL")
+    if not text:
+        return max(1, (os.cpu_count() or 1) * 4)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidValue(f"VE_PARALLEL={text!r} in {engine.paths.vz_conf} is not a positive "
+                           "number; set it to how many CTs may start at once (e.g. 8)")
+    return value
+
+
+def boot_order(ct: Container) -> int | None:
+    """``BOOTORDER`` of ``ct``; ``None`` when unset (it starts after every ordered CT)."""
+    text = ct.get("BOOTORDER")
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidValue(f"CT {ct.ctid}: BOOTORDER={text!r} is not a number; fix it with "
+                           f"'vzctl set {ct.ctid} --bootorder N --save'") from None
+
+
+def boot_groups(cts: Iterable[Container]) -> list[list[Container]]:
+    """The CTs to start, grouped by ``BOOTORDER``: highest first, unordered last; in
+    CTID order within a group."""
+    ordered: dict[int | None, list[Container]] = {}
+    for ct in cts:
+        ordered.setdefault(boot_order(ct), []).append(ct)
+    keys = sorted((k for k in ordered if k is not None), reverse=True)
+    if None in ordered:
+        keys.append(None)  # type: ignore[arg-type]
+    return [sorted(ordered[k], key=lambda c: c.ctid) for k in keys]
+
+
+def prepare(engine: Engine) -> None:
+    """Everything the forked starts share: load the plugins, build the registry, import
+    the modules init needs, read the cgroup hierarchies (cached per process)."""
+    from vzcore.ctgroups import _hierarchies
+
+    plugins = engine.plugins
+    plugins.require("isolation", "start")
+    _ = engine.registry
+    plugins.import_child_modules()
+    _hierarchies()
+
+
+def boot_all(engine: Engine, *, parallel: int | None = None) -> Summary:
+    """Start every ``ONBOOT=yes`` CT (see the module); never raises for one CT's failure."""
+    from vzcore.lifecycle.start import start
+
+    limit = parallel or ve_parallel(engine)
+    summary = Summary("start")
+    cts: list[Container] = []
+    for ctid in engine.ctids():
+        try:
+            ct = engine.container(ctid)
+            if (ct.get("ONBOOT") or "").lower() != "yes":
+                continue
+            boot_order(ct)
+        except VzError as exc:
+            _report(engine, summary, Outcome(ctid, exc.exit_code, str(exc)))
+            continue
+        if (ct.get("DISABLED") or "").lower() == "yes":
+            _report(engine, summary, Outcome(ctid, -1, "disabled (DISABLED=yes); not started"))
+            continue
+        cts.append(ct)
+    if not cts:
+        engine.say("boot-all: no CT to start (none has ONBOOT=yes)")
+        return summary
+    prepare(engine)
+    engine.say(f"boot-all: starting {len(cts)} CTs, up to {limit} at a time")
+
+    def one(ct: Container) -> None:
+        start(engine, ct)
+
+    for group in boot_groups(cts):
+        _run_parallel(engine, group, one, limit, summary, ok_errors=(AlreadyRunning,))
+    return summary
+
+
+def stop_all(engine: Engine, *, parallel: int | None = None, fast: bool = False) -> Summary:
+    """Stop every running CT, all at once (or ``parallel`` at a time), each within its
+    ``STOP_TIMEOUT``; ``VE_STOP_MODE=suspend`` is refused: no checkpoint provider exists."""
+    from vzcore.lifecycle.stop import stop
+
+    mode = (engine.global_config.get("VE_STOP_MODE") or "stop").lower()
+    if mode not in STOP_MODES:
+        raise InvalidValue(f"VE_STOP_MODE={mode!r} in {engine.paths.vz_conf} is not stop or "
+                           "suspend; set VE_STOP_MODE=stop")
+    if mode == "suspend":
+        raise InvalidValue(f"VE_STOP_MODE=suspend in {engine.paths.vz_conf}: vzcore has no "
+                           "checkpoint provider to suspend CTs; set VE_STOP_MODE=stop (nothing "
+                           "was stopped)")
+    summary = Summary("stop")
+    cts = []
+    for ctid in engine.running_ctids():
+        try:
+            cts.append(engine.container(ctid))
+        except VzError as exc:
+            _report(engine, summary, Outcome(ctid, exc.exit_code, str(exc)))
+    if not cts:
+        engine.say("stop-all: no CT runs")
+        return summary
+    _ = engine.plugins  # loaded once, before the forks
+    engine.say(f"stop-all: stopping {len(cts)} CTs")
+
+    def one(ct: Container) -> None:
+        stop(engine, ct, fast=fast)
+
+    _run_parallel(engine, cts, one, parallel or len(cts), summary, ok_errors=(NotRunning,))
+    return summary
+
+
+def _run_parallel(engine: Engine, cts: list[Container], verb: Callable[[Container], None],
+                  limit: int, summary: Summary, ok_errors: tuple[type[VzError], ...]) -> None:
+    """Run ``verb`` for each of ``cts`` in forked children, ``limit`` at a time; report
+    each result as it comes."""
+    waiting = list(reversed(cts))
+    running: dict[int, tuple[Container, int, float]] = {}  # pid -> (ct, pipe, started)
+    while waiting or running:
+        while waiting and len(running) < limit:
+            ct = waiting.pop()
+            pid, pipe = _fork_verb(engine, ct, verb, ok_errors)
+            running[pid] = (ct, pipe, time.monotonic())
+        pid, status = os.wait()
+        if pid not in running:
+            continue  # not one of ours (none is expected)
+        ct, pipe, started = running.pop(pid)
+        outcome = _collect(ct, pipe, os.waitstatus_to_exitcode(status))
+        outcome.seconds = time.monotonic() - started
+        _report(engine, summary, outcome)
+
+
+def _fork_verb(engine: Engine, ct: Container, verb: Callable[[Container], None],
+               ok_errors: tuple[type[VzError], ...]) -> tuple[int, int]:
+    """Fork a child that runs ``verb(ct)`` and writes its result to a pipe; return the
+    child's PID and the pipe's reading end."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_end)
+        return pid, read_end
+    # The child: its progress is the parent's to print; warnings still go to stderr.
+    os.close(read_end)
+    engine.say = lambda _message: None
+    code, message = 0, ""
+    try:
+        verb(ct)
+    except ok_errors as exc:
+        code, message = -1, str(exc)
+    except VzError as exc:
+        code, message = exc.exit_code, str(exc)
+    except BaseException as exc:  # a bug must still name the CT in the summary
+        from vzcore.errors import describe
+
+        code, message = 3, describe(exc)
+    try:
+        data = json.dumps({"code": code, "message": message[:MESSAGE_LIMIT]}).encode()
+        os.write(write_end, data)
+    finally:
+        os._exit(0)
+
+
+def _collect(ct: Container, pipe: int, status: int) -> Outcome:
+    try:
+        data = b""
+        while chunk := os.read(pipe, 65536):
+            data += chunk
+    finally:
+        os.close(pipe)
+    try:
+        result = json.loads(data)
+        return Outcome(ct.ctid, int(result["code"]), str(result["message"]))
+    except (ValueError, KeyError, TypeError):
+        return Outcome(ct.ctid, 3, f"its process ended with status {status} and no result")
+
+
+def _report(engine: Engine, summary: Summary, outcome: Outcome) -> None:
+    summary.outcomes.append(outcome)
+    verb = "started" if summary.verb == "start" else "stopped"
+    if outcome.code == 0:
+        engine.say(f"CT {outcome.ctid} {verb} ({outcome.seconds:.2f} s)")
+    elif outcome.code < 0:
+        engine.say(f"CT {outcome.ctid} skipped: {outcome.message}")
+    else:
+        engine.warn(f"CT {outcome.ctid} failed to {summary.verb}: {outcome.message}")
+
+
+def conclude(summary: Summary, elapsed: float) -> str:
+    """The last line of a run; raises :class:`VzError` naming each failed CT."""
+    failed = summary.failed
+    verb = "started" if summary.verb == "start" else "stopped"
+    command = "boot-all" if summary.verb == "start" else "stop-all"
+    line = f"{command}: {len(summary.done)} CTs {verb} in {elapsed:.2f} s"
+    if failed:
+        names = "; ".join(f"CT {o.ctid} (exit {o.code}): {o.message}" for o in failed)
+        raise VzError(f"{line}; {len(failed)} failed: {names}",
+                      exit_code=33 if summary.verb == "stop" else 3)
+    return line
+
