@@ -11,12 +11,19 @@ the CT's init need is imported, and the cgroup hierarchies are read once; then e
 start or stop runs in a child forked from it (:func:`_fork_verb`), which takes the CT's
 lock as a single ``vzctl start`` does and reports its error text through a pipe.  A
 failing CT never stops the others; the summary names each failure.
+
+Plugins import much of what a start needs inside their hooks (so that ``vzlist`` does
+not pay for it).  A child's imports die with it, so the first CT starts alone and names
+the modules its start imported; this process imports them before forking the others,
+which then share them (about 40 modules: a third of a start's own time).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +36,8 @@ STOP_MODES = ("stop", "suspend")
 MESSAGE_LIMIT = 4000
 """Bytes of a child's error text passed back (far below a pipe's buffer: the child never
 blocks on it)."""
+MODULE_LIMIT = 500
+"""Module names a child reports at most (their text, too, stays below a pipe's buffer)."""
 
 
 @dataclass
@@ -139,9 +148,25 @@ def boot_all(engine: Engine, *, parallel: int | None = None) -> Summary:
     def one(ct: Container) -> None:
         start(engine, ct)
 
-    for group in boot_groups(cts):
+    groups = boot_groups(cts)
+    first = groups[0].pop(0)  # alone: the modules its start imports are learnt from it
+    learnt: list[str] = []
+    _run_parallel(engine, [first], one, 1, summary, ok_errors=(AlreadyRunning,), learn=learnt)
+    _import_quietly(learnt)
+    for group in groups:
         _run_parallel(engine, group, one, limit, summary, ok_errors=(AlreadyRunning,))
     return summary
+
+
+def _import_quietly(names: list[str]) -> None:
+    """Import ``names`` (in the order a child imported them); one that fails here is
+    left to the children, which import it themselves and report any error."""
+    for name in names:
+        if name not in sys.modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the child's own import reports the error
+                continue
 
 
 def stop_all(engine: Engine, *, parallel: int | None = None, fast: bool = False) -> Summary:
@@ -178,9 +203,10 @@ def stop_all(engine: Engine, *, parallel: int | None = None, fast: bool = False)
 
 
 def _run_parallel(engine: Engine, cts: list[Container], verb: Callable[[Container], None],
-                  limit: int, summary: Summary, ok_errors: tuple[type[VzError], ...]) -> None:
+                  limit: int, summary: Summary, ok_errors: tuple[type[VzError], ...],
+                  learn: list[str] | None = None) -> None:
     """Run ``verb`` for each of ``cts`` in forked children, ``limit`` at a time; report
-    each result as it comes."""
+    each result as it comes.  ``learn`` receives the modules the children imported."""
     waiting = list(reversed(cts))
     running: dict[int, tuple[Container, int, float]] = {}  # pid -> (ct, pipe, started)
     while waiting or running:
@@ -192,7 +218,7 @@ def _run_parallel(engine: Engine, cts: list[Container], verb: Callable[[Containe
         if pid not in running:
             continue  # not one of ours (none is expected)
         ct, pipe, started = running.pop(pid)
-        outcome = _collect(ct, pipe, os.waitstatus_to_exitcode(status))
+        outcome = _collect(ct, pipe, os.waitstatus_to_exitcode(status), learn)
         outcome.seconds = time.monotonic() - started
         _report(engine, summary, outcome)
 
@@ -210,6 +236,7 @@ def _fork_verb(engine: Engine, ct: Container, verb: Callable[[Container], None],
     os.close(read_end)
     engine.say = lambda _message: None
     code, message = 0, ""
+    imported = set(sys.modules)
     try:
         verb(ct)
     except ok_errors as exc:
@@ -221,13 +248,15 @@ def _fork_verb(engine: Engine, ct: Container, verb: Callable[[Container], None],
 
         code, message = 3, describe(exc)
     try:
-        data = json.dumps({"code": code, "message": message[:MESSAGE_LIMIT]}).encode()
+        modules = [name for name in sys.modules if name not in imported][:MODULE_LIMIT]
+        data = json.dumps({"code": code, "message": message[:MESSAGE_LIMIT],
+                           "modules": modules}).encode()
         os.write(write_end, data)
     finally:
         os._exit(0)
 
 
-def _collect(ct: Container, pipe: int, status: int) -> Outcome:
+def _collect(ct: Container, pipe: int, status: int, learn: list[str] | None) -> Outcome:
     try:
         data = b""
         while chunk := os.read(pipe, 65536):
@@ -236,6 +265,8 @@ def _collect(ct: Container, pipe: int, status: int) -> Outcome:
         os.close(pipe)
     try:
         result = json.loads(data)
+        if learn is not None:
+            learn.extend(str(name) for name in result.get("modules", ()))
         return Outcome(ct.ctid, int(result["code"]), str(result["message"]))
     except (ValueError, KeyError, TypeError):
         return Outcome(ct.ctid, 3, f"its process ended with status {status} and no result")
