@@ -71,6 +71,10 @@ def run(count: int, parallel: int | None) -> dict[str, float]:
             running = len(list((root / "run/vz").glob("*.json")))
             if running != count or len(starts) != count:
                 raise SystemExit(f"only {running} of {count} CTs run after boot-all")
+            print(f"{count} CTs: boot-all {total:.2f} s (median per-CT start "
+                  f"{statistics.median(starts) * 1000:.0f} ms, {total / count * 1000:.1f} ms "
+                  f"of wall time per CT); load average before {before}, after {after}",
+                  flush=True)
             stop_total, stop_out = timed(env, "stop-all", "--fast")
             stops = per_ct(stop_out, "stopped")
         finally:
@@ -78,9 +82,8 @@ def run(count: int, parallel: int | None) -> dict[str, float]:
             subprocess.run(["umount", str(root / "run")], check=False)
     result = {"cts": count, "total_s": total, "median_s": statistics.median(starts),
               "stop_total_s": stop_total, "stop_median_s": statistics.median(stops)}
-    print(f"{count} CTs: boot-all {total:.2f} s (median per-CT start {result['median_s'] * 1000:.0f} ms"
-          f", {total / count * 1000:.1f} ms per CT of wall time); stop-all --fast "
-          f"{stop_total:.2f} s; load average before {before}, after {after}", flush=True)
+    print(f"{count} CTs: stop-all --fast {stop_total:.2f} s (median per-CT stop "
+          f"{result['stop_median_s'] * 1000:.0f} ms); load average {load()}", flush=True)
     return result
 
 

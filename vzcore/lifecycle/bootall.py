@@ -4,7 +4,9 @@
 without one last (OpenVZ's order).  CTs of one ``BOOTORDER`` start together, up to
 ``VE_PARALLEL`` (vz.conf) at a time; the next, lower order begins once the whole group
 has finished, so a CT may rely on a higher-ordered one being up.  ``stop-all`` stops
-every running CT at once, each within its own ``STOP_TIMEOUT``.
+every running CT, ``VE_PARALLEL`` at a time as OpenVZ's service did, each within its own
+``STOP_TIMEOUT`` (a thousand stops at once only queue on the host's shared locks:
+measured in docs/benchmarks.md).
 
 The many starts share this one process: plugins are discovered, every module a start and
 the CT's init need is imported, and the cgroup hierarchies are read once; then each CT's
@@ -119,12 +121,36 @@ def prepare(engine: Engine) -> None:
     _hierarchies()
 
 
+def share_configs(engine: Engine) -> None:
+    """Read every CT's config once, here, for all the starts: each start compares its
+    areas with every other CT's (:func:`vzcore.lifecycle.areas.check_areas`), which would
+    read all N configs in each of N starts.  Configs do not change during a boot-all (a
+    ``vzctl set`` meanwhile waits for no lock of ours either way: a start reads the others'
+    configs unlocked too), so this process's copies are as current as a fresh read."""
+    loaded: dict[int, Container] = {}
+    errors: dict[int, VzError] = {}
+    load = engine.container
+    for ctid in engine.ctids():
+        try:
+            loaded[ctid] = load(ctid)
+        except VzError as exc:
+            errors[ctid] = exc
+
+    def container(ctid: int) -> Container:
+        if ctid in errors:
+            raise errors[ctid]
+        return loaded[ctid] if ctid in loaded else load(ctid)
+
+    engine.container = container  # type: ignore[method-assign]
+
+
 def boot_all(engine: Engine, *, parallel: int | None = None) -> Summary:
     """Start every ``ONBOOT=yes`` CT (see the module); never raises for one CT's failure."""
     from vzcore.lifecycle.start import start
 
     limit = parallel or ve_parallel(engine)
     summary = Summary("start")
+    share_configs(engine)
     cts: list[Container] = []
     for ctid in engine.ctids():
         try:
@@ -170,8 +196,8 @@ def _import_quietly(names: list[str]) -> None:
 
 
 def stop_all(engine: Engine, *, parallel: int | None = None, fast: bool = False) -> Summary:
-    """Stop every running CT, all at once (or ``parallel`` at a time), each within its
-    ``STOP_TIMEOUT``; ``VE_STOP_MODE=suspend`` is refused: no checkpoint provider exists."""
+    """Stop every running CT, ``VE_PARALLEL`` (or ``parallel``) at a time, each within
+    its ``STOP_TIMEOUT``; ``VE_STOP_MODE=suspend`` is refused: no checkpoint provider."""
     from vzcore.lifecycle.stop import stop
 
     mode = (engine.global_config.get("VE_STOP_MODE") or "stop").lower()
@@ -193,12 +219,14 @@ def stop_all(engine: Engine, *, parallel: int | None = None, fast: bool = False)
         engine.say("stop-all: no CT runs")
         return summary
     _ = engine.plugins  # loaded once, before the forks
-    engine.say(f"stop-all: stopping {len(cts)} CTs")
+    engine.say(f"stop-all: stopping {len(cts)} CTs, up to {parallel or ve_parallel(engine)} "
+               "at a time")
 
     def one(ct: Container) -> None:
         stop(engine, ct, fast=fast)
 
-    _run_parallel(engine, cts, one, parallel or len(cts), summary, ok_errors=(NotRunning,))
+    limit = parallel or ve_parallel(engine)
+    _run_parallel(engine, cts, one, limit, summary, ok_errors=(NotRunning,))
     return summary
 
 
@@ -269,7 +297,8 @@ def _collect(ct: Container, pipe: int, status: int, learn: list[str] | None) -> 
             learn.extend(str(name) for name in result.get("modules", ()))
         return Outcome(ct.ctid, int(result["code"]), str(result["message"]))
     except (ValueError, KeyError, TypeError):
-        return Outcome(ct.ctid, 3, f"its process ended with status {status} and no result")
+        how = f"was killed by signal {-status}" if status < 0 else f"exited {status}"
+        return Outcome(ct.ctid, 3, f"its boot-all process {how} before reporting a result")
 
 
 def _report(engine: Engine, summary: Summary, outcome: Outcome) -> None:
