@@ -32,9 +32,9 @@ def boot_all(session: Session, parallel: int | None) -> None:
 @click.option("--fast", is_flag=True, help="Kill the CTs at once instead of asking init to halt.")
 @pass_session
 def stop_all(session: Session, parallel: int | None, fast: bool) -> None:
-    """Stop every running CT, VE_PARALLEL at a time, each within its STOP_TIMEOUT (VE_STOP_MODE=stop;
-    suspend is refused: there is no checkpoint provider).  The exit status is 33 when any
-    CT failed to stop."""
+    """Stop every running CT, VE_PARALLEL at a time, each within its STOP_TIMEOUT
+    (VE_STOP_MODE=stop; suspend is refused: there is no checkpoint provider).  The exit
+    status is 33 when any CT failed to stop."""
     from vzcore.lifecycle.bootall import conclude
     from vzcore.lifecycle.bootall import stop_all as run
 

@@ -142,6 +142,10 @@ def share_configs(engine: Engine) -> None:
         return loaded[ctid] if ctid in loaded else load(ctid)
 
     engine.container = container  # type: ignore[method-assign]
+    from vzcore.lifecycle.areas import AreaIndex
+
+    # The same reasoning for the areas the checks resolve from those configs.
+    setattr(engine, "area_index", AreaIndex())  # noqa: B010 - an optional engine attribute
 
 
 def boot_all(engine: Engine, *, parallel: int | None = None) -> Summary:
@@ -169,6 +173,7 @@ def boot_all(engine: Engine, *, parallel: int | None = None) -> Summary:
         engine.say("boot-all: no CT to start (none has ONBOOT=yes)")
         return summary
     prepare(engine)
+    _build_area_index(engine, cts[0])
     engine.say(f"boot-all: starting {len(cts)} CTs, up to {limit} at a time")
 
     def one(ct: Container) -> None:
@@ -182,6 +187,17 @@ def boot_all(engine: Engine, *, parallel: int | None = None) -> Summary:
     for group in groups:
         _run_parallel(engine, group, one, limit, summary, ok_errors=(AlreadyRunning,))
     return summary
+
+
+def _build_area_index(engine: Engine, ct: Container) -> None:
+    """Resolve every CT's areas here, once, for the children (one CT's check builds the
+    index; its verdict is left to that CT's own start, which reports it)."""
+    from vzcore.lifecycle.areas import check_areas
+
+    try:
+        check_areas(engine, ct)
+    except VzError:
+        pass
 
 
 def _import_quietly(names: list[str]) -> None:
