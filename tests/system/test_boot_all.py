@@ -127,3 +127,23 @@ def _child_of(pid: int) -> int:
             return int(children[0])
         time.sleep(0.01)
     raise AssertionError(f"process {pid} forked no child")
+
+
+def test_boot_all_refuses_overlapping_areas_as_start_does(vz_env: VzEnv, vzctl: Vzctl) -> None:
+    """boot-all compares areas through an index built once (vzcore.lifecycle.areas.AreaIndex);
+    it must refuse exactly what a single start refuses."""
+    vzctl("create", 102, "--ostemplate", "busybox", "--private", "/vz/private/shared")
+    vzctl("create", 103, "--ostemplate", "busybox")
+    for ctid in (102, 103):
+        vzctl("set", ctid, "--onboot", "yes", "--save")
+    conf = vz_env.conf(103)
+    conf.write_text(conf.read_text() + 'VE_PRIVATE="/vz/private/shared/inner"\n')
+    single = vzctl("start", 103, check=False)
+    assert single.returncode == 85 and "overlaps VE_PRIVATE of CT 102" in single.stderr
+    booted = vzctl("boot-all", check=False)
+    assert booted.returncode == 3
+    assert started_order(booted.stdout) == [102]
+    assert "CT 103 failed to start" in booted.stderr
+    assert "overlaps VE_PRIVATE of CT 102" in booted.stderr
+    vzctl("stop-all")
+    conf.write_text(conf.read_text().replace('VE_PRIVATE="/vz/private/shared/inner"\n', ""))
