@@ -301,10 +301,16 @@ def _fork_verb(engine: Engine, ct: Container, verb: Callable[[Container], None],
 
 
 def _collect(ct: Container, pipe: int, status: int, learn: list[str] | None) -> Outcome:
+    """The result of the reaped child that wrote to ``pipe``.  Read without waiting for
+    the end of file: a process the start left behind (forked, not exec'd) may still hold
+    the writing end, and the child wrote everything before it exited."""
+    os.set_blocking(pipe, False)
+    data = b""
     try:
-        data = b""
         while chunk := os.read(pipe, 65536):
             data += chunk
+    except BlockingIOError:
+        pass
     finally:
         os.close(pipe)
     try:
