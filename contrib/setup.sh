@@ -65,5 +65,12 @@ if [ "$mode" != "--test" ]; then
     done
     ln -sf "$PWD/.venv/bin/vzctl" /usr/local/sbin/vzctl
     ln -sf "$PWD/.venv/bin/vzlist" /usr/local/sbin/vzlist
+    # The vz service (vzctl boot-all / stop-all, docs/host.md), only where systemd runs.
+    if [ -d /run/systemd/system ]; then
+        install -m 644 contrib/systemd/vz.service /etc/systemd/system/vz.service
+        systemctl daemon-reload && systemctl enable vz.service
+    else
+        echo "setup.sh: systemd does not run here; vz.service not installed (docs/host.md)" >&2
+    fi
 fi
 echo "vzcore installed in $PWD/.venv"

@@ -46,7 +46,9 @@ def vz_parameters() -> Iterable[Parameter]:
                     help="a unique name usable wherever the CT ID is (needs --save; '' "
                          "removes it)")
     yield Parameter(name="onboot", key="ONBOOT", type=YesNo(), live=True,
-                    help="start the CT when the host boots")
+                    help="start the CT when the host boots ('vzctl boot-all', the vz service)")
+    yield Parameter(name="bootorder", key="BOOTORDER", type=Integer(0, 2**31 - 1), live=True,
+                    help="order of 'vzctl boot-all': higher starts earlier; unset: last")
     yield Parameter(name="disabled", key="DISABLED", type=YesNo(), live=True,
                     help="refuse to start the CT (start --force overrides)")
     yield Parameter(name="stop-timeout", key="STOP_TIMEOUT", type=Integer(0, 86400), live=True,
@@ -93,6 +95,7 @@ def vz_list_fields() -> Iterable[Field]:
     yield Field(name="root", header="ROOT", width=-32, help="root mount point")
     yield Field(name="layout", header="LAYOUT", width=-6, help="private area layout")
     yield Field(name="onboot", header="ONBOOT", width=-6, kind="bool", help="start at host boot")
+    yield Field(name="bootorder", header="BOOTORDER", width=9, help="boot order (higher first)")
     yield Field(name="disabled", header="DISABL", width=-6, kind="bool", help="start disabled")
     yield Field(name="ip", header="IP_ADDR", width=-15, kind="list",
                 help="IP addresses (IP_ADDRESS in the config)")
@@ -154,6 +157,10 @@ def _yes_no(value: str | None) -> bool | None:
     return None if value is None else value.lower() == "yes"
 
 
+def _number(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
 def _area(ct: Container, key: str) -> str | None:
     """A CT's area path for vzlist; ``None`` (shown as -) for an unusable one, so that one
     damaged config does not hide the CT's other fields."""
@@ -174,6 +181,7 @@ def vz_collect(ct: Container, run: Run | None) -> Mapping[str, Any]:
         "root": _area(ct, "VE_ROOT"),
         "layout": ct.layout,
         "onboot": _yes_no(ct.get("ONBOOT")),
+        "bootorder": _number(ct.get("BOOTORDER")),
         "disabled": bool(_yes_no(ct.get("DISABLED"))),
         "ip": (ct.get("IP_ADDRESS") or "").split(),
     }

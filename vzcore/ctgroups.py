@@ -132,7 +132,9 @@ def check_leftover(ct: Container, groups: cg.CgroupSet) -> None:
         raise VzError(
             f"CT {ct.ctid}: its cgroup {where} exists already and holds "
             f"processes that are not the CT's: {describe(strangers)}; move them out "
-            "(write their PIDs to another group's cgroup.procs) or end them, then start again")
+            "(write their PIDs to another group's cgroup.procs) or end them, then start again; "
+            "if another installation (a vzctl with another VZ_ROOT or an older one) uses the "
+            "same CGROUP_PARENT, give each installation its own CGROUP_PARENT in vz.conf")
     refuse_frozen(ct, groups)
 
 

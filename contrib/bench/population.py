@@ -70,6 +70,9 @@ def clone(root: Path, source: int, ctid: int, ip: str | None) -> None:
     (conf_dir / f"{ctid}.conf").write_text("\n".join(lines) + "\n")
     subprocess.run(["cp", "-a", "--link", str(root / f"vz/private/{source}"),
                     str(root / f"vz/private/{ctid}")], check=True)
+    from vzcore.areas import write_marker
+
+    write_marker(root / f"vz/private/{ctid}", ctid)  # cp -a copied the source CT's mark
 
 
 @contextmanager

@@ -27,6 +27,8 @@ BUILTIN_COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("vzcore.cli.console:console", "Attach to a running CT's console"),
     "runscript": ("vzcore.cli.runscript:runscript", "Run a host script with /bin/sh inside a running CT"),
     "set": ("vzcore.cli.set:set_", "Change a CT's parameters (live, and with --save in its config)"),
+    "boot-all": ("vzcore.cli.bootall:boot_all", "Start every ONBOOT=yes CT in BOOTORDER (the vz service)"),
+    "stop-all": ("vzcore.cli.bootall:stop_all", "Stop every running CT in parallel (the vz service)"),
     "plugins": ("vzcore.cli.plugins:plugins", "List plugins, their subsystems and parameters"),
 }
 

@@ -7,7 +7,9 @@ Every verb that mounts, unmounts, populates or removes a CT's ``VE_PRIVATE`` or
 
 from __future__ import annotations
 
+import bisect
 import os
+from collections.abc import Iterable, Iterator
 
 from vzcore import areas
 from vzcore.container import Container
@@ -114,26 +116,96 @@ def check_areas(engine: Engine, ct: Container, *, creating: bool = False,
     if len(mine) == len(KEYS) and areas.overlaps(mine["VE_PRIVATE"], mine["VE_ROOT"]):
         raise error(f"CT {ct.ctid}: VE_PRIVATE ({mine['VE_PRIVATE']}) and VE_ROOT "
                     f"({mine['VE_ROOT']}) overlap; {_fix(ct, 'VE_ROOT', creating)}")
-    for other_id in engine.ctids():
-        if other_id == ct.ctid:
-            continue
-        try:
-            other = engine.container(other_id)
-            theirs = {}
-            for other_key in KEYS:
-                problem, resolved = installation.path_problem(other, other_key)
-                if problem is None:
-                    theirs[other_key] = resolved
-        except (VzError, ValueError, OSError):
-            continue  # a CT whose config is unusable is refused by every verb of its own
+    for other_id, theirs in _others(engine, installation, ct, mine):
         for key, path in mine.items():
             for other_key, other_path in theirs.items():
                 if areas.is_within(other_path, path) and key in ours:
                     continue
                 if areas.overlaps(path, other_path):
+                    other = engine.container(other_id)
                     raise error(
                         f"CT {ct.ctid}: {key} ({path}) overlaps {other_key} of CT {other_id} "
                         f"({other_path}, in {other.config.path}); {_fix(ct, key, creating)}")
+
+
+def _resolved(engine: Engine, installation: _Installation, ctid: int) -> dict[str, str] | None:
+    """CT ``ctid``'s usable areas resolved on the host; ``None`` for an unusable config
+    (refused by every verb of its own)."""
+    try:
+        other = engine.container(ctid)
+        theirs = {}
+        for key in KEYS:
+            problem, resolved = installation.path_problem(other, key)
+            if problem is None:
+                theirs[key] = resolved
+    except (VzError, ValueError, OSError):
+        return None
+    return theirs
+
+
+class AreaIndex:
+    """Every CT's resolved areas, sorted, for the many starts of one ``vzctl boot-all``:
+    each start then compares its areas with the few that can overlap them (ancestors and
+    descendants, found by bisection) instead of resolving every other CT's paths again
+    (a start among 1,000 CTs spent 0.3 s here).  Set on the engine as ``area_index`` by
+    whoever knows that no config changes meanwhile; built on first use."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[str, tuple[str, ...]],
+                          tuple[list[tuple[str, int]], list[str], dict[int, dict[str, str]]]] = {}
+
+    def candidates(self, engine: Engine, installation: _Installation,
+                   paths: Iterable[str]) -> list[int]:
+        """The CTs with an area that ``paths`` could overlap, in ID order."""
+        key = (installation.prefix, tuple(installation.own_dirs))
+        if key not in self._built:
+            table: dict[int, dict[str, str]] = {}
+            for ctid in engine.ctids():
+                theirs = _resolved(engine, installation, ctid)
+                if theirs is not None:
+                    table[ctid] = theirs
+            entries = sorted((path, ctid) for ctid, theirs in table.items()
+                             for path in theirs.values())
+            self._built[key] = (entries, [path for path, _ctid in entries], table)
+        entries, by_path, _table = self._built[key]
+        found: set[int] = set()
+        for path in paths:
+            top = path.rstrip("/") or "/"
+            ancestors = {top}
+            while top != "/":
+                top = os.path.dirname(top)
+                ancestors.add(top)
+            for ancestor in ancestors:  # areas containing path (or equal to it)
+                i = bisect.bisect_left(by_path, ancestor)
+                while i < len(entries) and entries[i][0] == ancestor:
+                    found.add(entries[i][1])
+                    i += 1
+            below = path.rstrip("/") + "/"  # areas inside path
+            i = bisect.bisect_left(by_path, below)
+            while i < len(entries) and entries[i][0].startswith(below):
+                found.add(entries[i][1])
+                i += 1
+        return sorted(found)
+
+    def areas_of(self, installation: _Installation, ctid: int) -> dict[str, str]:
+        return self._built[(installation.prefix, tuple(installation.own_dirs))][2][ctid]
+
+
+def _others(engine: Engine, installation: _Installation, ct: Container,
+            mine: dict[str, str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The other CTs and their resolved areas to compare ``mine`` with: every CT, or with
+    an :class:`AreaIndex` on the engine only those that can overlap."""
+    index: AreaIndex | None = getattr(engine, "area_index", None)
+    if index is None:
+        for other_id in engine.ctids():
+            if other_id != ct.ctid:
+                theirs = _resolved(engine, installation, other_id)
+                if theirs is not None:
+                    yield other_id, theirs
+        return
+    for other_id in index.candidates(engine, installation, mine.values()):
+        if other_id != ct.ctid:
+            yield other_id, index.areas_of(installation, other_id)
 
 
 def check_removable(ct: Container, *, force: bool) -> None:

@@ -119,9 +119,16 @@ def mountinfo(pid: int | str = "self") -> list[MountEntry]:
 
 
 def is_mount_point(path: str | os.PathLike[str]) -> bool:
-    """Whether something is mounted exactly at ``path`` in the caller's mount namespace."""
+    """Whether something is mounted exactly at ``path`` in the caller's mount namespace.
+
+    Compares the kernel's escaped mount point field of each line instead of parsing every
+    entry (:func:`mountinfo`): a start asks three times, and a host running 1,000 CTs has
+    thousands of lines."""
     target = os.path.realpath(path)
-    return any(e.mount_point == target for e in mountinfo())
+    for char, code in (("\\", "\\134"), (" ", "\\040"), ("\t", "\\011"), ("\n", "\\012")):
+        target = target.replace(char, code)  # as the kernel's mangling of mount points
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split(" ", 5)[4] == target for line in f)
 
 
 def mounts_below(path: str | os.PathLike[str]) -> list[str]:

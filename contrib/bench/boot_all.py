@@ -1,0 +1,104 @@
+"""Boot throughput: ``vzctl boot-all`` taking N busybox CTs from stopped to all running.
+
+Run as root from the repository (it re-executes itself in a new network namespace, so no
+host interface is touched):
+
+    .venv/bin/python contrib/bench/boot_all.py [--cts 100,1000] [--parallel N]
+
+Each CT is a busybox CT with every installed plugin active, one venet address, a
+beancounter limit (``--numproc``, ``--physpages``) and CPU limits (``--cpuunits``,
+``--cpulimit``), ``ONBOOT=yes``; they are set up as copies of CT 101 (``population.py``).  The
+installation's ``/run`` is a tmpfs, as a host's is (vzcore keeps its state files in
+``/run/vz``): the private ``VZ_ROOT`` itself lies in /tmp, on disk here.
+The benchmark runs one ``vzctl boot-all`` (one process: plugins loaded once, each start
+in a forked child), prints its wall time and the median of the per-CT start times it
+reports, checks that every CT runs, then times ``vzctl stop-all``.  The load average is
+printed with the figures: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from population import FIRST, address, clone, installation, reexec_in_netns, vzctl
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def timed(env: dict[str, str], *args: str) -> tuple[float, str]:
+    """Run vzctl; its wall time and stdout (it must succeed)."""
+    argv = [str(Path(sys.executable).with_name("vzctl")), *args]
+    started = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({result.returncode}): "
+                         f"{result.stderr.strip()[-2000:]}")
+    return elapsed, result.stdout
+
+
+def per_ct(stdout: str, word: str) -> list[float]:
+    """The per-CT seconds of the progress lines ``CT N started (0.12 s)``."""
+    return [float(line.rsplit("(", 1)[1].split()[0]) for line in stdout.splitlines()
+            if line.startswith("CT ") and f" {word} (" in line]
+
+
+def run(count: int, parallel: int | None) -> dict[str, float]:
+    with installation("vzbench-bootall") as (root, env, _parent):
+        vzctl(env, "create", FIRST, "--ostemplate", "busybox", "--ipadd", address(0))
+        vzctl(env, "set", FIRST, "--onboot", "yes", "--numproc", "200:200",
+              "--physpages", "0:64M", "--cpuunits", "1000", "--cpulimit", "50", "--save")
+        print(f"setting up {count} CTs ...", flush=True)
+        for i in range(1, count):
+            clone(root, FIRST, FIRST + i, address(i))
+        extra = ["--parallel", str(parallel)] if parallel else []
+        (root / "run").mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=755", "vzbench", str(root / "run")],
+                       check=True)
+        try:
+            before = load()
+            total, out = timed(env, "boot-all", *extra)
+            after = load()
+            starts = per_ct(out, "started")
+            running = len(list((root / "run/vz").glob("*.json")))
+            if running != count or len(starts) != count:
+                raise SystemExit(f"only {running} of {count} CTs run after boot-all")
+            print(f"{count} CTs: boot-all {total:.2f} s (median per-CT start "
+                  f"{statistics.median(starts) * 1000:.0f} ms, {total / count * 1000:.1f} ms "
+                  f"of wall time per CT); load average before {before}, after {after}",
+                  flush=True)
+            stop_total, stop_out = timed(env, "stop-all", "--fast")
+            stops = per_ct(stop_out, "stopped")
+        finally:
+            timed(env, "stop-all", "--fast")  # nothing left to stop unless a step failed
+            subprocess.run(["umount", str(root / "run")], check=False)
+    result = {"cts": count, "total_s": total, "median_s": statistics.median(starts),
+              "stop_total_s": stop_total, "stop_median_s": statistics.median(stops)}
+    print(f"{count} CTs: stop-all --fast {stop_total:.2f} s (median per-CT stop "
+          f"{result['stop_median_s'] * 1000:.0f} ms); load average {load()}", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cts", default="100,1000", help="comma-separated CT counts")
+    parser.add_argument("--parallel", type=int, help="VE_PARALLEL for the run (default: vz.conf's)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    reexec_in_netns()
+    print(f"{os.cpu_count()} CPUs, {os.uname().release}")
+    for count in (int(c) for c in args.cts.split(",")):
+        run(count, args.parallel)
+
+
+if __name__ == "__main__":
+    main()
