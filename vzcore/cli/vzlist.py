@@ -12,8 +12,8 @@ import click
 from vzcore import __version__
 from vzcore.cli.main import exit_now, run_cli
 from vzcore.cli.session import Session
-from vzcore.container import ctid_by_name, is_ctid_text, parse_ctid
-from vzcore.errors import InvalidSyntax
+from vzcore.container import resolve_ct_argument
+from vzcore.errors import CtConfigMissing, InvalidSyntax
 from vzcore.lifecycle.status import collect, mount_points, status
 from vzcore.params import Field
 
@@ -179,12 +179,10 @@ def _wanted(engine: Any, args: Sequence[str]) -> list[int]:
     wanted: list[int] = []
     known = engine.ctids()
     for arg in args:
-        if is_ctid_text(arg):
-            wanted.append(parse_ctid(arg))
+        try:
+            wanted.append(resolve_ct_argument(arg, engine.paths.conf_dir, known))
+        except CtConfigMissing:
             continue
-        ctid = ctid_by_name(engine.paths.conf_dir, known, arg)
-        if ctid is not None:
-            wanted.append(ctid)
     return wanted
 
 
