@@ -224,6 +224,9 @@ def clear(where: Place) -> None:
     The caller holds the lock."""
     launcher = Launcher()
     process = recorded(where)
+    # Unmounted first: with its mount gone (and no CT's bind left) lxcfs's FUSE session
+    # ends at once, where a SIGTERM alone waits about 4 s for its load-average thread.
+    launcher.unmount(where.mountpoint)
     for old in ([process] if process is not None else []) + _strays(where):
         launcher.end(old)
     launcher.unmount(where.mountpoint)
