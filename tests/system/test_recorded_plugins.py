@@ -40,7 +40,7 @@ def running_ct(vz_env: VzEnv, vzctl: Vzctl) -> Iterator[int]:
     vzctl("set", 101, "--numproc", "200:200", "--cpuunits", "2000", "--cpulimit", "50", "--save")
     vzctl("start", 101)
     assert sorted(json.loads(vz_env.state(101).read_text())["plugins"]) == \
-        ["beancounters", "cpu", "lxcfs", "network"]
+        ["beancounters", "cpu", "devices", "lxcfs", "network"]
     try:
         yield 101
     finally:
@@ -151,10 +151,11 @@ def test_a_start_writes_the_state_file_once_per_recording_plugin_and_three_times
             "starting []",                                    # the cgroups, before they exist
             "starting ['beancounters']",                      # one write per plugin ...
             "starting ['beancounters', 'cpu']",
-            "starting ['beancounters', 'cpu', 'network']",
-            "starting ['beancounters', 'cpu', 'lxcfs', 'network']",
-            "starting ['beancounters', 'cpu', 'lxcfs', 'network']",  # init, before it may run
-            "running ['beancounters', 'cpu', 'lxcfs', 'network']",
+            "starting ['beancounters', 'cpu', 'devices']",
+            "starting ['beancounters', 'cpu', 'devices', 'network']",
+            "starting ['beancounters', 'cpu', 'devices', 'lxcfs', 'network']",
+            "starting ['beancounters', 'cpu', 'devices', 'lxcfs', 'network']",  # init, before it may run
+            "running ['beancounters', 'cpu', 'devices', 'lxcfs', 'network']",
         ], "the previous release wrote 7 times (two for beancounters)"
         vzctl("stop", 101)
     finally:
