@@ -38,4 +38,4 @@ if [ -z "${VZ_TEST_TEMPLATES:-}" ]; then
     export VZ_TEST_TEMPLATES="$templates_root/vz/template/cache"
 fi
 echo "contrib/test.sh: running the test suite: pytest $* (kernels: $VZ_TEST_KERNELS)"
-exec unshare --net -- sh -c 'ip link set lo up && exec .venv/bin/pytest "$@"' pytest "$@"
+exec unshare --net -- sh -c 'ip link set lo up && exec .venv/bin/pytest --durations=40 "$@"' pytest "$@"
