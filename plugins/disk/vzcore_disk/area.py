@@ -56,7 +56,10 @@ def _default_inodes(kblocks: int) -> int:
 
 
 def mount(ct: Container) -> None:
-    image.mount(ct.ctid, image.image_of(ct.private), ct.root)
+    from vzcore_disk import ugid
+
+    image.mount(ct.ctid, image.image_of(ct.private), ct.root,
+                ugid_quota=ugid.limit_of(ct) > 0)
     enforce(ct)
 
 

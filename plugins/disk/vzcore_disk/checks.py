@@ -22,6 +22,7 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     # the values parse: the saved ones at start (a hand-edited config is input too), the
     # new ones otherwise (the CLI parsed them; a caller of the hook may not have)
     limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
+    _check_ugid(ct, changes, verb)
     if verb == "start":
         return
     if verb == "create" and ct.layout == area.LAYOUT:
@@ -78,6 +79,23 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
             raise InvalidValue(
                 f"CT {ct.ctid}: --diskspace hard limit {new.space_hard}K is below the "
                 f"{used.blocks_used}K the CT uses; free space inside or give more")
+
+
+def _check_ugid(ct: Container, changes: ChangeSet, verb: str) -> None:
+    """Refuse a second-level quota that cannot hold (layout, profile, kernel): at create
+    and set when given, at start when saved (the kernel may have changed since)."""
+    from vzcore_disk import ugid
+
+    given = "QUOTAUGIDLIMIT" in changes
+    if not given and verb != "start":
+        return
+    limit = ugid.limit_of(ct, changes["QUOTAUGIDLIMIT"].new if given else None, given=given)
+    local_uid = changes["LOCAL_UID"].new if "LOCAL_UID" in changes else ct.get("LOCAL_UID")
+    # a create without LOCAL_UID allocates a range: the CT will have a user namespace
+    userns = (local_uid or "").strip() not in ("0",) if verb == "create" else ct.idmap is not None
+    message = ugid.refusal(ct, limit, userns=userns)
+    if message is not None:
+        raise InvalidValue(message)
 
 
 _NO_INODE_QUOTA = ("CT {ctid}: --diskinodes cannot be enforced on layout btrfs, which has no "

@@ -40,5 +40,5 @@ def quota(session: Session, ctid: str, as_json: bool) -> int:
                 "hardlimit": report._limit(row.hardlimit), "grace": row.grace}
             for row in table}}))
     else:
-        click.echo(report.stat_text(table), nl=False)
+        click.echo(report.stat_text(table) + report.ugid_text(ct), nl=False)
     return 0

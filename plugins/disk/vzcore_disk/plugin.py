@@ -28,12 +28,14 @@ def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="quota",
                       summary="disk layouts image (ext4 in a sparse file on a loop device) and "
                               "btrfs (a subvolume in a qgroup); diskspace and diskinodes limits",
-                      variants={"VE_LAYOUT": LAYOUTS})
+                      variants={"VE_LAYOUT": LAYOUTS},
+                      child_modules=("vzcore_disk.ugid",))
 
 
 @hookimpl
 def vz_parameters() -> Iterable[Parameter]:
     from vzcore.params import Parameter
+    from vzcore_disk import ugid
     from vzcore_disk.limits import DISKINODES, DISKSPACE, QUOTATIME
 
     yield Parameter(name="diskspace", key="DISKSPACE", type=DISKSPACE, live=True, on_create=True,
@@ -48,6 +50,13 @@ def vz_parameters() -> Iterable[Parameter]:
                     on_create=True,
                     help="grace time in seconds during which use may stay above the soft "
                          "limits")
+    yield Parameter(name="quotaugidlimit", key="QUOTAUGIDLIMIT", type=ugid.QUOTAUGIDLIMIT,
+                    on_create=True,
+                    help="second-level quota: N > 0 gives the CT's root ordinary user and "
+                         "group quota on its own users (setquota, repquota inside); layout "
+                         "image, privileged CTs; N is the most user and group IDs meant to "
+                         "have entries (shown by vzctl quota); a change takes effect at the "
+                         "next start")
 
 
 @hookimpl
@@ -110,6 +119,18 @@ def vz_umount(ct: Container) -> None:
     layout = layouts.of(ct)
     if layout is not None:
         layout.umount(ct)
+
+
+@hookimpl
+def vz_finalize_child(ct: Container, run: Run) -> None:
+    """With the second-level quota on, give the CT's /dev the node of its root's device,
+    which the quota tools find in the CT's mount table and hand to quotactl(2).  Here, just
+    after the root switch, because the isolation plugin mounts that /dev after the
+    ``quota`` subsystem's vz_setup_child; capabilities are dropped after this."""
+    if ct.layout == "image" and (ct.get("QUOTAUGIDLIMIT") or "0") != "0":
+        from vzcore_disk import ugid
+
+        ugid.make_root_node()
 
 
 @hookimpl

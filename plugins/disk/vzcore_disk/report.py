@@ -54,6 +54,23 @@ def rows(ct: Container) -> list[Row]:
     ]
 
 
+def ugid_text(ct: Container) -> str:
+    """The second-level quota's line (vzquota stat -t's "Ugids"), empty when it is off:
+    the user and group IDs with a quota entry against ``QUOTAUGIDLIMIT``, counted from the
+    mounted image (the kernel keeps no bound on them: docs/disk.md)."""
+    from vzcore_disk import area, image, ugid
+
+    limit = ugid.limit_of(ct)
+    if limit == 0 or ct.layout != area.LAYOUT:
+        return ""
+    if not area.mounted(ct):
+        return f"User/group quota: on, ugids - limit {limit} (counted while mounted)\n"
+    device = image.device_of(ct.ctid, image.image_of(ct.private), ct.root)
+    count = ugid.count_ids(device)
+    return (f"User/group quota: on, ugids {count} limit {limit}"
+            + (" (limit exceeded)" if count > limit else "") + "\n")
+
+
 def fields(ct: Container) -> dict[str, Any]:
     """vzlist's diskspace and diskinodes objects."""
     space, inodes = rows(ct)
