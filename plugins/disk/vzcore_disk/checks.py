@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore.errors import InvalidValue
@@ -40,14 +41,20 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     if not given:
         return
     option = f"--{given[0].lower()}"
-    if ct.layout not in LIMITING:
-        from vzcore_disk import simfs
+    if ct.layout == "simfs":
+        from vzcore_disk import project, simfs
 
-        raise InvalidValue(
-            f"CT {ct.ctid}: {option} cannot be enforced on layout {ct.layout}: a directory "
-            f"needs project quota on its host file system, and {simfs.project_quota(ct.private)}; "
-            "use --layout image or btrfs for a CT with limits (an existing CT: "
-            f"'vzctl convert {ct.ctid} --layout image --diskspace ...')")
+        probed = project.missing(_existing(ct.private))
+        if probed is not None:
+            raise InvalidValue(
+                f"CT {ct.ctid}: {option} cannot be enforced on layout simfs: a directory needs "
+                f"project quota on its host file system, and {simfs.project_quota(ct.private)}"
+                f" ({probed}); use --layout image or btrfs for a CT with limits (an existing "
+                f"CT: 'vzctl convert {ct.ctid} --layout image --diskspace ...')")
+        return
+    if ct.layout not in LIMITING:
+        raise InvalidValue(f"CT {ct.ctid}: {option} cannot be enforced on layout {ct.layout}; "
+                           "use --layout image or btrfs for a CT with limits")
     if verb != "set":
         return
     if ct.layout == "btrfs":
@@ -101,6 +108,13 @@ def _check_ugid(ct: Container, changes: ChangeSet, verb: str) -> None:
 _NO_INODE_QUOTA = ("CT {ctid}: --diskinodes cannot be enforced on layout btrfs, which has no "
                    "inode quota (vzctl quota counts the CT's inodes); leave it out, or use "
                    "--layout image")
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest existing parent (a new CT's private area is not made yet)."""
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def can_resize_online() -> bool:

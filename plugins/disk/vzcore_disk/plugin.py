@@ -86,13 +86,19 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     checks.validate(ct, changes, verb)  # raises InvalidValue naming the CT and the fix
 
 
-@hookimpl
-def vz_layout_create(ct: Container) -> None:
+def _layout_does(ct: Container, action: str) -> None:
+    """Run ``action`` (``make``, ``mount``, ``umount``) of the CT's layout module, when the
+    layout is this plugin's (the engine routes these hooks to the layout's provider)."""
     from vzcore_disk import layouts
 
     layout = layouts.of(ct)
     if layout is not None:
-        layout.make(ct)
+        getattr(layout, action)(ct)
+
+
+@hookimpl
+def vz_layout_create(ct: Container) -> None:
+    _layout_does(ct, "make")
 
 
 @hookimpl
@@ -101,24 +107,20 @@ def vz_quota_init(ct: Container) -> None:
         from vzcore_disk import image
 
         image.own_unshifted(ct.root, ct.root_owner)
+    elif ct.layout == "simfs":
+        from vzcore_disk import simfs_area
+
+        simfs_area.limit_new(ct)
 
 
 @hookimpl
 def vz_mount(ct: Container) -> None:
-    from vzcore_disk import layouts
-
-    layout = layouts.of(ct)
-    if layout is not None:
-        layout.mount(ct)
+    _layout_does(ct, "mount")
 
 
 @hookimpl
 def vz_umount(ct: Container) -> None:
-    from vzcore_disk import layouts
-
-    layout = layouts.of(ct)
-    if layout is not None:
-        layout.umount(ct)
+    _layout_does(ct, "umount")
 
 
 @hookimpl
@@ -138,7 +140,7 @@ def vz_destroy(ct: Container) -> None:
     from vzcore_disk import convert, layouts
 
     convert.discard(ct)  # what a killed 'vzctl convert' left beside the area
-    layout = layouts.of(ct)
+    layout = layouts.limiter(ct)  # simfs: its project's limits (the template removes the tree)
     if layout is not None:
         layout.destroy(ct)
 
@@ -147,7 +149,7 @@ def vz_destroy(ct: Container) -> None:
 def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     from vzcore_disk import layouts
 
-    layout = layouts.of(ct)
+    layout = layouts.limiter(ct)
     if layout is None or not any(key in changes for key in KEYS):
         return
     from vzcore_disk import limits
@@ -165,4 +167,4 @@ def vz_collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mappi
         return {}
     from vzcore_disk import report
 
-    return report.fields(ct)
+    return report.fields(ct, set(fields))
