@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from disk_helpers import kill_at_every_point_of_create_and_start
 
 from vzcore.linux import mounts
-from vzcore.testing import crash
 from vzcore.testing.contracts import PROFILES, profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 from vzcore_disk import btrfs
@@ -130,25 +130,13 @@ def test_kill_at_every_point_of_create_and_start(vz_env: VzEnv, vzctl: Vzctl, po
                                                  tmp_path: Path) -> None:
     create = ["create", "101", "--ostemplate", "busybox", "--layout", "btrfs",
               "--diskspace", "32M"]
-    points = crash.learn_points(vz_env, create, ("create:",), tmp_path / "trace")
-    vzctl("destroy", 101)
-    for point in points:
-        crash.kill_at(vz_env, create, point)
-        if vz_env.conf(101).exists():
-            if mounts.is_mount_point(vz_env.ct_root(101)):
-                vzctl("umount", 101)
-            vzctl("destroy", 101)
-        assert list(pool.iterdir()) == [] and qgroups(pool) == [], point
-        assert mounts.mounts_below(vz_env.root) == [str(pool)], point
-    vzctl(*create)
-    starts = crash.learn_points(vz_env, ["start", "101"], ("start:",), tmp_path / "trace")
-    vzctl("stop", "--fast", 101)
-    for point in starts:
-        crash.kill_at(vz_env, ["start", "101"], point)
-        stopped = vzctl("stop", "--fast", 101, check=False)
-        assert stopped.returncode in (0, 31), f"{point}: {stopped.stderr}"
-        if mounts.is_mount_point(vz_env.ct_root(101)):
-            vzctl("umount", 101)
-        assert not crash.leftovers(vz_env, 101), point
+
+    def nothing_left(point: str) -> None:
+        if point.startswith("create:"):
+            assert list(pool.iterdir()) == [] and qgroups(pool) == [], point
+            assert mounts.mounts_below(vz_env.root) == [str(pool)], point
+
+    kill_at_every_point_of_create_and_start(vz_env, vzctl, create, tmp_path / "trace",
+                                            nothing_left)
     vzctl("destroy", 101)
     assert list(pool.iterdir()) == [] and qgroups(pool) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vzcore.values import LONG_MAX
@@ -79,3 +81,45 @@ def test_stat_text_is_vzquota_stat() -> None:
 def test_unlimited_shows_as_vzquota_does() -> None:
     text = report.stat_text([report.Row("1k-blocks", None, LONG_MAX, LONG_MAX, None)])
     assert text.splitlines()[1].split() == ["1k-blocks", "-", "unlimited", "unlimited"]
+
+
+class _Paths:
+    def host(self, text: str) -> Path:
+        return Path(text)
+
+
+class _BtrfsCt:
+    """What btrfs_area reads of a CT: its ID, private area and config values."""
+
+    def __init__(self, private: Path, config: dict[str, str]) -> None:
+        self.ctid, self.private, self.paths, self.layout = 101, private, _Paths(), "btrfs"
+        self._config = config
+
+    def get(self, key: str) -> str | None:
+        return self._config.get(key)
+
+
+def test_btrfs_start_path_reads_the_qgroup_only(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    """The mount and start path (enforce) and vzlist without diskinodes never walk the
+    subvolume; vzctl quota and vzlist's diskinodes do."""
+    from vzcore_disk import btrfs, btrfs_area
+
+    walked: list[Path] = []
+
+    def count_inodes(root: Path) -> int:
+        walked.append(root)
+        return 123
+
+    monkeypatch.setattr(btrfs, "referenced_kblocks", lambda pool, ctid: (4096, 51200))
+    monkeypatch.setattr(btrfs, "count_inodes", count_inodes)
+    monkeypatch.setattr(btrfs, "set_limit", lambda ctid, pool, kblocks: None)
+    ct = _BtrfsCt(tmp_path, {"BTRFS_POOL": "/pool", "DISKSPACE": "50M:50M",
+                             "DISKINODES": "100:200"})
+    btrfs_area.enforce(ct)
+    assert walked == []
+    assert report.fields(ct, {"diskspace"}) == {
+        "diskspace": {"usage": 4096, "softlimit": 51200, "hardlimit": 51200}}
+    assert walked == []
+    inodes = report.fields(ct, {"diskinodes"})["diskinodes"]
+    assert inodes["usage"] == 123 and walked == [Path("/pool/101")]

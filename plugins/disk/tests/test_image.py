@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from disk_helpers import kill_at_every_point_of_create_and_start
 
 from vzcore.linux import caps, mounts
-from vzcore.testing import crash
 from vzcore.testing.contracts import PROFILES, profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 from vzcore_disk.image import image_of
@@ -200,30 +200,16 @@ def test_kill_at_every_point_of_create_and_start(vz_env: VzEnv, vzctl: Vzctl,
                                                  tmp_path: Path) -> None:
     create = ["create", "101", "--ostemplate", "busybox", "--layout", "image",
               "--diskspace", "32M"]
-    points = crash.learn_points(vz_env, create, ("create:",), tmp_path / "trace")
-    assert "create:area-made" in points, points
-    vzctl("destroy", 101)
-    for point in points:
-        crash.kill_at(vz_env, create, point)
-        if vz_env.conf(101).exists():
-            if mounts.is_mount_point(vz_env.ct_root(101)):
-                vzctl("umount", 101)
-            vzctl("destroy", 101)
-        assert not loops_of(vz_env), point
-        assert not mounts.mounts_below(vz_env.root), point
-        assert not vz_env.private(101).exists(), point
 
-    vzctl(*create)
-    starts = crash.learn_points(vz_env, ["start", "101"], ("start:",), tmp_path / "trace")
-    vzctl("stop", "--fast", 101)
-    for point in starts:
-        crash.kill_at(vz_env, ["start", "101"], point)
-        stopped = vzctl("stop", "--fast", 101, check=False)
-        assert stopped.returncode in (0, 31), f"{point}: {stopped.stderr}"
-        if mounts.is_mount_point(vz_env.ct_root(101)):
-            vzctl("umount", 101)
-        assert not crash.leftovers(vz_env, 101), point
+    def nothing_left(point: str) -> None:
         assert not loops_of(vz_env), point
+        if point.startswith("create:"):
+            assert not mounts.mounts_below(vz_env.root), point
+            assert not vz_env.private(101).exists(), point
+
+    points = kill_at_every_point_of_create_and_start(vz_env, vzctl, create, tmp_path / "trace",
+                                                     nothing_left)
+    assert "create:area-made" in points, points
     vzctl("start", 101)
     assert sh(vzctl, 101, "echo ok") == "ok\n"  # the image is still good after the kills
     vzctl("stop", 101)

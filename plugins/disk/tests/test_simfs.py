@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from vzcore.linux import loop, mounts
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore_disk import project
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 
@@ -34,3 +39,60 @@ def test_simfs_limits_are_refused_with_the_reason(vz_env: VzEnv, vzctl: Vzctl,
         assert out.returncode == 21, out.stderr
         assert "project quota" in out.stderr and "--layout image" in out.stderr, out.stderr
     assert vz_env.conf(busybox_ct).read_text() == conf
+
+
+@pytest.fixture
+def project_quota_area(vz_env: VzEnv, tmp_path: Path) -> Iterator[Path]:
+    """The installation's private areas on an ext4 with project quota (a loop-mounted image
+    made here, mounted prjquota), as a host with it has them; skips, naming it, where the
+    kernel cannot enforce project quota."""
+    image = tmp_path / "prj.img"
+    with open(image, "wb") as f:
+        f.truncate(200 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "quota,project", str(image)], check=True)
+    where = vz_env.root / "vz/private"
+    where.mkdir(parents=True, exist_ok=True)
+    loop.ensure_module()
+    mounted = subprocess.run(["mount", "-o", "loop,prjquota", str(image), str(where)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"this kernel cannot mount ext4 with project quota: {mounted.stderr.strip()}")
+    try:
+        missing = project.missing(where)
+        if missing is not None:
+            pytest.skip(f"ext4 project quota is not enforced here: {missing}")
+        yield where
+    finally:
+        mounts.umount(where, detach=True)
+
+
+@pytest.mark.vm
+def test_simfs_limits_by_project_quota(vz_env: VzEnv, vzctl: Vzctl,
+                                       project_quota_area: Path) -> None:
+    vzctl("create", 101, "--ostemplate", "busybox", "--diskspace", "20M:20M",
+          "--diskinodes", "3000:3000")
+    private = vz_env.private(101)
+    projid = project.project_id(101)
+    assert project.assigned(private, projid)
+    vzctl("start", 101)
+    out = vzctl("exec", 101, "dd if=/dev/zero of=/big bs=1M count=40", check=False)
+    assert out.returncode != 0 and "Disk quota exceeded" in out.stderr + out.stdout, out
+    written = int(vzctl("exec", 101, "wc -c < /big").stdout) / 1024 / 1024
+    assert 15 <= written <= 20, written
+    size = int(vzctl("exec", 101, "df -k /").stdout.splitlines()[1].split()[1])
+    assert size == 20 * 1024, f"df inside shows {size}K for a 20M project limit"
+    vzctl("exec", 101, "rm /big")  # a full project has no block for the directory
+    count = int(vzctl("exec", 101, "mkdir /d && cd /d && seq 1 5000 | xargs touch 2>/dev/null; "
+                                   "ls | wc -l").stdout)
+    assert 2000 < count < 3000, f"{count} files with 3000 inodes"
+    vzctl("exec", 101, "rm -rf /d")
+    stat = vzctl("quota", 101).stdout.splitlines()
+    du = int(vzctl("exec", 101, "du -skx /").stdout.split()[0])
+    assert abs(int(stat[1].split()[1].rstrip("*")) - du) <= 0.05 * du, (stat, du)
+    # a live change: the project's limit grows at once
+    vzctl("set", 101, "--diskspace", "60M:60M", "--save")
+    assert vzctl("exec", 101, "dd if=/dev/zero of=/big bs=1M count=40 && echo ok").stdout \
+        .endswith("ok\n")
+    vzctl("stop", 101)
+    vzctl("destroy", 101)
+    assert project.usage(project_quota_area, projid)[1] == 0  # the limit is lifted

@@ -5,12 +5,13 @@ the image file, the mount from ``VE_ROOT``."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore import areas
-from vzcore.errors import CreateError, DestroyError, InvalidValue
+from vzcore.errors import DestroyError, InvalidValue
 from vzcore.linux import mounts, safefs
-from vzcore_disk import grace, image, limits
+from vzcore_disk import grace, image, layouts, limits
 
 if TYPE_CHECKING:
     from vzcore.container import Container
@@ -36,13 +37,7 @@ def make(ct: Container) -> None:
     """Make the private area holding a new image and mount it at ``VE_ROOT``."""
     wanted = limits.of(ct)
     require_size(ct, wanted)
-    try:
-        ct.private.parent.mkdir(parents=True, exist_ok=True)
-        ct.private.mkdir(mode=0o700)
-        areas.write_marker(ct.private, ct.ctid)
-    except OSError as exc:
-        raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
-                          f"{exc.strerror}") from exc
+    layouts.make_private(ct)
     inodes = wanted.inodes_hard if wanted.inodes_set else _default_inodes(wanted.space_hard)
     path = image.image_of(ct.private)
     image.make(ct.ctid, path, wanted.space_hard, inodes)
@@ -56,7 +51,10 @@ def _default_inodes(kblocks: int) -> int:
 
 
 def mount(ct: Container) -> None:
-    image.mount(ct.ctid, image.image_of(ct.private), ct.root)
+    from vzcore_disk import ugid
+
+    image.mount(ct.ctid, image.image_of(ct.private), ct.root,
+                ugid_quota=ugid.limit_of(ct) > 0)
     enforce(ct)
 
 
@@ -74,6 +72,11 @@ def destroy(ct: Container) -> None:
         image.detach_unmounted(path)
     if ct.private.exists():
         safefs.remove_tree(ct.private)
+
+
+def state_path(ct: Container) -> Path:
+    """Where the soft limits' grace state is kept (:mod:`vzcore_disk.grace`)."""
+    return ct.private
 
 
 def mounted(ct: Container) -> bool:
@@ -101,7 +104,7 @@ def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
     wanted = wanted or limits.of(ct)
     now = time.time()
     used = usage(ct)
-    before = grace.load(ct.private)
+    before = grace.load(state_path(ct))
     after = grace.next_state(before, used, wanted, now)
     path = image.image_of(ct.private)
     target = image.device_of(ct.ctid, path, ct.root) if mounted(ct) else str(path)
@@ -110,5 +113,5 @@ def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
     if current * image.BLOCK // 1024 != reserve // (image.BLOCK // 1024) * (image.BLOCK // 1024):
         image.set_reserve(ct.ctid, target, reserve)
     if after != before:
-        grace.save(ct.private, after)
+        grace.save(state_path(ct), after)
     return after

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore import areas
-from vzcore.errors import CreateError, DestroyError, InvalidValue
+from vzcore.errors import DestroyError, InvalidValue
 from vzcore.linux import mounts, safefs
 from vzcore.values import LONG_MAX
-from vzcore_disk import btrfs, grace, limits
+from vzcore_disk import btrfs, grace, layouts, limits
 from vzcore_disk.image import Usage
 
 if TYPE_CHECKING:
@@ -57,13 +57,7 @@ def make(ct: Container) -> None:
     wanted = limits.of(ct)
     if btrfs.quota_mode(pool) is None:
         btrfs.enable_simple_quota(ct.ctid, pool)
-    try:
-        ct.private.parent.mkdir(parents=True, exist_ok=True)
-        ct.private.mkdir(mode=0o700)
-        areas.write_marker(ct.private, ct.ctid)
-    except OSError as exc:
-        raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
-                          f"{exc.strerror}") from exc
+    layouts.make_private(ct)
     if ct.config.get("BTRFS_POOL") is None:
         ct.config.set("BTRFS_POOL", ct.get("BTRFS_POOL"))
         ct.config.save()
@@ -82,6 +76,11 @@ def umount(ct: Container) -> None:
     mounts.umount(ct.root)
 
 
+def state_path(ct: Container) -> Path:
+    """Where the soft limits' grace state is kept (:mod:`vzcore_disk.grace`)."""
+    return ct.private
+
+
 def mounted(ct: Container) -> bool:
     return mounts.is_mount_point(ct.root)
 
@@ -98,10 +97,13 @@ def destroy(ct: Container) -> None:
         safefs.remove_tree(ct.private)
 
 
-def usage(ct: Container) -> Usage:
+def usage(ct: Container, *, inodes: bool = True) -> Usage:
+    """The qgroup's use and limit (two sysfs reads) and, with ``inodes``, the CT's inodes,
+    which btrfs does not count per subvolume: a walk of the whole subvolume, so only
+    ``vzctl quota`` and vzlist's ``diskinodes`` fields ask for it (0 without)."""
     used, limit = btrfs.referenced_kblocks(pool_of(ct), ct.ctid)
-    inodes = btrfs.count_inodes(subvolume_of(ct))
-    return Usage(used, limit if limit is not None else LONG_MAX, inodes, LONG_MAX)
+    count = btrfs.count_inodes(subvolume_of(ct)) if inodes else 0
+    return Usage(used, limit if limit is not None else LONG_MAX, count, LONG_MAX)
 
 
 def resize(ct: Container, old: limits.Limits, new: limits.Limits) -> None:
@@ -110,10 +112,12 @@ def resize(ct: Container, old: limits.Limits, new: limits.Limits) -> None:
 
 
 def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
-    """Past grace the qgroup's limit drops to the soft one (see :mod:`vzcore_disk.grace`)."""
+    """Past grace the qgroup's limit drops to the soft one (see :mod:`vzcore_disk.grace`).
+    Blocks only: btrfs limits no inodes, so this path (every mount and start) never walks
+    the subvolume to count them."""
     wanted = wanted or limits.of(ct)
-    used = usage(ct)
-    before = grace.load(ct.private)
+    used = usage(ct, inodes=False)
+    before = grace.load(state_path(ct))
     after = grace.next_state(before, used, wanted, time.time())
     if not wanted.space_set:
         return after
@@ -121,5 +125,5 @@ def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
     if limit != used.blocks_total:
         btrfs.set_limit(ct.ctid, pool_of(ct), limit)
     if after != before:
-        grace.save(ct.private, after)
+        grace.save(state_path(ct), after)
     return after

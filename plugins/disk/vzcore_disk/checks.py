@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore.errors import InvalidValue
@@ -22,6 +23,7 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     # the values parse: the saved ones at start (a hand-edited config is input too), the
     # new ones otherwise (the CLI parsed them; a caller of the hook may not have)
     limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
+    _check_ugid(ct, changes, verb)
     if verb == "start":
         return
     if verb == "create" and ct.layout == area.LAYOUT:
@@ -39,14 +41,20 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     if not given:
         return
     option = f"--{given[0].lower()}"
-    if ct.layout not in LIMITING:
-        from vzcore_disk import simfs
+    if ct.layout == "simfs":
+        from vzcore_disk import project, simfs
 
-        raise InvalidValue(
-            f"CT {ct.ctid}: {option} cannot be enforced on layout {ct.layout}: a directory "
-            f"needs project quota on its host file system, and {simfs.project_quota(ct.private)}; "
-            "use --layout image or btrfs for a CT with limits (an existing CT: "
-            f"'vzctl convert {ct.ctid} --layout image --diskspace ...')")
+        probed = project.missing(_existing(ct.private))
+        if probed is not None:
+            raise InvalidValue(
+                f"CT {ct.ctid}: {option} cannot be enforced on layout simfs: a directory needs "
+                f"project quota on its host file system, and {simfs.project_quota(ct.private)}"
+                f" ({probed}); use --layout image or btrfs for a CT with limits (an existing "
+                f"CT: 'vzctl convert {ct.ctid} --layout image --diskspace ...')")
+        return
+    if ct.layout not in LIMITING:
+        raise InvalidValue(f"CT {ct.ctid}: {option} cannot be enforced on layout {ct.layout}; "
+                           "use --layout image or btrfs for a CT with limits")
     if verb != "set":
         return
     if ct.layout == "btrfs":
@@ -80,9 +88,33 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
                 f"{used.blocks_used}K the CT uses; free space inside or give more")
 
 
+def _check_ugid(ct: Container, changes: ChangeSet, verb: str) -> None:
+    """Refuse a second-level quota that cannot hold (layout, profile, kernel): at create
+    and set when given, at start when saved (the kernel may have changed since)."""
+    from vzcore_disk import ugid
+
+    given = "QUOTAUGIDLIMIT" in changes
+    if not given and verb != "start":
+        return
+    limit = ugid.limit_of(ct, changes["QUOTAUGIDLIMIT"].new if given else None, given=given)
+    local_uid = changes["LOCAL_UID"].new if "LOCAL_UID" in changes else ct.get("LOCAL_UID")
+    # a create without LOCAL_UID allocates a range: the CT will have a user namespace
+    userns = (local_uid or "").strip() not in ("0",) if verb == "create" else ct.idmap is not None
+    message = ugid.refusal(ct, limit, userns=userns)
+    if message is not None:
+        raise InvalidValue(message)
+
+
 _NO_INODE_QUOTA = ("CT {ctid}: --diskinodes cannot be enforced on layout btrfs, which has no "
                    "inode quota (vzctl quota counts the CT's inodes); leave it out, or use "
                    "--layout image")
+
+
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest existing parent (a new CT's private area is not made yet)."""
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def can_resize_online() -> bool:

@@ -18,7 +18,8 @@ def quota(session: Session, ctid: str, as_json: bool) -> int:
     \b
     The layout is vzquota stat's.  Usage above the soft limit gets '*'; grace is the time
     left before the soft limit acts as the hard one ('none': it does).  Looking also
-    enforces: an expired grace is acted on here (see docs/disk.md).
+    enforces: an expired grace is acted on here (see docs/disk.md).  With the second-level
+    quota (--quotaugidlimit) a last line counts the user and group IDs with quota entries.
     """
     import json
 
@@ -28,7 +29,7 @@ def quota(session: Session, ctid: str, as_json: bool) -> int:
     engine.plugins.check_conflicts()
     ct = session.container(ctid)
     ct.require_exists()
-    layout = layouts.of(ct)
+    layout = layouts.limiter(ct)
     if layout is not None and ct.private.exists():
         with engine.lock(ct, "quota"):
             layout.enforce(ct)
@@ -40,5 +41,5 @@ def quota(session: Session, ctid: str, as_json: bool) -> int:
                 "hardlimit": report._limit(row.hardlimit), "grace": row.grace}
             for row in table}}))
     else:
-        click.echo(report.stat_text(table), nl=False)
+        click.echo(report.stat_text(table) + report.ugid_text(ct), nl=False)
     return 0

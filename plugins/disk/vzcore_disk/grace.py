@@ -36,7 +36,9 @@ class Grace:
 
 
 def path_of(private: Path) -> Path:
-    return private / "quota.json"
+    """``private``/quota.json, or ``private`` itself when it names a ``.json`` file (a simfs
+    CT's state lives beside its directory, which is the CT's own ``/``)."""
+    return private if private.suffix == ".json" else private / "quota.json"
 
 
 def load(private: Path) -> Grace:
@@ -49,7 +51,7 @@ def load(private: Path) -> Grace:
 
 def save(private: Path, grace: Grace) -> None:
     target = path_of(private)
-    temp = target.with_name(".quota.json.tmp")
+    temp = target.with_name(f".{target.name}.tmp")
     with open(temp, "w") as f:
         json.dump(attrs.asdict(grace), f)
         f.flush()

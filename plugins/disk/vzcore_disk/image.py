@@ -97,12 +97,23 @@ def check(ctid: int, image: Path) -> None:
                          f"repair; run 'e2fsck -f {image}' by hand, then mount again")
 
 
-def mount(ctid: int, image: Path, root: Path) -> None:
-    """Check, attach and mount the image at ``root``."""
+def mount(ctid: int, image: Path, root: Path, *, ugid_quota: bool | None = None) -> None:
+    """Check, attach and mount the image at ``root``.  ``ugid_quota``: give the file
+    system user and group quota, enforced (True), or take it away (False) first; ``None``
+    leaves it as it is and mounts without enforcing it (a short mount of vzcore's own)."""
     loop.ensure_module()
     detach_unmounted(image)
     check(ctid, image)
-    run(ctid, f"mount {image}", ["mount", "-t", "ext4", "-o", "loop", str(image), str(root)])
+    options = ["loop"]
+    if ugid_quota is not None:
+        from vzcore_disk import ugid
+
+        features = superblock(ctid, str(image)).get("Filesystem features", "")
+        ugid.set_feature(ctid, image, ugid_quota, features)
+        if ugid_quota:
+            options += ugid.MOUNT_OPTIONS
+    run(ctid, f"mount {image}",
+        ["mount", "-t", "ext4", "-o", ",".join(options), str(image), str(root)])
 
 
 def umount(root: Path, image: Path) -> None:

@@ -24,3 +24,30 @@ def of(ct: Container) -> ModuleType | None:
 
         return btrfs_area
     return None
+
+
+def make_private(ct: Container) -> None:
+    """Make the CT's new private area (mode 0700), marked as the CT's (:mod:`vzcore.areas`)."""
+    from vzcore import areas
+    from vzcore.errors import CreateError
+
+    try:
+        ct.private.parent.mkdir(parents=True, exist_ok=True)
+        ct.private.mkdir(mode=0o700)
+        areas.write_marker(ct.private, ct.ctid)
+    except OSError as exc:
+        raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
+                          f"{exc.strerror}") from exc
+
+
+def limiter(ct: Container) -> ModuleType | None:
+    """The module that measures and limits the CT's disk: its layout's (:func:`of`), or
+    :mod:`vzcore_disk.simfs_area` for a simfs directory (project quota; the template plugin
+    makes and mounts the directory itself).  It has ``usage``, ``resize``, ``enforce``,
+    ``mounted``, ``destroy`` and ``state_path``."""
+    module = of(ct)
+    if module is None and ct.layout == "simfs":
+        from vzcore_disk import simfs_area
+
+        return simfs_area
+    return module

@@ -28,12 +28,14 @@ def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="quota",
                       summary="disk layouts image (ext4 in a sparse file on a loop device) and "
                               "btrfs (a subvolume in a qgroup); diskspace and diskinodes limits",
-                      variants={"VE_LAYOUT": LAYOUTS})
+                      variants={"VE_LAYOUT": LAYOUTS},
+                      child_modules=("vzcore_disk.ugid",))
 
 
 @hookimpl
 def vz_parameters() -> Iterable[Parameter]:
     from vzcore.params import Parameter
+    from vzcore_disk import ugid
     from vzcore_disk.limits import DISKINODES, DISKSPACE, QUOTATIME
 
     yield Parameter(name="diskspace", key="DISKSPACE", type=DISKSPACE, live=True, on_create=True,
@@ -48,6 +50,13 @@ def vz_parameters() -> Iterable[Parameter]:
                     on_create=True,
                     help="grace time in seconds during which use may stay above the soft "
                          "limits")
+    yield Parameter(name="quotaugidlimit", key="QUOTAUGIDLIMIT", type=ugid.QUOTAUGIDLIMIT,
+                    on_create=True,
+                    help="second-level quota: N > 0 gives the CT's root ordinary user and "
+                         "group quota on its own users (setquota, repquota inside); layout "
+                         "image, privileged CTs; N is the most user and group IDs meant to "
+                         "have entries (shown by vzctl quota); a change takes effect at the "
+                         "next start")
 
 
 @hookimpl
@@ -77,13 +86,19 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     checks.validate(ct, changes, verb)  # raises InvalidValue naming the CT and the fix
 
 
-@hookimpl
-def vz_layout_create(ct: Container) -> None:
+def _layout_does(ct: Container, action: str) -> None:
+    """Run ``action`` (``make``, ``mount``, ``umount``) of the CT's layout module, when the
+    layout is this plugin's (the engine routes these hooks to the layout's provider)."""
     from vzcore_disk import layouts
 
     layout = layouts.of(ct)
     if layout is not None:
-        layout.make(ct)
+        getattr(layout, action)(ct)
+
+
+@hookimpl
+def vz_layout_create(ct: Container) -> None:
+    _layout_does(ct, "make")
 
 
 @hookimpl
@@ -92,24 +107,32 @@ def vz_quota_init(ct: Container) -> None:
         from vzcore_disk import image
 
         image.own_unshifted(ct.root, ct.root_owner)
+    elif ct.layout == "simfs":
+        from vzcore_disk import simfs_area
+
+        simfs_area.limit_new(ct)
 
 
 @hookimpl
 def vz_mount(ct: Container) -> None:
-    from vzcore_disk import layouts
-
-    layout = layouts.of(ct)
-    if layout is not None:
-        layout.mount(ct)
+    _layout_does(ct, "mount")
 
 
 @hookimpl
 def vz_umount(ct: Container) -> None:
-    from vzcore_disk import layouts
+    _layout_does(ct, "umount")
 
-    layout = layouts.of(ct)
-    if layout is not None:
-        layout.umount(ct)
+
+@hookimpl
+def vz_finalize_child(ct: Container, run: Run) -> None:
+    """With the second-level quota on, give the CT's /dev the node of its root's device,
+    which the quota tools find in the CT's mount table and hand to quotactl(2).  Here, just
+    after the root switch, because the isolation plugin mounts that /dev after the
+    ``quota`` subsystem's vz_setup_child; capabilities are dropped after this."""
+    if ct.layout == "image" and (ct.get("QUOTAUGIDLIMIT") or "0") != "0":
+        from vzcore_disk import ugid
+
+        ugid.make_root_node()
 
 
 @hookimpl
@@ -117,7 +140,7 @@ def vz_destroy(ct: Container) -> None:
     from vzcore_disk import convert, layouts
 
     convert.discard(ct)  # what a killed 'vzctl convert' left beside the area
-    layout = layouts.of(ct)
+    layout = layouts.limiter(ct)  # simfs: its project's limits (the template removes the tree)
     if layout is not None:
         layout.destroy(ct)
 
@@ -126,7 +149,7 @@ def vz_destroy(ct: Container) -> None:
 def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     from vzcore_disk import layouts
 
-    layout = layouts.of(ct)
+    layout = layouts.limiter(ct)
     if layout is None or not any(key in changes for key in KEYS):
         return
     from vzcore_disk import limits
@@ -144,4 +167,4 @@ def vz_collect(ct: Container, run: Run | None, fields: Collection[str]) -> Mappi
         return {}
     from vzcore_disk import report
 
-    return report.fields(ct)
+    return report.fields(ct, set(fields))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -24,40 +25,57 @@ class Row:
     grace: int | None
 
 
-def rows(ct: Container) -> list[Row]:
-    """The CT's 1k-blocks and inodes rows (usage ``None`` where its layout cannot tell)."""
+def rows(ct: Container, *, inodes: bool = True) -> list[Row]:
+    """The CT's 1k-blocks and inodes rows (usage ``None`` where its layout cannot tell, or
+    for inodes a btrfs CT counts only by a walk when ``inodes`` is False)."""
     from vzcore_disk import area, layouts
 
     wanted = limits.of(ct)
     used = None
     state = grace.Grace()
-    layout = layouts.of(ct)
+    layout = layouts.limiter(ct)
     if layout is area and area.image.image_of(ct.private).exists():
         used = area.usage(ct)
-        state = grace.load(ct.private)
+        state = grace.load(area.state_path(ct))
         # the image's own size and inode count are its hard limits, whatever the config says
         wanted = attrs.evolve(wanted, space_hard=used.blocks_total, inodes_hard=used.inodes_total,
                               space_soft=min(wanted.space_soft, used.blocks_total),
                               inodes_soft=min(wanted.inodes_soft, used.inodes_total))
     elif layout is not None and ct.private.exists():
-        used = layout.usage(ct)
-        state = grace.load(ct.private)
-    elif ct.layout == "simfs" and ct.private.is_dir():
-        from vzcore_disk import simfs
-
-        used = simfs.usage(ct.private)  # no limit holds: usage only
+        # simfs: the project's counters, or a walk of a tree without limits
+        used = layout.usage(ct, inodes=inodes) if layout.LAYOUT == "btrfs" else layout.usage(ct)
+        state = grace.load(layout.state_path(ct))
     return [
         Row("1k-blocks", used.blocks_used if used else None, wanted.space_soft,
             wanted.space_hard, grace.remaining(state.space_since, wanted.quotatime)),
-        Row("inodes", used.inodes_used if used else None, wanted.inodes_soft,
+        Row("inodes", used.inodes_used if used and inodes else None, wanted.inodes_soft,
             wanted.inodes_hard, grace.remaining(state.inodes_since, wanted.quotatime)),
     ]
 
 
-def fields(ct: Container) -> dict[str, Any]:
-    """vzlist's diskspace and diskinodes objects."""
-    space, inodes = rows(ct)
-    return {"diskspace": _object(space), "diskinodes": _object(inodes)}
+def ugid_text(ct: Container) -> str:
+    """The second-level quota's line (vzquota stat -t's "Ugids"), empty when it is off:
+    the user and group IDs with a quota entry against ``QUOTAUGIDLIMIT``, counted from the
+    mounted image (the kernel keeps no bound on them: docs/disk.md)."""
+    from vzcore_disk import area, image, ugid
+
+    limit = ugid.limit_of(ct)
+    if limit == 0 or ct.layout != area.LAYOUT:
+        return ""
+    if not area.mounted(ct):
+        return f"User/group quota: on, ugids - limit {limit} (counted while mounted)\n"
+    device = image.device_of(ct.ctid, image.image_of(ct.private), ct.root)
+    count = ugid.count_ids(device)
+    return (f"User/group quota: on, ugids {count} limit {limit}"
+            + (" (limit exceeded)" if count > limit else "") + "\n")
+
+
+def fields(ct: Container, names: Collection[str]) -> dict[str, Any]:
+    """vzlist's diskspace and diskinodes objects, of those in ``names`` (a btrfs CT's inodes
+    are counted by a walk of its subvolume: only when asked)."""
+    space, inodes = rows(ct, inodes="diskinodes" in names)
+    found = {"diskspace": _object(space), "diskinodes": _object(inodes)}
+    return {name: value for name, value in found.items() if name in names}
 
 
 def _object(row: Row) -> dict[str, Any]:

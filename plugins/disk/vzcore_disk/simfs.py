@@ -55,7 +55,7 @@ def project_quota(private: Path) -> str:
     options = set(best.super_options.split(",")) | set(best.options.split(","))
     where = f"{best.fstype} at {best.mount_point}"
     if best.fstype in ("ext4", "xfs") and options & {"prjquota", "pquota", "pqnoenforce"}:
-        return f"{where} counts project quota, which vzcore does not drive yet"
+        return f"{where} is mounted with project quota"
     if best.fstype in ("ext4", "xfs"):
         return f"{where} is mounted without project quota (mount option prjquota)"
     return f"{where} has no project quota (ext4 or XFS only)"

@@ -66,7 +66,10 @@ def _apply(ct: Container) -> None:
     if not caps.in_effective_set(CAP_SYS_ADMIN):
         caps.set_no_new_privs()  # what the kernel asks of a process without CAP_SYS_ADMIN
     privileged = ct.idmap is None
-    seccomp.install(seccomp.deny_filter(policy.denied(privileged), rules=policy.rules()))
+    # the second-level quota (disk plugin): the CT's root sets its users' quotas
+    ugid_quota = privileged and (ct.get("QUOTAUGIDLIMIT") or "0") != "0"
+    seccomp.install(seccomp.deny_filter(policy.denied(privileged, ugid_quota),
+                                        rules=policy.rules(ugid_quota)))
 
 
 @hookimpl

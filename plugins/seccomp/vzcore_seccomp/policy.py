@@ -125,13 +125,32 @@ RULES: list[ArgRule] = [
 where the kernel refuses them too)."""
 
 
-def denied(privileged: bool = False) -> dict[str, int]:
+def denied(privileged: bool = False, ugid_quota: bool = False) -> dict[str, int]:
     """System call name -> errno of the default profile, plus :data:`PRIVILEGED` for a
-    privileged CT."""
+    privileged CT; ``ugid_quota``: quotactl(2) is left to :data:`QUOTA_RULES`."""
     table = {**DEFAULT, **PRIVILEGED} if privileged else DEFAULT
-    return {name: error for name, (error, _why) in table.items()}
+    return {name: error for name, (error, _why) in table.items()
+            if not (ugid_quota and name == "quotactl")}
 
 
-def rules() -> list[ArgRule]:
-    """The argument rules (the same for both profiles)."""
-    return list(RULES)
+QUOTA_COMMANDS = (0x800001, 0x800004, 0x800005, 0x800006, 0x800007, 0x800008, 0x800009,
+                  0x5803, 0x5804, 0x5805, 0x5807, 0x5808, 0x5809)
+"""quotactl(2) commands a privileged CT with the second-level quota (``QUOTAUGIDLIMIT``)
+may use on its own file system (linux/quota.h, linux/dqblk_xfs.h): Q_SYNC, Q_GETFMT,
+Q_GETINFO, Q_SETINFO, Q_GETQUOTA, Q_SETQUOTA, Q_GETNEXTQUOTA and XFS's Q_XGETQUOTA,
+Q_XSETQLIM, Q_XGETQSTAT, Q_XQUOTASYNC, Q_XGETQSTATV, Q_XGETNEXTQUOTA: queries and limits,
+never switching quotas on or off.  The only block device it can name is its own root's
+(mknod of block devices is refused; its root is mounted nodev), so the limits it sets are
+its own users' on its own file system; quotactl_fd(2), which reaches any file system the
+CT has a file of, stays refused."""
+
+QUOTA_RULES: list[ArgRule] = [
+    ArgRule("quotactl", errno.EPERM,
+            [ArgCheck(0, [c << 8 for c in QUOTA_COMMANDS], mask=0xFFFFFF00, negate=True)]),
+]
+
+
+def rules(ugid_quota: bool = False) -> list[ArgRule]:
+    """The argument rules (the same for both profiles), with :data:`QUOTA_RULES` for a CT
+    with the second-level quota."""
+    return [*RULES, *QUOTA_RULES] if ugid_quota else list(RULES)

@@ -1,0 +1,122 @@
+"""The second-level quota (``--quotaugidlimit``): ordinary user and group quota inside an
+image CT, set by the CT's root with the standard tools and enforced by the kernel (in the
+VM: Debian's stock kernel has the quota format this machine's lacks), and refused with the
+reason where it cannot hold."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vzcore.linux import mounts
+from vzcore.testing.contracts import profile_options
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore_disk import ugid
+
+pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
+IMAGE = ("--layout", "image", "--diskspace", "32M")
+TOOLS = ("setquota", "repquota", "quota", "quotaoff")
+
+
+def install_quota_tools(root: Path) -> str:
+    """Debian's quota tools (the host's, the same release as a Debian CT's) with the
+    libraries they link, copied into ``root``/opt/quota; the command prefix that runs one
+    of them inside (through the copied dynamic loader: a busybox CT has no libc)."""
+    programs = [shutil.which(name) for name in TOOLS]
+    if not all(programs):
+        pytest.fail("the second-level quota tests need Debian's quota package "
+                    "(contrib/setup.sh installs it)")
+    target = root / "opt/quota"
+    target.mkdir(parents=True)
+    loader = ""
+    for program in programs:
+        assert program is not None
+        shutil.copy2(program, target)
+        linked = subprocess.run(["ldd", program], capture_output=True, text=True, check=True)
+        for line in linked.stdout.splitlines():
+            path = next((word for word in line.split() if word.startswith("/")), None)
+            if path:
+                shutil.copy2(path, target / Path(path).name)
+                if "ld-linux" in path:
+                    loader = Path(path).name
+    return f"/opt/quota/{loader} --library-path /opt/quota /opt/quota"
+
+
+def sh(vzctl: Vzctl, ctid: int, script: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return vzctl("exec", ctid, script, check=check)
+
+
+@pytest.mark.vm
+def test_the_cts_root_sets_user_quota_with_setquota(vz_env: VzEnv, vzctl: Vzctl) -> None:
+    missing = ugid.missing_kernel_feature()
+    if missing is not None:
+        pytest.skip(f"this kernel lacks {missing} (the refusal is tested in "
+                    "test_quotaugidlimit_is_refused_with_the_reason)")
+    vzctl("create", 101, "--ostemplate", "busybox", *IMAGE, "--quotaugidlimit", "100",
+          *profile_options(vz_env, "privileged"))
+    vzctl("mount", 101)
+    run = install_quota_tools(vz_env.ct_root(101))
+    vzctl("umount", 101)
+    vzctl("start", 101)
+    sh(vzctl, 101, "echo 'u:x:1000:1000::/home/u:/bin/sh' >> /etc/passwd && "
+                   "echo 'u:x:1000:' >> /etc/group && mkdir -p /home/u && chown u:u /home/u")
+    # the CT's root gives its user 1 MB, with the standard tool on its own root
+    out = sh(vzctl, 101, f"{run}/setquota -u u 1024 1024 0 0 /", check=False)
+    assert out.returncode == 0, out.stderr
+    out = sh(vzctl, 101, "su -s /bin/sh u -c 'dd if=/dev/zero of=/home/u/big bs=1M count=2'",
+             check=False)
+    assert out.returncode != 0 and "Disk quota exceeded" in out.stderr + out.stdout, out
+    written = int(sh(vzctl, 101, "wc -c < /home/u/big").stdout)
+    assert written <= 1024 * 1024, written
+    report = sh(vzctl, 101, f"{run}/repquota -u /").stdout
+    line = next((row for row in report.splitlines() if row.split()[:1] == ["u"]), None)
+    assert line is not None, report
+    assert line.split()[2:5] == ["1024", "1024", "1024"], report  # used, soft, hard
+    # the CT's root cannot switch the quota off (the seccomp profile lets through queries
+    # and limits only)
+    out = sh(vzctl, 101, f"{run}/quotaoff -u /", check=False)
+    assert out.returncode != 0 and "Operation not permitted" in out.stderr, out
+    mine = sh(vzctl, 101, f"{run}/quota -u u", check=False).stdout  # exit 1: at the limit
+    assert "1024*" in mine.split("/dev/loop")[1], mine
+    # vzctl quota counts the IDs with entries (root's and u's, users and groups) against N
+    stat = vzctl("quota", 101).stdout
+    assert "User/group quota: on, ugids 4 limit 100" in stat, stat
+    vzctl("stop", 101)
+    # the limit survives stop and start (kept in the image's hidden quota files)
+    vzctl("start", 101)
+    report = sh(vzctl, 101, f"{run}/repquota -u /").stdout
+    assert any(row.split()[:1] == ["u"] and row.split()[3] == "1024"
+               for row in report.splitlines()), report
+    vzctl("stop", 101)
+    vzctl("destroy", 101)
+    assert not mounts.mounts_below(vz_env.root)
+
+
+def test_quotaugidlimit_is_refused_with_the_reason(vz_env: VzEnv, vzctl: Vzctl) -> None:
+    """A user namespace, a layout without per-CT user quota, and (on this machine) a kernel
+    without the quota format: one line naming the CT, the option, the reason and the fix;
+    nothing made."""
+    vz_env.allow_privileged()
+    privileged = profile_options(vz_env, "privileged")
+    cases = [(IMAGE, "user namespace"), ((), "layout image")]
+    missing = ugid.missing_kernel_feature()
+    if missing is not None:
+        cases.append(((*IMAGE, *privileged), "QFMT_V2" if "QFMT_V2" in missing else missing))
+    for options, reason in cases:
+        out = vzctl("create", 101, "--ostemplate", "busybox", *options, "--quotaugidlimit", "100",
+                    check=False)
+        assert out.returncode == 21, (options, out.stderr)
+        assert out.stderr.count("\n") == 1, out.stderr
+        assert "CT 101: --quotaugidlimit 100" in out.stderr and reason in out.stderr, out.stderr
+        assert not vz_env.conf(101).exists() and not vz_env.private(101).exists()
+    # an existing CT: set refuses too, the config is left as it was
+    vzctl("create", 101, "--ostemplate", "busybox", *IMAGE)
+    conf = vz_env.conf(101).read_text()
+    out = vzctl("set", 101, "--quotaugidlimit", "10", "--save", check=False)
+    assert out.returncode == 21 and "user namespace" in out.stderr, out.stderr
+    assert vz_env.conf(101).read_text() == conf
+    vzctl("set", 101, "--quotaugidlimit", "0", "--save")  # off is always possible
+    vzctl("destroy", 101)
