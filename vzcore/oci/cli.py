@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preserve-fds", type=int, default=0)
     p.add_argument("--no-new-privs", action="store_true")
     p.add_argument("id")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("argv", nargs=argparse.REMAINDER)
     p = sub.add_parser("list")
     p.add_argument("--format", "-f", choices=("table", "json"), default="table")
     p.add_argument("--quiet", "-q", action="store_true")
@@ -127,6 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resources", "-r", help="OCI resources JSON, '-' for stdin")
     p.add_argument("id")
     sub.add_parser("features", help="what this runtime supports, as JSON")
+    p = sub.add_parser("ubc", help="vzctl ubc for containers: their beancounters")
+    p.add_argument("-j", "--json", action="store_true")
+    p.add_argument("ids", nargs="*")
+    p = sub.add_parser("ctid", help="the vzcore CT ID and VZ_ROOT of a container")
+    p.add_argument("id")
     return parser
 
 
@@ -169,6 +174,8 @@ def _dispatch(args: argparse.Namespace, log: Log) -> int:
         return 0
     if command == "list":
         return _list(runtime, args)
+    if command in ("ubc", "ctid"):
+        return _vzctl(runtime, args)
     if command == "create":
         runtime.create(args.id, args.bundle, pid_file=args.pid_file,
                        console_socket=args.console_socket, preserve_fds=args.preserve_fds)
@@ -213,6 +220,23 @@ def _list(runtime: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _vzctl(runtime: Any, args: argparse.Namespace) -> int:
+    """``ctid ID`` prints ``CTID VZ_ROOT``; ``ubc [-j] [ID...]`` is vzctl's beancounter
+    report (``vzctl ubc``) of the containers' CTs, in vzcore-oci's installation."""
+    from pathlib import Path
+
+    if args.command == "ctid":
+        record = runtime.store.load(args.id)
+        print(record.ctid, runtime.store.paths.prefix)
+        return 0
+    ctids = [str(runtime.store.load(cid).ctid) for cid in args.ids]
+    runtime.store.prepare()
+    vzctl = str(Path(sys.executable).with_name("vzctl"))
+    env = {**os.environ, "VZ_ROOT": str(runtime.store.paths.prefix)}
+    sys.stdout.flush()
+    os.execve(vzctl, [vzctl, "ubc", *(["-j"] if args.json else []), *ctids], env)
+
+
 def _run(runtime: Any, args: argparse.Namespace) -> int:
     """``run``: create, start and (unless ``--detach``) wait for the process, then delete."""
     from vzcore.linux.procfs import ProcessId, wait_exit
@@ -254,7 +278,7 @@ def _process(args: argparse.Namespace) -> dict[str, Any]:
         except (OSError, ValueError) as exc:
             raise VzError(f"exec --process {args.process}: {describe(exc)}") from None
         return process
-    command = list(args.command)
+    command = list(args.argv)
     if command and command[0] == "--":
         command = command[1:]
     if not command:

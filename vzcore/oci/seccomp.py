@@ -176,7 +176,9 @@ def _arch_block(arch: str, profile: Mapping[str, Any], default: int,
     table = TABLES[arch]
     out: list[tuple[Insn | None, str | None, str | None]] = [(Insn(LD_W_ABS, 0, 0, 0), None, None)]
     if arch == "x86_64":  # the x32 ABI shares the architecture word: never let it through
-        out.append((Insn(JGE_K, 0, 0, X32_SYSCALL_BIT), f"x32-{number}", None))
+        out.append((Insn(JGE_K, 0, 0, X32_SYSCALL_BIT), None, f"native-{number}"))
+        out.append((Insn(RET_K, 0, 0, default), None, None))
+        out.append((None, f"label:native-{number}", None))
     counter = 0
     for rule in profile.get("syscalls") or []:
         action = _action(rule["action"], "syscalls.action", rule.get("errnoRet"))
@@ -204,9 +206,6 @@ def _arch_block(arch: str, profile: Mapping[str, Any], default: int,
             if args:
                 out.append((Insn(LD_W_ABS, 0, 0, 0), None, None))
     out.append((Insn(RET_K, 0, 0, default), None, None))
-    if arch == "x86_64":
-        out.append((None, f"label:x32-{number}", None))
-        out.append((Insn(RET_K, 0, 0, default), None, None))
     return out
 
 
