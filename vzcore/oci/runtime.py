@@ -80,8 +80,10 @@ class Runtime:
                 raise ContainerExists(f"container {cid} already exists")
             ctid = self.store.free_ctid()
             ct = engine.container(ctid)
+            # any declared parameter: the CT is made and started at once ("oci" is neither
+            # create's nor set's list of what may be given)
             changes, _parsed = engine.registry.plan_changes(ctid, {}, config.pop("options"),
-                                                            verb="create")
+                                                            verb="oci")
             values = {**config, **{k: v for k, v in changes.new_values().items() if v is not None}}
             conf = ConfigFile(ct.config.path)
             conf.update(values)
@@ -246,7 +248,12 @@ class Runtime:
     # -- delete -----------------------------------------------------------------------------
 
     def delete(self, cid: str, *, force: bool = False) -> None:
-        record = self.store.load(cid)
+        try:
+            record = self.store.load(cid)
+        except NoSuchContainer:
+            if force:  # runc: a forced delete of what is gone already succeeds
+                return
+            raise
         status, _pid = self._status(record)
         if status in (RUNNING, PAUSED) and not force:
             raise VzError(f"container {cid} is {status}: stop it first or use 'delete --force'")
