@@ -37,7 +37,7 @@ class Log:
     def write(self, level: str, message: str) -> None:
         if self.path is None:
             return
-        now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        now = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
         if self.fmt == "json":
             line = json.dumps({"level": level, "msg": message, "time": now})
         else:
@@ -206,7 +206,7 @@ def _dispatch(args: argparse.Namespace, log: Log) -> int:
 
 
 def _list(runtime: Any, args: argparse.Namespace) -> int:
-    states = runtime.list()
+    states = runtime.states()
     if args.quiet:
         for state in states:
             print(state["id"])

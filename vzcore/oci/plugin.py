@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
@@ -101,7 +101,7 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 
 
 @hookimpl
-def vz_finalize_child(ct: Container, run: Run) -> NoReturn | None:
+def vz_finalize_child(ct: Container, run: Run) -> None:
     """The process: its terminal or stdio, user, capabilities, rlimits, seccomp; then tell
     ``create`` it is ready (closing the engine's pipe), wait on the exec fifo for
     ``start``, run the startContainer hooks and exec the spec's program."""

@@ -127,7 +127,8 @@ class Runtime:
         listen = int(os.environ.get("LISTEN_FDS") or 0)
         with _saved(range(3), SAVED_FD_BASE) as stdio, \
                 _saved(range(3, 3 + max(preserve_fds, listen)), SAVED_FD_BASE + 3) as kept:
-            options = {FIFO_OPTION: str(fifo), STDIO_OPTION: stdio, PRESERVE_OPTION: kept}
+            options: dict[str, Any] = {FIFO_OPTION: str(fifo), STDIO_OPTION: stdio,
+                                       PRESERVE_OPTION: kept}
             if console_socket:
                 options[CONSOLE_OPTION] = os.path.abspath(console_socket)
             start(engine, ct, **options)
@@ -193,7 +194,7 @@ class Runtime:
             except ProcessLookupError:
                 pass
 
-    def list(self) -> list[dict[str, Any]]:
+    def states(self) -> list[dict[str, Any]]:
         found = []
         for cid in self.store.ids():
             try:
@@ -330,7 +331,7 @@ class Runtime:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
 @contextmanager

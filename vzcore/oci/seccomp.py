@@ -194,19 +194,23 @@ def _arch_block(arch: str, profile: Mapping[str, Any], default: int,
                 out.append((Insn(LD_W_ABS, 0, 0, 0), None, None))
             out.append((Insn(JEQ_K, 0, 0, nr), None, fail))
             for index, arg in enumerate(args):
+                local = f"{tag}-{index}"
                 for insn, true, false in _condition(arg, fail):
-                    rename = (lambda j, i=index: None if j is None else
-                              (j if j == fail else f"{j}-{tag}-{i}"))
                     if insn is None:
-                        out.append((None, f"label:ok-{tag}-{index}", None))
+                        out.append((None, f"label:ok-{local}", None))
                     else:
-                        out.append((insn, rename(true), rename(false)))
+                        out.append((insn, _local(true, fail, local), _local(false, fail, local)))
             out.append((Insn(RET_K, 0, 0, action), None, None))
             out.append((None, f"label:{fail}", None))
             if args:
                 out.append((Insn(LD_W_ABS, 0, 0, 0), None, None))
     out.append((Insn(RET_K, 0, 0, default), None, None))
     return out
+
+
+def _local(jump: str | None, fail: str, local: str) -> str | None:
+    """A condition's own label (``ok``) made unique to its rule and argument."""
+    return None if jump is None or jump == fail else f"{jump}-{local}"
 
 
 def _assemble(items: Sequence[tuple[Insn | None, str | None, str | None]]) -> list[Insn]:

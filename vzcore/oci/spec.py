@@ -251,9 +251,8 @@ def _check_resources(resources: Mapping[str, Any]) -> None:
         if fields is None or not value:
             continue
         for field, item in value.items():
-            if field not in fields:
-                if item not in (None, 0, False, ""):
-                    raise _refuse(f"linux.resources.{section}.{field}", "not supported by vzcore")
+            if field not in fields and item not in (None, 0, False, ""):
+                raise _refuse(f"linux.resources.{section}.{field}", "not supported by vzcore")
     memory = resources.get("memory") or {}
     if memory.get("disableOOMKiller"):
         raise _refuse("linux.resources.memory.disableOOMKiller", "a vzcore container's OOM "

@@ -147,7 +147,7 @@ class Store:
 
     def free_ctid(self) -> int:
         """The lowest CT ID with no config and no state (hold :meth:`ids_lock`)."""
-        used = set()
+        used: set[int] = set()
         for directory, suffix in ((self.paths.conf_dir, ".conf"), (self.paths.run_dir, ".json")):
             try:
                 names = os.listdir(directory)
