@@ -84,9 +84,15 @@ def do_mounts(root: str, spec: Mapping[str, Any]) -> None:
     process is in the CT's new mount namespace and the working directory stays there."""
     root_fd = safefs.open_root(root)
     try:
+        made = {entry.mount_point: entry for entry in mounts.mountinfo()}
+        replaced = False
         for mount in spec.get("mounts") or []:
-            if is_standard(mount) or mount.get("type") == "cgroup":
-                continue  # cgroup: mounted after the CT's cgroup namespace is entered
+            if mount.get("type") == "cgroup":
+                continue  # mounted after the CT's cgroup namespace is entered
+            if is_standard(mount):
+                # once one is replaced, the later ones are too: the spec's order holds
+                replaced = _replace_standard(root_fd, root, mount, made, replaced)
+                continue
             _mount(root_fd, mount)
         linux = spec.get("linux") or {}
         for path in linux.get("maskedPaths") or []:
@@ -101,6 +107,38 @@ def do_mounts(root: str, spec: Mapping[str, Any]) -> None:
         os.fchdir(root_fd)
     finally:
         os.close(root_fd)
+
+
+def _replace_standard(root_fd: int, root: str, mount: Mapping[str, Any],
+                      made: Mapping[str, mounts.MountEntry], replace: bool) -> bool:
+    """Keep the isolation plugin's mount of a standard path when it is what the spec asks
+    (type and source); else, and always for /sys (the spec mounts it after /dev, the
+    plugin before), put the spec's in its place, so the container sees the spec's mounts
+    in the spec's order.  /sys's masks of the plugin are made again on the new one.
+    Returns whether it replaced the mount."""
+    destination = os.path.normpath(mount["destination"])
+    entry = made.get(os.path.join(root, destination.lstrip("/")))
+    source = mount.get("source") or mount.get("type")
+    if not replace and entry is not None and destination != "/sys" \
+            and entry.fstype == mount.get("type") and entry.source == source:
+        return False
+    relative = destination.lstrip("/")
+    if entry is not None:
+        with safefs.opened(root_fd, relative, os.O_PATH | os.O_NOFOLLOW) as target:
+            libc.umount2(f"/proc/self/fd/{target}", 2)  # MNT_DETACH: with what is below
+    _mount(root_fd, mount)
+    if destination == "/sys":
+        for path in _isolation_masks("sys/"):
+            _mask(root_fd, path)
+    return True
+
+
+def _isolation_masks(prefix: str) -> tuple[str, ...]:
+    try:
+        from vzcore_isolation.rootfs import MASKED
+    except ImportError:
+        return ()
+    return tuple(path for path in MASKED if path.startswith(prefix))
 
 
 def _mount(root_fd: int, mount: Mapping[str, Any]) -> None:

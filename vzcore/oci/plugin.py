@@ -33,7 +33,7 @@ FIFO_OPTION = "oci_fifo"
 CONSOLE_OPTION = "oci_console_socket"
 STDIO_OPTION = "oci_stdio"
 PRESERVE_OPTION = "oci_preserve"
-CHILD_MODULES = ("vzcore.oci.child", "vzcore.oci.spec", "vzcore.oci.seccomp",
+CHILD_MODULES = ("vzcore.oci.child", "vzcore_isolation.rootfs", "vzcore.oci.spec", "vzcore.oci.seccomp",
                  "vzcore.linux.seccomp", "resource", "termios", "array")
 
 _child: dict[str, Any] = {}

@@ -256,7 +256,7 @@ class Runtime:
                 return
             raise
         status, _pid = self._status(record)
-        if status in (RUNNING, PAUSED) and not force:
+        if status != STOPPED and not force:  # the runtime spec: also a created one
             raise VzError(f"container {cid} is {status}: stop it first or use 'delete --force'")
         self._remove(record)
         try:
