@@ -40,7 +40,10 @@ MS = {
 }
 PROPAGATION = {"private": 1 << 18, "rprivate": (1 << 18) | mounts.MS_REC,
                "slave": 1 << 19, "rslave": (1 << 19) | mounts.MS_REC,
-               "unbindable": 1 << 17, "runbindable": (1 << 17) | mounts.MS_REC}
+               "unbindable": 1 << 17, "runbindable": (1 << 17) | mounts.MS_REC,
+               "shared": 1 << 20, "rshared": (1 << 20) | mounts.MS_REC}
+"""Propagation inside the container's own mount namespace (its tree is private to the host
+first, so a shared mount here is shared among the container's mounts only)."""
 IGNORED_OPTIONS = {"defaults", "tmpcopyup", "notmpcopyup", "copy-symlink", "idmap", "ridmap"}
 """Options of podman's own that a runtime may take as hints; they change nothing here."""
 
@@ -99,9 +102,6 @@ def do_mounts(root: str, spec: Mapping[str, Any]) -> None:
             _mask(root_fd, path)
         for path in linux.get("readonlyPaths") or []:
             _read_only(root_fd, path)
-        propagation = linux.get("rootfsPropagation")
-        if propagation in PROPAGATION:
-            mounts.mount(None, f"/proc/self/fd/{root_fd}", None, PROPAGATION[propagation])
         if (spec.get("root") or {}).get("readonly"):
             safefs.remount_at(root_fd, ".", mounts.MS_RDONLY)
         os.fchdir(root_fd)
@@ -208,6 +208,14 @@ def sysctls(spec: Mapping[str, Any]) -> None:
                 f.write(str(value))
         except OSError as exc:
             raise VzError(f"linux.sysctl {key}={value}: {exc.strerror}") from None
+
+
+def root_propagation(spec: Mapping[str, Any]) -> None:
+    """``linux.rootfsPropagation`` on the container's ``/``, after the root switch
+    (pivot_root refuses a shared root)."""
+    propagation = (spec.get("linux") or {}).get("rootfsPropagation")
+    if propagation in PROPAGATION:
+        mounts.mount(None, "/", None, PROPAGATION[propagation])
 
 
 def mount_cgroup(spec: Mapping[str, Any]) -> None:
@@ -329,18 +337,23 @@ def _take_terminal(console: int, process: Mapping[str, Any]) -> None:
 
 def _switch_user(uid: int, gid: int, groups: list[int],
                  capabilities: Mapping[str, list[str]] | None) -> None:
-    """setgroups, setresgid, setresuid keeping capabilities, then OCI's capability sets
-    exactly (bounding first, then effective/permitted/inheritable, then ambient)."""
+    """runc's order: the bounding set first (that needs CAP_SETPCAP, gone once the uid is
+    not 0), then setgroups, setresgid, setresuid keeping the permitted set, then OCI's
+    effective/permitted/inheritable sets exactly, then ambient.  Without ``capabilities``
+    the process keeps the CT's (and loses them as any process that leaves uid 0)."""
     sets = {name: cap_numbers(list((capabilities or {}).get(name) or []))
             for name in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    if capabilities is not None:
+        for cap in range(caps.last_cap() + 1):
+            if cap not in sets["bounding"] and caps.in_bounding_set(cap):
+                libc.prctl(PR_CAPBSET_DROP, cap)
     os.setgroups(groups)
-    libc.prctl(PR_SET_KEEPCAPS, 1)
+    libc.prctl(PR_SET_KEEPCAPS, 1 if capabilities is not None else 0)
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     libc.prctl(PR_SET_KEEPCAPS, 0)
-    for cap in range(caps.last_cap() + 1):
-        if cap not in sets["bounding"] and caps.in_bounding_set(cap):
-            libc.prctl(PR_CAPBSET_DROP, cap)
+    if capabilities is None:
+        return
     caps.set_sets(effective=sets["effective"], permitted=sets["permitted"],
                   inheritable=sets["inheritable"])
     for cap in sorted(sets["ambient"]):

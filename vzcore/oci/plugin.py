@@ -16,6 +16,7 @@ socket, the descriptors saved for the process's stdio and ``--preserve-fds``.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -111,11 +112,17 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
     from vzcore.oci import child
 
     spec = _child["spec"]
-    process = spec["process"]
+    process = spec.get("process")
+    if process is None:  # 'start' refuses such a container and kills this process
+        from vzcore.oci import child
+
+        child.close_others([])
+        signal.pause()
     if spec.get("domainname"):
         name = spec["domainname"].encode()
         libc.check(libc.syscall("setdomainname", name, len(name)), "setdomainname")
     child.mount_cgroup(spec)
+    child.root_propagation(spec)
     saved = list(run.options.get(STDIO_OPTION) or [])
     keep = child.setup_process(process, stdio=saved or None, console=_child.get("console"),
                                keep=list(run.options.get(PRESERVE_OPTION) or []),

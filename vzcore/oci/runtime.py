@@ -111,6 +111,9 @@ class Runtime:
                                   "SECCOMP": "off", "options": options}
         if bundle.spec.get("hostname"):
             config["HOSTNAME"] = str(bundle.spec["hostname"])
+        capabilities = (bundle.spec.get("process") or {}).get("capabilities")
+        if capabilities is not None and spec.capability_setting(capabilities):
+            config["CAPABILITY"] = spec.capability_setting(capabilities)
         return config
 
     def _start(self, record: Record, bundle: spec.Bundle, console_socket: str | None,
@@ -151,6 +154,9 @@ class Runtime:
             if not fifo.exists():
                 raise VzError(f"container {cid} was started already")
             assert state.init is not None
+            if spec.Bundle.load(record.bundle).spec.get("process") is None:
+                _kill_wait(state.init)
+                raise InvalidValue(f"container {cid}: config.json has no process to start")
             _release(fifo, state.init)
             fifo.unlink()
         bundle = spec.Bundle.load(record.bundle)

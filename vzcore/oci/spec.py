@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 
 from vzcore.errors import InvalidValue, VzError
+from vzcore.linux.caps import NAMES as CAP_NAMES
 from vzcore.linux.caps import NUMBERS as CAP_NUMBERS
 
 ANNOTATION_PREFIX = "org.openvz."
@@ -120,11 +121,10 @@ def check(bundle: Bundle) -> None:
     version = str(spec.get("ociVersion") or "")
     if not version.startswith("1."):
         raise _refuse("ociVersion", f"{version!r} is not a 1.x runtime-spec version")
-    known = {"ociVersion", "root", "process", "hostname", "domainname", "mounts", "hooks",
-             "annotations", "linux"}
-    for key in spec:
-        if key not in known:
-            raise _refuse(key, "this section is not for Linux containers or unknown to vzcore-oci")
+    for key in ("solaris", "windows", "vm", "zos"):
+        if spec.get(key):
+            raise _refuse(key, "this section is not for Linux containers")
+    # other unknown properties are the spec's extension point: runtimes MUST accept them
     if not bundle.rootfs.is_dir():
         raise InvalidValue(f"config.json: root.path: {bundle.rootfs} is not a directory")
     _check_process(spec.get("process"))
@@ -146,7 +146,7 @@ def check(bundle: Bundle) -> None:
 
 def _check_process(process: Any) -> None:
     if process is None:
-        raise _refuse("process", "a container needs a process to run")
+        return  # create may go on; start refuses (the runtime spec's rule)
     args = process.get("args") or []
     if not args or not all(isinstance(a, str) for a in args):
         raise _refuse("process.args", "give the program and its arguments as strings")
@@ -168,6 +168,11 @@ def _check_process(process: Any) -> None:
         for cap in caps or []:
             if _cap_number(cap) is None:
                 raise _refuse(f"process.capabilities.{name}", f"unknown capability {cap!r}")
+            if cap == "CAP_SYS_PTRACE":
+                raise _refuse(f"process.capabilities.{name}", "CAP_SYS_PTRACE is never granted "
+                              "to a container without a user namespace: it is the host's and "
+                              "would reach the runtime's own processes (CVE-2019-5736); drop it "
+                              "(podman: --cap-drop SYS_PTRACE)")
 
 
 def _cap_number(name: str) -> int | None:
@@ -181,6 +186,17 @@ def cap_numbers(names: list[str]) -> frozenset[int]:
     return frozenset(n for n in (_cap_number(name) for name in names) if n is not None)
 
 
+def capability_setting(capabilities: Mapping[str, list[str]]) -> str | None:
+    """``CAPABILITY`` (the isolation plugin's) granting what the process's capabilities
+    ask beyond vzcore's default set; the ``oci`` plugin narrows each process to the
+    spec's sets exactly, after the seccomp filter is in (which needs CAP_SYS_ADMIN when
+    ``noNewPrivileges`` is false, as runc's order has it)."""
+    wanted: set[int] = set()
+    for names in capabilities.values():
+        wanted |= cap_numbers(list(names or []))
+    return " ".join(f"{CAP_NAMES[number]}:on" for number in sorted(wanted)) or None
+
+
 def _check_mounts(mounts: list[Any]) -> None:
     for index, mount in enumerate(mounts):
         where = f"mounts[{index}]"
@@ -190,10 +206,6 @@ def _check_mounts(mounts: list[Any]) -> None:
         for field in ("uidMappings", "gidMappings"):
             if mount.get(field):
                 raise _refuse(f"{where}.{field}", "id-mapped mounts are not supported")
-        options = mount.get("options") or []
-        if any(option in ("shared", "rshared") for option in options):
-            raise _refuse(f"{where}.options", "shared propagation out of a container is "
-                                              "not supported")
 
 
 def _check_linux(linux: Mapping[str, Any]) -> None:
@@ -221,9 +233,9 @@ def _check_linux(linux: Mapping[str, Any]) -> None:
         if linux.get(field):
             raise _refuse(f"linux.{field}", "not supported by vzcore")
     propagation = linux.get("rootfsPropagation") or ""
-    if propagation in ("shared", "rshared"):
-        raise _refuse("linux.rootfsPropagation", "shared propagation out of a container is "
-                                                 "not supported")
+    if propagation and propagation not in ("private", "rprivate", "slave", "rslave", "shared",
+                                           "rshared", "unbindable", "runbindable"):
+        raise _refuse("linux.rootfsPropagation", f"unknown propagation {propagation!r}")
     _check_resources(linux.get("resources") or {})
     seccomp = linux.get("seccomp")
     if seccomp:
