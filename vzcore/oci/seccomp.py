@@ -210,7 +210,9 @@ def _arch_block(arch: str, profile: Mapping[str, Any], default: int,
 
 def _local(jump: str | None, fail: str, local: str) -> str | None:
     """A condition's own label (``ok``) made unique to its rule and argument."""
-    return None if jump is None or jump == fail else f"{jump}-{local}"
+    if jump is None or jump == fail:
+        return jump
+    return f"{jump}-{local}"
 
 
 def _assemble(items: Sequence[tuple[Insn | None, str | None, str | None]]) -> list[Insn]:
