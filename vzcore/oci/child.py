@@ -81,20 +81,42 @@ def is_standard(mount: Mapping[str, Any]) -> bool:
         destination == "/dev/shm" and "bind" not in (mount.get("options") or []))
 
 
-def do_mounts(root: str, spec: Mapping[str, Any]) -> None:
-    """The spec's mounts that are not the isolation plugin's, masked and read-only paths,
-    the root's propagation and read-only flag; ``root`` is the CT root (host path), this
-    process is in the CT's new mount namespace and the working directory stays there."""
+def join_namespaces(spec: Mapping[str, Any]) -> bool:
+    """Enter the network, IPC and UTS namespaces the spec names by path (checked at
+    create); whether any was joined."""
+    from vzcore.linux import namespaces
+    from vzcore.oci.spec import JOINABLE
+
+    joined = False
+    for namespace in (spec.get("linux") or {}).get("namespaces") or []:
+        path = namespace.get("path")
+        if not path:
+            continue
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.setns(fd, namespaces.FLAGS[JOINABLE[namespace["type"]]])
+        finally:
+            os.close(fd)
+        joined = True
+    return joined
+
+
+def do_mounts(root: str, spec: Mapping[str, Any], *, remount: bool = False) -> None:
+    """The spec's mounts that are not the isolation plugin's (and with ``remount``, after
+    joining namespaces, its /sys and mqueue too), masked and read-only paths, the root's
+    read-only flag; ``root`` is the CT root (host path), this process is in the CT's new
+    mount namespace and the working directory stays there."""
     root_fd = safefs.open_root(root)
     try:
         made = {entry.mount_point: entry for entry in mounts.mountinfo()}
         replaced = False
+        renew = {"/sys", "/dev/mqueue"} if remount else {"/sys"}
         for mount in spec.get("mounts") or []:
             if mount.get("type") == "cgroup":
                 continue  # mounted after the CT's cgroup namespace is entered
             if is_standard(mount):
                 # once one is replaced, the later ones are too: the spec's order holds
-                replaced = _replace_standard(root_fd, root, mount, made, replaced)
+                replaced = _replace_standard(root_fd, root, mount, made, replaced, renew)
                 continue
             _mount(root_fd, mount)
         linux = spec.get("linux") or {}
@@ -110,7 +132,8 @@ def do_mounts(root: str, spec: Mapping[str, Any]) -> None:
 
 
 def _replace_standard(root_fd: int, root: str, mount: Mapping[str, Any],
-                      made: Mapping[str, mounts.MountEntry], replace: bool) -> bool:
+                      made: Mapping[str, mounts.MountEntry], replace: bool,
+                      renew: set[str]) -> bool:
     """Keep the isolation plugin's mount of a standard path when it is what the spec asks
     (type and source); else, and always for /sys (the spec mounts it after /dev, the
     plugin before), put the spec's in its place, so the container sees the spec's mounts
@@ -119,7 +142,7 @@ def _replace_standard(root_fd: int, root: str, mount: Mapping[str, Any],
     destination = os.path.normpath(mount["destination"])
     entry = made.get(os.path.join(root, destination.lstrip("/")))
     source = mount.get("source") or mount.get("type")
-    if not replace and entry is not None and destination != "/sys" \
+    if not replace and entry is not None and destination not in renew \
             and entry.fstype == mount.get("type") and entry.source == source:
         return False
     relative = destination.lstrip("/")

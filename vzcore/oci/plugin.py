@@ -89,7 +89,8 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 
     with open(os.path.join(bundle, "config.json")) as f:
         spec = json.load(f)
-    child.do_mounts(run.root, spec)
+    joined = child.join_namespaces(spec)  # before the mounts: /sys, mqueue show them
+    child.do_mounts(run.root, spec, remount=joined)
     child.sysctls(spec)
     _child["spec"] = spec
     _child["fifo"] = os.open(run.options[FIFO_OPTION], os.O_PATH | os.O_CLOEXEC)

@@ -214,9 +214,12 @@ def _check_linux(linux: Mapping[str, Any]) -> None:
         kind = namespace.get("type")
         if kind not in SUPPORTED_NAMESPACES:
             raise _refuse(f"linux.namespaces[{index}].type", f"{kind!r} is not supported")
-        if namespace.get("path"):
-            raise _refuse(f"linux.namespaces[{index}].path", "joining an existing namespace "
-                          "is not supported: every vzcore container has its own")
+        path = namespace.get("path")
+        if path:
+            if kind not in JOINABLE:
+                raise _refuse(f"linux.namespaces[{index}].path", f"joining an existing {kind} "
+                              "namespace is not supported (network, ipc and uts can be joined)")
+            _check_namespace_file(f"linux.namespaces[{index}].path", path, kind)
         kinds.add(kind)
     missing = REQUIRED_NAMESPACES - kinds
     if missing:
@@ -242,6 +245,32 @@ def _check_linux(linux: Mapping[str, Any]) -> None:
         from vzcore.oci import seccomp as oci_seccomp
 
         oci_seccomp.check(seccomp)
+
+
+JOINABLE = {"network": "net", "ipc": "ipc", "uts": "uts"}
+"""Namespaces a container can join by path (its init enters them before it builds its
+mounts; the engine made its own, which are then dropped), by OCI type -> /proc name."""
+
+
+def _check_namespace_file(field: str, path: str, kind: str) -> None:
+    """``path`` must be a namespace file of ``kind`` (``/proc/PID/ns/net``, a bind of one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InvalidValue(f"config.json: {field}: {path}: {exc.strerror}") from None
+    try:
+        import fcntl
+
+        ns_get_nstype = 0xB703
+        nstype = fcntl.ioctl(fd, ns_get_nstype)
+    except OSError:
+        nstype = None
+    finally:
+        os.close(fd)
+    from vzcore.linux.namespaces import FLAGS
+
+    if nstype != FLAGS[JOINABLE[kind]]:
+        raise InvalidValue(f"config.json: {field}: {path} is not a {kind} namespace")
 
 
 _RESOURCE_FIELDS = {
