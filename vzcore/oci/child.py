@@ -124,6 +124,7 @@ def do_mounts(root: str, spec: Mapping[str, Any], *, remount: bool = False) -> N
             _mask(root_fd, path)
         for path in linux.get("readonlyPaths") or []:
             _read_only(root_fd, path)
+        make_devices(root_fd, linux.get("devices") or [])
         if (spec.get("root") or {}).get("readonly"):
             safefs.remount_at(root_fd, ".", mounts.MS_RDONLY)
         os.fchdir(root_fd)
@@ -185,6 +186,33 @@ def _mount(root_fd: int, mount: Mapping[str, Any]) -> None:
     if propagation:
         with safefs.opened(root_fd, destination, os.O_PATH | os.O_NOFOLLOW) as target:
             mounts.mount(None, f"/proc/self/fd/{target}", None, propagation)
+
+
+DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def make_devices(root_fd: int, devices: Sequence[Mapping[str, Any]]) -> None:
+    """``linux.devices``: the nodes, made in the container's tree (its /dev is its own
+    tmpfs); access to them is the devices cgroup's (``resources.devices``, the devices
+    plugin's list), as with runc."""
+    for device in devices:
+        relative = device["path"].lstrip("/")
+        parent, _, name = relative.rpartition("/")
+        safefs.makedirs(root_fd, parent or ".")
+        given = device.get("fileMode")
+        mode = 0o666 if given is None else int(given)
+        kind = DEVICE_TYPES[device["type"]]
+        number = 0 if kind == stat.S_IFIFO else os.makedev(int(device["major"]),
+                                                           int(device["minor"]))
+        with safefs.opened(root_fd, parent or ".", os.O_PATH | os.O_DIRECTORY) as dir_fd:
+            try:
+                os.unlink(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                pass
+            os.mknod(name, kind | (mode & 0o7777), number, dir_fd=dir_fd)
+            os.chown(name, int(device.get("uid") or 0), int(device.get("gid") or 0),
+                     dir_fd=dir_fd, follow_symlinks=False)
+            os.chmod(name, mode & 0o7777, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def _kind(root_fd: int, path: str) -> int | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vzcore import hookimpl
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 LAYOUT = "oci"
 BUNDLE_KEY = "OCI_BUNDLE"
+CONFIG_KEY = "OCI_CONFIG"
+"""The copy of config.json that create took (the bundle's own may change after)."""
 ID_KEY = "OCI_ID"
 FIFO_OPTION = "oci_fifo"
 CONSOLE_OPTION = "oci_console_socket"
@@ -61,7 +64,7 @@ def vz_mount(ct: Container) -> None:
         from vzcore.errors import MountError
 
         raise MountError(f"CT {ct.ctid}: layout 'oci' needs {BUNDLE_KEY} in its config")
-    mounts.bind(Bundle.load(bundle).rootfs, ct.root)
+    mounts.bind(Bundle.load(bundle, _config(ct)).rootfs, ct.root)
 
 
 @hookimpl
@@ -76,6 +79,11 @@ def _bundle(ct: Container) -> str | None:
     return ct.get(BUNDLE_KEY)
 
 
+def _config(ct: Container) -> Path:
+    text = ct.get(CONFIG_KEY)
+    return Path(text) if text else Path(ct.get(BUNDLE_KEY) or "/", "config.json")
+
+
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
     """Read config.json while the host's files are in view, make the bundle's mounts and
@@ -87,7 +95,7 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 
     from vzcore.oci import child, seccomp
 
-    with open(os.path.join(bundle, "config.json")) as f:
+    with open(_config(ct)) as f:
         spec = json.load(f)
     joined = child.join_namespaces(spec)  # before the mounts: /sys, mqueue show them
     child.do_mounts(run.root, spec, remount=joined)

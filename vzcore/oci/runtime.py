@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import errno
 import fcntl
+import json
 import os
 import select
 import signal
@@ -30,6 +31,7 @@ from vzcore.linux.procfs import ProcessId, wait_exit
 from vzcore.oci import hooks, spec
 from vzcore.oci.plugin import (
     BUNDLE_KEY,
+    CONFIG_KEY,
     CONSOLE_OPTION,
     FIFO_OPTION,
     ID_KEY,
@@ -65,6 +67,9 @@ class Runtime:
     def _ct(self, record: Record) -> Container:
         return self.engine.container(record.ctid)
 
+    def _bundle(self, record: Record) -> spec.Bundle:
+        return spec.Bundle.load(record.bundle, self.store.config(record.id))
+
     # -- create ---------------------------------------------------------------------------
 
     def create(self, cid: str, bundle_dir: str, *, pid_file: str | None = None,
@@ -90,7 +95,10 @@ class Runtime:
             conf.save()
             record = Record(id=cid, ctid=ctid, bundle=str(bundle.path), created=_now(),
                             annotations=bundle.annotations)
-            self.store.save(record)
+            self.store.dir(cid).mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write(self.store.config(cid), json.dumps(bundle.spec), durable=False,
+                         mode=0o600)
+            self.store.save(record)  # last: the ID exists from here on
         try:
             self._start(record, bundle, console_socket, preserve_fds, pid_file)
         except BaseException:
@@ -108,6 +116,7 @@ class Runtime:
                 raise InvalidValue(f"config.json: annotation {spec.ANNOTATION_PREFIX}{name}: no "
                                    f"vzcore plugin has a parameter --{name}")
         config: dict[str, Any] = {"VE_LAYOUT": LAYOUT, ID_KEY: cid, BUNDLE_KEY: str(bundle.path),
+                                  CONFIG_KEY: str(self.store.config(cid)),
                                   "SECCOMP": "off", "options": options}
         if bundle.spec.get("hostname"):
             config["HOSTNAME"] = str(bundle.spec["hostname"])
@@ -154,12 +163,12 @@ class Runtime:
             if not fifo.exists():
                 raise VzError(f"container {cid} was started already")
             assert state.init is not None
-            if spec.Bundle.load(record.bundle).spec.get("process") is None:
+            if self._bundle(record).spec.get("process") is None:
                 _kill_wait(state.init)
                 raise InvalidValue(f"container {cid}: config.json has no process to start")
             _release(fifo, state.init)
             fifo.unlink()
-        bundle = spec.Bundle.load(record.bundle)
+        bundle = self._bundle(record)
         try:
             hooks.run_on_host(bundle.spec, "poststart", self.state(cid))
         except VzError as exc:
@@ -170,8 +179,8 @@ class Runtime:
         record = self.store.load(cid)
         status, pid = self._status(record)
         return {"ociVersion": OCI_VERSION, "id": cid, "status": status, "pid": pid,
-                "bundle": record.bundle, "rootfs": str(spec.Bundle.load(record.bundle).rootfs)
-                if Path(record.bundle, "config.json").exists() else "",
+                "bundle": record.bundle, "rootfs": str(self._bundle(record).rootfs)
+                if self.store.config(cid).exists() else "",
                 "created": record.created, "owner": record.owner,
                 "annotations": record.annotations}
 
@@ -264,13 +273,13 @@ class Runtime:
         status, _pid = self._status(record)
         if status != STOPPED and not force:  # the runtime spec: also a created one
             raise VzError(f"container {cid} is {status}: stop it first or use 'delete --force'")
+        try:
+            config = self._bundle(record).spec
+        except VzError:  # a create killed before it copied the spec
+            config = {}
         self._remove(record)
         try:
-            bundle = spec.Bundle.load(record.bundle)
-        except VzError:
-            return
-        try:
-            hooks.run_on_host(bundle.spec, "poststop", {"ociVersion": OCI_VERSION, "id": cid,
+            hooks.run_on_host(config, "poststop", {"ociVersion": OCI_VERSION, "id": cid,
                                                         "status": STOPPED, "pid": 0,
                                                         "bundle": record.bundle,
                                                         "annotations": record.annotations})
@@ -308,7 +317,7 @@ class Runtime:
                 pass
         ct.config.path.unlink(missing_ok=True)
         directory = self.store.dir(record.id)
-        for name in ("exec.fifo", "oci.json"):
+        for name in ("exec.fifo", "config.json", "oci.json"):
             (directory / name).unlink(missing_ok=True)
         try:
             directory.rmdir()
@@ -329,7 +338,7 @@ class Runtime:
         spec._check_process(process)
         if process.get("terminal") and not console_socket:
             raise InvalidValue("exec: the process has a terminal: give --console-socket")
-        bundle = spec.Bundle.load(record.bundle)
+        bundle = self._bundle(record)
         seccomp = (bundle.linux() or {}).get("seccomp")
         return joiner.run(self.engine, ct, state, process, detach=detach, pid_file=pid_file,
                           console_socket=console_socket, seccomp=seccomp,

@@ -76,9 +76,11 @@ class Bundle:
     spec: Mapping[str, Any]
 
     @classmethod
-    def load(cls, directory: str) -> Bundle:
+    def load(cls, directory: str, config: Path | None = None) -> Bundle:
+        """The bundle at ``directory``; its ``config.json``, or ``config`` (the copy
+        vzcore-oci keeps from create on: the spec says later edits do not count)."""
         path = Path(directory).resolve()
-        config = path / "config.json"
+        config = config or path / "config.json"
         try:
             spec = json.loads(config.read_text())
         except FileNotFoundError:
@@ -231,7 +233,12 @@ def _check_linux(linux: Mapping[str, Any]) -> None:
     for field in ("uidMappings", "gidMappings"):
         if linux.get(field) and "user" not in kinds:
             raise _refuse(f"linux.{field}", "mappings need a user namespace")
-    for field in ("devices", "intelRdt", "personality", "timeOffsets", "mountLabel",
+    for index, device in enumerate(linux.get("devices") or []):
+        if device.get("type") not in ("c", "b", "u", "p") or not os.path.isabs(
+                str(device.get("path") or "")):
+            raise _refuse(f"linux.devices[{index}]", "give an absolute path and a type c, b, "
+                          "u or p")
+    for field in ("intelRdt", "personality", "timeOffsets", "mountLabel",
                   "memoryPolicy", "netDevices"):
         if linux.get(field):
             raise _refuse(f"linux.{field}", "not supported by vzcore")

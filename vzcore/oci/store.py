@@ -9,6 +9,7 @@
         vz/root/CTID            the bundle's rootfs, bound here while the container exists
     ROOT/c/ID/                  one directory per OCI container ID
         oci.json                ID, CTID, bundle, created (written atomically)
+        config.json             the bundle's config.json as create read it
         exec.fifo               exists from create until start (runc's exec fifo)
     ROOT/ids.lck                held while an ID gets its CTID
 
@@ -121,6 +122,10 @@ class Store:
             raise VzError(f"container {cid}: unreadable {path}: {exc}; 'delete --force {cid}' "
                           "removes it") from None
         return Record(**data)
+
+    def config(self, cid: str) -> Path:
+        """The copy of the bundle's config.json taken at create."""
+        return self.dir(cid) / "config.json"
 
     def save(self, record: Record) -> None:
         directory = self.dir(record.id)
