@@ -136,7 +136,8 @@ def test_a_container_lives_through_runcs_verbs_and_leaves_nothing(oci: Oci, root
     assert oci.state("c1")["status"] == "running"
 
     process = config(["sh", "-c", "id -u; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs)'; "
-                                  "grep -m1 ' /proc/sys proc ro,' /proc/mounts; stat -c %t,%T /proc/timer_list; "
+                                  "grep -m1 ' /proc/sys proc ro,' /proc/mounts; "
+                                  "stat -c %t,%T /proc/timer_list; "
                                   "grep ' /tmp/scratch ' /proc/mounts"])["process"]
     (oci.base / "p.json").write_text(json.dumps({**process, "user": {"uid": 1000, "gid": 1000}}))
     done = oci("exec", "--process", str(oci.base / "p.json"), "c1")
