@@ -113,7 +113,10 @@ def wait_for(predicate: Any, what: str, limit: float = 30.0) -> None:
     this (subreaper) test process meanwhile: a dead init stays a zombie until then, and
     its PID namespace with it, as under conmon or containerd's shim."""
     deadline = time.monotonic() + limit
-    while not (reap_orphans() or predicate()):
+    while True:
+        reap_orphans()
+        if predicate():
+            return
         assert time.monotonic() < deadline, f"gave up waiting for {what}"
         time.sleep(0.05)
 
