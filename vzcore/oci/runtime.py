@@ -120,6 +120,10 @@ class Runtime:
                                   "SECCOMP": "off", "options": options}
         if bundle.spec.get("hostname"):
             config["HOSTNAME"] = str(bundle.spec["hostname"])
+        linux = bundle.linux()
+        if any(n.get("type") == "user" for n in linux.get("namespaces") or []):
+            config["LOCAL_UID"] = str(spec.id_base(linux, "uidMappings"))
+            config["LOCAL_GID"] = str(spec.id_base(linux, "gidMappings"))
         capabilities = (bundle.spec.get("process") or {}).get("capabilities")
         if capabilities is not None and spec.capability_setting(capabilities):
             config["CAPABILITY"] = spec.capability_setting(capabilities)
@@ -136,6 +140,7 @@ class Runtime:
         fifo = self.store.fifo(record.id)
         if not fifo.exists():
             os.mkfifo(fifo, 0o600)
+            os.chown(fifo, *ct.root_owner)  # init opens it as the CT's root
         listen = int(os.environ.get("LISTEN_FDS") or 0)
         with _saved(range(3), SAVED_FD_BASE) as stdio, \
                 _saved(range(3, 3 + max(preserve_fds, listen)), SAVED_FD_BASE + 3) as kept:

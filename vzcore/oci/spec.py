@@ -227,11 +227,10 @@ def _check_linux(linux: Mapping[str, Any]) -> None:
     if missing:
         raise _refuse("linux.namespaces", f"no {', '.join(sorted(missing))} namespace: sharing "
                       "the host's is not supported, every vzcore container has its own")
-    if "user" in kinds:
-        raise _refuse("linux.namespaces", "user namespaces from a spec are not supported yet "
-                      "(vzcore maps them with LOCAL_UID; see docs/oci-runtime.md)")
     for field in ("uidMappings", "gidMappings"):
-        if linux.get(field) and "user" not in kinds:
+        if "user" in kinds:
+            id_base(linux, field)
+        elif linux.get(field):
             raise _refuse(f"linux.{field}", "mappings need a user namespace")
     for index, device in enumerate(linux.get("devices") or []):
         if device.get("type") not in ("c", "b", "u", "p") or not os.path.isabs(
@@ -252,6 +251,20 @@ def _check_linux(linux: Mapping[str, Any]) -> None:
         from vzcore.oci import seccomp as oci_seccomp
 
         oci_seccomp.check(seccomp)
+
+
+def id_base(linux: Mapping[str, Any], field: str) -> int:
+    """The host ID that ID 0 of the user namespace maps to: vzcore's map is one range of
+    65536 IDs from 0 (``LOCAL_UID``/``LOCAL_GID``, :mod:`vzcore.idmap`), so the spec's
+    mappings must be that one range."""
+    from vzcore.idmap import RANGE
+
+    mappings = list(linux.get(field) or [])
+    if len(mappings) != 1 or int(mappings[0].get("containerID", -1)) != 0 \
+            or int(mappings[0].get("size", 0)) != RANGE or int(mappings[0].get("hostID", 0)) < 1:
+        raise _refuse(f"linux.{field}", f"vzcore maps a container's IDs as one range: give one "
+                      f"mapping of containerID 0, size {RANGE}, to a hostID above 0")
+    return int(mappings[0]["hostID"])
 
 
 JOINABLE = {"network": "net", "ipc": "ipc", "uts": "uts"}
