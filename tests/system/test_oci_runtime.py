@@ -234,3 +234,23 @@ def test_a_refused_spec_changes_nothing(oci: Oci) -> None:
     assert not (oci.root / "c").exists() or not list((oci.root / "c").iterdir())
     conf = oci.root / "vz" / "etc" / "vz" / "conf"
     assert not conf.exists() or not list(conf.iterdir())
+
+
+def test_a_process_of_another_user_leaves_the_hosts_dev_null_alone(oci: Oci) -> None:
+    """Its stdio is the host's /dev/null (what an engine gives a process without input or
+    output): nothing may chown or chmod it (runc chowns only stdio it was given for the
+    container, never a device)."""
+    before = os.stat("/dev/null")
+    spec = config(["sh", "-c", "id -u > /dev/stderr; exec sleep 1000"],
+                  user={"uid": 1000, "gid": 1000, "additionalGids": [1000]})
+    bundle = oci.bundle("user", spec)
+    with open(os.devnull, "r+") as null:
+        oci("create", "--bundle", str(bundle), "u1", stdin=null, stdout=null)
+        oci("start", "u1")
+        done = oci("exec", "--user", "1000:1000", "u1", "sh", "-c", "id -u; ls -ln /dev/null",
+                   stdin=null)
+    assert done.stdout.splitlines()[0] == "1000"
+    oci("delete", "--force", "u1")
+    after = os.stat("/dev/null")
+    assert (after.st_uid, after.st_gid, after.st_mode, after.st_ctime_ns) == \
+        (before.st_uid, before.st_gid, before.st_mode, before.st_ctime_ns)

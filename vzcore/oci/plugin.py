@@ -138,8 +138,12 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
                                seccomp_filter=_child.get("filter"))
     fifo = _child["fifo"]
     child.close_others([*keep, fifo])
-    child.wait_fifo(fifo)
-    from vzcore.oci import hooks
+    try:  # create has returned: from here on errors go to the process's stderr
+        child.wait_fifo(fifo)
+        from vzcore.oci import hooks
 
-    hooks.run_in_container(spec, "startContainer")
+        hooks.run_in_container(spec, "startContainer")
+    except Exception as exc:
+        os.write(2, f"vzcore-oci: container {ct.get(ID_KEY)}: {exc}\n".encode())
+        os._exit(127)
     child.exec_process(process, keep)

@@ -139,8 +139,11 @@ class Runtime:
         ct.root.mkdir(parents=True, exist_ok=True, mode=0o755)
         fifo = self.store.fifo(record.id)
         if not fifo.exists():
+            # runc's mode: the process opens it as the spec's user, maybe without
+            # CAP_DAC_OVERRIDE; only through its O_PATH descriptor (the directory is 0700)
             os.mkfifo(fifo, 0o600)
-            os.chown(fifo, *ct.root_owner)  # init opens it as the CT's root
+            os.chown(fifo, *ct.root_owner)
+            os.chmod(fifo, 0o622)
         listen = int(os.environ.get("LISTEN_FDS") or 0)
         with _saved(range(3), SAVED_FD_BASE) as stdio, \
                 _saved(range(3, 3 + max(preserve_fds, listen)), SAVED_FD_BASE + 3) as kept:
