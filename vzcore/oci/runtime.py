@@ -153,7 +153,6 @@ class Runtime:
                 options[CONSOLE_OPTION] = os.path.abspath(console_socket)
             start(engine, ct, **options)
         state = self.state(record.id)
-        hooks.run_on_host(bundle.spec, "prestart", state)
         hooks.run_on_host(bundle.spec, "createRuntime", state)
         if pid_file:
             _write_pid_file(pid_file, state["pid"])
@@ -171,16 +170,19 @@ class Runtime:
             if not fifo.exists():
                 raise VzError(f"container {cid} was started already")
             assert state.init is not None
-            if self._bundle(record).spec.get("process") is None:
+            bundle = self._bundle(record)
+            if bundle.spec.get("process") is None:
                 _kill_wait(state.init)
                 raise InvalidValue(f"container {cid}: config.json has no process to start")
+            try:
+                hooks.run_on_host(bundle.spec, "prestart", self.state(cid))
+            except VzError:
+                _kill_wait(state.init)  # runc: a failed prestart hook ends the container
+                raise
             _release(fifo, state.init)
             fifo.unlink()
-        bundle = self._bundle(record)
-        try:
-            hooks.run_on_host(bundle.spec, "poststart", self.state(cid))
-        except VzError as exc:
-            self.warn(f"warning: container {cid}: {exc}")
+        hooks.run_on_host(bundle.spec, "poststart", {**self.state(cid), "status": RUNNING},
+                          warn=self.warn)
 
     def state(self, cid: str) -> dict[str, Any]:
         """The runtime-spec state of ``cid``."""
@@ -286,13 +288,11 @@ class Runtime:
         except VzError:  # a create killed before it copied the spec
             config = {}
         self._remove(record)
-        try:
-            hooks.run_on_host(config, "poststop", {"ociVersion": OCI_VERSION, "id": cid,
-                                                        "status": STOPPED, "pid": 0,
-                                                        "bundle": record.bundle,
-                                                        "annotations": record.annotations})
-        except VzError as exc:
-            self.warn(f"warning: container {cid}: {exc}")
+        hooks.run_on_host(config, "poststop", {"ociVersion": OCI_VERSION, "id": cid,
+                                               "status": STOPPED, "pid": 0,
+                                               "bundle": record.bundle,
+                                               "annotations": record.annotations},
+                          warn=self.warn)
 
     def _remove(self, record: Record) -> None:
         """Kill what runs, tear the CT down (cgroups, plugin records, the root's mount) and
