@@ -87,8 +87,12 @@ class Runtime:
             ct = engine.container(ctid)
             # any declared parameter: the CT is made and started at once ("oci" is neither
             # create's nor set's list of what may be given)
-            changes, _parsed = engine.registry.plan_changes(ctid, {}, config.pop("options"),
-                                                            verb="oci")
+            try:
+                changes, _parsed = engine.registry.plan_changes(ctid, {}, config.pop("options"),
+                                                                verb="oci")
+            except InvalidValue as exc:
+                raise InvalidValue(f"config.json (linux.resources or {spec.ANNOTATION_PREFIX}* "
+                                   f"annotations): {exc.message}") from None
             values = {**config, **{k: v for k, v in changes.new_values().items() if v is not None}}
             conf = ConfigFile(ct.config.path)
             conf.update(values)
@@ -111,10 +115,14 @@ class Runtime:
     def _config(self, cid: str, bundle: spec.Bundle) -> dict[str, Any]:
         options = spec.options(bundle)
         registry = self.engine.registry
+        annotated = {key[len(spec.ANNOTATION_PREFIX):] for key in bundle.annotations
+                     if key.startswith(spec.ANNOTATION_PREFIX)}
         for name in options:
             if name not in registry.parameters:
-                raise InvalidValue(f"config.json: annotation {spec.ANNOTATION_PREFIX}{name}: no "
-                                   f"vzcore plugin has a parameter --{name}")
+                where = (f"annotation {spec.ANNOTATION_PREFIX}{name}" if name in annotated
+                         else "linux.resources")
+                raise InvalidValue(f"config.json: {where}: no active vzcore plugin has the "
+                                   f"parameter --{name} (is its plugin installed?)")
         config: dict[str, Any] = {"VE_LAYOUT": LAYOUT, ID_KEY: cid, BUNDLE_KEY: str(bundle.path),
                                   CONFIG_KEY: str(self.store.config(cid)),
                                   "SECCOMP": "off", "options": options}
