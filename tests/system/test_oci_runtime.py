@@ -254,3 +254,32 @@ def test_a_process_of_another_user_leaves_the_hosts_dev_null_alone(oci: Oci) -> 
     after = os.stat("/dev/null")
     assert (after.st_uid, after.st_gid, after.st_mode, after.st_ctime_ns) == \
         (before.st_uid, before.st_gid, before.st_mode, before.st_ctime_ns)
+
+
+CREATE_POINTS = ("oci:recorded", "oci:configured", "start:state-saved", "start:forked",
+                 "start:init-recorded", "start:released", "oci:created")
+
+
+def test_a_create_killed_at_any_point_is_cleaned_by_delete_force(oci: Oci) -> None:
+    """vzcore-oci killed (SIGKILL) at each step of create: ``state`` still answers, and
+    ``delete --force`` leaves no process, mount, group, config or state behind."""
+    from vzcore.ctgroups import group_name
+    from vzcore.linux import cgroups
+    from vzcore.paths import Paths
+
+    bundle = oci.bundle("crash", config(["sleep", "1000"]))
+    for point in CREATE_POINTS:
+        env = {**os.environ, "VZ_FAULT_KILL_AT": point}
+        done = oci("create", "--bundle", str(bundle), "k1", check=False, env=env)
+        assert done.returncode == -9, f"{point}: {done.returncode} {done.stderr}"
+        assert oci.state("k1")["status"] in ("created", "stopped"), point
+        oci("delete", "--force", "k1")
+        reap_orphans()
+        assert oci("state", "k1", check=False).returncode == 1, point
+        assert not list((oci.root / "c").iterdir()), point
+        assert not list((oci.root / "vz" / "etc" / "vz" / "conf").iterdir()), point
+        assert not list((oci.root / "vz" / "run" / "vz").glob("*.json")), point
+        assert not mounts.mounts_below(oci.root), point
+        name = group_name(Paths(oci.root / "vz"), 101)
+        left = [d / name for d in cgroups.parent_dirs("vzcore-oci") if (d / name).exists()]
+        assert not left, f"{point}: groups left: {left}"

@@ -26,6 +26,7 @@ from vzcore.conffile import ConfigFile, atomic_write
 from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, NotRunning, VzError
+from vzcore.faults import checkpoint
 from vzcore.linux import mounts
 from vzcore.linux.procfs import ProcessId, wait_exit
 from vzcore.oci import hooks, spec
@@ -94,15 +95,19 @@ class Runtime:
                 raise InvalidValue(f"config.json (linux.resources or {spec.ANNOTATION_PREFIX}* "
                                    f"annotations): {exc.message}") from None
             values = {**config, **{k: v for k, v in changes.new_values().items() if v is not None}}
-            conf = ConfigFile(ct.config.path)
-            conf.update(values)
-            conf.save()
             record = Record(id=cid, ctid=ctid, bundle=str(bundle.path), created=_now(),
                             annotations=bundle.annotations)
+            # On record before anything of the CT exists: from here on 'delete --force ID'
+            # finds and removes whatever a killed create made.
             self.store.dir(cid).mkdir(parents=True, exist_ok=True, mode=0o700)
             atomic_write(self.store.config(cid), json.dumps(bundle.spec), durable=False,
                          mode=0o600)
-            self.store.save(record)  # last: the ID exists from here on
+            self.store.save(record)
+            checkpoint("oci:recorded")
+            conf = ConfigFile(ct.config.path)
+            conf.update(values)
+            conf.save()
+            checkpoint("oci:configured")
         try:
             self._start(record, bundle, console_socket, preserve_fds, pid_file)
         except BaseException:
@@ -164,6 +169,7 @@ class Runtime:
         hooks.run_on_host(bundle.spec, "createRuntime", state)
         if pid_file:
             _write_pid_file(pid_file, state["pid"])
+        checkpoint("oci:created")
 
     # -- start, state, kill ---------------------------------------------------------------
 

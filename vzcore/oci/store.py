@@ -151,8 +151,13 @@ class Store:
             os.close(fd)
 
     def free_ctid(self) -> int:
-        """The lowest CT ID with no config and no state (hold :meth:`ids_lock`)."""
+        """The lowest CT ID with no record, config or state (hold :meth:`ids_lock`)."""
         used: set[int] = set()
+        for cid in self.ids():  # a record whose create was killed before its config
+            try:
+                used.add(self.load(cid).ctid)
+            except VzError:
+                continue
         for directory, suffix in ((self.paths.conf_dir, ".conf"), (self.paths.run_dir, ".json")):
             try:
                 names = os.listdir(directory)
