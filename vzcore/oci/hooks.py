@@ -9,7 +9,8 @@ When each kind runs in vzcore-oci (docs/oci-runtime.md):
 ``prestart``
     by ``start``, on the host, before it releases the process (runtime-spec 1.0: "after
     the start operation is called but before the user-specified program command is
-    executed"; runc runs them at create).
+    executed"; runc runs them at create); a failing one makes ``start`` delete the
+    container (the lifecycle's step 9).
 ``createContainer``
     refused at create: its path is resolved in the runtime's namespace but it must run in
     the container's, which vzcore's init cannot reach after the root switch.

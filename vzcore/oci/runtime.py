@@ -174,6 +174,14 @@ class Runtime:
     # -- start, state, kill ---------------------------------------------------------------
 
     def start(self, cid: str) -> None:
+        try:
+            self._start_locked(cid)
+        except _PrestartFailed as failed:
+            # the runtime spec: stop the container and go on at the lifecycle's delete
+            self.delete(cid, force=True)
+            raise failed.error from None
+
+    def _start_locked(self, cid: str) -> None:
         record = self.store.load(cid)
         ct = self._ct(record)
         with self.engine.lock(ct, "oci-start"):
@@ -190,9 +198,9 @@ class Runtime:
                 raise InvalidValue(f"container {cid}: config.json has no process to start")
             try:
                 hooks.run_on_host(bundle.spec, "prestart", self.state(cid))
-            except VzError:
-                _kill_wait(state.init)  # runc: a failed prestart hook ends the container
-                raise
+            except VzError as exc:
+                _kill_wait(state.init)
+                raise _PrestartFailed(exc) from None
             _release(fifo, state.init)
             fifo.unlink()
         hooks.run_on_host(bundle.spec, "poststart", {**self.state(cid), "status": RUNNING},
@@ -365,6 +373,14 @@ class Runtime:
         return joiner.run(self.engine, ct, state, process, detach=detach, pid_file=pid_file,
                           console_socket=console_socket, seccomp=seccomp,
                           preserve_fds=preserve_fds)
+
+
+class _PrestartFailed(Exception):
+    """A prestart hook failed: ``start`` deletes the container (outside its lock)."""
+
+    def __init__(self, error: VzError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _now() -> str:
