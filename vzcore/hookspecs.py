@@ -600,7 +600,10 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
     :param run: the start in progress; ``run.record`` read-only, as in
         :func:`vz_setup_child`.
 
-    **Returns**: nothing.
+    **Returns**: nothing; or it never returns: a plugin that runs another first process
+    than ``/sbin/init`` execs it here itself (the ``oci`` plugin of ``vzcore-oci``, whose
+    subsystem runs after every listed one: it closes the engine's pipe, which the start
+    takes for the exec, waits for ``vzcore-oci start`` and execs the container's program).
     **Errors**: as :func:`vz_setup_child`.
 
     Example::

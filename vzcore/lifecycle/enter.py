@@ -62,10 +62,12 @@ def _exit_status(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> NoReturn:
+def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn],
+          report: int | None = None) -> NoReturn:
     """In the forked joiner: leave vzctl's session, take ``stdio`` (vzctl's pipes or
     /dev/null, never its terminal) as 0, 1 and 2, enter the CT, fork, run ``payload``
-    inside; exit with its status."""
+    inside; exit with its status.  With ``report`` (a pipe), write the command's host PID
+    there and exit at once instead (:func:`spawn_in_ct`)."""
     ct = run.ct
     try:
         # No controlling terminal and no descriptor of the host's one may reach the CT:
@@ -101,6 +103,9 @@ def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> No
             except BaseException as exc:
                 print(f"vzctl: CT {ct.ctid}: {describe(exc)}", file=sys.stderr)
                 os._exit(126)
+        if report is not None:
+            os.write(report, str(child).encode())
+            os._exit(0)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # hold no pipe end open for the child
         _relay_signals(child)
         _pid, status = os.waitpid(child, 0)
@@ -166,6 +171,34 @@ def _fork_joiner(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]
     for fd in set(stdio):
         os.close(fd)
     return pid
+
+
+def spawn_in_ct(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn]) -> int:
+    """Start ``payload`` in the running CT of ``run`` (as :func:`run_in_ct` joins it, with
+    ``stdio``, closed here) and return its host PID without waiting: the joiner exits at
+    once, so the process is then reaped by the nearest subreaper above the caller (an OCI
+    engine's conmon or shim), as runc's ``exec --detach`` leaves it."""
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    joiner = os.fork()
+    if joiner == 0:
+        os.close(report_r)
+        _join(run, stdio, payload, report_w)
+    os.close(report_w)
+    for fd in set(stdio):
+        os.close(fd)
+    try:
+        data = b""
+        while chunk := os.read(report_r, 32):
+            data += chunk
+    finally:
+        os.close(report_r)
+    _pid, status = os.waitpid(joiner, 0)
+    if not data:
+        raise CommandFailed(f"CT {run.ct.ctid}: the process could not join the CT "
+                            f"(status {_exit_status(status)})")
+    return int(data)
 
 
 def _joiner_errors() -> tuple[int, int]:

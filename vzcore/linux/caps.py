@@ -77,3 +77,19 @@ def in_effective_set(cap: int) -> bool:
             if line.startswith("CapEff:"):
                 return bool(int(line.split()[1], 16) & (1 << cap))
     return False
+
+
+def set_sets(*, effective: frozenset[int], permitted: frozenset[int],
+             inheritable: frozenset[int]) -> None:
+    """Set the calling thread's effective, permitted and inheritable sets exactly (an OCI
+    process's ``capabilities``); the kernel refuses to add to permitted."""
+    header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_Data * 2)()
+    for word in range(2):
+        def mask(caps: frozenset[int], word: int = word) -> int:
+            return sum(1 << (cap - 32 * word) for cap in caps if 32 * word <= cap < 32 * (word + 1))
+
+        data[word].effective = mask(effective)
+        data[word].permitted = mask(permitted)
+        data[word].inheritable = mask(inheritable)
+    libc.check(libc.syscall("capset", ctypes.byref(header), ctypes.byref(data)), "capset")
