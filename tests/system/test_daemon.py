@@ -82,7 +82,7 @@ def test_a_daemon_runs_in_its_own_groups_and_is_found_talked_to_and_stopped(echo
     echo.stop(process)
     child.wait()
     assert echo.running() is None
-    assert not echo.remove_cgroups()      # the daemon's own child still holds the group
+    assert not echo.remove_cgroups(timeout=0)   # the daemon's own child still holds it
     echo.cgroups.kill()
     assert echo.remove_cgroups()
     assert not any(d.directory.exists() for d in echo.cgroups.dirs)

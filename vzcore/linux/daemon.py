@@ -245,33 +245,50 @@ class Daemon:
     def stop(self, process: ProcessId, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM ``process`` (through a pidfd: a reused PID is never hit), SIGKILL if it
         lingers past ``timeout``; returns once it is gone."""
-        kill(process, signal.SIGTERM)
-        if not wait_exit(process, timeout):
-            kill(process, signal.SIGKILL)
-            wait_exit(process, timeout)
+        stop(process, timeout)
 
-    def remove_cgroups(self) -> bool:
-        """Remove the daemon's (empty) groups; False when a process is still in one (a
-        daemon that runs, or one that is exiting), which is left for the next stop."""
+    def remove_cgroups(self, timeout: float = STOP_TIMEOUT) -> bool:
+        """Remove the daemon's groups once they are empty; False when a process is still
+        in one after ``timeout`` seconds (a daemon that runs), left for the next stop.
+
+        Call it when the daemon is stopped or leaving: one that exits on its own removes
+        its record and releases its lock a moment before the kernel takes it out of its
+        groups, so a busy group is tried again meanwhile.
+        """
         if self.cgroups is None:
             return True
         emptied = True
+        deadline = time.monotonic() + timeout
         for d in self.cgroups.dirs:
-            try:
-                d.directory.rmdir()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
-                    raise VzError(f"cannot remove the daemon cgroup {d.directory}: "
-                                  f"{exc.strerror}") from None
-                emptied = False
+            while True:
+                try:
+                    d.directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+                        raise VzError(f"cannot remove the daemon cgroup {d.directory}: "
+                                      f"{exc.strerror}") from None
+                    if time.monotonic() > deadline:
+                        emptied = False
+                        break
+                    time.sleep(0.01)
         return emptied
 
 def _join(procs: Sequence[int]) -> None:
     """In the forked child: move this process into each group (``0`` means the writer)."""
     for fd in procs:
         os.write(fd, b"0")
+
+
+def stop(process: ProcessId, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM ``process`` through a pidfd, SIGKILL if it lingers past ``timeout``; returns
+    once it is gone (at most twice ``timeout`` later)."""
+    kill(process, signal.SIGTERM)
+    if not wait_exit(process, timeout):
+        kill(process, signal.SIGKILL)
+        wait_exit(process, timeout)
 
 
 def pidfd(process: ProcessId) -> int:
