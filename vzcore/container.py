@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -139,6 +139,9 @@ class Container:
     paths: Paths
     global_config: ConfigFile
     config: ConfigFile
+    areas_of: Callable[[Container], list[str]] | None = attrs.field(
+        default=None, eq=False, repr=False)
+    """How to ask the active plugins for :meth:`host_areas` (the engine sets it)."""
 
     @classmethod
     def load(cls, ctid: int, paths: Paths, global_config: ConfigFile) -> Container:
@@ -198,6 +201,13 @@ class Container:
     @property
     def layout(self) -> str:
         return self.get("VE_LAYOUT") or "simfs"
+
+    def host_areas(self) -> list[str]:
+        """Host directories where the active plugins keep CTs' files besides
+        ``VE_PRIVATE``/``VE_ROOT`` (a btrfs layout's ``BTRFS_POOL``: the ``vz_host_areas``
+        hook); a CT's root may change what lies there.  Empty for a CT loaded without the
+        engine."""
+        return self.areas_of(self) if self.areas_of is not None else []
 
     @property
     def idmap(self) -> IdMap | None:

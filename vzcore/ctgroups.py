@@ -76,6 +76,20 @@ def plan(ct: Container) -> cg.CgroupSet:
     return cg.CgroupSet.plan(parent, group_name(ct.paths, ct.ctid), _hierarchies())
 
 
+DAEMON_GROUP_PREFIX = "daemon-"
+"""Groups below ``CGROUP_PARENT`` that hold a shared daemon, not a CT (:func:`daemon_groups`)."""
+
+
+def daemon_groups(ct: Container, name: str) -> cg.CgroupSet:
+    """Where the installation's shared daemon ``name`` (``lxcfs``, ``view``) runs: its own
+    group ``daemon-NAME`` (``daemon-NAME-TAG`` for a relocated installation) below vz.conf's
+    ``CGROUP_PARENT``, beside the CTs' groups.  Out of the calling vzctl's session group,
+    so a logout does not kill it; in no CT's group, so no CT's stop kills it."""
+    parent = ct.global_config.get("CGROUP_PARENT") or DEFAULT_CGROUP_PARENT
+    suffix = group_name(ct.paths, 0)[1:]  # "" at /, else "-TAG"
+    return cg.CgroupSet.plan(parent, f"{DAEMON_GROUP_PREFIX}{name}{suffix}", _hierarchies())
+
+
 class OwnedBy:
     """"Is this process the CT's?" for the CT whose PID namespace is ``pidns``: True for a
     process in it or in a namespace nested in it, one forking into it (a joining ``vzctl

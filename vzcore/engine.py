@@ -63,7 +63,16 @@ class Engine:
         return Registry.build(self.plugins)
 
     def container(self, ctid: int) -> Container:
-        return Container.load(ctid, self.paths, self.global_config)
+        ct = Container.load(ctid, self.paths, self.global_config)
+        ct.areas_of = self._host_areas  # asked lazily: loading a CT loads no plugin
+        return ct
+
+    def _host_areas(self, ct: Container) -> list[str]:
+        """What the active plugins answer to ``vz_host_areas`` for ``ct``."""
+        found: list[str] = []
+        for _plugin, areas in self.plugins.call_each("vz_host_areas", ct=ct):
+            found.extend(str(a) for a in areas)
+        return found
 
     @property
     def lock_dir(self) -> Path:

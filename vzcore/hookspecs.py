@@ -439,6 +439,35 @@ def vz_destroy(ct: Container) -> None:
     """
 
 
+@hookspec(collect=True)
+def vz_host_areas(ct: Container) -> Iterable[str]:
+    """Name the host directories where this plugin keeps CTs' files, besides ``VE_PRIVATE``
+    and ``VE_ROOT`` (a layout's pool, a shared template tree).
+
+    What lies there is the CTs': a CT's root can change it, so the host never runs or
+    trusts a file found there (the actions plugin refuses an action script that leads into
+    one; :meth:`vzcore.container.Container.host_areas` gathers them).
+
+    **When**: any verb that asks where CTs' files lie (the actions plugin, before it runs
+    a host-side script); the CT may be stopped or running, and may not exist.
+    **Where**: host, any user; pure (reads the config only).
+
+    :param ct: the CT.
+
+    **Returns**: absolute host paths (prefix applied); none for a CT this plugin keeps no
+    files for.
+    **Errors**: raising is reported naming the plugin; the caller treats its areas as
+    unknown and refuses what needs them.
+
+    Example::
+
+        @hookimpl
+        def vz_host_areas(ct):
+            if ct.layout == "btrfs":
+                yield str(ct.paths.host(ct.get("BTRFS_POOL")))
+    """
+
+
 # -- start ------------------------------------------------------------------------------
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from vzcore.conffile import atomic_write
-from vzcore.container import Container
+from vzcore.container import Container, ctid_of_file
 from vzcore.errors import VzError, describe
 from vzcore.linux.cgroups import CgroupSet
 from vzcore.linux.procfs import ProcessId, namespace
@@ -60,6 +61,7 @@ class State:
     records: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     writable: bool = True
     recovered: bool = False
+    vzctl_pid: int | None = None
     _typed: dict[str, PluginRecord] = attrs.field(factory=dict, repr=False)
 
     @classmethod
@@ -89,6 +91,7 @@ class State:
             mounted_by_start=bool(data.get("mounted_by_start")),
             variants=dict(data.get("variants", {})),
             records=records,
+            vzctl_pid=data.get("vzctl_pid") if isinstance(data.get("vzctl_pid"), int) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -145,6 +148,13 @@ class State:
     def is_running(self) -> bool:
         """True while the recorded init process is alive."""
         return self.init is not None and self.init.is_alive()
+
+    @property
+    def starting(self) -> bool:
+        """True while a start is going on: no init recorded yet, and the vzctl that wrote
+        the file still runs."""
+        return self.init is None and self.vzctl_pid is not None \
+            and ProcessId.of(self.vzctl_pid) is not None
 
     @property
     def pid_namespace(self) -> str | None:
@@ -223,3 +233,27 @@ class Run:
         if self.state.init is None:
             raise VzError(f"CT {self.ct.ctid} has no init process recorded")
         return self.state.init.pid
+
+
+def states(run_dir: Path) -> Iterator[State]:
+    """Every CT's state file in ``run_dir`` (``CTID.json``, canonical names only), loaded,
+    in CT order; one that cannot be read is skipped (the CT's own commands report it).
+
+    For a plugin that serves several CTs (a shared daemon) and asks which use it::
+
+        users = [s for s in states(run_dir)
+                 if (s.is_running or s.starting) and s.record("lxcfs", LxcfsRecord)]
+    """
+    try:
+        names = os.listdir(run_dir)
+    except FileNotFoundError:
+        return
+    found = sorted((ctid, name) for name in names
+                   if (ctid := ctid_of_file(name, ".json")) is not None)
+    for ctid, name in found:
+        try:
+            state = State.load(run_dir / name, ctid)
+        except VzError:
+            continue
+        if state is not None:
+            yield state

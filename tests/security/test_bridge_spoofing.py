@@ -10,8 +10,6 @@ at its tables.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 
 from tests.security.conftest import PROFILES
 from vzcore.testing.contracts import profile_options
+from vzcore.testing.probect import install_probe
 from vzcore.testing.probes import IPROUTE2
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 
@@ -79,12 +78,7 @@ def make_ct(vzctl: Vzctl, env: VzEnv, probe_binary: Path, ctid: int, profile: st
           *profile_options(env, profile))
     if netif_options:
         vzctl("set", ctid, "--ifname", "eth0", *netif_options, "--save")
-    target = env.private(ctid) / "usr/local/bin/probe"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(probe_binary, target)
-    owner = env.private(ctid).stat()
-    os.chown(target.parent, owner.st_uid, owner.st_gid)
-    os.chown(target, owner.st_uid, owner.st_gid)
+    install_probe(env, ctid, probe_binary)
     vzctl("start", ctid)
     vzctl("exec2", ctid, "echo 0 > /proc/sys/net/ipv6/conf/eth0/accept_dad && "
                          f"ip addr add {ADDRESS[ctid]}/24 dev eth0 && "

@@ -49,8 +49,7 @@ PROFILES = [pytest.param(False, id="userns"), pytest.param(True, id="privileged"
 @pytest.mark.vm
 def test_systemd_boots_as_pid_1_and_stops_through_systemd(
         vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate]) -> None:
-    """The user-namespace profile only: the privileged profile's seccomp filter refuses
-    every mount, which systemd's sandboxed units need (docs/system-cts.md)."""
+    """The user-namespace profile; the privileged one has a test of its own (below)."""
     _create(vz_env, vzctl, debian_template, "systemd", 201, False)
     # A unit whose stop leaves a mark: proof that systemd ran its shutdown transaction.
     _add_unit(vz_env, 201, "mark.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
@@ -88,6 +87,42 @@ def test_systemd_boots_as_pid_1_and_stops_through_systemd(
     reap_orphans()  # this process is the subreaper of the CT's init
     assert not os.path.exists(f"/proc/{init}")
     assert (vz_env.private(201) / "var/lib/stopped-by-systemd").exists()
+
+
+EXPECTED_FAILED_PRIVILEGED = EXPECTED_FAILED | {"dev-hugepages.mount",
+                                                 "sys-fs-fuse-connections.mount"}
+"""In the privileged profile mount(2) is refused (docs/security.md): systemd's mounts of
+hugetlbfs and of fusectl (the host's FUSE connections) fail."""
+
+
+def test_systemd_boots_in_the_privileged_profile_without_mounting_anything(
+        vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate]) -> None:
+    """systemd 252 boots although its mounts stay refused: making a mount namespace is
+    refused too, so its sandboxed services (logind) and credentials (sysctl, sysusers,
+    tmpfiles) take systemd's own container fallback instead of failing."""
+    _create(vz_env, vzctl, debian_template, "systemd", 204, True)
+    vzctl("start", 204, "--wait", "--wait-timeout", WAIT, timeout=1000)
+
+    procs = _processes(vzctl, 204)
+    assert procs[1] == "systemd"
+    assert {"systemd-journal", "systemd-logind", "cron", "sshd"} <= set(procs.values()), procs
+    failed = vzctl("exec", 204, "systemctl --failed --plain --no-legend").stdout
+    assert {line.split()[0] for line in failed.splitlines() if line.split()} \
+        <= EXPECTED_FAILED_PRIVILEGED, failed
+    for unit in ("systemd-logind", "systemd-sysctl", "systemd-sysusers",
+                 "systemd-tmpfiles-setup", "systemd-tmpfiles-setup-dev"):
+        state = vzctl("exec2", 204, f"systemctl is-active {unit}", check=False).stdout.strip()
+        assert state == "active", f"{unit}: {state}"
+    # The boundary holds: nothing can be mounted and no mount namespace made.
+    for command in ("mount -t tmpfs none /mnt", "mount -t proc proc /mnt", "unshare -m true"):
+        result = vzctl("exec2", 204, command, check=False)
+        said = result.stderr.lower()
+        assert result.returncode != 0 and ("permission denied" in said
+                                           or "not permitted" in said), (command, said)
+
+    stopped = vzctl("stop", 204, timeout=1000)
+    assert "did not stop" not in stopped.stderr
+    reap_orphans()
 
 
 @pytest.mark.parametrize("privileged", PROFILES)

@@ -60,47 +60,33 @@ def recorded(run):
     return run.record.greeting if run.record else None
 '''
 
-RECORD_THEN_MAKE = RECORD + '''
+
+def greet_hooks(*, record_first: bool = True, cleanup_twice: bool = True) -> str:
+    """The copy's two hooks: ``vz_post_start`` puts its file on record and makes it (in
+    that order unless ``record_first`` is False), ``vz_post_stop`` removes it (accepting
+    that it is gone unless ``cleanup_twice`` is False)."""
+    record = "put_on_record(run, greeting(ct))"
+    make = 'greeting(ct).write_text("hello\\n")'
+    first, then = (record, make) if record_first else (make, record)
+    missing_ok = "missing_ok=True" if cleanup_twice else ""
+    return RECORD + f'''
 
 @hookimpl
 def vz_post_start(ct, run):
-    put_on_record(run, greeting(ct))
-    greeting(ct).write_text("hello\\n")
+    {first}
+    {then}
 
 
 @hookimpl
 def vz_post_stop(ct, run):
     if recorded(run):
-        Path(recorded(run)).unlink(missing_ok=True)
+        Path(recorded(run)).unlink({missing_ok})
 '''
 
-MAKE_THEN_RECORD = RECORD + '''
 
-@hookimpl
-def vz_post_start(ct, run):
-    greeting(ct).write_text("hello\\n")
-    put_on_record(run, greeting(ct))
-
-
-@hookimpl
-def vz_post_stop(ct, run):
-    if recorded(run):
-        Path(recorded(run)).unlink(missing_ok=True)
-'''
-
-CLEANUP_ONCE_ONLY = RECORD + '''
-
-@hookimpl
-def vz_post_start(ct, run):
-    put_on_record(run, greeting(ct))
-    greeting(ct).write_text("hello\\n")
-
-
-@hookimpl
-def vz_post_stop(ct, run):
-    if recorded(run):
-        Path(recorded(run)).unlink()
-'''
+RECORD_THEN_MAKE = greet_hooks()
+MAKE_THEN_RECORD = greet_hooks(record_first=False)
+CLEANUP_ONCE_ONLY = greet_hooks(cleanup_twice=False)
 
 
 @pytest.fixture

@@ -109,3 +109,27 @@ def test_argument_values_must_fit_their_mask() -> None:
         ArgCheck(1, [0o060000 | 1], mask=0o170000)
     with pytest.raises(ValueError, match="32-bit"):
         ArgCheck(1, [1 << 32])
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_privileged_profile_refuses_a_new_mount_namespace_only(machine: str) -> None:
+    """unshare/clone with CLONE_NEWNS are refused with EPERM (systemd's cue to go on
+    without its mount sandboxing), other namespaces and plain forks are not; clone3, whose
+    flags the filter cannot read, is ENOSYS; the default profile keeps all of them."""
+    from vzcore_seccomp import policy
+
+    newns, newuts, sigchld = 0x00020000, 0x04000000, 17
+    program = deny_filter(policy.denied(True), machine, policy.rules(True))
+    default = deny_filter(policy.denied(False), machine, policy.rules(False))
+    for arch in seccomp.ARCHES_OF_HOST[machine]:
+        audit = AUDIT_ARCH[arch]
+        unshare, clone, clone3 = (SYSCALLS[n][arch] for n in ("unshare", "clone", "clone3"))
+        assert run(program, audit, unshare, (newns,)) == RET_ERRNO | errno.EPERM
+        assert run(program, audit, unshare, (newns | newuts,)) == RET_ERRNO | errno.EPERM
+        assert run(program, audit, unshare, (newuts,)) == RET_ALLOW
+        assert run(program, audit, clone, (newns | sigchld,)) == RET_ERRNO | errno.EPERM
+        assert run(program, audit, clone, (sigchld,)) == RET_ALLOW
+        assert run(program, audit, clone3, (0, 88)) == RET_ERRNO | errno.ENOSYS
+        assert run(program, audit, SYSCALLS["mount"][arch]) == RET_ERRNO | errno.EPERM
+        for number, args in ((unshare, (newns,)), (clone, (newns | sigchld,)), (clone3, (0, 88))):
+            assert run(default, audit, number, args) == RET_ALLOW

@@ -63,8 +63,12 @@ def umount_detach(path: str) -> bool:
 
 
 @contextmanager
-def mount_namespace_of(pid: int) -> Iterator[None]:
+def mount_namespace_of(pid: int, *, ns_fd: int | None = None) -> Iterator[None]:
     """Run the block in process ``pid``'s mount namespace, then return to this one.
+
+    With ``ns_fd`` (a descriptor of the namespace, or a pidfd of the process: kernel 5.8+)
+    the namespace is joined through it and ``pid`` is not used, so a PID reused meanwhile
+    can never lead into another process's namespace.
 
     Only for a single-threaded process (a forked child, or a CT's init before it execs):
     the kernel refuses ``setns`` of a mount namespace to a process sharing its file system
@@ -74,11 +78,14 @@ def mount_namespace_of(pid: int) -> Iterator[None]:
     try:
         cwd = os.open(".", os.O_PATH | os.O_CLOEXEC)
         try:
-            other = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                libc.setns(other, CLONE_NEWNS)
-            finally:
-                os.close(other)
+            if ns_fd is not None:
+                libc.setns(ns_fd, CLONE_NEWNS)
+            else:
+                other = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    libc.setns(other, CLONE_NEWNS)
+                finally:
+                    os.close(other)
             try:
                 yield
             finally:

@@ -78,6 +78,9 @@ SYSCALLS: dict[str, dict[str, int]] = {
     "fanotify_init": {"x86_64": 300, "i386": 338, "aarch64": 262},
     "quotactl": {"x86_64": 179, "i386": 131, "aarch64": 60},
     "quotactl_fd": {"x86_64": 443, "i386": 443, "aarch64": 443},
+    "unshare": {"x86_64": 272, "i386": 310, "aarch64": 97},
+    "clone": {"x86_64": 56, "i386": 120, "aarch64": 220},  # flags: argument 0 on all three
+    "clone3": {"x86_64": 435, "i386": 435, "aarch64": 435},
     "ioctl": {"x86_64": 16, "i386": 54, "aarch64": 29},
     "mknod": {"x86_64": 133, "i386": 14},
     "mknodat": {"x86_64": 259, "i386": 297, "aarch64": 33},

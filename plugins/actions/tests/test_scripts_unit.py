@@ -72,3 +72,25 @@ def test_refusal_is_exit_79(ct: Container) -> None:
         scripts.run_on_host(ct, "premount")
     assert caught.value.exit_code == 79
     assert "chmod go-w" in str(caught.value)
+
+
+def test_a_script_leading_into_a_layouts_host_area_is_refused(tmp_path: Path) -> None:
+    """BTRFS_POOL holds btrfs CTs' trees outside VE_PRIVATE's base: the disk plugin names
+    it (``vz_host_areas``), so a script linked there is refused like one in a private area."""
+    if os.geteuid() != 0:
+        pytest.skip("the check wants root-owned files: needs root to make one")
+    from vzcore.engine import Engine
+
+    paths = Paths(tmp_path)
+    paths.conf_dir.mkdir(parents=True)
+    paths.vz_conf.write_text('BTRFS_POOL="/srv/pool"\n')
+    ct = Engine(paths).container(101)
+    pool = paths.host("/srv/pool")
+    assert ct.host_areas() == [str(pool)]
+    planted = pool / "102/bin/planted"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("#!/bin/sh\n")
+    planted.chmod(0o755)
+    (paths.conf_dir / "101.premount").symlink_to(planted)
+    with pytest.raises(ActionScriptError, match=f"it leads into {pool}"):
+        scripts.run_on_host(ct, "premount")

@@ -54,11 +54,12 @@ def _refusal(ct: Container, path: Path, st: os.stat_result, *, executable: bool)
 
 
 def _ct_areas(ct: Container) -> list[str]:
-    """Where any CT's tree lies on the host: this CT's areas and the fixed bases of
-    vz.conf's ``VE_PRIVATE`` / ``VE_ROOT`` patterns (``/vz/private``, ``/vz/root``)."""
+    """Where any CT's tree lies on the host: this CT's areas, the fixed bases of vz.conf's
+    ``VE_PRIVATE`` / ``VE_ROOT`` patterns (``/vz/private``, ``/vz/root``), and what the
+    layouts name (``BTRFS_POOL``: ``vz_host_areas``)."""
     from vzcore.areas import fixed_base
 
-    found = [str(ct.private), str(ct.root)]
+    found = [str(ct.private), str(ct.root), *ct.host_areas()]
     for key in ("VE_PRIVATE", "VE_ROOT"):
         base = fixed_base(ct.area_pattern(key))
         if base is not None and base != "/":

@@ -11,6 +11,7 @@ import pytest
 from ubc_helpers import state, ubc
 
 import vzcore_beancounters
+from vzcore.linux import cgroups
 from vzcore.linux.procfs import ProcessId
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 from vzcore_beancounters.resources import RESOURCES, ROWS
@@ -107,6 +108,10 @@ def test_the_ct_sees_its_own_rows(vz_env: VzEnv, vzctl: Vzctl, any_ct: int) -> N
     pid, start_time = (int(w) for w in pidfile.read_text().split())
     daemon = ProcessId(pid, start_time)
     assert daemon.is_alive()
+    # in a group of its own below CGROUP_PARENT (not the calling vzctl's session)
+    for h in cgroups.hierarchies(pid):
+        parent, _, name = h.own.rpartition("/")
+        assert parent.endswith("/" + vz_env.cgroup_parent) and name.startswith("daemon-view")
     vzctl("stop", 101)
     assert daemon.is_alive()
     assert vzctl("exec", 102, "head -1 /dev/user_beancounters").stdout == "Version: 2.5\n"
@@ -116,6 +121,7 @@ def test_the_ct_sees_its_own_rows(vz_env: VzEnv, vzctl: Vzctl, any_ct: int) -> N
         time.sleep(0.05)
     assert not daemon.is_alive()
     assert not pidfile.exists()
+    assert not [g for d in vz_env.cgroup_dirs() if d.exists() for g in d.glob("daemon-*")]
 
 
 def test_vzlist_fields_table_and_json(vz_env: VzEnv, vzlist: Vzctl, vzctl: Vzctl,

@@ -151,9 +151,14 @@ def vz_post_start(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_post_stop(ct: Container, run: Run) -> None:
-    from vzcore_beancounters import peaks
+    """Forget the CT's peaks; the last CT with a view lets the view daemon go.  Also
+    without a record: a CT whose state file was lost (rebuilt from the kernel) may have
+    had one."""
+    from vzcore_beancounters import peaks, view
 
     peaks.remove(peaks.path_for(ct.paths.run_dir, ct.ctid))
+    if run.record is None or run.record.view:
+        view.release(ct, run.plugin)
 
 
 @hookimpl

@@ -10,34 +10,34 @@ Start: ``vz_setup_child`` leaves an empty placeholder there; ``vz_post_start`` o
 ``/dev/fuse``, mounts that connection on the placeholder inside the CT's mount namespace,
 and hands the descriptor to the view daemon (:mod:`.viewd`) over its socket, or starts
 the daemon with it when none runs.  The mount dies with the CT's mount namespace, which
-closes the connection; the daemon exits with the last one.
+closes the connection; the daemon exits with the last one.  The daemon is one of vzctl's
+shared daemons (:mod:`vzcore.linux.daemon`): recorded by PID and start time, and run in a
+cgroup of its own (``CGROUP_PARENT/daemon-view``), out of the calling vzctl's session,
+which the last CT's stop removes (:func:`release`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore.errors import VzError
 from vzcore.linux import mounts, namespaces
-from vzcore.linux.procfs import ProcessId
+from vzcore.linux.daemon import Daemon
 from vzcore_beancounters.fuse import MOUNT_OPTIONS
 
 if TYPE_CHECKING:
-    import socket
-
     from vzcore.container import Container
+    from vzcore.linux.procfs import ProcessId
     from vzcore.runtime import Run
 
-SOCKET = "view.sock"
-PIDFILE = "view.pid"
-LOCKFILE = "view.lock"
-"""The daemon's files in :func:`directory`; both sides take the lock (see :mod:`.viewd`)."""
+NAME = "view"
+SOCKET = f"{NAME}.sock"
+PIDFILE = f"{NAME}.pid"
+LOCKFILE = f"{NAME}.lock"
+"""The daemon's files in :func:`directory` (:meth:`Daemon.named`); both sides take the
+lock (see :mod:`.viewd`)."""
 
 VIEW_PATH = "/dev/user_beancounters"
 FUSE_DEVICE = "/dev/fuse"
@@ -55,70 +55,35 @@ def directory(ct: Container) -> Path:
     return ct.paths.run_dir / "beancounters"
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path / LOCKFILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def daemon(ct: Container) -> Daemon:
+    """The installation's view daemon: its files and its cgroups."""
+    from vzcore.ctgroups import daemon_groups
+
+    return Daemon.named(directory(ct), NAME, cgroups=daemon_groups(ct, NAME))
 
 
-def _daemon(path: Path) -> ProcessId | None:
-    try:
-        pid, start_time = (int(w) for w in (path / PIDFILE).read_text().split())
-    except (OSError, ValueError):
-        return None
-    process = ProcessId(pid, start_time)
-    return process if process.is_alive() else None
-
-
-def _spawn(path: Path, fd: int, ctid: int, record: str, owner: tuple[int, int]) -> ProcessId:
+def _spawn(helper: Daemon, fd: int, ctid: int, record: str, owner: tuple[int, int]) -> ProcessId:
     """Start the daemon with its first CT's connection (no waiting for it to listen: the
     kernel queues the CT's requests until the daemon reads them)."""
-    import subprocess
     import sys
 
-    with open(path / "view.log", "ab") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "vzcore_beancounters.viewd", str(path),
-             f"{ctid}:{record}:{fd}:{owner[0]}:{owner[1]}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd="/",
-            start_new_session=True, close_fds=True, pass_fds=(fd,),
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})
-    process = ProcessId.of(child.pid)
-    if process is None:
-        raise VzError(f"the beancounters view daemon died at once; see {path}/view.log")
-    (path / PIDFILE).write_text(f"{process.pid} {process.start_time}\n")
+    _child, process = helper.spawn(
+        [sys.executable, "-m", "vzcore_beancounters.viewd", str(helper.directory),
+         f"{ctid}:{record}:{fd}:{owner[0]}:{owner[1]}"], pass_fds=(fd,))
     return process
 
 
-def _connect(path: Path, daemon: ProcessId) -> socket.socket:
-    """Connect to the daemon, waiting for a fresh one to listen."""
-    import socket
-
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.connect(str(path / SOCKET))
-            return sock
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            if not daemon.is_alive() or time.monotonic() > deadline:
-                raise VzError(f"the beancounters view daemon does not answer; see {path}/view.log") \
-                    from None
-            time.sleep(0.005)
-
-
-def _hand_over(path: Path, daemon: ProcessId, fd: int, ctid: int, record: str,
+def _hand_over(helper: Daemon, process: ProcessId, fd: int, ctid: int, record: str,
                owner: tuple[int, int]) -> None:
     import json
     import socket
 
-    with _connect(path, daemon) as sock:
+    try:
+        sock = helper.connect(process, timeout=READY_TIMEOUT)
+    except OSError:
+        raise VzError(f"the beancounters view daemon does not answer; see {helper.log}") \
+            from None
+    with sock:
         request = json.dumps({"ctid": ctid, "record": record, "owner": owner}).encode()
         socket.send_fds(sock, [request], [fd])
         sock.settimeout(READY_TIMEOUT)
@@ -144,12 +109,38 @@ def attach(ct: Container, run: Run) -> None:
         flags = mounts.MS_NOSUID | mounts.MS_NODEV | mounts.MS_NOEXEC | mounts.MS_RDONLY
         namespaces.call_in(run.init_pid, ["mnt"],
                            lambda: mounts.mount("vzubc", VIEW_PATH, FSTYPE, flags, data))
-        path = directory(ct)
-        with _locked(path):
-            daemon = _daemon(path)
-            if daemon is None:
-                _spawn(path, fd, ct.ctid, run.plugin, ct.root_owner)
+        helper = daemon(ct)
+        with helper.locked():
+            process = helper.running()
+            if process is None:
+                _spawn(helper, fd, ct.ctid, run.plugin, ct.root_owner)
             else:
-                _hand_over(path, daemon, fd, ct.ctid, run.plugin, ct.root_owner)
+                _hand_over(helper, process, fd, ct.ctid, run.plugin, ct.root_owner)
     finally:
         os.close(fd)  # the daemon holds the connection now; if it does not, reads fail
+
+
+def release(ct: Container, plugin: str) -> None:
+    """``vz_post_stop``: once no CT of the installation has a view any more, wait for the
+    daemon to leave (its last connection closed with the stopped CT's mount namespace;
+    a daemon that lingers is stopped) and remove its cgroup.  Idempotent."""
+    from vzcore.linux.daemon import stop
+    from vzcore.linux.procfs import wait_exit
+    from vzcore.records import RecordError
+    from vzcore.runtime import states
+    from vzcore_beancounters.record import BeancountersRecord
+
+    for state in states(ct.paths.run_dir):
+        if state.ctid == ct.ctid or not (state.is_running or state.starting):
+            continue
+        try:
+            record = state.record(plugin, BeancountersRecord)
+        except RecordError:
+            continue
+        if record is not None and record.view:
+            return  # another CT is served (or about to be): the daemon stays
+    helper = daemon(ct)
+    process = helper.running()
+    if process is not None and not wait_exit(process, READY_TIMEOUT):
+        stop(process)  # not under the lock: the daemon takes it on its way out
+    helper.remove_cgroups()  # the exiting daemon may need a moment to leave it

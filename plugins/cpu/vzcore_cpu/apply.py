@@ -86,6 +86,8 @@ def rebalance(parent: CgroupSet, host_units: int, *, leaving: str | None = None)
     Returns the weight written, or ``None`` when there was nothing to do (no CT runs, or
     the parent is the hierarchy's root, which has no weight).
     """
+    from vzcore.ctgroups import DAEMON_GROUP_PREFIX
+
     group = parent.dir_for("cpu")
     if group is None or not group.directory.is_dir():
         return None
@@ -96,7 +98,8 @@ def rebalance(parent: CgroupSet, host_units: int, *, leaving: str | None = None)
     with _locked(group.directory):
         weights = []
         for child in os.scandir(group.directory):
-            if child.is_dir(follow_symlinks=False) and child.name != leaving:
+            if child.is_dir(follow_symlinks=False) and child.name != leaving \
+                    and not child.name.startswith(DAEMON_GROUP_PREFIX):  # vzctl's daemons
                 try:
                     weights.append(int(read_file(Path(child.path, name))))
                 except (KernelError, ValueError):

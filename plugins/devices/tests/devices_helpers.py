@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import attrs
 
-from vzcore.testing.contracts import profile_options
-from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore.testing.probect import ProbeCt
 
 SECRET = b"host secret"
 
@@ -33,30 +29,8 @@ class LoopDevice:
         return os.major(rdev), os.minor(rdev)
 
 
-@attrs.define
-class RunningCt:
+class RunningCt(ProbeCt):
     """A started CT of one profile, with ``devprobe`` in its /usr/local/bin."""
-
-    ctid: int
-    profile: str
-    vzctl: Vzctl
-    env: VzEnv
-
-    def sh(self, command: str) -> subprocess.CompletedProcess[str]:
-        return self.vzctl("exec2", self.ctid, command, check=False)
-
-    def probe(self, *args: object) -> str:
-        result = self.vzctl("exec3", self.ctid, "/usr/local/bin/devprobe", *args, check=False)
-        assert result.returncode in (0, 1), result.stderr
-        return result.stdout.strip()
-
-    @property
-    def init_pid(self) -> int:
-        return int(json.loads(self.env.state(self.ctid).read_text())["init"]["pid"])
-
-    def host_path(self, path: str) -> Path:
-        """``path`` inside the running CT, as the host reaches it."""
-        return Path(f"/proc/{self.init_pid}/root") / path.lstrip("/")
 
     def config(self) -> bytes:
         return self.env.conf(self.ctid).read_bytes()
@@ -69,16 +43,3 @@ class RunningCt:
         os.chmod(path, 0o666)
         private = self.env.private(self.ctid).stat()
         os.chown(path, private.st_uid, private.st_gid)
-
-
-def make_ct(vz_env: VzEnv, vzctl: Vzctl, devprobe: Path, profile: str) -> RunningCt:
-    vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "dev101",
-          *profile_options(vz_env, profile))
-    target = vz_env.private(101) / "usr/local/bin/devprobe"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(devprobe, target)
-    owner = vz_env.private(101).stat()
-    os.chown(target.parent, owner.st_uid, owner.st_gid)
-    os.chown(target, owner.st_uid, owner.st_gid)
-    vzctl("start", 101)
-    return RunningCt(101, profile, vzctl, vz_env)

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import attrs
 
+from vzcore.linux.devnodes import RESERVED_NAMES
+
 ACCESS = {"r": "r", "w": "w", "rw": "rw", "q": "rw", "none": ""}
 """Option letters -> the access granted (subset of ``rw``)."""
 
@@ -29,8 +31,7 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.:+-]{1,15}$")
 MAX_MAJOR = (1 << 12) - 1
 MAX_MINOR = (1 << 20) - 1
 
-RESERVED = frozenset({"null", "zero", "full", "random", "urandom", "tty", "console", "ptmx",
-                      "pts", "shm", "mqueue", "fd", "stdin", "stdout", "stderr", "core"})
+RESERVED = RESERVED_NAMES
 """The first path parts of /dev that every CT has already (isolation makes them)."""
 
 

@@ -6,6 +6,8 @@ numbers and permission bits, owned by the CT's root: a user namespace's root, wh
 cannot mknod, gets a node it owns.  Paths inside the CT are resolved with
 :mod:`vzcore.linux.safefs`, so a link the CT planted in its /dev leads nowhere else.
 Whether the node opens is the device cgroup's decision (:mod:`vzcore_devices.enforce`).
+In a running CT a node is made under a temporary name and renamed into place
+(:func:`vzcore.linux.devnodes.make_node`), so the CT never sees a half-made one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterable
 
 from vzcore.errors import KernelError
 from vzcore.linux import safefs
+from vzcore.linux.devnodes import make_node
 from vzcore_devices.record import Node
 
 HOST_DEV = "/dev"
@@ -54,25 +57,10 @@ def _make_one(root_fd: int, node: Node, owner: tuple[int, int]) -> None:
     if directory != "dev":
         _makedirs(root_fd, directory, owner)
     kind = stat.S_IFCHR if node.kind == "c" else stat.S_IFBLK
-    device = os.makedev(node.major, node.minor)
     with safefs.opened(root_fd, directory, os.O_PATH | os.O_DIRECTORY) as dir_fd:
-        try:
-            st = os.lstat(name, dir_fd=dir_fd)
-        except FileNotFoundError:
-            st = None
-        if st is not None and not (stat.S_IFMT(st.st_mode) == kind and st.st_rdev == device):
-            if stat.S_ISDIR(st.st_mode):
-                raise KernelError("make device node in the CT", f"/{directory}/{name}", 21)
-            os.unlink(name, dir_fd=dir_fd)  # the name was granted: what the CT put there goes
-            st = None
-        if st is None:
-            os.mknod(name, kind | 0o600, device, dir_fd=dir_fd)
-        os.chown(name, *owner, dir_fd=dir_fd, follow_symlinks=False)
-        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-        try:
-            os.chmod(f"/proc/self/fd/{fd}", node.mode)  # an O_PATH descriptor: no fchmod
-        finally:
-            os.close(fd)
+        # Made whole under a temporary name and renamed over what the CT has there (the
+        # name was granted: what the CT put there goes): a running CT cannot race it.
+        make_node(dir_fd, name, kind, os.makedev(node.major, node.minor), node.mode, owner)
 
 
 def _makedirs(root_fd: int, directory: str, owner: tuple[int, int]) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
+from vzcore.linux.devnodes import STANDARD
+
 
 @attrs.frozen
 class Rule:
@@ -57,15 +59,8 @@ DEFAULT: tuple[Rule, ...] = (
     # user namespace's root cannot mknod at all.)
     Rule("c", None, None, "m"),
     Rule("b", None, None, "m"),
-    _char(1, 3),    # null
-    _char(1, 5),    # zero
-    _char(1, 7),    # full
-    _char(1, 8),    # random
-    _char(1, 9),    # urandom
-    _char(5, 0),    # tty
-    _char(5, 1),    # console
-    _char(5, 2),    # ptmx
-    _char(136, None),  # pts/*: the CT's own devpts instance
+    # null, zero, full, random, urandom, tty, console, ptmx, and pts/*: the CT's own devpts
+    *(_char(d.major, d.minor) for d in STANDARD),
 )
 """The default allow list of every CT, in both profiles (docs/devices.md)."""
 

@@ -136,6 +136,14 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
 
 
 @hookimpl
+def vz_host_areas(ct: Container) -> Iterable[str]:
+    """The btrfs pool (the CT's and vz.conf's ``BTRFS_POOL``): btrfs CTs' trees lie there."""
+    for text in sorted({ct.get("BTRFS_POOL") or "", ct.global_config.get("BTRFS_POOL") or ""}):
+        if text.startswith("/"):
+            yield str(ct.paths.host(text))
+
+
+@hookimpl
 def vz_destroy(ct: Container) -> None:
     from vzcore_disk import convert, layouts
 

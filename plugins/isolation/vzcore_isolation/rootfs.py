@@ -14,18 +14,14 @@ import stat
 from vzcore.defaults import DEV_SHM_SIZE
 from vzcore.errors import KernelError
 from vzcore.linux import mounts, safefs
+from vzcore.linux.devnodes import DEV_NODES, TTY_GID
 
 NOSUID, NODEV, NOEXEC, RDONLY = mounts.MS_NOSUID, mounts.MS_NODEV, mounts.MS_NOEXEC, mounts.MS_RDONLY
 
-DEV_NODES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8),
-             "urandom": (1, 9), "tty": (5, 0)}
-"""Character devices every CT gets (major, minor), made by the host's root in the CT's
-own /dev tmpfs and owned by the CT's root, as LXC does for privileged containers.  Never
-bind mounts of the host's nodes: a CT's root (or its systemd, fixing /dev/console's
-owner) that chmods or chowns its /dev/null must change its own node, not the host's."""
-
-TTY_GID = 5
-"""The ``tty`` group inside the CT (Debian's), which owns its pseudo-terminals."""
+# DEV_NODES: character devices every CT gets (major, minor), made by the host's root in the
+# CT's own /dev tmpfs and owned by the CT's root, as LXC does for privileged containers.
+# Never bind mounts of the host's nodes: a CT's root (or its systemd, fixing /dev/console's
+# owner) that chmods or chowns its /dev/null must change its own node, not the host's.
 
 DEV_LINKS = {
     "fd": "/proc/self/fd",

@@ -70,6 +70,19 @@ def kill_daemon(place: daemon.Place) -> None:
         time.sleep(0.01)
 
 
+def daemon_groups(pid: int, vz_env: VzEnv) -> set[str]:
+    """The group names (tag cut off) of process ``pid`` in every hierarchy, each asserted
+    to be right below the test's cgroup parent."""
+    from vzcore.linux import cgroups
+
+    found = set()
+    for h in cgroups.hierarchies(pid):
+        parent, _, name = h.own.rpartition("/")
+        assert parent.endswith("/" + vz_env.cgroup_parent), h.own
+        found.add(name.rsplit("-", 1)[0])
+    return found
+
+
 def sysinfo_minutes(line: str) -> int:
     """Minutes of busybox's ``up 2 days,  3:10,`` / ``up 5 min,``."""
     found = re.search(r"up\s+(?:(\d+) days?,\s+)?(?:(\d+):(\d+)|(\d+) min)", line)
@@ -135,6 +148,8 @@ def test_one_lxcfs_serves_both_profiles_and_is_repaired_in_every_running_ct(
     vzctl("start", 102)
     place = where(vz_env)
     assert len(lxcfs_processes(place)) == 1, "one lxcfs serves every CT"
+    # out of vzctl's (a login session's) groups: in its own, below CGROUP_PARENT
+    assert daemon_groups(lxcfs_processes(place)[0], vz_env) == {"daemon-lxcfs"}
     check_own_views(vzctl, 101, 512 * 1024)
     check_own_views(vzctl, 102, 256 * 1024)
     # CPUs: --cpus 1 gives CT 101 one CPU of its cpuset; nproc, /proc/stat, cpuinfo agree
@@ -174,6 +189,7 @@ def test_one_lxcfs_serves_both_profiles_and_is_repaired_in_every_running_ct(
     assert len(lxcfs_processes(place)) == 1 and uptime(vzctl, 102) >= 0
     vzctl("stop", 102)
     assert lxcfs_processes(place) == [] and not place.directory.exists()
+    assert not [g for d in vz_env.cgroup_dirs() if d.exists() for g in d.glob("daemon-lxcfs*")]
     state = json.loads(vz_env.state(103).read_text())
     assert "lxcfs" not in state.get("plugins", {})
     vzctl("stop", 103)

@@ -42,19 +42,23 @@ def _attach(root_fd: int, relative: str, tree: int) -> None:
         mountapi.move_mount_to_fd(tree, target, relative)
 
 
-def _clone(daemon_pid: int, mountpoint: Path, files: Iterable[str]) -> dict[str, int]:
-    """Detached copies of the daemon's files, taken in its mount namespace."""
-    with mountapi.mount_namespace_of(daemon_pid):
+def _clone(daemon_pid: int, mountpoint: Path, files: Iterable[str], *,
+           ns_fd: int | None = None) -> dict[str, int]:
+    """Detached copies of the daemon's files, taken in its mount namespace (joined through
+    ``ns_fd`` when given)."""
+    with mountapi.mount_namespace_of(daemon_pid, ns_fd=ns_fd):
         return mountapi.clone_trees(str(mountpoint / f) for f in files)
 
 
-def bind_at_start(root: str, daemon_pid: int, mountpoint: Path, files: Iterable[str]) -> list[str]:
+def bind_at_start(root: str, daemon_ns: int, mountpoint: Path, files: Iterable[str]) -> list[str]:
     """In the CT's init, before the root switch: bind the daemon's files over the CT's
-    (below ``root``, its host path); returns the files bound."""
+    (below ``root``, its host path); returns the files bound.  ``daemon_ns`` is a
+    descriptor of the daemon's mount namespace, checked against the record
+    (:func:`vzcore_lxcfs.daemon.open_namespace`)."""
     root_fd = safefs.open_root(root)
     try:
         wanted = [f for f in files if _kernel_own(root_fd, f)]
-        trees = _clone(daemon_pid, mountpoint, wanted)
+        trees = _clone(-1, mountpoint, wanted, ns_fd=daemon_ns)
         try:
             for f in wanted:
                 _attach(root_fd, f, trees[str(mountpoint / f)])

@@ -4,7 +4,9 @@ One lxcfs serves every CT of a ``VZ_ROOT`` prefix.  Its files live in the prefix
 directory (``/run/vz/lxcfs/``, or ``PREFIX/run/vz/lxcfs/``): the FUSE mount point
 ``mnt``, ``daemon`` (PID and start time, so a reused PID is never taken for it),
 lxcfs's own pid file, the log, and the lock every vzctl takes before it looks at or
-changes the daemon.  vzctl starts it when a CT with views starts and none runs, starts it
+changes the daemon: the shared-daemon pattern of :mod:`vzcore.linux.daemon`, which also
+runs lxcfs in a cgroup of its own (``CGROUP_PARENT/daemon-lxcfs``), out of the calling
+vzctl's login session.  vzctl starts it when a CT with views starts and none runs, starts it
 again when it finds it dead (a start, ``vzctl status``, ``vzlist``, ``vzctl set``), and
 stops it when the last CT using it stops.  Which CTs use it is read from their state
 files, not kept beside the daemon: a state file is the one record that a killed vzctl
@@ -14,12 +16,9 @@ cannot leave behind inconsistently.
 from __future__ import annotations
 
 import errno
-import fcntl
-import json
 import os
+import select
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +28,11 @@ import attrs
 
 from vzcore.errors import VzError
 from vzcore.linux import mounts
-from vzcore.linux.procfs import ProcessId, command_name, kill, wait_exit
+from vzcore.linux.cgroups import CgroupSet
+from vzcore.linux.daemon import Daemon
+from vzcore.linux.daemon import pidfd as open_pidfd
+from vzcore.linux.daemon import stop as stop_process
+from vzcore.linux.procfs import ProcessId, command_name
 
 PLUGIN = "lxcfs"
 """The plugin's name in state files (its entry-point name)."""
@@ -51,9 +54,17 @@ BINARY_KEY = "LXCFS_BINARY"
 
 @attrs.frozen
 class Place:
-    """The daemon's files in one installation's run directory."""
+    """The daemon's files in one installation's run directory, and its cgroups
+    (``None``: where the caller is; every vzctl command passes them)."""
 
     directory: Path
+    cgroups: CgroupSet | None = None
+
+    @property
+    def daemon(self) -> Daemon:
+        """The shared-daemon helper over these files."""
+        return Daemon(self.directory, record_name="daemon", lock_name="lock",
+                      log_name="lxcfs.log", cgroups=self.cgroups)
 
     @property
     def mountpoint(self) -> Path:
@@ -61,24 +72,26 @@ class Place:
 
     @property
     def daemon_file(self) -> Path:
-        return self.directory / "daemon"
+        return self.daemon.record_file
 
     @property
     def pidfile(self) -> Path:
+        """lxcfs's own pid file (``-p``): finds an lxcfs whose start vzctl never recorded."""
         return self.directory / "lxcfs.pid"
 
     @property
     def log(self) -> Path:
-        return self.directory / "lxcfs.log"
+        return self.daemon.log
 
     @property
     def lockfile(self) -> Path:
-        return self.directory / "lock"
+        return self.daemon.lockfile
 
 
-def place(run_dir: Path) -> Place:
-    """Where the daemon of the installation with run directory ``run_dir`` keeps its files."""
-    return Place(run_dir / "lxcfs")
+def place(run_dir: Path, cgroups: CgroupSet | None = None) -> Place:
+    """Where the daemon of the installation with run directory ``run_dir`` keeps its files
+    (``cgroups``: where it runs, :func:`vzcore.ctgroups.daemon_groups`)."""
+    return Place(run_dir / "lxcfs", cgroups)
 
 
 def binary(configured: str | None = None) -> str | None:
@@ -92,44 +105,67 @@ def binary(configured: str | None = None) -> str | None:
 @contextmanager
 def locked(where: Place) -> Iterator[None]:
     """Hold the daemon's lock (every start, check, restart and stop takes it)."""
-    while True:
-        where.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        try:
-            fd = os.open(where.lockfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            continue  # the directory went with the last stop meanwhile
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                same = os.stat(where.lockfile).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:  # else the last stop removed the file while we waited: lock anew
-                yield
-                return
-        finally:
-            os.close(fd)
+    with where.daemon.locked():
+        yield
 
 
 def recorded(where: Place) -> ProcessId | None:
     """The daemon vzctl started, if it still runs (dead or never started: ``None``)."""
-    try:
-        pid, start_time = (int(w) for w in where.daemon_file.read_text().split())
-    except (OSError, ValueError):
-        return None
-    process = ProcessId(pid, start_time)
-    return process if process.is_alive() else None
+    return where.daemon.running()
 
 
-def recorded_pid(where: Place) -> int | None:
-    """The recorded daemon's PID while a process has it, for the CT's init: its start time
-    cannot be compared there (``/proc/PID/stat`` counts it in the reader's time namespace,
-    and the CT's is shifted); a PID reused within the start would fail the binds."""
+_held: dict[ProcessId, tuple[int, str]] = {}
+"""The mount namespace of each daemon this vzctl started CTs with, held open (one
+descriptor per daemon, however many CTs a ``vzctl boot-all`` starts)."""
+
+
+def hold_namespace(process: ProcessId) -> str:
+    """The daemon's mount namespace as ``mnt:[INODE]``, for a CT's init to check the one
+    it joins against (:func:`open_namespace`).
+
+    Checked with a pidfd: opened (and its start time compared) before the namespace and
+    still unsignalled after, the pidfd proves the namespace was this very daemon's.  It
+    stays open in this vzctl, so no other namespace can get its inode number while CTs
+    started here may look for it.  (The CT's init cannot check the daemon itself: it was
+    forked before the daemon was known, and in the CT's time namespace start times read
+    differently.)
+    """
+    held = _held.get(process)
+    if held is not None:
+        return held[1]
     try:
-        pid = int(where.daemon_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if ProcessId.of(pid) is not None else None
+        pidfd = open_pidfd(process)
+    except ProcessLookupError:
+        raise VzError(f"lxcfs (PID {process.pid}) died during the start") from None
+    try:
+        try:
+            ns_fd = os.open(f"/proc/{process.pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            ns_fd = -1
+        if ns_fd < 0 or select.select([pidfd], [], [], 0)[0]:  # readable: it exited
+            if ns_fd >= 0:
+                os.close(ns_fd)
+            raise VzError(f"lxcfs (PID {process.pid}) died during the start")
+    finally:
+        os.close(pidfd)
+    name = f"mnt:[{os.fstat(ns_fd).st_ino}]"
+    _held[process] = (ns_fd, name)
+    return name
+
+
+def open_namespace(pid: int, expected: str) -> int:
+    """In a CT's init: a descriptor of daemon ``pid``'s mount namespace, refused unless it
+    is ``expected`` (what :func:`hold_namespace` recorded on the host)."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        fd = -1
+    if fd >= 0 and f"mnt:[{os.fstat(fd).st_ino}]" == expected:
+        return fd
+    if fd >= 0:
+        os.close(fd)
+    raise VzError(f"lxcfs (PID {pid}) is not the daemon checked at the start (it died "
+                  "meanwhile); start the CT again")
 
 
 def _mount_ids(mountpoint: Path) -> list[int]:
@@ -150,36 +186,28 @@ class Launcher:
         return True
 
     def spawn(self, where: Place, program: str) -> ProcessId:
-        """Start lxcfs on the mount point, record it in ``daemon`` and wait until it
-        serves."""
-        with open(where.log, "ab") as log:
-            child = subprocess.Popen(
-                [program, *OPTIONS, "-p", str(where.pidfile), str(where.mountpoint)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd="/", close_fds=True,
-                start_new_session=True,  # no terminal's hangup reaches it; vzctl may exit
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})
-        process = ProcessId.of(child.pid)
-        if process is not None:
-            where.daemon_file.write_text(f"{process.pid} {process.start_time}\n")
+        """Start lxcfs on the mount point (in its own cgroups), record it in ``daemon`` and
+        wait until it serves."""
+        helper = where.daemon
+        child, process = helper.spawn(
+            [program, *OPTIONS, "-p", str(where.pidfile), str(where.mountpoint)],
+            stdout_to_log=True)
         deadline = time.monotonic() + READY_TIMEOUT
-        while process is not None and process.is_alive():
+        while process.is_alive():
             if self.serving(where):
                 return process
             if time.monotonic() > deadline:
                 break
             time.sleep(0.01)
         if child.poll() is None:
-            self.end(ProcessId.of(child.pid) or ProcessId(child.pid, 0))
+            self.end(process)
         child.wait()
         raise VzError(f"lxcfs ({program}) did not start serving {where.mountpoint} "
                       f"(exit status {child.returncode}); see {where.log}")
 
     def end(self, process: ProcessId) -> None:
         """Stop an lxcfs: SIGTERM (it unmounts itself), SIGKILL if it lingers."""
-        kill(process, signal.SIGTERM)
-        if not wait_exit(process, STOP_TIMEOUT):
-            kill(process, signal.SIGKILL)
-            wait_exit(process, STOP_TIMEOUT)
+        stop_process(process, STOP_TIMEOUT)
 
     def unmount(self, mountpoint: Path) -> None:
         """Unmount whatever is mounted on the mount point (stacked mounts of two lxcfs
@@ -262,40 +290,26 @@ class User:
     ctid: int
     init: ProcessId | None
     files: tuple[str, ...]
-    cgroups: list[dict[str, object]]
+    cgroups: CgroupSet | None
 
 
 def users(run_dir: Path) -> list[User]:
     """CTs that use the daemon: their state file holds the plugin's record and their init
     runs, or a start that recorded it is still going on (its vzctl runs)."""
+    from vzcore.records import RecordError
+    from vzcore.runtime import states
+    from vzcore_lxcfs.record import LxcfsRecord
+
     found: list[User] = []
-    try:
-        names = sorted(os.listdir(run_dir))
-    except FileNotFoundError:
-        return found
-    for name in names:
-        stem, dot, ext = name.partition(".")
-        if ext != "json" or not dot or not stem.isdigit():
+    for state in states(run_dir):
+        if not (state.is_running or state.starting):
             continue
         try:
-            data = json.loads((run_dir / name).read_text())
-        except (OSError, ValueError):
-            continue
-        entry = (data.get("plugins") or {}).get(PLUGIN)
-        if not isinstance(entry, dict):
-            continue
-        record = entry.get("record", entry)
-        init = data.get("init")
-        process = ProcessId(init["pid"], init["start_time"]) if init else None
-        if process is not None:
-            if not process.is_alive():
-                continue
-        else:
-            vzctl = data.get("vzctl_pid")
-            if not isinstance(vzctl, int) or ProcessId.of(vzctl) is None:
-                continue
-        found.append(User(int(stem), process, tuple(record.get("files") or ()),
-                          list(data.get("cgroups") or [])))
+            record = state.record(PLUGIN, LxcfsRecord)
+        except RecordError:
+            continue  # a record this plugin cannot read names no files to bind
+        if record is not None:
+            found.append(User(state.ctid, state.init, record.files, state.cgroups))
     return found
 
 
@@ -305,6 +319,7 @@ def stop_unless_used(where: Place, run_dir: Path, leaving: int) -> bool:
         if any(user.ctid != leaving for user in users(run_dir)):
             return False
         clear(where)
+        where.daemon.remove_cgroups()  # lxcfs is gone: its group is empty
         # Nothing stays: the lock file goes last (a vzctl waiting on it locks anew).
         for name in ("mnt", "lxcfs.log", "rebinding", "lock"):
             path = where.directory / name

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vzcore.container import Container
     from vzcore.params import Field, Parameter
     from vzcore.runtime import Run
+    from vzcore_lxcfs.daemon import Place
 
 KEY = "LXCFS"
 
@@ -121,19 +122,31 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
             timens.start_clock_at_zero(holder)
 
 
+def _place(ct: Container) -> Place:
+    """The daemon's files and its cgroups for the installation of ``ct``."""
+    from vzcore.ctgroups import daemon_groups
+    from vzcore_lxcfs import daemon
+
+    return daemon.place(ct.paths.run_dir, daemon_groups(ct, daemon.PLUGIN))
+
+
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
     """Record the CT as a user of the shared lxcfs, then make sure it serves."""
     import sys
 
+    import attrs
+
     from vzcore.errors import VzError
     from vzcore_lxcfs import daemon, recover
 
+    where = _place(ct)
     if not _views_on(ct):
         # Any start repairs the daemon the running CTs use (a failure is theirs, not ours).
-        if daemon.place(ct.paths.run_dir).directory.exists():
+        if where.directory.exists():
             try:
-                recover.check(ct.paths.run_dir, daemon.binary(ct.global_config.get(daemon.BINARY_KEY)))
+                recover.check(where, ct.paths.run_dir,
+                              daemon.binary(ct.global_config.get(daemon.BINARY_KEY)))
             except VzError as exc:
                 print(f"warning: {exc}", file=sys.stderr)
         return
@@ -141,15 +154,19 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     if program is None:  # removed since vz_validate looked
         raise VzError(f"CT {ct.ctid}: lxcfs is no longer installed; install the Debian "
                       f"package lxcfs or start the CT with 'vzctl set {ct.ctid} --lxcfs no --save'")
-    where = daemon.place(ct.paths.run_dir)
     # On record first: the daemon is stopped when no state file names it any more.
     run.record = LxcfsRecord(directory=str(where.directory), files=daemon.FILES)
-    recover.ensure_for_start(ct.paths.run_dir, program)
+    process = recover.ensure_for_start(where, ct.paths.run_dir, program)
+    # For the CT's init, which binds from this daemon: written with the start's next save,
+    # which comes before init is released.
+    run.amend(attrs.evolve(run.record, daemon_pid=process.pid,
+                           mntns=daemon.hold_namespace(process)))
 
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
     """Bind the daemon's files over the CT's own /proc files (before the root switch)."""
+    import os
     from pathlib import Path
 
     from vzcore.errors import VzError
@@ -158,11 +175,13 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     record: LxcfsRecord | None = run.record
     if record is None:
         return
-    where = daemon.place(ct.paths.run_dir)
-    pid = daemon.recorded_pid(where)
-    if pid is None:
-        raise VzError(f"CT {ct.ctid}: lxcfs died during the start; see {where.log}")
-    bind.bind_at_start(run.root, pid, Path(record.mountpoint), record.files)
+    if not record.mntns:
+        raise VzError(f"CT {ct.ctid}: the lxcfs daemon was not found at the start")
+    ns_fd = daemon.open_namespace(record.daemon_pid, record.mntns)
+    try:
+        bind.bind_at_start(run.root, ns_fd, Path(record.mountpoint), record.files)
+    finally:
+        os.close(ns_fd)
 
 
 @hookimpl
@@ -171,7 +190,7 @@ def vz_post_stop(ct: Container, run: Run) -> None:
     a record: a CT whose state file was lost (and rebuilt from the kernel) used it too."""
     from vzcore_lxcfs import daemon
 
-    where = daemon.place(ct.paths.run_dir)
+    where = _place(ct)
     if run.record is not None or where.directory.exists():
         daemon.stop_unless_used(where, ct.paths.run_dir, ct.ctid)
 
@@ -180,7 +199,8 @@ def _check(ct: Container, run: Run | None) -> None:
     from vzcore_lxcfs import daemon, recover
 
     if run is not None and run.record is not None:
-        recover.check(ct.paths.run_dir, daemon.binary(ct.global_config.get(daemon.BINARY_KEY)))
+        recover.check(_place(ct), ct.paths.run_dir,
+                      daemon.binary(ct.global_config.get(daemon.BINARY_KEY)))
 
 
 @hookimpl

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import ClassVar
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
 
 import attrs
 
@@ -23,12 +23,22 @@ class LxcfsRecord(PluginRecord):
         log, lock), removed by the last CT's stop.
     :ivar files: the files to bind, relative to both the mount point and the CT's root
         (``proc/meminfo``); a restarted lxcfs is bound anew over these.
+    :ivar daemon_pid: the daemon the start binds from, and
+    :ivar mntns: its mount namespace (``mnt:[INODE]``), checked on the host with a pidfd:
+        the CT's init joins that namespace only (a PID may be reused meanwhile).
     """
 
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
 
     directory: str
     files: tuple[str, ...] = attrs.field(default=(), converter=_paths)
+    daemon_pid: int = 0
+    mntns: str = ""
+
+    @classmethod
+    def upgrade(cls, version: int, data: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Version 1 had no daemon identity (only a start needs it)."""
+        return dict(data) if version == 1 else None
 
     @property
     def mountpoint(self) -> str:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from vzcore.errors import VzError
 from vzcore.linux import namespaces
-from vzcore.linux.cgroups import CgroupSet
 from vzcore.linux.procfs import ProcessId, namespace
 from vzcore_lxcfs import daemon
 from vzcore_lxcfs.daemon import Place, User
@@ -31,7 +30,7 @@ def _namespaces_of(user: User) -> dict[str, int]:
     """One PID per distinct mount namespace among the CT's processes."""
     found: dict[str, int] = {}
     try:
-        pids = CgroupSet.from_json(user.cgroups).pids() if user.cgroups else set()
+        pids = user.cgroups.pids() if user.cgroups is not None else set()
     except (OSError, VzError):
         pids = set()
     if user.init is not None:
@@ -71,10 +70,10 @@ def _marker(where: Place) -> Path:
     return where.directory / REBINDING
 
 
-def check(run_dir: Path, program: str | None) -> ProcessId | None:
-    """Make sure the daemon serves and the running CTs see it; returns the daemon (``None``
-    when no CT uses one).  Cheap when all is well: a file read and a ``stat``."""
-    where = daemon.place(run_dir)
+def check(where: Place, run_dir: Path, program: str | None) -> ProcessId | None:
+    """Make sure the daemon at ``where`` serves and the running CTs of ``run_dir`` see it;
+    returns the daemon (``None`` when no CT uses one).  Cheap when all is well: a file read
+    and a ``stat``."""
     process = daemon.healthy(where)
     if process is not None and not _marker(where).exists():
         return process
@@ -105,10 +104,9 @@ def _check_locked(where: Place, run_dir: Path, program: str | None) -> ProcessId
     return process
 
 
-def ensure_for_start(run_dir: Path, program: str) -> ProcessId:
+def ensure_for_start(where: Place, run_dir: Path, program: str) -> ProcessId:
     """``vz_pre_start``: the serving daemon, started now or again; the CTs that ran on a
     dead one are bound anew (a failure there is a warning: this CT still starts)."""
-    where = daemon.place(run_dir)
     with daemon.locked(where):
         process = daemon.healthy(where)
         if process is not None and not _marker(where).exists():

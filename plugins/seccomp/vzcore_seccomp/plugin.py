@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from vzcore.runtime import Run
 
 CAP_SYS_ADMIN = 21
-CHILD_MODULES = ("vzcore.linux.caps", "vzcore.linux.seccomp", "vzcore_seccomp.policy")
+CHILD_MODULES = ("vzcore.linux.caps", "vzcore.linux.seccomp", "vzcore.linux.devnodes",
+                 "vzcore_seccomp.policy")
 MODES = ("default", "off")
 
 
@@ -38,8 +39,8 @@ def vz_parameters() -> Iterable[Parameter]:
     yield Parameter(name="seccomp", key="SECCOMP", type=Choice(MODES),
                     on_create=True,
                     help="system call filter: default (deny module loading, kexec, bpf, "
-                         "keyrings, ...; in a privileged CT also mount and umount; see "
-                         "docs/security.md) or off")
+                         "keyrings, ...; in a privileged CT also mount, umount and new "
+                         "mount namespaces; see docs/security.md) or off")
 
 
 @hookimpl
@@ -69,7 +70,7 @@ def _apply(ct: Container) -> None:
     # the second-level quota (disk plugin): the CT's root sets its users' quotas
     ugid_quota = privileged and (ct.get("QUOTAUGIDLIMIT") or "0") != "0"
     seccomp.install(seccomp.deny_filter(policy.denied(privileged, ugid_quota),
-                                        rules=policy.rules(ugid_quota)))
+                                        rules=policy.rules(privileged, ugid_quota)))
 
 
 @hookimpl

@@ -12,6 +12,19 @@ rules on the file-system type; classic BPF cannot read the type string, so
 :data:`PRIVILEGED` refuses every way to change the mount table, as Docker's default
 profile does for a container without ``CAP_SYS_ADMIN``.  The price: a privileged CT
 cannot mount anything itself (docs/security.md).
+
+What systemd 252 needs there, and why it is still refused: its services' sandboxing
+(``ProtectSystem=``, ``PrivateTmp=``: systemd-logind) and its credentials
+(``LoadCredential=``: systemd-sysctl, -sysusers, -tmpfiles) make a mount namespace and then
+mount in it: a propagation change of ``/``, binds, read-only remounts, a ramfs or tmpfs,
+``MS_MOVE``.  In a privileged CT the same calls mount a fresh procfs (``/proc/sys``
+writable: ``kernel.core_pattern`` runs a program as the host's root) or sysfs, or move a
+mask away, and only the file-system type string or the mount's identity tells them apart,
+which a classic-BPF filter cannot read.  So mount stays refused, and making a mount
+namespace is refused too (:data:`PRIVILEGED_RULES`): a namespace nobody can mount in is of
+no use, and systemd, refused it with ``EPERM``, takes its documented container fallback
+(services run without file-system sandboxing, credentials go to a plain directory)
+instead of failing the units (docs/system-cts.md).
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import errno
 import stat
 
+from vzcore.linux.devnodes import STANDARD
 from vzcore.linux.seccomp import ArgCheck, ArgRule
 
 DEFAULT: dict[str, tuple[int, str]] = {
@@ -61,6 +75,9 @@ PRIVILEGED: dict[str, tuple[int, str]] = {
                                    "of, every file of the host's file system the CT lives on"),
     "quotactl": (errno.EPERM, "switching the host file system's quotas off"),
     "quotactl_fd": (errno.EPERM, "switching the host file system's quotas off"),
+    "clone3": (errno.ENOSYS, "its flags are in a structure the filter cannot read, so a "
+                             "mount namespace could be made (ENOSYS: programs fall back to "
+                             "clone(2), whose CLONE_NEWNS is refused)"),
 }
 """Added for a privileged CT (no user namespace), whose capabilities are the host's."""
 
@@ -91,14 +108,13 @@ def _dev(major: int, minor: int) -> int:
 
 
 DEVICE_ALLOW = {
-    "null": _dev(1, 3), "zero": _dev(1, 5), "full": _dev(1, 7), "random": _dev(1, 8),
-    "urandom": _dev(1, 9), "tty": _dev(5, 0), "console": _dev(5, 1), "ptmx": _dev(5, 2),
+    **{d.name: _dev(d.major, d.minor) for d in STANDARD if d.minor is not None},
     "whiteout": _dev(0, 0),  # overlayfs whiteouts are character devices 0:0
 }
 """Character devices a CT may create with mknod(2): the ones vzctl gives every CT's /dev
-(vzcore_isolation.rootfs.DEV_NODES, console, ptmx).  Block devices never: a node for the
-host's disk is the host's disk.  Devices granted to a CT are made by the host, not by
-mknod inside."""
+(:data:`vzcore.linux.devnodes.STANDARD`: its nodes, console, ptmx).  Block devices never:
+a node for the host's disk is the host's disk.  Devices granted to a CT are made by the
+host, not by mknod inside."""
 
 
 S_IFMT = 0o170000
@@ -123,6 +139,16 @@ RULES: list[ArgRule] = [
 ]
 """Calls refused for some arguments, in both profiles (harmless in a user namespace,
 where the kernel refuses them too)."""
+
+
+CLONE_NEWNS = 0x00020000
+
+PRIVILEGED_RULES: list[ArgRule] = [
+    ArgRule("unshare", errno.EPERM, [ArgCheck(0, [CLONE_NEWNS], mask=CLONE_NEWNS)]),
+    ArgRule("clone", errno.EPERM, [ArgCheck(0, [CLONE_NEWNS], mask=CLONE_NEWNS)]),
+]
+"""Added for a privileged CT: no new mount namespace (see the module's docstring).  EPERM,
+which systemd reads as "in a container without the privilege: go on without"."""
 
 
 def denied(privileged: bool = False, ugid_quota: bool = False) -> dict[str, int]:
@@ -150,7 +176,7 @@ QUOTA_RULES: list[ArgRule] = [
 ]
 
 
-def rules(ugid_quota: bool = False) -> list[ArgRule]:
-    """The argument rules (the same for both profiles), with :data:`QUOTA_RULES` for a CT
-    with the second-level quota."""
-    return [*RULES, *QUOTA_RULES] if ugid_quota else list(RULES)
+def rules(privileged: bool = False, ugid_quota: bool = False) -> list[ArgRule]:
+    """The argument rules of the default profile, plus :data:`PRIVILEGED_RULES` for a
+    privileged CT and :data:`QUOTA_RULES` for a CT with the second-level quota."""
+    return [*RULES, *(PRIVILEGED_RULES if privileged else []), *(QUOTA_RULES if ugid_quota else [])]
