@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 CONSOLE_OPTION = "console"
 """``run.options`` key: the host path of the console pty's slave, which the isolation
 plugin bind-mounts on the CT's ``/dev/console``."""
+CONSOLE_FD_OPTION = "console_fd"
+"""``run.options`` key: the slave's descriptor as the start's child processes hold it
+(forked after :func:`open_pty`): the isolation plugin binds the path only if it is still
+that pty."""
 
 SOCKET = "console.sock"
 PIDFILE = "console.pid"
@@ -139,7 +143,10 @@ def _spawn(path: Path, ctid: int, pty: ConsolePty, init: ProcessId) -> ProcessId
             [sys.executable, "-m", "vzcore.lifecycle.consoled", str(path), first],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd="/",
             start_new_session=True, close_fds=True, pass_fds=(pty.master, pty.slave),
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
+                 # the installation (VZ_ROOT) and plugins, for what a reboot inside runs
+                 **{k: v for k, v in os.environ.items()
+                    if k.startswith("VZ_") or k == "PYTHONPATH"}})
     process = ProcessId.of(child.pid)
     if process is None:
         raise VzError(f"the console daemon died at once; see {path / LOG}")

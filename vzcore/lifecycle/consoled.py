@@ -17,7 +17,14 @@ The master is read all the time (the CT never blocks on its console); the last
 too, so that a CT closing and reopening its console causes no hang-up; a ``vhangup()``
 inside (agetty's) still closes every slave for a moment, which only pauses reading.
 A console ends when its CT's init exits.  The daemon exits once it serves no
-CT and no client, under ``DIR/console.lock`` as vzctl takes it to hand a console over.
+CT and no client and has no CT event pending, under ``DIR/console.lock`` as vzctl takes
+it to hand a console over.
+
+The daemon is also how vzcore notices a CT whose init ended on its own (``reboot`` or
+``poweroff`` inside, see :mod:`vzcore.lifecycle.event`): for each init that exits, a
+thread reads its wait status, waits for the CT's lock and, if the state file still records
+that init, hands the lock to ``python -m vzcore.lifecycle.event``, which cleans up (and
+starts the CT again after a reboot); its output goes to the daemon's log.
 """
 
 from __future__ import annotations
@@ -28,13 +35,16 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
 import attrs
 
+from vzcore.lifecycle import event
 from vzcore.lifecycle.console import LOCKFILE, PIDFILE, SOCKET
 from vzcore.linux.procfs import ProcessId
 
@@ -52,6 +62,7 @@ class Console:
     master: int
     slave: int
     init: int  # a pidfd of the CT's init
+    identity: ProcessId
     ring: bytearray = attrs.field(factory=bytearray)
     client: socket.socket | None = None
     paused_until: float = 0.0  # reading the master stopped after a hang-up, until then
@@ -68,6 +79,9 @@ class Daemon:
         self.consoles: dict[int, Console] = {}
         self.started = time.monotonic()
         self.had_consoles = False
+        self.events = 0  # CT events whose threads have not finished
+        self.handlers: list[subprocess.Popen[bytes]] = []
+        self.mutex = threading.Lock()  # guards events and handlers
         self.listener = self._listen()
 
     def _listen(self) -> socket.socket:
@@ -98,12 +112,15 @@ class Daemon:
                 elif kind == "client":
                     self._input(console)
                 elif kind == "init":
-                    self._drop(console)
+                    self._init_exited(console)
+            self._reap_handlers()
             if self._idle() and self._try_exit():
                 return
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
+        if self._busy():
+            return 0.5  # to reap the event handlers and notice the end of events
         if self.consoles:
             paused = [c.paused_until for c in self.consoles.values() if c.paused_until]
             return max(0.0, min(paused) - now) if paused else None
@@ -123,8 +140,16 @@ class Daemon:
                 console.paused_until = 0.0
                 self.selector.register(console.master, selectors.EVENT_READ, ("master", console))
 
+    def _busy(self) -> bool:
+        with self.mutex:
+            return bool(self.events or self.handlers)
+
+    def _reap_handlers(self) -> None:
+        with self.mutex:
+            self.handlers = [h for h in self.handlers if h.poll() is None]
+
     def _idle(self) -> bool:
-        if self.consoles or len(self.selector.get_map()) > 1:
+        if self.consoles or len(self.selector.get_map()) > 1 or self._busy():
             return False
         return self.had_consoles or time.monotonic() - self.started >= IDLE_GRACE
 
@@ -179,7 +204,7 @@ class Daemon:
             self._drop(self.consoles[ctid])
         master, slave = fds
         os.set_blocking(master, False)
-        console = Console(ctid, master, slave, pidfd)
+        console = Console(ctid, master, slave, pidfd, identity)
         self.consoles[ctid] = console
         self.had_consoles = True
         self.selector.register(master, selectors.EVENT_READ, ("master", console))
@@ -253,6 +278,59 @@ class Daemon:
         if self.consoles.get(console.ctid) is console:
             del self.consoles[console.ctid]
 
+    def _init_exited(self, console: Console) -> None:
+        """The CT's init is gone: drop its console, and find out why in a thread."""
+        pidfd = os.dup(console.init)
+        self._drop(console)
+        with self.mutex:
+            self.events += 1
+        threading.Thread(target=self._event, args=(console.ctid, console.identity, pidfd),
+                         name=f"vz-event-{console.ctid}", daemon=True).start()
+
+    def _event(self, ctid: int, init: ProcessId, pidfd: int) -> None:
+        try:
+            self._handle_event(ctid, init, pidfd)
+        except Exception as exc:  # a thread's failure must not end the daemon
+            _log(f"CT {ctid}: handling the end of its init failed: {exc}")
+        finally:
+            with self.mutex:
+                self.events -= 1
+
+    def _handle_event(self, ctid: int, init: ProcessId, pidfd: int) -> None:
+        """Wait for the CT's lock; if the state file still records ``init``, hand the lock
+        to the event handler (:mod:`vzcore.lifecycle.event`)."""
+        from vzcore.engine import Engine
+        from vzcore.paths import Paths
+
+        try:
+            status = event.exit_status(pidfd)
+        finally:
+            os.close(pidfd)
+        what = event.classify(status)
+        engine = Engine(Paths.from_environment())
+        state_file = engine.paths.state_file(ctid)
+        if not event.records(state_file, init):
+            return  # a stop (or a start that failed) cleaned up already
+        lock_path = engine.lock_dir / f"{ctid}.lck"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a verb holding it (stop, restart...) goes first
+            if not event.records(state_file, init):
+                return  # that verb stopped or restarted the CT: it won
+            os.ftruncate(lock, 0)
+            os.pwrite(lock, f"{os.getpid()}\n{what}\n".encode(), 0)
+            _log(f"CT {ctid}: {event.describe(what, status)}")
+            handler = subprocess.Popen(
+                [sys.executable, "-m", "vzcore.lifecycle.event", str(ctid), str(init.pid),
+                 str(init.start_time), what, str(lock)],
+                stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr, cwd="/",
+                start_new_session=True, pass_fds=(lock,))
+            with self.mutex:
+                self.handlers.append(handler)
+        finally:
+            os.close(lock)  # the handler holds its own copy (and so the lock) now
+
     def _try_exit(self) -> bool:
         """Exit if still idle once the lock is held (a vzctl may be handing over)."""
         lock = os.open(self.directory / LOCKFILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -263,6 +341,10 @@ class Daemon:
         (self.directory / SOCKET).unlink(missing_ok=True)
         (self.directory / PIDFILE).unlink(missing_ok=True)
         return True  # the lock goes with our exit, after the socket
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def _peer(conn: socket.socket) -> tuple[int, int]:

@@ -1,0 +1,137 @@
+"""``reboot`` inside a CT restarts it; ``poweroff`` (``halt``) inside leaves it stopped with
+the host-side cleanup done, noticed by the console daemon, not by a process per CT
+(docs/system-cts.md, "reboot and poweroff inside").
+
+One CT per init kind: it boots, reboots from inside (a new init: another PID namespace,
+answering exec), then powers off from inside (status down; no process, mount, cgroup or
+state file left).  On a kernel whose pidfds do not give a non-parent init's exit status
+(PIDFD_INFO_EXIT, Linux 6.15) the documented fallback is checked instead: a reboot leaves
+the CT cleaned up as stopped, and the daemon's log says why.
+
+The test process is the subreaper of the CT's inits (vzcore.testing.pytest_plugin), so it
+reaps them while it waits, as a host's PID 1 does: the kernel keeps a dead init's exit
+status for pidfds once it is reaped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vzcore.lifecycle import event
+from vzcore.runtime import State
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv, reap_orphans
+from vzcore.testing.templates import DebianTemplate
+
+pytestmark = [pytest.mark.root]
+
+DEADLINE = 900.0
+"""Seconds after which a wait fails instead of hanging (the VM's emulation boots slowly)."""
+
+
+def _pidfd_exit_info() -> bool:
+    """Whether this kernel gives a reaped process's exit status through its pidfd."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    pidfd = os.pidfd_open(pid)
+    os.waitpid(pid, 0)
+    try:
+        return event.exit_status(pidfd, wait=0) == 7 << 8
+    finally:
+        os.close(pidfd)
+
+
+EXIT_INFO = _pidfd_exit_info()
+
+
+def _state(vz_env: VzEnv, ctid: int) -> State | None:
+    return State.load(vz_env.state(ctid), ctid)
+
+
+def _wait(what: str, done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not done():
+        reap_orphans()
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.1)
+
+
+def _mounted_below(path: Path) -> list[str]:
+    root = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if p == root or p.startswith(root + "/")]
+
+
+def _boot(vzctl: Vzctl, ctid: int, wait: bool) -> None:
+    vzctl("start", ctid, *(["--wait", "--wait-timeout", str(int(DEADLINE))] if wait else []),
+          timeout=DEADLINE + 60)
+
+
+def _reboot_then_poweroff(vz_env: VzEnv, vzctl: Vzctl, ctid: int, reboot: str, poweroff: str,
+                          wait: bool = True) -> None:
+    _boot(vzctl, ctid, wait)
+    before = _state(vz_env, ctid)
+    assert before is not None and before.init is not None and before.pidns
+
+    vzctl("exec2", ctid, reboot, check=False, timeout=DEADLINE)
+    if not EXIT_INFO:  # the documented fallback: cleaned up as stopped, and the log says why
+        _wait("the cleanup after the reboot", lambda: not vz_env.state(ctid).exists())
+        log = (vz_env.root / "run/vz/console/console.log").read_text()
+        assert "cannot be told from a power-off" in log
+        assert "down" in vzctl("status", ctid).stdout
+        return
+
+    def rebooted() -> bool:
+        state = _state(vz_env, ctid)
+        return state is not None and state.init != before.init and state.is_running
+    _wait("the CT to come back with a new init", rebooted)
+    after = _state(vz_env, ctid)
+    assert after is not None and after.init is not None
+    assert after.pidns != before.pidns  # a new init in a new PID namespace
+    assert not before.init.is_alive()
+    # The start after the reboot has finished once exec answers from the new init.
+    _wait("exec in the rebooted CT", lambda: vzctl("exec2", ctid, "true", check=False).returncode == 0)
+    assert vzctl("exec", ctid, "cat /proc/1/stat").stdout.split()[0] == "1"
+    assert "running" in vzctl("status", ctid).stdout
+
+    groups = [d.directory for d in after.cgroups.dirs] if after.cgroups else []
+    assert groups and all(g.exists() for g in groups)
+    vzctl("exec2", ctid, poweroff, check=False, timeout=DEADLINE)
+    _wait("the cleanup after the power-off", lambda: not vz_env.state(ctid).exists())
+    assert "down" in vzctl("status", ctid).stdout
+    assert not after.init.is_alive()
+    assert not any(g.exists() for g in groups), "the CT's cgroups are removed"
+    assert _mounted_below(vz_env.ct_root(ctid)) == [], "nothing stays mounted"
+    log = (vz_env.root / "run/vz/console/console.log").read_text()
+    assert f"CT {ctid}: rebooted inside" in log and f"CT {ctid}: halted or powered off" in log
+
+
+def test_busybox_reboot_and_poweroff_inside(vz_env: VzEnv, vzctl: Vzctl) -> None:
+    vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "ct101")
+    _reboot_then_poweroff(vz_env, vzctl, 101, "reboot", "poweroff", wait=False)
+
+
+def _debian(vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate],
+            kind: str, ctid: int) -> None:
+    template = debian_template(kind)
+    template.install(vz_env)
+    vzctl("create", ctid, "--ostemplate", template.name, "--hostname", f"ct{ctid}")
+
+
+def test_sysvinit_reboot_and_poweroff_inside(
+        vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate]) -> None:
+    _debian(vz_env, vzctl, debian_template, "sysvinit", 202)
+    _reboot_then_poweroff(vz_env, vzctl, 202, "reboot", "poweroff")
+
+
+@pytest.mark.vm
+def test_systemd_reboot_and_poweroff_inside(
+        vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate]) -> None:
+    _debian(vz_env, vzctl, debian_template, "systemd", 201)
+    _reboot_then_poweroff(vz_env, vzctl, 201, "systemctl reboot", "poweroff")
