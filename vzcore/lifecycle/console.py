@@ -133,16 +133,20 @@ def _daemon(path: Path) -> ProcessId | None:
 def _spawn(path: Path, ctid: int, pty: ConsolePty, init: ProcessId) -> ProcessId:
     """Start the daemon with its first CT's console (no waiting for it to listen: it
     reads the master from its first moment on, and the pty buffers until then)."""
+    first = f"{ctid}:{init.pid}:{init.start_time}:{pty.master}:{pty.slave}"
+    return _start_daemon(path, [first], (pty.master, pty.slave))
+
+
+def _start_daemon(path: Path, args: list[str], fds: tuple[int, ...]) -> ProcessId:
     import subprocess
 
     from vzcore.linux.procfs import ProcessId
 
-    first = f"{ctid}:{init.pid}:{init.start_time}:{pty.master}:{pty.slave}"
     with open(path / LOG, "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "vzcore.lifecycle.consoled", str(path), first],
+            [sys.executable, "-m", "vzcore.lifecycle.consoled", str(path), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd="/",
-            start_new_session=True, close_fds=True, pass_fds=(pty.master, pty.slave),
+            start_new_session=True, close_fds=True, pass_fds=fds,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
                  # the installation (VZ_ROOT) and plugins, for what a reboot inside runs
                  **{k: v for k, v in os.environ.items()
@@ -167,6 +171,32 @@ def _connect(path: Path, daemon: ProcessId | None) -> socket.socket:
             if daemon is None or not daemon.is_alive() or time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
+
+
+def spawn_holder(ct: Container, names: set[str], ends: dict[str, int]) -> int:
+    """Have the daemon (started if none runs) fork the holder of ``ct``'s start with the
+    pipe ends ``ends`` (:data:`vzcore.lifecycle.spawn.HOLDER_ENDS`); return its PID.  The
+    daemon is then the parent of the CT's init (:mod:`vzcore.lifecycle.event`)."""
+    from vzcore.lifecycle.spawn import HOLDER_ENDS
+
+    path = directory(ct)
+    try:
+        with _locked(path):
+            daemon = _daemon(path) or _start_daemon(path, [], ())
+            with _connect(path, daemon) as sock:
+                request = {"op": "spawn", "ctid": ct.ctid, "names": sorted(names)}
+                socket.send_fds(sock, [json.dumps(request).encode()],
+                                [ends[end] for end in HOLDER_ENDS])
+                sock.settimeout(READY_TIMEOUT)
+                answer = sock.recv(4096).decode(errors="replace")
+    except OSError as exc:
+        raise VzError(f"CT {ct.ctid}: the console daemon does not answer ({exc.strerror}); "
+                      f"see {path / LOG}") from None
+    kind, _, pid = answer.partition(" ")
+    if kind != "ok" or not pid.isdigit():
+        raise VzError(f"CT {ct.ctid}: the console daemon could not fork the CT's first "
+                      f"process: {answer}")
+    return int(pid)
 
 
 def hand_over(ct: Container, pty: ConsolePty, init: ProcessId) -> None:

@@ -7,6 +7,10 @@ root may connect).  Requests are one JSON packet:
 
 ``{"op": "add", "ctid": N, "init": [PID, START_TIME]}`` with the master and a slave
     descriptor: serve this console until that init exits.  Answer ``ok``.
+``{"op": "spawn", "ctid": N, "names": [...]}`` with three pipe ends
+    fork the holder of CT N's start (:func:`vzcore.lifecycle.spawn.holder_in_daemon`), so
+    that the daemon, a child subreaper, becomes the parent of the CT's init.  Answer
+    ``ok PID``.
 ``{"op": "attach", "ctid": N}``
     answer ``ok`` (then the recent output, then what the CT writes, as packets; the client
     sends ``i`` + typed bytes and ``w`` + a ``struct winsize``), ``busy PID`` while another
@@ -21,10 +25,11 @@ CT and no client and has no CT event pending, under ``DIR/console.lock`` as vzct
 it to hand a console over.
 
 The daemon is also how vzcore notices a CT whose init ended on its own (``reboot`` or
-``poweroff`` inside, see :mod:`vzcore.lifecycle.event`): for each init that exits, a
-thread reads its wait status, waits for the CT's lock and, if the state file still records
-that init, hands the lock to ``python -m vzcore.lifecycle.event``, which cleans up (and
-starts the CT again after a reboot); its output goes to the daemon's log.
+``poweroff`` inside, see :mod:`vzcore.lifecycle.event`): it reaps each init it is the
+parent of (SIGCHLD), and for each init that exits a thread waits for the CT's lock and,
+if the state file still records that init, hands the lock to ``python -m
+vzcore.lifecycle.event``, which cleans up (and starts the CT again after a reboot); its
+output goes to the daemon's log.
 """
 
 from __future__ import annotations
@@ -46,8 +51,10 @@ import attrs
 
 from vzcore.lifecycle import event
 from vzcore.lifecycle.console import LOCKFILE, PIDFILE, SOCKET
+from vzcore.linux import libc
 from vzcore.linux.procfs import ProcessId
 
+PR_SET_CHILD_SUBREAPER = 36
 RING_SIZE = 64 * 1024
 """Bytes of a console's recent output shown on attach (lxc-console keeps a ring buffer too)."""
 HANGUP_PAUSE = 0.1
@@ -80,9 +87,12 @@ class Daemon:
         self.started = time.monotonic()
         self.had_consoles = False
         self.events = 0  # CT events whose threads have not finished
-        self.handlers: list[subprocess.Popen[bytes]] = []
+        self.handlers: set[int] = set()  # PIDs of running event handlers
         self.mutex = threading.Lock()  # guards events and handlers
+        self.statuses: dict[int, int] = {}  # wait status of inits reaped before their pidfd said so
+        self.last_spawn = 0.0  # when a holder was last forked (its init's console follows)
         self.listener = self._listen()
+        self.wakeup = self._on_sigchld()
 
     def _listen(self) -> socket.socket:
         path = self.directory / SOCKET
@@ -97,6 +107,34 @@ class Daemon:
         listener.setblocking(False)
         self.selector.register(listener, selectors.EVENT_READ, ("listen", None))
         return listener
+
+    def _on_sigchld(self) -> int:
+        """Wake the loop on SIGCHLD (an init, a holder or a handler ended) through a pipe."""
+        read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda _signo, _frame: None)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self.selector.register(read, selectors.EVENT_READ, ("sigchld", None))
+        return read
+
+    def _reap(self) -> None:
+        """Reap every ended child; keep the wait status of the CTs' inits."""
+        try:
+            while os.read(self.wakeup, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        inits = {c.identity.pid for c in self.consoles.values()}
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in inits:
+                self.statuses[pid] = status
+            with self.mutex:
+                self.handlers.discard(pid)
 
     def run(self) -> None:
         while True:
@@ -113,14 +151,15 @@ class Daemon:
                     self._input(console)
                 elif kind == "init":
                     self._init_exited(console)
-            self._reap_handlers()
+                elif kind == "sigchld":
+                    self._reap()
             if self._idle() and self._try_exit():
                 return
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
         if self._busy():
-            return 0.5  # to reap the event handlers and notice the end of events
+            return 0.5  # to notice the end of events
         if self.consoles:
             paused = [c.paused_until for c in self.consoles.values() if c.paused_until]
             return max(0.0, min(paused) - now) if paused else None
@@ -144,12 +183,10 @@ class Daemon:
         with self.mutex:
             return bool(self.events or self.handlers)
 
-    def _reap_handlers(self) -> None:
-        with self.mutex:
-            self.handlers = [h for h in self.handlers if h.poll() is None]
-
     def _idle(self) -> bool:
-        if self.consoles or len(self.selector.get_map()) > 1 or self._busy():
+        if self.consoles or len(self.selector.get_map()) > 2 or self._busy():
+            return False
+        if time.monotonic() - self.last_spawn < IDLE_GRACE:  # its init's console comes next
             return False
         return self.had_consoles or time.monotonic() - self.started >= IDLE_GRACE
 
@@ -168,12 +205,17 @@ class Daemon:
         self.selector.unregister(conn)
         fds: list[int] = []
         try:
-            message, fds, _flags, _addr = socket.recv_fds(conn, 4096, 2)
+            message, fds, _flags, _addr = socket.recv_fds(conn, 4096, 3)
             if not message:
                 conn.close()
                 return
             request = json.loads(message)
-            if request.get("op") == "add":
+            if request.get("op") == "spawn":
+                pid = self._spawn_holder(int(request["ctid"]), [str(n) for n in request["names"]], fds)
+                fds = []
+                conn.send(f"ok {pid}".encode())
+                conn.close()
+            elif request.get("op") == "add":
                 self.add(int(request["ctid"]), fds, request["init"])
                 fds = []
                 conn.send(b"ok")
@@ -190,6 +232,20 @@ class Daemon:
             except OSError:
                 pass
             conn.close()
+
+    def _spawn_holder(self, ctid: int, names: list[str], fds: list[int]) -> int:
+        """Fork the holder of CT ``ctid``'s start with vzctl's pipe ends ``fds``."""
+        from vzcore.lifecycle.spawn import HOLDER_ENDS, holder_in_daemon
+
+        if len(fds) != len(HOLDER_ENDS):
+            raise ValueError("the holder's pipe ends must come with the request")
+        pid = os.fork()
+        if pid == 0:
+            holder_in_daemon(ctid, set(names), dict(zip(HOLDER_ENDS, fds, strict=True)))
+        for fd in fds:
+            os.close(fd)
+        self.last_spawn = time.monotonic()
+        return pid
 
     def add(self, ctid: int, fds: list[int], init: list[int]) -> None:
         """Serve CT ``ctid``'s console (``fds``: master, slave) until ``init`` exits."""
@@ -279,33 +335,37 @@ class Daemon:
             del self.consoles[console.ctid]
 
     def _init_exited(self, console: Console) -> None:
-        """The CT's init is gone: drop its console, and find out why in a thread."""
-        pidfd = os.dup(console.init)
+        """The CT's init is gone: drop its console; its wait status (``None`` when the
+        daemon is not its parent) says why, handled in a thread."""
+        pid = console.identity.pid
+        status = self.statuses.pop(pid, None)
+        if status is None:
+            try:
+                reaped, found = os.waitpid(pid, os.WNOHANG)
+                status = found if reaped == pid else None
+            except ChildProcessError:
+                pass
         self._drop(console)
         with self.mutex:
             self.events += 1
-        threading.Thread(target=self._event, args=(console.ctid, console.identity, pidfd),
+        threading.Thread(target=self._event, args=(console.ctid, console.identity, status),
                          name=f"vz-event-{console.ctid}", daemon=True).start()
 
-    def _event(self, ctid: int, init: ProcessId, pidfd: int) -> None:
+    def _event(self, ctid: int, init: ProcessId, status: int | None) -> None:
         try:
-            self._handle_event(ctid, init, pidfd)
+            self._handle_event(ctid, init, status)
         except Exception as exc:  # a thread's failure must not end the daemon
             _log(f"CT {ctid}: handling the end of its init failed: {exc}")
         finally:
             with self.mutex:
                 self.events -= 1
 
-    def _handle_event(self, ctid: int, init: ProcessId, pidfd: int) -> None:
+    def _handle_event(self, ctid: int, init: ProcessId, status: int | None) -> None:
         """Wait for the CT's lock; if the state file still records ``init``, hand the lock
         to the event handler (:mod:`vzcore.lifecycle.event`)."""
         from vzcore.engine import Engine
         from vzcore.paths import Paths
 
-        try:
-            status = event.exit_status(pidfd)
-        finally:
-            os.close(pidfd)
         what = event.classify(status)
         engine = Engine(Paths.from_environment())
         state_file = engine.paths.state_file(ctid)
@@ -321,13 +381,13 @@ class Daemon:
             os.ftruncate(lock, 0)
             os.pwrite(lock, f"{os.getpid()}\n{what}\n".encode(), 0)
             _log(f"CT {ctid}: {event.describe(what, status)}")
-            handler = subprocess.Popen(
+            handler = subprocess.Popen(  # reaped by _reap
                 [sys.executable, "-m", "vzcore.lifecycle.event", str(ctid), str(init.pid),
                  str(init.start_time), what, str(lock)],
                 stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr, cwd="/",
                 start_new_session=True, pass_fds=(lock,))
             with self.mutex:
-                self.handlers.append(handler)
+                self.handlers.add(handler.pid)
         finally:
             os.close(lock)  # the handler holds its own copy (and so the lock) now
 
@@ -371,6 +431,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # The inits of the holders it forks become its children when the holders exit.
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     daemon = Daemon(Path(argv[1]))
     if len(argv) == 3:
         ctid, pid, start_time, master, slave = (int(n) for n in argv[2].split(":"))

@@ -2,32 +2,32 @@
 that exited or was killed.
 
 No vzcore process waits per CT: the console daemon (:mod:`vzcore.lifecycle.consoled`),
-one per installation, already holds a pidfd of every CT's init.  When one becomes
-readable (init is gone) the daemon reads init's wait status (:func:`exit_status`), waits
-for the CT's lock, and if the state file still records that very init (PID and start
-time: a ``vzctl stop``, ``restart`` or ``destroy`` that ended it has removed or replaced the
-record by then, and so wins) it runs ``python -m vzcore.lifecycle.event`` (:func:`main`)
-with the lock handed over as a descriptor.  That does what ``vzctl stop`` does once init
-is gone (:func:`vzcore.lifecycle.teardown.teardown`: the CT's processes, every plugin's
+one per installation, forks the *holder* of every start (vzctl asks it to), so that each
+CT's init is its child once the holder exits (the daemon is a child subreaper), and it
+holds a pidfd of every init for its console anyway.  When an init ends, the daemon reaps
+it, which gives its wait status (:func:`classify`); it waits for the CT's lock, and if the
+state file still records that very init (PID and start time: a ``vzctl stop``, ``restart``
+or ``destroy`` that ended it has removed or replaced the record by then, and so wins) it
+runs ``python -m vzcore.lifecycle.event`` (:func:`main`) with the lock handed over as a
+descriptor.  That does what ``vzctl stop`` does once init is gone
+(:func:`vzcore.lifecycle.teardown.teardown`: the CT's processes, every plugin's
 ``vz_post_stop``, cgroups, the unmount with its action scripts, the state file) and, for a
 reboot, starts the CT again, all under that one lock.
 
-The kernel ends the init of a PID namespace whose process calls reboot(2) (with
+The kernel ends the init of a PID namespace in which reboot(2) is called (with
 ``CAP_SYS_BOOT`` over the namespace's owner) with SIGHUP for a restart and SIGINT for a
-halt or power-off; that is init's wait status.  Only init's parent may wait for it; since
-Linux 6.15 ``ioctl(PIDFD_GET_INFO)`` with ``PIDFD_INFO_EXIT`` gives it to any holder of a
-pidfd once the process is reaped.  Without that (older kernels), or when nobody reaps init
-within :data:`REAP_WAIT` seconds, the status is unknown and the CT is cleaned up as
-stopped; the log says why a reboot could not be told apart.
+halt or power-off, and only init's parent sees that in the wait status: the kernel's
+other reports of a process's end (``PIDFD_INFO_EXIT`` of Linux 6.15, taskstats, the proc
+connector, ``/proc/PID/stat``) give the exit code of the task, 0 or SIGKILL, not this.
+When the daemon is not the parent (it was restarted since the CT started, or the start
+forked the holder itself because the daemon could not), the status is unknown and the
+CT is cleaned up as stopped; the log says why a reboot could not be told apart.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import signal
-import struct
 import sys
 import time
 from pathlib import Path
@@ -40,36 +40,6 @@ EXITED = "exited"
 UNKNOWN = "unknown"
 """What ended a CT's init: reboot(2) RESTART (SIGHUP), HALT or POWER_OFF (SIGINT), any
 other end (an exit, another signal), or a status the kernel could not give."""
-
-PIDFD_GET_INFO = 0xC040FF0B
-"""``_IOWR(0xFF, 11, struct pidfd_info)`` with the 64-byte first version of the struct."""
-PIDFD_INFO_EXIT = 0x08
-_INFO = struct.Struct("=QQ11Ii")  # mask, cgroupid, pid..fsgid, exit_code (PIDFD_INFO_SIZE_VER0)
-REAP_WAIT = 5.0
-"""Seconds to wait for init's exit status: the kernel keeps it for pidfds only once the
-host's reaper (init's parent after the start) has reaped it, which is at once normally."""
-
-
-def exit_status(pidfd: int, *, wait: float = REAP_WAIT) -> int | None:
-    """The wait status of the exited process of ``pidfd``, or ``None`` when the kernel
-    does not give it (before 6.15) or nobody reaped the process within ``wait`` seconds."""
-    deadline = time.monotonic() + wait
-    while True:
-        buf = bytearray(_INFO.size)
-        struct.pack_into("=Q", buf, 0, PIDFD_INFO_EXIT)
-        try:
-            fcntl.ioctl(pidfd, PIDFD_GET_INFO, buf)
-        except OSError as exc:
-            if exc.errno != errno.ESRCH:  # ENOTTY, EINVAL: a kernel without PIDFD_GET_INFO
-                return None
-        else:
-            fields = _INFO.unpack(buf)
-            if fields[0] & PIDFD_INFO_EXIT:
-                return int(fields[-1])
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.02)
-
 
 def classify(status: int | None) -> str:
     """:data:`REBOOT`, :data:`HALT`, :data:`EXITED` or :data:`UNKNOWN` for a wait status."""
@@ -95,9 +65,9 @@ def describe(event: str, status: int | None) -> str:
         how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                else f"exit status {os.WEXITSTATUS(status)}")
         return f"its init ended ({how}); cleaning up as stopped"
-    return ("its init ended; this kernel does not tell its exit status to a non-parent "
-            "(PIDFD_INFO_EXIT needs Linux 6.15), so a reboot inside cannot be told from a "
-            "power-off: cleaning up as stopped")
+    return ("its init ended, but the console daemon is not its parent (the daemon was "
+            "restarted since the CT started, or the start could not hand its first process "
+            "to it), so a reboot inside cannot be told from a power-off: cleaning up as stopped")
 
 
 def records(state_file: Path, init: ProcessId) -> bool:

@@ -175,7 +175,8 @@ class InitSpawner:
     (:meth:`abort` on failure, :meth:`close` always)."""
 
     def __init__(self, ct: Container, names: Iterable[str], cgroups: CgroupSet,
-                 build: BuildSteps, finish: FinishSteps) -> None:
+                 build: BuildSteps, finish: FinishSteps,
+                 fork_holder: Callable[[dict[str, int]], int | None] | None = None) -> None:
         self.ct = ct
         self.names = set(names)
         unknown = self.names - set(HOLDER_NAMESPACES) - set(HOST_NAMESPACES) - {"cgroup"}
@@ -184,6 +185,7 @@ class InitSpawner:
         self.cgroups = cgroups
         self.build = build
         self.finish = finish
+        self.fork_holder = fork_holder
         self.holder_pid = 0
         self.parent_pid = 0
         self.init: ProcessId | None = None
@@ -192,20 +194,25 @@ class InitSpawner:
         self._fds: dict[str, int] = {}
 
     def fork(self) -> None:
-        """Fork the holder and the builder's parent; start attaching the holder to the
-        cgroups (init inherits them)."""
+        """Fork the builder's parent; have ``fork_holder`` (the console daemon, which so
+        becomes init's parent) fork the holder, else fork it here; start attaching the
+        holder to the cgroups (init inherits them)."""
         fds = self._fds
         for name in ("to_holder", "to_parent", "to_init", "from"):
             fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe2(os.O_CLOEXEC)
         vzctl_pid = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
-        self.holder_pid = os.fork()
-        if self.holder_pid == 0:
-            _holder(self.ct, self.cgroups, self.names, vzctl_pid, fds, self.finish)
         self.parent_pid = os.fork()
         if self.parent_pid == 0:
             _parent(vzctl_pid, fds, self.build)
+        ends = {end: fds[end] for end in HOLDER_ENDS}
+        holder = self.fork_holder(ends) if self.fork_holder is not None else None
+        if holder is None:
+            holder = os.fork()
+            if holder == 0:
+                _holder(self.ct, self.names, fds, self.finish, vzctl_pid, self.cgroups)
+        self.holder_pid = holder
         for end in ("to_holder_r", "to_parent_r", "to_init_r", "from_w"):
             os.close(fds.pop(end))
         self._attacher = threading.Thread(target=self._attach, name="vz-cgroup-attach")
@@ -331,15 +338,55 @@ def _keep_only(fds: dict[str, int], *keep: str) -> None:
         os.close(fds.pop(name))
 
 
-def _holder(ct: Container, cgroups: CgroupSet, names: set[str], vzctl_pid: int,
-            fds: dict[str, int], finish: FinishSteps) -> NoReturn:
-    """Unshare the CT's namespaces; fork init into them once released."""
+HOLDER_ENDS = ("to_holder_r", "to_init_r", "from_w")
+"""The pipe ends the holder uses (handed to the console daemon with a ``spawn`` request)."""
+
+
+def holder_in_daemon(ctid: int, names: set[str], fds: dict[str, int]) -> NoReturn:
+    """The holder as a child of the console daemon (:mod:`vzcore.lifecycle.consoled`),
+    which forked it on vzctl's request with :data:`HOLDER_ENDS`: init, forked here, is
+    reparented to the daemon (a child subreaper) when the holder exits, so the daemon
+    reads init's wait status.  The CT and its plugins are loaded again from the
+    installation's files (the daemon's environment names it)."""
     try:
-        _keep_only(fds, "to_holder_r", "to_init_r", "from_w")
+        signal.set_wakeup_fd(-1)  # the daemon's SIGCHLD wake-up is not ours
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _close_except(fds.values())
+        from vzcore.engine import Engine
+        from vzcore.lifecycle.start import finish_steps
+        from vzcore.paths import Paths
+        from vzcore.runtime import Run, State
+
+        engine = Engine(Paths.from_environment())
+        ct = engine.container(ctid)
+        engine.plugins.import_child_modules()  # before the root switch hides the host's files
+        run = Run(ct, State(engine.paths.state_file(ctid), ctid), engine.plugins)
+        _holder(ct, names, fds, finish_steps(ct, run), None, None)
+    except BaseException as exc:
+        _report(fds["from_w"], exc)
+
+
+def _close_except(keep: Iterable[int]) -> None:
+    """Close every descriptor above 2 but ``keep`` (the daemon's consoles and sockets)."""
+    low = 3
+    for fd in sorted(set(keep)):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
+def _holder(ct: Container, names: set[str], fds: dict[str, int], finish: FinishSteps,
+            vzctl_pid: int | None, cgroups: CgroupSet | None) -> NoReturn:
+    """Unshare the CT's namespaces; fork init into them once released (``vzctl_pid``: the
+    holder is vzctl's child and dies with it; else vzctl's end of the pipe tells)."""
+    try:
+        _keep_only(fds, *HOLDER_ENDS)
         detach()  # init is forked from here: no host terminal, descriptor or session
         dumpable.forbid()  # until init execs, the CT's processes must not reach it
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _die_with(vzctl_pid)
+        if vzctl_pid is not None:
+            _die_with(vzctl_pid)
         # Two calls: with CLONE_NEWUSER in the same call, the kernel would make the
         # mount namespace the CT's, and the view could no longer be built as the host's root.
         libc.unshare(namespaces.flags_of(names & set(HOST_NAMESPACES)))
@@ -350,6 +397,13 @@ def _holder(ct: Container, cgroups: CgroupSet, names: set[str], vzctl_pid: int,
         try:
             init_pid = os.fork()
         except BlockingIOError:
+            if cgroups is None:
+                from vzcore.runtime import State
+
+                state = State.load(ct.paths.state_file(ct.ctid), ct.ctid)
+                cgroups = state.cgroups if state is not None else None
+            if cgroups is None:
+                raise
             raise ForkLimit.read(ct.ctid, cgroups).error("the CT's init") from None
         if init_pid == 0:
             _init(names, fds, finish)

@@ -20,7 +20,7 @@ teardown of :mod:`vzcore.lifecycle.teardown` undoes what was recorded, in revers
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -128,7 +128,8 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
         pty = console.open_pty(ct)  # before the fork: the CT's /dev/console (isolation)
         run.options[console.CONSOLE_OPTION] = pty.path
         run.options[console.CONSOLE_FD_OPTION] = pty.slave
-        spawner = InitSpawner(ct, names, state.cgroups, _build(ct, run), _finish(ct, run))
+        spawner = InitSpawner(ct, names, state.cgroups, _build(ct, run), finish_steps(ct, run),
+                              _holder_forker(engine, ct, names))
         spawner.fork()  # early: moving it into the cgroups overlaps vz_pre_start
         checkpoint("start:forked")
         plugins.run_each("vz_pre_start", ct=ct, run=run)
@@ -146,7 +147,7 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
         except VzError as exc:  # the CT runs; only 'vzctl console' will say it has none
             engine.warn(f"warning: {exc}")
         checkpoint("start:console-handed-over")
-        spawner.release()  # the builder runs _build, init _finish, then /sbin/init
+        spawner.release()  # the builder runs _build, init finish_steps, then /sbin/init
         checkpoint("start:released")
         spawner.wait_exec()
         checkpoint("start:init-running")
@@ -173,7 +174,7 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
 def _build(ct: Container, run: Run) -> BuildSteps:
     """What the builder runs: the host's root in the CT's new mount and PID namespaces
     (not its user namespace) builds the CT's file system view and switches init's root;
-    it returns ``run.options`` as the hooks left them, for :func:`_finish`."""
+    it returns ``run.options`` as the hooks left them, for :func:`finish_steps`."""
     plugins = run.plugins
 
     def build() -> dict[str, Any]:
@@ -193,7 +194,23 @@ def _build(ct: Container, run: Run) -> BuildSteps:
     return build
 
 
-def _finish(ct: Container, run: Run) -> FinishSteps:
+def _holder_forker(engine: Engine, ct: Container,
+                   names: set[str]) -> Callable[[dict[str, int]], int | None]:
+    """Have the console daemon fork the holder, so that it is the parent of the CT's init
+    and sees a reboot inside (:mod:`vzcore.lifecycle.event`); ``None`` (fork it here)
+    when the daemon cannot."""
+
+    def fork_holder(ends: dict[str, int]) -> int | None:
+        try:
+            return console.spawn_holder(ct, names, ends)
+        except VzError as exc:
+            engine.warn(f"warning: {exc}; a reboot inside CT {ct.ctid} will leave it stopped")
+            return None
+
+    return fork_holder
+
+
+def finish_steps(ct: Container, run: Run) -> FinishSteps:
     """What init runs once released, in its new root: its own mount namespace (locking the
     mounts) and cgroup namespace, then ``vz_finalize_child``; it returns the variables the
     hooks put in ``run.options[INIT_ENV_OPTION]`` for init's environment."""
