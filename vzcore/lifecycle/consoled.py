@@ -53,6 +53,7 @@ from vzcore.lifecycle import event
 from vzcore.lifecycle.console import LOCKFILE, PIDFILE, SOCKET
 from vzcore.linux import libc
 from vzcore.linux.procfs import ProcessId
+from vzcore.lock import EVENT_PREFIX
 
 PR_SET_CHILD_SUBREAPER = 36
 RING_SIZE = 64 * 1024
@@ -379,7 +380,7 @@ class Daemon:
             if not event.records(state_file, init):
                 return  # that verb stopped or restarted the CT: it won
             os.ftruncate(lock, 0)
-            os.pwrite(lock, f"{os.getpid()}\n{what}\n".encode(), 0)
+            os.pwrite(lock, f"{os.getpid()}\n{EVENT_PREFIX}{what}\n".encode(), 0)
             _log(f"CT {ctid}: {event.describe(what, status)}")
             handler = subprocess.Popen(  # reaped by _reap
                 [sys.executable, "-m", "vzcore.lifecycle.event", str(ctid), str(init.pid),
