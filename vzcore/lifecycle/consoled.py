@@ -92,6 +92,7 @@ class Daemon:
         self.mutex = threading.Lock()  # guards events and handlers
         self.statuses: dict[int, int] = {}  # wait status of inits reaped before their pidfd said so
         self.last_spawn = 0.0  # when a holder was last forked (its init's console follows)
+        self.warm = False  # the plugins are imported (_warm)
         self.listener = self._listen()
         self.wakeup = self._on_sigchld()
 
@@ -240,6 +241,7 @@ class Daemon:
 
         if len(fds) != len(HOLDER_ENDS):
             raise ValueError("the holder's pipe ends must come with the request")
+        self._warm()
         pid = os.fork()
         if pid == 0:
             holder_in_daemon(ctid, set(names), dict(zip(HOLDER_ENDS, fds, strict=True)))
@@ -247,6 +249,21 @@ class Daemon:
             os.close(fd)
         self.last_spawn = time.monotonic()
         return pid
+
+    def _warm(self) -> None:
+        """Import the start's modules and the plugins here once, so that each holder
+        forked from the daemon finds them loaded (a boot of many CTs forks one per CT)."""
+        if self.warm:
+            return
+        self.warm = True
+        try:
+            from vzcore.engine import Engine
+            from vzcore.lifecycle import start  # noqa: F401  (finish_steps, in the holder)
+            from vzcore.paths import Paths
+
+            Engine(Paths.from_environment()).plugins.import_child_modules()
+        except Exception as exc:  # the holder loads them again and reports the error
+            _log(f"loading the plugins failed: {exc}")
 
     def add(self, ctid: int, fds: list[int], init: list[int]) -> None:
         """Serve CT ``ctid``'s console (``fds``: master, slave) until ``init`` exits."""

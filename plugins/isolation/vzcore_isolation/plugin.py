@@ -194,10 +194,11 @@ def vz_stop(ct: Container, run: Run) -> None:
 
 def _end_halted_sysvinit(ct: Container, run: Run) -> None:
     """sysvinit's last step at runlevel 0 is ``halt -f``: reboot(2), which ends init only
-    with ``CAP_SYS_BOOT`` over the CT's PID namespace; that namespace is the host's (see
-    docs/system-cts.md), so halt fails and init stays.  Once runlevel 0's ``rc`` ran
-    (services stopped, processes signalled, file systems synced), end init as halt would
-    have."""
+    with ``CAP_SYS_BOOT`` over the CT's PID namespace.  A CT with a user namespace has it
+    (init is gone by now); a privileged CT's PID namespace is the host's user namespace's,
+    whose capability it lacks (docs/system-cts.md), so halt fails and init stays.  Once
+    runlevel 0's ``rc`` ran (services stopped, processes signalled, file systems synced),
+    end init as halt would have."""
     from vzcore.lifecycle.stop import stop_timeout
     from vzcore.linux.procfs import kill
     from vzcore_isolation import ready
