@@ -71,6 +71,10 @@ def _reboot_then_poweroff(vz_env: VzEnv, vzctl: Vzctl, ctid: int, reboot: str, p
     _wait("exec in the rebooted CT", lambda: vzctl("exec2", ctid, "true", check=False).returncode == 0)
     assert vzctl("exec", ctid, "cat /proc/1/stat").stdout.split()[0] == "1"
     assert "running" in vzctl("status", ctid).stdout
+    if wait:  # the restart after the reboot did not wait: no notify socket for its init
+        environ = vzctl("exec", ctid, "tr '\\0' '\\n' < /proc/1/environ").stdout.split()
+        assert not any(v.startswith("NOTIFY_SOCKET=") for v in environ)
+        assert not (vz_env.root / f"run/vz/{ctid}.host").exists()
 
     groups = [d.directory for d in after.cgroups.dirs] if after.cgroups else []
     assert groups and all(g.exists() for g in groups)
