@@ -11,6 +11,7 @@ kernel, so the VM runs the systemd case as it is.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from vzcore.runtime import State
-from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv, reap_orphans
 from vzcore.testing.templates import DebianTemplate
 
 pytestmark = [pytest.mark.root]
@@ -91,6 +92,18 @@ def _reboot_then_poweroff(vz_env: VzEnv, vzctl: Vzctl, ctid: int, reboot: str, p
 def test_busybox_reboot_and_poweroff_inside(vz_env: VzEnv, vzctl: Vzctl) -> None:
     vzctl("create", 101, "--ostemplate", "busybox", "--hostname", "ct101")
     _reboot_then_poweroff(vz_env, vzctl, 101, "reboot", "poweroff", wait=False)
+
+    # The daemon killed: a reboot inside then ends the CT, and the next command recovers.
+    _boot(vzctl, 101, wait=False)
+    daemon = int((vz_env.root / "run/vz/console/console.pid").read_text().split()[0])
+    os.kill(daemon, signal.SIGKILL)
+    vzctl("exec2", 101, "reboot", check=False)
+    _wait("the CT to end", lambda: "down" in vzctl("status", 101).stdout)
+    reap_orphans()  # the CT's init, reparented to this subreaper with the daemon gone
+    vzctl("start", 101)  # cleans up what the run left, then starts
+    assert vzctl("exec", 101, "true").returncode == 0
+    vzctl("stop", 101)
+    assert not vz_env.state(101).exists()
 
 
 def _debian(vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], DebianTemplate],

@@ -130,14 +130,16 @@ def _daemon(path: Path) -> ProcessId | None:
     return process if process.is_alive() else None
 
 
-def _spawn(path: Path, ctid: int, pty: ConsolePty, init: ProcessId) -> ProcessId:
+def _spawn(path: Path, prefix: Path, ctid: int, pty: ConsolePty, init: ProcessId) -> ProcessId:
     """Start the daemon with its first CT's console (no waiting for it to listen: it
     reads the master from its first moment on, and the pty buffers until then)."""
     first = f"{ctid}:{init.pid}:{init.start_time}:{pty.master}:{pty.slave}"
-    return _start_daemon(path, [first], (pty.master, pty.slave))
+    return _start_daemon(path, prefix, [first], (pty.master, pty.slave))
 
 
-def _start_daemon(path: Path, args: list[str], fds: tuple[int, ...]) -> ProcessId:
+def _start_daemon(path: Path, prefix: Path, args: list[str], fds: tuple[int, ...]) -> ProcessId:
+    """Start the daemon of the installation at ``prefix`` (``VZ_ROOT``, even when vzctl
+    was given ``--root-dir``: the holders it forks and its event handlers load the CTs)."""
     import subprocess
 
     from vzcore.linux.procfs import ProcessId
@@ -150,7 +152,8 @@ def _start_daemon(path: Path, args: list[str], fds: tuple[int, ...]) -> ProcessI
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
                  # the installation (VZ_ROOT) and plugins, for what a reboot inside runs
                  **{k: v for k, v in os.environ.items()
-                    if k.startswith("VZ_") or k == "PYTHONPATH"}})
+                    if k.startswith("VZ_") or k == "PYTHONPATH"},
+                 "VZ_ROOT": str(prefix)})
     process = ProcessId.of(child.pid)
     if process is None:
         raise VzError(f"the console daemon died at once; see {path / LOG}")
@@ -182,7 +185,7 @@ def spawn_holder(ct: Container, names: set[str], ends: dict[str, int]) -> int:
     path = directory(ct)
     try:
         with _locked(path):
-            daemon = _daemon(path) or _start_daemon(path, [], ())
+            daemon = _daemon(path) or _start_daemon(path, ct.paths.prefix, [], ())
             with _connect(path, daemon) as sock:
                 request = {"op": "spawn", "ctid": ct.ctid, "names": sorted(names)}
                 socket.send_fds(sock, [json.dumps(request).encode()],
@@ -208,7 +211,7 @@ def hand_over(ct: Container, pty: ConsolePty, init: ProcessId) -> None:
         with _locked(path):
             daemon = _daemon(path)
             if daemon is None:
-                _spawn(path, ct.ctid, pty, init)
+                _spawn(path, ct.paths.prefix, ct.ctid, pty, init)
                 return
             with _connect(path, daemon) as sock:
                 request = {"op": "add", "ctid": ct.ctid, "init": [init.pid, init.start_time]}
