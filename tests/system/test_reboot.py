@@ -110,7 +110,8 @@ def _debian(vz_env: VzEnv, vzctl: Vzctl, debian_template: Callable[[str], Debian
             kind: str, ctid: int) -> None:
     template = debian_template(kind)
     template.install(vz_env)
-    vzctl("create", ctid, "--ostemplate", template.name, "--hostname", f"ct{ctid}")
+    vzctl("create", ctid, "--ostemplate", template.name, "--hostname", f"ct{ctid}",
+          timeout=DEADLINE)  # unpacking a Debian template takes minutes under emulation
 
 
 def test_sysvinit_reboot_and_poweroff_inside(
