@@ -186,6 +186,10 @@ def spawn_holder(ct: Container, names: set[str], ends: dict[str, int]) -> int:
     try:
         with _locked(path):
             daemon = _daemon(path) or _start_daemon(path, ct.paths.prefix, [], ())
+            # The holder copies the daemon's mounts, which must hold the CT root vzctl mounted.
+            if os.readlink(f"/proc/{daemon.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+                raise VzError(f"CT {ct.ctid}: the console daemon (PID {daemon.pid}) runs in "
+                              "another mount namespace than this vzctl")
             with _connect(path, daemon) as sock:
                 request = {"op": "spawn", "ctid": ct.ctid, "names": sorted(names)}
                 socket.send_fds(sock, [json.dumps(request).encode()],
