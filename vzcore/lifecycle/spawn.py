@@ -347,11 +347,13 @@ def holder_in_daemon(ctid: int, names: set[str], fds: dict[str, int]) -> NoRetur
     which forked it on vzctl's request with :data:`HOLDER_ENDS`: init, forked here, is
     reparented to the daemon (a child subreaper) when the holder exits, so the daemon
     reads init's wait status.  The CT and its plugins are loaded again from the
-    installation's files (the daemon's environment names it)."""
+    installation's files (the daemon's environment names it).  The daemon's descriptors
+    stay open here, as vzctl's do in the processes it forks, what plugins opened
+    included; init marks every descriptor above 2 close-on-exec before it execs, so none
+    reaches the CT's programs."""
     try:
         signal.set_wakeup_fd(-1)  # the daemon's SIGCHLD wake-up is not ours
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        _close_except(fds.values())
         from vzcore.engine import Engine
         from vzcore.lifecycle.start import finish_steps
         from vzcore.paths import Paths
@@ -364,16 +366,6 @@ def holder_in_daemon(ctid: int, names: set[str], fds: dict[str, int]) -> NoRetur
         _holder(ct, names, fds, finish_steps(ct, run), None, None)
     except BaseException as exc:
         _report(fds["from_w"], exc)
-
-
-def _close_except(keep: Iterable[int]) -> None:
-    """Close every descriptor above 2 but ``keep`` (the daemon's consoles and sockets)."""
-    low = 3
-    for fd in sorted(set(keep)):
-        if fd >= low:
-            os.closerange(low, fd)
-            low = fd + 1
-    os.closerange(low, 1 << 20)
 
 
 def _holder(ct: Container, names: set[str], fds: dict[str, int], finish: FinishSteps,
