@@ -556,13 +556,17 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
 def vz_setup_child(ct: Container, run: Run) -> None:
     """Build the CT's file system view inside its new mount namespace.
 
-    **When**: ``vzctl start``, in the process that becomes the CT's init (PID 1 of its
-    PID namespace), after the host setup, before the root is switched.
-    **Where**: as the host's root, in the CT's new mount and PID namespaces (owned by the
-    host's user namespace) and its network, UTS and IPC namespaces, with the host's file
-    system still visible; ``run.root`` is the CT root's path here.  A CT with a user
-    namespace enters it after :func:`vz_switch_root`, which locks every mount made here
-    (its root can neither unmount them nor make read-only ones writable).  Mount proc,
+    **When**: ``vzctl start``, in the start's *builder* (:mod:`vzcore.lifecycle.spawn`),
+    after the host setup, while the CT's init waits, before the root is switched (which
+    moves init's root too).
+    **Where**: as the host's root (not in the CT's user namespace), in init's new mount
+    namespace (owned by the host's user namespace), its PID namespace (the builder is
+    not PID 1) and its network, UTS and IPC namespaces, with the host's file system still
+    visible; ``run.root`` is the CT root's path here.  Init then makes a mount namespace
+    of its own, which locks every mount made here (a CT with a user namespace can neither
+    unmount them nor make read-only ones writable).  What this hook puts in
+    ``run.options`` (JSON values) reaches :func:`vz_finalize_child` in init; nothing
+    else of this process does.  Mount proc,
     sys, dev and friends below ``run.root`` without following links the CT could have
     planted (use :mod:`vzcore.linux.safefs`).  ``run.record`` is read-only here (the
     state file cannot be written from inside the CT).  Import nothing here: the modules
@@ -616,8 +620,9 @@ def vz_switch_root(ct: Container, run: Run) -> bool:
 def vz_finalize_child(ct: Container, run: Run) -> None:
     """Last settings in the child before the CT's init is exec'd.
 
-    **When**: ``vzctl start``, in the CT's init, after :func:`vz_switch_root` and after it
-    entered the CT's user namespace (if any) and its cgroup namespace; then the engine
+    **When**: ``vzctl start``, in the CT's init (born in the CT's user namespace, if it
+    has one), after :func:`vz_switch_root` and after it made its own mount namespace and
+    cgroup namespace; then the engine
     closes every descriptor above 2 and execs ``/sbin/init``.
     **Where**: inside the CT, ``/`` is the CT root and the process is the CT's root (in its
     user namespace, if it has one): set the hostname, sysctls, drop capabilities, install

@@ -16,6 +16,10 @@ from types import TracebackType
 
 from vzcore.errors import Locked
 
+EVENT_PREFIX = "event-"
+"""The verb the console daemon writes while it cleans up a CT whose init ended on its own
+(:mod:`vzcore.lifecycle.event`): other verbs wait for it instead of failing."""
+
 
 class CtLock:
     """``with CtLock(path, ctid, "start"):`` holds CT ``ctid``'s lock or raises :class:`Locked`
@@ -35,10 +39,19 @@ class CtLock:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
         except BlockingIOError:
             holder = os.pread(fd, 256, 0).decode(errors="replace").split()
+            if len(holder) >= 2 and holder[1].startswith(EVENT_PREFIX):
+                # The console daemon cleans up after a reboot or halt inside (seconds):
+                # wait, then this verb sees the CT as that left it.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._take(fd)
+                return
             os.close(fd)
             who = f" (vzctl pid {holder[0]}, doing '{holder[1]}')" if len(holder) >= 2 else ""
             raise Locked(f"CT {self.ctid} is locked by another vzctl{who}; "
                          "try again when it has finished") from None
+        self._take(fd)
+
+    def _take(self, fd: int) -> None:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n{self.verb}\n".encode(), 0)
         self.fd = fd

@@ -74,6 +74,11 @@ class State:
         except (OSError, ValueError) as exc:
             raise VzError(f"CT {ctid}: unreadable state file {path}: {describe(exc)}; remove it after "
                           "checking that no process of the CT runs") from exc
+        return cls.from_json(path, ctid, data)
+
+    @classmethod
+    def from_json(cls, path: Path, ctid: int, data: dict[str, Any]) -> State:
+        """The state :meth:`to_json` gave (as read from the file at ``path``)."""
         fmt = data.get("format", 1)
         if fmt > FORMAT:
             raise VzError(f"CT {ctid}: state file {path} has format {fmt}, newer than this vzcore "

@@ -36,7 +36,8 @@ def test_spawn_calls_no_hook() -> None:
 def test_start_calls_every_start_hook_in_the_documented_order() -> None:
     assert hooks_called(start._start_locked) == [
         "vz_namespaces", "vz_pre_start", "vz_setup_host", "vz_post_start"]
-    assert hooks_called(start._in_ct) == ["vz_setup_child", "vz_switch_root", "vz_finalize_child"]
+    assert hooks_called(start._build) == ["vz_setup_child", "vz_switch_root"]
+    assert hooks_called(start.finish_steps) == ["vz_finalize_child"]
 
 
 @pytest.mark.parametrize("plugin", sorted(p.name for p in (ROOT / "plugins").iterdir()

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
 CONSOLE_OPTION = "console"
 """``run.options`` key: the host path of the console pty's slave, which the isolation
 plugin bind-mounts on the CT's ``/dev/console``."""
+CONSOLE_FD_OPTION = "console_fd"
+"""``run.options`` key: the slave's descriptor as the start's child processes hold it
+(forked after :func:`open_pty`): the isolation plugin binds the path only if it is still
+that pty."""
 
 SOCKET = "console.sock"
 PIDFILE = "console.pid"
@@ -126,20 +130,30 @@ def _daemon(path: Path) -> ProcessId | None:
     return process if process.is_alive() else None
 
 
-def _spawn(path: Path, ctid: int, pty: ConsolePty, init: ProcessId) -> ProcessId:
+def _spawn(path: Path, prefix: Path, ctid: int, pty: ConsolePty, init: ProcessId) -> ProcessId:
     """Start the daemon with its first CT's console (no waiting for it to listen: it
     reads the master from its first moment on, and the pty buffers until then)."""
+    first = f"{ctid}:{init.pid}:{init.start_time}:{pty.master}:{pty.slave}"
+    return _start_daemon(path, prefix, [first], (pty.master, pty.slave))
+
+
+def _start_daemon(path: Path, prefix: Path, args: list[str], fds: tuple[int, ...]) -> ProcessId:
+    """Start the daemon of the installation at ``prefix`` (``VZ_ROOT``, even when vzctl
+    was given ``--root-dir``: the holders it forks and its event handlers load the CTs)."""
     import subprocess
 
     from vzcore.linux.procfs import ProcessId
 
-    first = f"{ctid}:{init.pid}:{init.start_time}:{pty.master}:{pty.slave}"
     with open(path / LOG, "ab") as log:
         child = subprocess.Popen(
-            [sys.executable, "-m", "vzcore.lifecycle.consoled", str(path), first],
+            [sys.executable, "-m", "vzcore.lifecycle.consoled", str(path), *args],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, cwd="/",
-            start_new_session=True, close_fds=True, pass_fds=(pty.master, pty.slave),
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"})
+            start_new_session=True, close_fds=True, pass_fds=fds,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
+                 # the installation (VZ_ROOT) and plugins, for what a reboot inside runs
+                 **{k: v for k, v in os.environ.items()
+                    if k.startswith("VZ_") or k == "PYTHONPATH"},
+                 "VZ_ROOT": str(prefix)})
     process = ProcessId.of(child.pid)
     if process is None:
         raise VzError(f"the console daemon died at once; see {path / LOG}")
@@ -162,6 +176,36 @@ def _connect(path: Path, daemon: ProcessId | None) -> socket.socket:
             time.sleep(0.005)
 
 
+def spawn_holder(ct: Container, names: set[str], ends: dict[str, int]) -> int:
+    """Have the daemon (started if none runs) fork the holder of ``ct``'s start with the
+    pipe ends ``ends`` (:data:`vzcore.lifecycle.spawn.HOLDER_ENDS`); return its PID.  The
+    daemon is then the parent of the CT's init (:mod:`vzcore.lifecycle.event`)."""
+    from vzcore.lifecycle.spawn import HOLDER_ENDS
+
+    path = directory(ct)
+    try:
+        with _locked(path):
+            daemon = _daemon(path) or _start_daemon(path, ct.paths.prefix, [], ())
+            # The holder copies the daemon's mounts, which must hold the CT root vzctl mounted.
+            if os.readlink(f"/proc/{daemon.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+                raise VzError(f"CT {ct.ctid}: the console daemon (PID {daemon.pid}) runs in "
+                              "another mount namespace than this vzctl")
+            with _connect(path, daemon) as sock:
+                request = {"op": "spawn", "ctid": ct.ctid, "names": sorted(names)}
+                socket.send_fds(sock, [json.dumps(request).encode()],
+                                [ends[end] for end in HOLDER_ENDS])
+                sock.settimeout(READY_TIMEOUT)
+                answer = sock.recv(4096).decode(errors="replace")
+    except OSError as exc:
+        raise VzError(f"CT {ct.ctid}: the console daemon does not answer ({exc.strerror}); "
+                      f"see {path / LOG}") from None
+    kind, _, pid = answer.partition(" ")
+    if kind != "ok" or not pid.isdigit():
+        raise VzError(f"CT {ct.ctid}: the console daemon could not fork the CT's first "
+                      f"process: {answer}")
+    return int(pid)
+
+
 def hand_over(ct: Container, pty: ConsolePty, init: ProcessId) -> None:
     """Give the console of ``ct`` (whose init is ``init``) to the daemon, starting it if
     none runs; vzctl's descriptors are closed here in any case."""
@@ -171,7 +215,7 @@ def hand_over(ct: Container, pty: ConsolePty, init: ProcessId) -> None:
         with _locked(path):
             daemon = _daemon(path)
             if daemon is None:
-                _spawn(path, ct.ctid, pty, init)
+                _spawn(path, ct.paths.prefix, ct.ctid, pty, init)
                 return
             with _connect(path, daemon) as sock:
                 request = {"op": "add", "ctid": ct.ctid, "init": [init.pid, init.start_time]}

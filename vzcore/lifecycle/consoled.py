@@ -7,6 +7,10 @@ root may connect).  Requests are one JSON packet:
 
 ``{"op": "add", "ctid": N, "init": [PID, START_TIME]}`` with the master and a slave
     descriptor: serve this console until that init exits.  Answer ``ok``.
+``{"op": "spawn", "ctid": N, "names": [...]}`` with three pipe ends
+    fork the holder of CT N's start (:func:`vzcore.lifecycle.spawn.holder_in_daemon`), so
+    that the daemon, a child subreaper, becomes the parent of the CT's init.  Answer
+    ``ok PID``.
 ``{"op": "attach", "ctid": N}``
     answer ``ok`` (then the recent output, then what the CT writes, as packets; the client
     sends ``i`` + typed bytes and ``w`` + a ``struct winsize``), ``busy PID`` while another
@@ -17,7 +21,15 @@ The master is read all the time (the CT never blocks on its console); the last
 too, so that a CT closing and reopening its console causes no hang-up; a ``vhangup()``
 inside (agetty's) still closes every slave for a moment, which only pauses reading.
 A console ends when its CT's init exits.  The daemon exits once it serves no
-CT and no client, under ``DIR/console.lock`` as vzctl takes it to hand a console over.
+CT and no client and has no CT event pending, under ``DIR/console.lock`` as vzctl takes
+it to hand a console over.
+
+The daemon is also how vzcore notices a CT whose init ended on its own (``reboot`` or
+``poweroff`` inside, see :mod:`vzcore.lifecycle.event`): it reaps each init it is the
+parent of (SIGCHLD), and for each init that exits a thread waits for the CT's lock and,
+if the state file still records that init, hands the lock to ``python -m
+vzcore.lifecycle.event``, which cleans up (and starts the CT again after a reboot); its
+output goes to the daemon's log.
 """
 
 from __future__ import annotations
@@ -28,16 +40,22 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
 import attrs
 
+from vzcore.lifecycle import event
 from vzcore.lifecycle.console import LOCKFILE, PIDFILE, SOCKET
+from vzcore.linux import libc
 from vzcore.linux.procfs import ProcessId
+from vzcore.lock import EVENT_PREFIX
 
+PR_SET_CHILD_SUBREAPER = 36
 RING_SIZE = 64 * 1024
 """Bytes of a console's recent output shown on attach (lxc-console keeps a ring buffer too)."""
 HANGUP_PAUSE = 0.1
@@ -52,6 +70,7 @@ class Console:
     master: int
     slave: int
     init: int  # a pidfd of the CT's init
+    identity: ProcessId
     ring: bytearray = attrs.field(factory=bytearray)
     client: socket.socket | None = None
     paused_until: float = 0.0  # reading the master stopped after a hang-up, until then
@@ -68,7 +87,14 @@ class Daemon:
         self.consoles: dict[int, Console] = {}
         self.started = time.monotonic()
         self.had_consoles = False
+        self.events = 0  # CT events whose threads have not finished
+        self.handlers: set[int] = set()  # PIDs of running event handlers
+        self.mutex = threading.Lock()  # guards events and handlers
+        self.statuses: dict[int, int] = {}  # wait status of inits reaped before their pidfd said so
+        self.last_spawn = 0.0  # when a holder was last forked (its init's console follows)
+        self.warm = False  # the plugins are imported (_warm)
         self.listener = self._listen()
+        self.wakeup = self._on_sigchld()
 
     def _listen(self) -> socket.socket:
         path = self.directory / SOCKET
@@ -84,6 +110,34 @@ class Daemon:
         self.selector.register(listener, selectors.EVENT_READ, ("listen", None))
         return listener
 
+    def _on_sigchld(self) -> int:
+        """Wake the loop on SIGCHLD (an init, a holder or a handler ended) through a pipe."""
+        read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.signal(signal.SIGCHLD, lambda _signo, _frame: None)
+        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self.selector.register(read, selectors.EVENT_READ, ("sigchld", None))
+        return read
+
+    def _reap(self) -> None:
+        """Reap every ended child; keep the wait status of the CTs' inits."""
+        try:
+            while os.read(self.wakeup, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        inits = {c.identity.pid for c in self.consoles.values()}
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid in inits:
+                self.statuses[pid] = status
+            with self.mutex:
+                self.handlers.discard(pid)
+
     def run(self) -> None:
         while True:
             self._resume()
@@ -98,12 +152,16 @@ class Daemon:
                 elif kind == "client":
                     self._input(console)
                 elif kind == "init":
-                    self._drop(console)
+                    self._init_exited(console)
+                elif kind == "sigchld":
+                    self._reap()
             if self._idle() and self._try_exit():
                 return
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
+        if self._busy():
+            return 0.5  # to notice the end of events
         if self.consoles:
             paused = [c.paused_until for c in self.consoles.values() if c.paused_until]
             return max(0.0, min(paused) - now) if paused else None
@@ -123,8 +181,14 @@ class Daemon:
                 console.paused_until = 0.0
                 self.selector.register(console.master, selectors.EVENT_READ, ("master", console))
 
+    def _busy(self) -> bool:
+        with self.mutex:
+            return bool(self.events or self.handlers)
+
     def _idle(self) -> bool:
-        if self.consoles or len(self.selector.get_map()) > 1:
+        if self.consoles or len(self.selector.get_map()) > 2 or self._busy():
+            return False
+        if time.monotonic() - self.last_spawn < IDLE_GRACE:  # its init's console comes next
             return False
         return self.had_consoles or time.monotonic() - self.started >= IDLE_GRACE
 
@@ -143,12 +207,17 @@ class Daemon:
         self.selector.unregister(conn)
         fds: list[int] = []
         try:
-            message, fds, _flags, _addr = socket.recv_fds(conn, 4096, 2)
+            message, fds, _flags, _addr = socket.recv_fds(conn, 4096, 3)
             if not message:
                 conn.close()
                 return
             request = json.loads(message)
-            if request.get("op") == "add":
+            if request.get("op") == "spawn":
+                pid = self._spawn_holder(int(request["ctid"]), [str(n) for n in request["names"]], fds)
+                fds = []
+                conn.send(f"ok {pid}".encode())
+                conn.close()
+            elif request.get("op") == "add":
                 self.add(int(request["ctid"]), fds, request["init"])
                 fds = []
                 conn.send(b"ok")
@@ -166,6 +235,36 @@ class Daemon:
                 pass
             conn.close()
 
+    def _spawn_holder(self, ctid: int, names: list[str], fds: list[int]) -> int:
+        """Fork the holder of CT ``ctid``'s start with vzctl's pipe ends ``fds``."""
+        from vzcore.lifecycle.spawn import HOLDER_ENDS, holder_in_daemon
+
+        if len(fds) != len(HOLDER_ENDS):
+            raise ValueError("the holder's pipe ends must come with the request")
+        self._warm()
+        pid = os.fork()
+        if pid == 0:
+            holder_in_daemon(ctid, set(names), dict(zip(HOLDER_ENDS, fds, strict=True)))
+        for fd in fds:
+            os.close(fd)
+        self.last_spawn = time.monotonic()
+        return pid
+
+    def _warm(self) -> None:
+        """Import the start's modules and the plugins here once, so that each holder
+        forked from the daemon finds them loaded (a boot of many CTs forks one per CT)."""
+        if self.warm:
+            return
+        self.warm = True
+        try:
+            from vzcore.engine import Engine
+            from vzcore.lifecycle import start  # noqa: F401  (finish_steps, in the holder)
+            from vzcore.paths import Paths
+
+            Engine(Paths.from_environment()).plugins.import_child_modules()
+        except Exception as exc:  # the holder loads them again and reports the error
+            _log(f"loading the plugins failed: {exc}")
+
     def add(self, ctid: int, fds: list[int], init: list[int]) -> None:
         """Serve CT ``ctid``'s console (``fds``: master, slave) until ``init`` exits."""
         if len(fds) != 2:
@@ -179,7 +278,7 @@ class Daemon:
             self._drop(self.consoles[ctid])
         master, slave = fds
         os.set_blocking(master, False)
-        console = Console(ctid, master, slave, pidfd)
+        console = Console(ctid, master, slave, pidfd, identity)
         self.consoles[ctid] = console
         self.had_consoles = True
         self.selector.register(master, selectors.EVENT_READ, ("master", console))
@@ -253,6 +352,63 @@ class Daemon:
         if self.consoles.get(console.ctid) is console:
             del self.consoles[console.ctid]
 
+    def _init_exited(self, console: Console) -> None:
+        """The CT's init is gone: drop its console; its wait status (``None`` when the
+        daemon is not its parent) says why, handled in a thread."""
+        pid = console.identity.pid
+        status = self.statuses.pop(pid, None)
+        if status is None:
+            try:
+                reaped, found = os.waitpid(pid, os.WNOHANG)
+                status = found if reaped == pid else None
+            except ChildProcessError:
+                pass
+        self._drop(console)
+        with self.mutex:
+            self.events += 1
+        threading.Thread(target=self._event, args=(console.ctid, console.identity, status),
+                         name=f"vz-event-{console.ctid}", daemon=True).start()
+
+    def _event(self, ctid: int, init: ProcessId, status: int | None) -> None:
+        try:
+            self._handle_event(ctid, init, status)
+        except Exception as exc:  # a thread's failure must not end the daemon
+            _log(f"CT {ctid}: handling the end of its init failed: {exc}")
+        finally:
+            with self.mutex:
+                self.events -= 1
+
+    def _handle_event(self, ctid: int, init: ProcessId, status: int | None) -> None:
+        """Wait for the CT's lock; if the state file still records ``init``, hand the lock
+        to the event handler (:mod:`vzcore.lifecycle.event`)."""
+        from vzcore.engine import Engine
+        from vzcore.paths import Paths
+
+        what = event.classify(status)
+        engine = Engine(Paths.from_environment())
+        state_file = engine.paths.state_file(ctid)
+        if not event.records(state_file, init):
+            return  # a stop (or a start that failed) cleaned up already
+        lock_path = engine.lock_dir / f"{ctid}.lck"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # a verb holding it (stop, restart...) goes first
+            if not event.records(state_file, init):
+                return  # that verb stopped or restarted the CT: it won
+            os.ftruncate(lock, 0)
+            os.pwrite(lock, f"{os.getpid()}\n{EVENT_PREFIX}{what}\n".encode(), 0)
+            _log(f"CT {ctid}: {event.describe(what, status)}")
+            handler = subprocess.Popen(  # reaped by _reap
+                [sys.executable, "-m", "vzcore.lifecycle.event", str(ctid), str(init.pid),
+                 str(init.start_time), what, str(lock)],
+                stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr, cwd="/",
+                start_new_session=True, pass_fds=(lock,))
+            with self.mutex:
+                self.handlers.add(handler.pid)
+        finally:
+            os.close(lock)  # the handler holds its own copy (and so the lock) now
+
     def _try_exit(self) -> bool:
         """Exit if still idle once the lock is held (a vzctl may be handing over)."""
         lock = os.open(self.directory / LOCKFILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -263,6 +419,10 @@ class Daemon:
         (self.directory / SOCKET).unlink(missing_ok=True)
         (self.directory / PIDFILE).unlink(missing_ok=True)
         return True  # the lock goes with our exit, after the socket
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def _peer(conn: socket.socket) -> tuple[int, int]:
@@ -289,6 +449,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # The inits of the holders it forks become its children when the holders exit.
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1)
     daemon = Daemon(Path(argv[1]))
     if len(argv) == 3:
         ctid, pid, start_time, master, slave = (int(n) for n in argv[2].split(":"))

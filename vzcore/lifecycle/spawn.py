@@ -1,34 +1,44 @@
 """Creating a CT's init: the fork, namespace and sync-pipe protocol of ``vzctl start``.
 
 This module calls no hook: :func:`vzcore.lifecycle.start.start` drives the phases of
-:class:`InitSpawner` and hands it the steps init runs.  Four processes take part:
+:class:`InitSpawner` and hands it the steps the CT's first processes run.  Five processes
+take part:
 
 ``vzctl`` (host)
-    forks the *holder* and the *parent* (:meth:`InitSpawner.fork`), then drives them
-    over pipes.
+    forks the *holder* and the *builder's parent* (:meth:`InitSpawner.fork`), then drives
+    them over pipes.
 *holder*
-    unshares the namespaces the CT's root must own: user, network, UTS, IPC.  It says
-    ``U`` and stays until init has joined them (:meth:`InitSpawner.namespaces_ready`
-    returns its PID, which the host setup configures).
-*parent*
-    the host's root in a new mount and PID namespace (owned by the host's user
-    namespace).  vzctl moves it into the CT's cgroups (in a background thread: the first
-    cgroup migration after a quiet spell waits for an RCU grace period, which then
-    overlaps ``vz_pre_start``), releases it with ``R`` (:meth:`InitSpawner.fork_init`);
-    it forks *init*, reports init's host PID with ``P`` and exits.
+    as the host's root, unshares a mount and a time namespace (owned by the host's user
+    namespace: the file system view is built in it with the host's privileges, and locked
+    when init leaves it), then the namespaces the CT's root must own: user, network, UTS,
+    IPC and PID.  The PID namespace belongs to the CT's user namespace so that reboot(2)
+    inside ends the CT's init with a wait status that tells reboot from power-off (see
+    docs/system-cts.md), as in LXC.  vzctl moves it into the CT's cgroups (in a
+    background thread: the first cgroup migration after a quiet spell waits for an RCU
+    grace period, which then overlaps ``vz_pre_start``).  It says ``U``; once
+    ``vz_setup_host`` configured it (the user namespace's maps) vzctl releases it with
+    ``R`` (:meth:`InitSpawner.fork_init`); it forks *init*, reports init's host PID with
+    ``P`` and exits.
 *init*
-    PID 1 of the new PID namespace.  It joins the holder's network, UTS and IPC
-    namespaces (``J``) and waits for ``G`` (:meth:`InitSpawner.release`), which vzctl
-    sends only after it recorded init's PID and start time in the state file, so that a
-    vzctl killed at any moment leaves either no CT process or a recorded one.  Then it
-    runs the start's steps (still as the host's root; they call :meth:`OwnNamespaces.enter`
-    once the file system view is built), puts stdio on the CT's /dev/null, closes every
-    other descriptor and execs ``/sbin/init``.
+    PID 1 of the new PID namespace, in all the holder's namespaces (as the CT's root when
+    the CT has a user namespace).  It waits for ``G`` (:meth:`InitSpawner.release`),
+    which vzctl sends only after it recorded init's PID and start time in the state file
+    (so that a vzctl killed at any moment leaves either no CT process or a recorded one)
+    and after the *builder* built its file system view.  Then it runs the start's last
+    steps (:data:`FinishSteps`: a mount namespace of its own, which locks every mount,
+    a cgroup namespace, the hooks' final settings), puts stdio on the CT's console,
+    closes every other descriptor and execs ``/sbin/init``.
+*builder's parent* and *builder*
+    the parent, the host's root, waits for ``B`` with init's PID, joins init's mount,
+    PID, network, UTS and IPC namespaces (not its user namespace) and forks the builder:
+    a host's root process in the CT's PID namespace, which runs :data:`BuildSteps` (the
+    hooks that build the CT's file system view, then the root switch, which moves init's
+    root too), sends ``D`` with the options the hooks set for init, and exits.
 
 Errors come back as ``E`` with a JSON message; a successful exec closes the last
 (close-on-exec) pipe end, which vzctl reads as success (:meth:`InitSpawner.wait_exec`).
-The holder and the parent die with vzctl (``PR_SET_PDEATHSIG``); init, until released,
-by reading end-of-file.
+The holder and the parent die with vzctl (``PR_SET_PDEATHSIG``), the builder with the
+parent; init, until released, by reading end-of-file.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from vzcore.container import Container
 from vzcore.errors import BadTemplate, PluginError, VzError, describe
@@ -120,35 +130,43 @@ def _child_error(payload: bytes) -> VzError:
     return VzError(data["message"], exit_code=data.get("exit_code"))
 
 
-HOLDER_NAMESPACES = ("user", "net", "uts", "ipc")
-"""Made by the holder: owned by the CT's user namespace, so its root manages them."""
-PARENT_NAMESPACES = ("mnt", "pid", "time")
-"""Made by the parent as the host's root: the file system view is built with the host's
-privileges and locked when init enters the CT's user namespace."""
+HOST_NAMESPACES = ("mnt", "time")
+"""Made by the holder first, as the host's root: the file system view is built in this
+mount namespace with the host's privileges (the builder joins it) and locked when init
+unshares its own; the time namespace's offsets are set from the host."""
+HOLDER_NAMESPACES = ("user", "net", "uts", "ipc", "pid")
+"""Made by the holder next: owned by the CT's user namespace, so its root manages them
+(reboot(2) needs ``CAP_SYS_BOOT`` over the PID namespace's owner)."""
+BUILDER_JOINS = ("pid", "net", "uts", "ipc", "mnt")
+"""The namespaces of init the builder enters (the PID namespace for its children; the
+network namespace for sysfs), as the host's root."""
 
 
 class OwnNamespaces:
-    """The namespaces init enters between building the CT's file system view and its last
-    settings (handed to the start's in-CT steps, which decide when)."""
+    """The namespaces init makes once its file system view is built, before its last
+    settings (handed to the start's finishing steps, which decide when)."""
 
-    def __init__(self, user: list[tuple[str, int]], cgroup: bool) -> None:
+    def __init__(self, user: bool, cgroup: bool) -> None:
         self._user = user
         self._cgroup = cgroup
 
     def enter(self) -> None:
-        """Enter the CT's user namespace and a new mount namespace owned by it (the kernel
-        locks every mount made so far: the CT's root cannot unmount a mask or make a
-        read-only mount writable), then a new cgroup namespace rooted at the CT's groups."""
+        """In a user namespace: a new mount namespace owned by it (the kernel locks every
+        mount made so far: the CT's root cannot unmount a mask or make a read-only mount
+        writable); then a new cgroup namespace rooted at the CT's groups."""
         if self._user:
-            namespaces.enter(self._user)
             namespaces.unshare(["mnt"])
         if self._cgroup:
             namespaces.unshare(["cgroup"])
 
 
-InitSteps = Callable[[OwnNamespaces], Mapping[str, str]]
-"""What init runs once released, before it execs ``/sbin/init``; it returns variables for
-init's environment and raises on failure."""
+BuildSteps = Callable[[], Mapping[str, Any]]
+"""What the builder runs (the host's root in init's mount and PID namespaces): build the
+CT's file system view and switch init's root; it returns ``run.options`` as the hooks left
+them (JSON-serialisable), which init gets, and raises on failure."""
+FinishSteps = Callable[[OwnNamespaces, Mapping[str, Any]], Mapping[str, str]]
+"""What init runs once released, with the builder's options, before it execs
+``/sbin/init``; it returns variables for init's environment and raises on failure."""
 
 
 class InitSpawner:
@@ -157,14 +175,17 @@ class InitSpawner:
     (:meth:`abort` on failure, :meth:`close` always)."""
 
     def __init__(self, ct: Container, names: Iterable[str], cgroups: CgroupSet,
-                 steps: InitSteps) -> None:
+                 build: BuildSteps, finish: FinishSteps,
+                 fork_holder: Callable[[dict[str, int]], int | None] | None = None) -> None:
         self.ct = ct
         self.names = set(names)
-        unknown = self.names - set(HOLDER_NAMESPACES) - set(PARENT_NAMESPACES) - {"cgroup"}
+        unknown = self.names - set(HOLDER_NAMESPACES) - set(HOST_NAMESPACES) - {"cgroup"}
         if unknown:
             raise VzError(f"CT {ct.ctid}: unknown namespaces requested: {sorted(unknown)}")
         self.cgroups = cgroups
-        self.steps = steps
+        self.build = build
+        self.finish = finish
+        self.fork_holder = fork_holder
         self.holder_pid = 0
         self.parent_pid = 0
         self.init: ProcessId | None = None
@@ -173,28 +194,33 @@ class InitSpawner:
         self._fds: dict[str, int] = {}
 
     def fork(self) -> None:
-        """Fork the holder and the parent; start attaching the parent to the cgroups."""
+        """Fork the builder's parent; have ``fork_holder`` (the console daemon, which so
+        becomes init's parent) fork the holder, else fork it here; start attaching the
+        holder to the cgroups (init inherits them)."""
         fds = self._fds
-        fds["to_holder_r"], fds["to_holder_w"] = os.pipe2(os.O_CLOEXEC)
-        fds["to_init_r"], fds["to_init_w"] = os.pipe2(os.O_CLOEXEC)
-        fds["from_r"], fds["from_w"] = os.pipe2(os.O_CLOEXEC)
+        for name in ("to_holder", "to_parent", "to_init", "from"):
+            fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe2(os.O_CLOEXEC)
         vzctl_pid = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
-        self.holder_pid = os.fork()
-        if self.holder_pid == 0:
-            _holder(self.names, vzctl_pid, fds)
         self.parent_pid = os.fork()
         if self.parent_pid == 0:
-            _parent(self.ct, self.cgroups, self.names, vzctl_pid, self.holder_pid, fds, self.steps)
-        for end in ("to_holder_r", "to_init_r", "from_w"):
+            _parent(vzctl_pid, fds, self.build)
+        ends = {end: fds[end] for end in HOLDER_ENDS}
+        holder = self.fork_holder(ends) if self.fork_holder is not None else None
+        if holder is None:
+            holder = os.fork()
+            if holder == 0:
+                _holder(self.ct, self.names, fds, self.finish, vzctl_pid, self.cgroups)
+        self.holder_pid = holder
+        for end in ("to_holder_r", "to_parent_r", "to_init_r", "from_w"):
             os.close(fds.pop(end))
         self._attacher = threading.Thread(target=self._attach, name="vz-cgroup-attach")
         self._attacher.start()
 
     def _attach(self) -> None:
         try:
-            self.cgroups.attach(self.parent_pid)
+            self.cgroups.attach(self.holder_pid)
         except BaseException as exc:
             self._attach_error = exc
 
@@ -212,26 +238,19 @@ class InitSpawner:
         return message
 
     def namespaces_ready(self) -> int:
-        """Wait until the holder made its namespaces and the parent is in the CT's cgroups;
-        return the holder's PID (the one ``vz_setup_host`` configures)."""
+        """Wait until the holder made its namespaces and is in the CT's cgroups; return
+        its PID (the one ``vz_setup_host`` configures)."""
         self._receive("unsharing namespaces", b"U")
         self._join_attacher()
         return self.holder_pid
 
     def fork_init(self) -> ProcessId:
-        """Let the parent fork init, which joins the holder's namespaces and waits; return
-        init's identity (the holder and the parent are gone then)."""
-        os.write(self._fds["to_init_w"], b"R")
-        init_pid, joined = 0, False
-        while not (init_pid and joined):
-            kind, payload = self._receive("forking init", b"P", b"J")
-            if kind == b"P":
-                (init_pid,) = struct.unpack("=I", payload)
-            else:
-                joined = True
-        _reap(self.parent_pid)
-        self.parent_pid = 0
-        os.close(self._fds.pop("to_holder_w"))  # init holds the namespaces now
+        """Let the holder fork init, which waits; return init's identity (the holder is
+        gone then)."""
+        os.write(self._fds["to_holder_w"], b"R")
+        _kind, payload = self._receive("forking init", b"P")
+        (init_pid,) = struct.unpack("=I", payload)
+        os.close(self._fds.pop("to_holder_w"))
         _reap(self.holder_pid)
         self.holder_pid = 0
         self.init = ProcessId.of(init_pid)
@@ -240,8 +259,15 @@ class InitSpawner:
         return self.init
 
     def release(self) -> None:
-        """Let init run its steps and exec; only once its identity is on record."""
-        os.write(self._fds["to_init_w"], b"G")
+        """Have the builder build init's file system view, then let init finish and exec;
+        only once its identity is on record."""
+        assert self.init is not None
+        _send(self._fds["to_parent_w"], b"B", struct.pack("=I", self.init.pid))
+        os.close(self._fds.pop("to_parent_w"))
+        _kind, options = self._receive("building the CT's file system view", b"D")
+        _reap(self.parent_pid)
+        self.parent_pid = 0
+        _send(self._fds["to_init_w"], b"G", options)
         os.close(self._fds.pop("to_init_w"))
 
     def wait_exec(self) -> None:
@@ -253,7 +279,8 @@ class InitSpawner:
                               "check the CT's init configuration")
 
     def abort(self) -> None:
-        """Kill the holder and the parent (init, if forked, dies with the CT's cgroups)."""
+        """Kill the holder and the builder's parent (init, if forked, dies with the CT's
+        cgroups; the builder with its parent)."""
         for pid in (self.holder_pid, self.parent_pid):
             if pid:
                 _kill_and_reap(pid)
@@ -299,9 +326,9 @@ def _kill_and_reap(pid: int) -> None:
         pass
 
 
-def _die_with(vzctl_pid: int) -> None:
+def _die_with(parent_pid: int) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != vzctl_pid:  # vzctl died before the prctl
+    if os.getppid() != parent_pid:  # the parent died before the prctl
         os._exit(1)
 
 
@@ -311,58 +338,125 @@ def _keep_only(fds: dict[str, int], *keep: str) -> None:
         os.close(fds.pop(name))
 
 
-def _holder(names: set[str], vzctl_pid: int, fds: dict[str, int]) -> NoReturn:
-    """Unshare the namespaces the CT's root must own; keep them until init joined."""
+HOLDER_ENDS = ("to_holder_r", "to_init_r", "from_w")
+"""The pipe ends the holder uses (handed to the console daemon with a ``spawn`` request)."""
+
+
+def holder_in_daemon(ctid: int, names: set[str], fds: dict[str, int]) -> NoReturn:
+    """The holder as a child of the console daemon (:mod:`vzcore.lifecycle.consoled`),
+    which forked it on vzctl's request with :data:`HOLDER_ENDS`: init, forked here, is
+    reparented to the daemon (a child subreaper) when the holder exits, so the daemon
+    reads init's wait status.  The CT and its plugins are loaded again from the
+    installation's files (the daemon's environment names it).  The daemon's descriptors
+    stay open here, as vzctl's do in the processes it forks, what plugins opened
+    included; init marks every descriptor above 2 close-on-exec before it execs, so none
+    reaches the CT's programs."""
     try:
-        _keep_only(fds, "to_holder_r", "from_w")
-        detach()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _die_with(vzctl_pid)
-        libc.unshare(namespaces.flags_of(names & set(HOLDER_NAMESPACES)))
-        _send(fds["from_w"], b"U")
-        while os.read(fds["to_holder_r"], 1):
-            pass
-        os._exit(0)
+        signal.set_wakeup_fd(-1)  # the daemon's SIGCHLD wake-up is not ours
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        from vzcore.engine import Engine
+        from vzcore.lifecycle.start import finish_steps
+        from vzcore.paths import Paths
+        from vzcore.runtime import Run, State
+
+        engine = Engine(Paths.from_environment())
+        ct = engine.container(ctid)
+        engine.plugins.import_child_modules()  # before the root switch hides the host's files
+        run = Run(ct, State(engine.paths.state_file(ctid), ctid), engine.plugins)
+        _holder(ct, names, fds, finish_steps(ct, run), None, None)
     except BaseException as exc:
         _report(fds["from_w"], exc)
 
 
-def _parent(ct: Container, cgroups: CgroupSet, names: set[str], vzctl_pid: int,
-            holder_pid: int, fds: dict[str, int], steps: InitSteps) -> NoReturn:
-    """As the host's root: a new mount and PID namespace; fork init once released."""
+def _holder(ct: Container, names: set[str], fds: dict[str, int], finish: FinishSteps,
+            vzctl_pid: int | None, cgroups: CgroupSet | None) -> NoReturn:
+    """Unshare the CT's namespaces; fork init into them once released (``vzctl_pid``: the
+    holder is vzctl's child and dies with it; else vzctl's end of the pipe tells)."""
     try:
-        _keep_only(fds, "to_init_r", "from_w")
+        _keep_only(fds, *HOLDER_ENDS)
         detach()  # init is forked from here: no host terminal, descriptor or session
         dumpable.forbid()  # until init execs, the CT's processes must not reach it
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _die_with(vzctl_pid)
-        libc.unshare(namespaces.flags_of(names & set(PARENT_NAMESPACES)))
-        if os.read(fds["to_init_r"], 1) != b"R":
+        if vzctl_pid is not None:
+            _die_with(vzctl_pid)
+        # Two calls: with CLONE_NEWUSER in the same call, the kernel would make the
+        # mount namespace the CT's, and the view could no longer be built as the host's root.
+        libc.unshare(namespaces.flags_of(names & set(HOST_NAMESPACES)))
+        libc.unshare(namespaces.flags_of(names & set(HOLDER_NAMESPACES)))
+        _send(fds["from_w"], b"U")
+        if os.read(fds["to_holder_r"], 1) != b"R":
             os._exit(1)
         try:
             init_pid = os.fork()
         except BlockingIOError:
+            if cgroups is None:
+                from vzcore.runtime import State
+
+                state = State.load(ct.paths.state_file(ct.ctid), ct.ctid)
+                cgroups = state.cgroups if state is not None else None
+            if cgroups is None:
+                raise
             raise ForkLimit.read(ct.ctid, cgroups).error("the CT's init") from None
         if init_pid == 0:
-            _init(names, holder_pid, fds, steps)
+            _init(names, fds, finish)
         _send(fds["from_w"], b"P", struct.pack("=I", init_pid))
         os._exit(0)
     except BaseException as exc:
         _report(fds["from_w"], exc)
 
 
-def _init(names: set[str], holder_pid: int, fds: dict[str, int], steps: InitSteps) -> NoReturn:
+def _parent(vzctl_pid: int, fds: dict[str, int], build: BuildSteps) -> NoReturn:
+    """As the host's root: join init's namespaces (not its user namespace) once told its
+    PID and fork the builder there."""
+    try:
+        _keep_only(fds, "to_parent_r", "from_w")
+        detach()
+        dumpable.forbid()  # it enters the CT's namespaces as the host's root
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _die_with(vzctl_pid)
+        message = _receive(fds["to_parent_r"])
+        if message is None or message[0] != b"B":
+            os._exit(1)
+        (init_pid,) = struct.unpack("=I", message[1])
+        root = os.open(f"/proc/{init_pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        namespaces.enter(namespaces.open_namespaces(init_pid, BUILDER_JOINS))
+        # setns() put the root at the mount namespace's; take init's own instead, so
+        # that the root switch (pivot_root) moves init's root along with the builder's.
+        os.fchdir(root)
+        os.chroot(".")
+        os.close(root)
+        builder = os.fork()
+        if builder == 0:
+            _builder(os.getppid(), fds, build)
+        _pid, status = os.waitpid(builder, 0)
+        os._exit(0 if status == 0 else 1)
+    except BaseException as exc:
+        _report(fds["from_w"], exc)
+
+
+def _builder(parent_pid: int, fds: dict[str, int], build: BuildSteps) -> NoReturn:
+    """The host's root in init's mount and PID namespaces: build the view, say ``D``."""
+    try:
+        _die_with(parent_pid)
+        options = build()
+        _send(fds["from_w"], b"D", json.dumps(options).encode())
+        os._exit(0)
+    except BaseException as exc:
+        _report(fds["from_w"], exc)
+
+
+def _init(names: set[str], fds: dict[str, int], finish: FinishSteps) -> NoReturn:
     """The CT's init before it execs; never returns."""
     try:
+        _keep_only(fds, "to_init_r", "from_w")
         libc.prctl(PR_SET_PDEATHSIG, 0)
         os.setsid()  # a session of its own, as every init has
-        held = [n for n in ("net", "uts", "ipc") if n in names]
-        namespaces.enter(namespaces.open_namespaces(holder_pid, held))
-        user = namespaces.open_namespaces(holder_pid, ["user"]) if "user" in names else []
-        _send(fds["from_w"], b"J")
-        if os.read(fds["to_init_r"], 1) != b"G":
+        message = _receive(fds["to_init_r"])
+        if message is None or message[0] != b"G":
             os._exit(1)
-        extra = steps(OwnNamespaces(user, "cgroup" in names))
+        os.chdir("/")  # the builder's root switch moved init's root; the directory follows
+        options = json.loads(message[1])
+        extra = finish(OwnNamespaces("user" in names, "cgroup" in names), options)
         dumpable.forbid()  # the credential changes in the steps may have reset it
         exec_init(extra)
     except BaseException as exc:

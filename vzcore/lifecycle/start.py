@@ -19,6 +19,8 @@ teardown of :mod:`vzcore.lifecycle.teardown` undoes what was recorded, in revers
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -32,11 +34,14 @@ from vzcore.faults import checkpoint
 from vzcore.lifecycle import console, privileged
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
-from vzcore.lifecycle.spawn import INIT_ENV_OPTION, InitSpawner, InitSteps, OwnNamespaces
+from vzcore.lifecycle.spawn import INIT_ENV_OPTION, BuildSteps, FinishSteps, InitSpawner, OwnNamespaces
 from vzcore.lifecycle.teardown import teardown
 from vzcore.linux.procfs import namespace
 from vzcore.runtime import RUNNING, Run, State
 
+WAIT_OPTION = "wait"
+"""``run.options`` key: ``True`` when the start will wait for the CT's init (``--wait``),
+so that the isolation plugin makes the notify socket only then."""
 DEFAULT_WAIT_TIMEOUT = 300
 """Seconds ``vzctl start --wait`` waits for the CT's init by default (``WAIT_TIMEOUT``)."""
 
@@ -58,13 +63,14 @@ def wait_timeout(ct: Container, given: float | None) -> float:
 
 
 def start(engine: Engine, ct: Container, *, force: bool = False, wait: bool = False,
-          timeout: float | None = None, **options: Any) -> None:
+          timeout: float | None = None, locked: bool = False, **options: Any) -> None:
     """Start ``ct``; raises :class:`AlreadyRunning` (32) if it runs.  With ``wait``, return
-    only once its init says it is up (:class:`WaitFailed`, 133, after ``timeout``)."""
+    only once its init says it is up (:class:`WaitFailed`, 133, after ``timeout``).
+    ``locked``: the caller holds the CT's lock (a reboot inside, :mod:`.event`)."""
     ct.require_exists()
     seconds = wait_timeout(ct, timeout) if wait else 0.0
     plugins = engine.plugins
-    plugins.require("isolation", "start")
+    isolation = plugins.require("isolation", "start")
     check_layout(engine, ct)
     check_areas(engine, ct)
     if (ct.get("DISABLED") or "").lower() == "yes" and not force:
@@ -74,7 +80,7 @@ def start(engine: Engine, ct: Container, *, force: bool = False, wait: bool = Fa
     plugins.run_each("vz_validate", ct=ct, changes=ChangeSet(), verb="start")
     privileged.check(engine, ct, "start", privileged=ct.idmap is None)
     plugins.import_child_modules()
-    with engine.lock(ct, "start"):
+    with contextlib.nullcontext() if locked else engine.lock(ct, "start"):
         state = engine.state(ct)
         if state is not None:
             if state.is_running:
@@ -82,11 +88,15 @@ def start(engine: Engine, ct: Container, *, force: bool = False, wait: bool = Fa
             engine.say(f"Cleaning up what the last run of CT {ct.ctid} left")
             teardown(engine, ct, state, umount=state.mounted_by_start, what="cleanup of the last run")
         engine.say(f"Starting CT {ct.ctid} ...")
-        run = _start_locked(engine, ct, options)
+        run = _start_locked(engine, ct, {**options, WAIT_OPTION: wait})
     engine.say(f"CT {ct.ctid} started")
     if wait:
         engine.say(f"Waiting for CT {ct.ctid} to boot ...")
-        if plugins.first_result("vz_wait_ready", ct=ct, run=run, timeout=seconds):
+        # The isolation provider booted init, so it is the one that can tell (by name,
+        # not by hook order: another plugin answering first would not know this init).
+        answers = plugins.call_each("vz_wait_ready", ct=ct, run=run, timeout=seconds,
+                                    only=lambda name: name == isolation)
+        if any(result for _name, result in answers):
             engine.say(f"CT {ct.ctid} is up")
 
 
@@ -117,7 +127,9 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
             names.update(result or ())
         pty = console.open_pty(ct)  # before the fork: the CT's /dev/console (isolation)
         run.options[console.CONSOLE_OPTION] = pty.path
-        spawner = InitSpawner(ct, names, state.cgroups, _in_ct(ct, run))
+        run.options[console.CONSOLE_FD_OPTION] = pty.slave
+        spawner = InitSpawner(ct, names, state.cgroups, _build(ct, run), finish_steps(ct, run),
+                              _holder_forker(engine, ct, names))
         spawner.fork()  # early: moving it into the cgroups overlaps vz_pre_start
         checkpoint("start:forked")
         plugins.run_each("vz_pre_start", ct=ct, run=run)
@@ -130,14 +142,15 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
         state.pidns = namespace(state.init.pid, "pid")  # what proves a process is the CT's
         state.save()  # init runs only once it is on record; this is the file it reads
         checkpoint("start:init-recorded")
-        spawner.release()  # init runs _in_ct and execs /sbin/init
-        checkpoint("start:released")
-        spawner.wait_exec()
-        checkpoint("start:init-running")
-        try:
+        try:  # before init runs: a vzctl killed later must not take the console's master
             console.hand_over(ct, pty, state.init)
         except VzError as exc:  # the CT runs; only 'vzctl console' will say it has none
             engine.warn(f"warning: {exc}")
+        checkpoint("start:console-handed-over")
+        spawner.release()  # the builder runs _build, init finish_steps, then /sbin/init
+        checkpoint("start:released")
+        spawner.wait_exec()
+        checkpoint("start:init-running")
         plugins.run_each("vz_post_start", ct=ct, run=run)
         checkpoint("start:post-start-done")
         state.phase = RUNNING
@@ -158,13 +171,13 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
             pty.close()
 
 
-def _in_ct(ct: Container, run: Run) -> InitSteps:
-    """The steps the CT's init runs once released, as the host's root in the CT's new
-    mount and PID namespaces, before it execs ``/sbin/init``; they return the variables
-    the hooks put in ``run.options[INIT_ENV_OPTION]`` for init's environment."""
+def _build(ct: Container, run: Run) -> BuildSteps:
+    """What the builder runs: the host's root in the CT's new mount and PID namespaces
+    (not its user namespace) builds the CT's file system view and switches init's root;
+    it returns ``run.options`` as the hooks left them, for :func:`finish_steps`."""
     plugins = run.plugins
 
-    def steps(own: OwnNamespaces) -> dict[str, str]:
+    def build() -> dict[str, Any]:
         # This process was forked before vz_pre_start: its copy of the state is older
         # than the file, which vzctl saved when it recorded init, just before the release.
         state = State.load(run.state.path, ct.ctid)
@@ -176,8 +189,40 @@ def _in_ct(ct: Container, run: Run) -> InitSteps:
         if not plugins.first_result("vz_switch_root", ct=ct, run=child):
             raise VzError(f"CT {ct.ctid}: no plugin switched the root (vz_switch_root); "
                           "is the isolation plugin active?")
-        own.enter()  # the CT's user namespace (locking the mounts) and cgroup namespace
+        return {"state": state.to_json(), "options": child.options}
+
+    return build
+
+
+def _holder_forker(engine: Engine, ct: Container,
+                   names: set[str]) -> Callable[[dict[str, int]], int | None]:
+    """Have the console daemon fork the holder, so that it is the parent of the CT's init
+    and sees a reboot inside (:mod:`vzcore.lifecycle.event`); ``None`` (fork it here)
+    when the daemon cannot."""
+
+    def fork_holder(ends: dict[str, int]) -> int | None:
+        try:
+            return console.spawn_holder(ct, names, ends)
+        except VzError as exc:
+            engine.warn(f"warning: {exc}; a reboot inside CT {ct.ctid} will leave it stopped")
+            return None
+
+    return fork_holder
+
+
+def finish_steps(ct: Container, run: Run) -> FinishSteps:
+    """What init runs once released, in its new root: its own mount namespace (locking the
+    mounts) and cgroup namespace, then ``vz_finalize_child``; it returns the variables the
+    hooks put in ``run.options[INIT_ENV_OPTION]`` for init's environment."""
+    plugins = run.plugins
+
+    def finish(own: OwnNamespaces, built: Mapping[str, Any]) -> dict[str, str]:
+        own.enter()
+        # The state as the builder read it, before the root switch hid the file.
+        state = State.from_json(run.state.path, ct.ctid, dict(built["state"]))
+        state.writable = False
+        child = attrs.evolve(run, state=state, root="/", options=dict(built["options"]))
         plugins.run_each("vz_finalize_child", ct=ct, run=child)
         return dict(child.options.get(INIT_ENV_OPTION) or {})
 
-    return steps
+    return finish

@@ -22,9 +22,9 @@ FLAGS = {
 """Namespace name (as in ``/proc/PID/ns/NAME``) -> ``CLONE_NEW*`` flag."""
 
 JOIN_ORDER = ("pid", "time", "cgroup", "ipc", "uts", "net", "user", "mnt")
-"""The order a joining process enters a CT's namespaces: first those the host's root may
-enter (a CT's PID namespace belongs to the host's user namespace, so it must be joined
-before leaving that), then the CT's user namespace, then its mount namespace, which
+"""The order a joining process enters a CT's namespaces: first the others, as the host's
+root (a privileged CT's PID namespace belongs to the host's user namespace, so it must be
+joined before leaving that), then the CT's user namespace, then its mount namespace, which
 belongs to the CT's user namespace."""
 
 

@@ -27,7 +27,8 @@ def _tree(tmp_path: Path, init: str | None = None, content: bytes = b"") -> Path
 def test_systemd_is_where_sbin_init_resolves_inside_the_root(tmp_path: Path) -> None:
     kind = initkind.detect(str(_tree(tmp_path, "/lib/systemd/systemd")))
     assert kind.name == "systemd" and kind.system and kind.stop_signal == signal.SIGRTMIN + 3
-    assert kind.environment("u")["NOTIFY_SOCKET"] == "/run/host/notify"
+    assert kind.environment("u", notify=True)["NOTIFY_SOCKET"] == "/run/host/notify"
+    assert "NOTIFY_SOCKET" not in kind.environment("u")  # a start without --wait
 
 
 def test_sysvinit_is_recognised_by_its_control_fifo(tmp_path: Path) -> None:

@@ -27,6 +27,15 @@ net_admin stay, as in vzctl's upstream-kernel mode, because mount and network na
 confine them; see docs/security.md for what that does and does not protect.
 """
 
+KEPT_IN_USER_NAMESPACE = frozenset({"sys_boot"})
+"""Capabilities of :data:`DROPPED_BY_DEFAULT` that a CT with a user namespace keeps.
+
+``CAP_SYS_BOOT`` there reaches only reboot(2) of the CT's own PID namespace (which the
+CT's user namespace owns): the kernel ends the CT's init with SIGHUP for a restart or
+SIGINT for a halt, which is how ``reboot`` and ``poweroff`` inside work
+(docs/system-cts.md); kexec needs it in the host's user namespace.  A privileged CT's
+would be the host's (kexec_load), so it stays dropped there."""
+
 PRIVILEGED_NEVER = frozenset({"sys_ptrace"})
 """Capabilities a privileged CT (``LOCAL_UID=0``) never has, whatever ``CAPABILITY`` says.
 
@@ -80,7 +89,7 @@ def merge(config: str | None, changes: Sequence[tuple[tuple[str, bool], ...]]) -
 def kept(config: str | None, *, privileged: bool = False) -> frozenset[int]:
     """Capability numbers a CT keeps with ``CAPABILITY=config``; a ``privileged`` CT
     never keeps :data:`PRIVILEGED_NEVER` (granting one is an error)."""
-    names = set(NAMES) - DROPPED_BY_DEFAULT
+    names = set(NAMES) - (DROPPED_BY_DEFAULT - (set() if privileged else KEPT_IN_USER_NAMESPACE))
     if config and config.strip():
         for name, on in parse_setting(config):
             if on and privileged and name in PRIVILEGED_NEVER:

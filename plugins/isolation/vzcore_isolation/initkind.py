@@ -58,10 +58,11 @@ class InitKind:
     stop_signal: int | None
     stop_command: tuple[tuple[str, ...], ...]
 
-    def environment(self, uuid: str) -> dict[str, str]:
-        """The variables systemd's container interface gives PID 1 beyond ``container``."""
+    def environment(self, uuid: str, notify: bool = False) -> dict[str, str]:
+        """The variables systemd's container interface gives PID 1 beyond ``container``
+        (``notify``: the start made a notify socket, ``--wait``)."""
         env = {"container_uuid": uuid}
-        if self.name == SYSTEMD:
+        if self.name == SYSTEMD and notify:
             env["NOTIFY_SOCKET"] = NOTIFY_SOCKET
         return env
 

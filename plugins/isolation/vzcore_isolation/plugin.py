@@ -67,14 +67,16 @@ def vz_namespaces(ct: Container) -> Iterable[str]:
 
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
-    """Detect the CT's init kind and record it when it boots a distribution; for systemd,
-    make the notify socket ``--wait`` reads."""
+    """Detect the CT's init kind and record it when it boots a distribution; for systemd
+    started with ``--wait``, make the notify socket that reads."""
+    from vzcore.lifecycle.start import WAIT_OPTION
     from vzcore_isolation import initkind, ready
 
     kind = initkind.detect(str(ct.root))
     if not kind.system:
         return  # no record: a CT without one is handled as busybox, as it always was
-    host_dir = ct.paths.run_dir / f"{ct.ctid}.host" if kind.name == initkind.SYSTEMD else None
+    notify = kind.name == initkind.SYSTEMD and bool(run.options.get(WAIT_OPTION))
+    host_dir = ct.paths.run_dir / f"{ct.ctid}.host" if notify else None
     run.record = IsolationRecord(init_kind=kind.name,
                                  host_dir=str(host_dir) if host_dir is not None else None)
     if host_dir is not None:
@@ -101,11 +103,14 @@ def _become_ct_root(ct: Container) -> None:
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
-    from vzcore.lifecycle.console import CONSOLE_OPTION
+    from vzcore.lifecycle.console import CONSOLE_FD_OPTION, CONSOLE_OPTION
     from vzcore.linux import safefs
     from vzcore_isolation import initkind, rootfs, system
 
-    rootfs.build(run.root, ct.root_owner, console=run.options.get(CONSOLE_OPTION))
+    console = run.options.get(CONSOLE_OPTION)
+    held = run.options.get(CONSOLE_FD_OPTION)
+    rootfs.build(run.root, ct.root_owner,
+                 console=(console, held) if console and held is not None else None)
     record = run.record
     kind = initkind.KINDS.get(record.init_kind if record else "", initkind.KINDS[initkind.BUSYBOX])
     if kind.system:
@@ -117,7 +122,8 @@ def vz_setup_child(ct: Container, run: Run) -> None:
             os.close(root_fd)
         from vzcore.lifecycle.spawn import INIT_ENV_OPTION
 
-        run.options.setdefault(INIT_ENV_OPTION, {}).update(kind.environment(ct_uuid(ct)))
+        env = kind.environment(ct_uuid(ct), notify=bool(record.host_dir))
+        run.options.setdefault(INIT_ENV_OPTION, {}).update(env)
 
 
 def ct_uuid(ct: Container) -> str:
@@ -188,10 +194,11 @@ def vz_stop(ct: Container, run: Run) -> None:
 
 def _end_halted_sysvinit(ct: Container, run: Run) -> None:
     """sysvinit's last step at runlevel 0 is ``halt -f``: reboot(2), which ends init only
-    with ``CAP_SYS_BOOT`` over the CT's PID namespace; that namespace is the host's (see
-    docs/system-cts.md), so halt fails and init stays.  Once runlevel 0's ``rc`` ran
-    (services stopped, processes signalled, file systems synced), end init as halt would
-    have."""
+    with ``CAP_SYS_BOOT`` over the CT's PID namespace.  A CT with a user namespace has it
+    (init is gone by now); a privileged CT's PID namespace is the host's user namespace's,
+    whose capability it lacks (docs/system-cts.md), so halt fails and init stays.  Once
+    runlevel 0's ``rc`` ran (services stopped, processes signalled, file systems synced),
+    end init as halt would have."""
     from vzcore.lifecycle.stop import stop_timeout
     from vzcore.linux.procfs import kill
     from vzcore_isolation import ready

@@ -46,7 +46,7 @@ writable)."""
 WRITABLE_AGAIN = ("proc/sys/net",)
 
 
-def build(root: str, owner: tuple[int, int], console: str | None = None) -> None:
+def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = None) -> None:
     """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path) and
     leave the working directory there, for :func:`vzcore.linux.mounts.pivot_to_cwd`.
 
@@ -54,7 +54,8 @@ def build(root: str, owner: tuple[int, int], console: str | None = None) -> None
     user namespace: a CT in a user namespace enters it only after the root switch, which
     locks all of these mounts).  ``owner`` is the host (uid, gid) of the CT's root: it
     owns the file systems made here for the CT (/dev, /dev/shm).  ``console`` is the host
-    path of the CT's console pty (:mod:`vzcore.lifecycle.console`), bound on /dev/console.
+    path of the CT's console pty (:mod:`vzcore.lifecycle.console`) and a descriptor of it
+    this process holds; the pty is bound on /dev/console.
     """
     mounts.make_private("/")
     # nodev: a device node in the private area (a template's, or one a host tool put
@@ -95,14 +96,29 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
     safefs.mount_at(root_fd, "dev/mqueue", "mqueue", "mqueue", NOSUID | NODEV | NOEXEC)
 
 
-def _bind_console(root_fd: int, console: str | None) -> None:
+def _bind_console(root_fd: int, console: tuple[str, int] | None) -> None:
     """/dev/console: the CT's console pty, made by the core at start and kept open on the
     host (systemd's container interface asks for that); never the host's console.
-    Without one (a start that made none) it writes to the CT's own /dev/null."""
-    if console:
-        safefs.mount_at(root_fd, "dev/console", console, None, mounts.MS_BIND, kind="file")
-    else:
+    Without one (a start that made none) it writes to the CT's own /dev/null.
+
+    The held descriptor was opened in vzctl's mount namespace, which a bind mount here
+    cannot take as its source (EINVAL); so the path is opened again in this namespace
+    and bound only if it is the very pty held (same device and inode), never another
+    terminal that took its place."""
+    if console is None:
         _bind_ct_null(root_fd, "dev/console")
+        return
+    path, held = console
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        found, wanted = os.fstat(fd), os.fstat(held)
+        if (found.st_dev, found.st_ino, found.st_rdev) != (wanted.st_dev, wanted.st_ino, wanted.st_rdev):
+            raise KernelError(f"bind the console pty {path} (it is no longer the pty made for "
+                              "this CT) on", "dev/console", errno.ENXIO)
+        safefs.mount_at(root_fd, "dev/console", f"/proc/self/fd/{fd}", None, mounts.MS_BIND,
+                        kind="file")
+    finally:
+        os.close(fd)
 
 
 def _bind_ct_null(root_fd: int, path: str) -> None:

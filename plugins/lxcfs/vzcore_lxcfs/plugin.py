@@ -116,10 +116,8 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     """Start the CT's boot-time clock at zero (before its init exists)."""
     from vzcore_lxcfs import timens
 
-    if run.record is not None and timens.available():
-        holder = timens.unshared_child()
-        if holder is not None:  # None: views were off when the namespaces were chosen
-            timens.start_clock_at_zero(holder)
+    if run.record is not None and timens.available() and timens.unshared(pid):
+        timens.start_clock_at_zero(pid)  # not unshared: views were off when chosen
 
 
 def _place(ct: Container) -> Place:

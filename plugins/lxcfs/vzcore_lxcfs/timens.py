@@ -4,7 +4,7 @@ lxcfs answers ``/proc/uptime`` reads, but programs that ask the kernel (``sysinf
 as busybox's ``uptime`` does, or ``clock_gettime(CLOCK_BOOTTIME)``) would still get the
 host's boot time.  A time namespace (Linux 5.6) shifts both for every
 process in it, including those ``vzctl exec`` joins.  Its offset can be set only between
-the ``unshare`` (by the start's "parent" process) and the first process created in it
+the ``unshare`` (by the start's "holder" process) and the first process created in it
 (the CT's init), which is when ``vz_setup_host`` runs.
 """
 
@@ -19,29 +19,12 @@ def available() -> bool:
     return os.path.exists("/proc/self/ns/time")
 
 
-def _ppid(pid: str) -> int | None:
+def unshared(pid: int) -> bool:
+    """Whether ``pid`` (the start's holder) unshared a time namespace for its children."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode(errors="replace")
+        return os.readlink(f"/proc/{pid}/ns/time") != os.readlink(f"/proc/{pid}/ns/time_for_children")
     except OSError:
-        return None
-    return int(raw[raw.rindex(")") + 2:].split()[1])
-
-
-def unshared_child() -> int | None:
-    """The child of this process that unshared a time namespace and has not yet put a
-    process in it (the start's parent, forked by vzctl before ``vz_pre_start``); ``None``
-    when no time namespace was asked for."""
-    me = os.getpid()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit() or _ppid(pid) != me:
-            continue
-        try:
-            if os.readlink(f"/proc/{pid}/ns/time") != os.readlink(f"/proc/{pid}/ns/time_for_children"):
-                return int(pid)
-        except OSError:
-            continue
-    return None
+        return False
 
 
 def start_clock_at_zero(pid: int) -> None:
