@@ -5,6 +5,7 @@ the image file, the mount from ``VE_ROOT``."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore import areas
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
     from vzcore.container import Container
 
 LAYOUT = "image"
+
+
+def where(ct: Container) -> Path:
+    """Where the image is mounted: ``VE_ROOT``, or the upper layer's mount point of an
+    ``overlay`` CT (whose upper layer is such an image: :mod:`vzcore_disk.overlay`)."""
+    if ct.layout == "overlay":
+        from vzcore_disk import overlay
+
+        return overlay.upper_mount(ct)
+    return ct.root
 
 
 def require_size(ct: Container, wanted: limits.Limits) -> None:
@@ -46,8 +57,8 @@ def make(ct: Container) -> None:
     inodes = wanted.inodes_hard if wanted.inodes_set else _default_inodes(wanted.space_hard)
     path = image.image_of(ct.private)
     image.make(ct.ctid, path, wanted.space_hard, inodes)
-    ct.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    image.resize(ct.ctid, path, ct.root, wanted.space_hard, online=False)  # df shows the size
+    where(ct).mkdir(mode=0o755, parents=True, exist_ok=True)
+    image.resize(ct.ctid, path, where(ct), wanted.space_hard, online=False)  # df shows the size
     mount(ct)
 
 
@@ -56,12 +67,12 @@ def _default_inodes(kblocks: int) -> int:
 
 
 def mount(ct: Container) -> None:
-    image.mount(ct.ctid, image.image_of(ct.private), ct.root)
+    image.mount(ct.ctid, image.image_of(ct.private), where(ct))
     enforce(ct)
 
 
 def umount(ct: Container) -> None:
-    image.umount(ct.root, image.image_of(ct.private))
+    image.umount(where(ct), image.image_of(ct.private))
 
 
 def destroy(ct: Container) -> None:
@@ -77,11 +88,11 @@ def destroy(ct: Container) -> None:
 
 
 def mounted(ct: Container) -> bool:
-    return mounts.is_mount_point(ct.root) and image.image_of(ct.private).exists()
+    return mounts.is_mount_point(where(ct)) and image.image_of(ct.private).exists()
 
 
 def usage(ct: Container) -> image.Usage:
-    return image.usage(ct.ctid, image.image_of(ct.private), ct.root, mounted(ct))
+    return image.usage(ct.ctid, image.image_of(ct.private), where(ct), mounted(ct))
 
 
 def resize(ct: Container, old: limits.Limits, new: limits.Limits) -> None:
@@ -91,8 +102,8 @@ def resize(ct: Container, old: limits.Limits, new: limits.Limits) -> None:
         return
     online = mounted(ct)
     if not online:
-        ct.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    image.resize(ct.ctid, image.image_of(ct.private), ct.root, new.space_hard, online=online)
+        where(ct).mkdir(mode=0o755, parents=True, exist_ok=True)
+    image.resize(ct.ctid, image.image_of(ct.private), where(ct), new.space_hard, online=online)
 
 
 def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
@@ -104,7 +115,7 @@ def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
     before = grace.load(ct.private)
     after = grace.next_state(before, used, wanted, now)
     path = image.image_of(ct.private)
-    target = image.device_of(ct.ctid, path, ct.root) if mounted(ct) else str(path)
+    target = image.device_of(ct.ctid, path, where(ct)) if mounted(ct) else str(path)
     reserve = grace.reserve_kblocks(wanted, used.blocks_total) if after.enforced else 0
     current = int(image.superblock(ct.ctid, target).get("Reserved block count", "0"))
     if current * image.BLOCK // 1024 != reserve // (image.BLOCK // 1024) * (image.BLOCK // 1024):

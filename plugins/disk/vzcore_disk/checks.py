@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from vzcore.container import Container
 
 KEYS = ("DISKSPACE", "DISKINODES", "QUOTATIME")
-LIMITING = ("image", "btrfs")
+LIMITING = ("image", "btrfs", "overlay")
 """The layouts on which the kernel enforces the limits."""
 
 
@@ -24,8 +24,12 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
     if verb == "start":
         return
-    if verb == "create" and ct.layout == area.LAYOUT:
+    if verb == "create" and ct.layout in (area.LAYOUT, "overlay"):
         area.require_size(ct, limits.of(ct))
+        if ct.layout == "overlay":
+            from vzcore_disk import overlay
+
+            overlay.probe(ct)
         return
     if verb == "create" and ct.layout == "btrfs":
         from vzcore_disk import btrfs_area
