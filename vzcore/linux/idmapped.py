@@ -43,16 +43,22 @@ def userns_fd(idmap: IdMap) -> int:
             os.close(ready_r)
             os.close(hold_w)
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            libc.unshare(CLONE_NEWUSER)
-            os.write(ready_w, b"1")
-            os.read(hold_r, 1)
+            try:
+                libc.unshare(CLONE_NEWUSER)
+            except KernelError as exc:
+                os.write(ready_w, str(exc.errno).encode())
+            else:
+                os.write(ready_w, b"ok")
+                os.read(hold_r, 1)
         finally:
             os._exit(0)
     os.close(ready_w)
     os.close(hold_r)
     try:
-        if os.read(ready_r, 1) != b"1":
-            raise KernelError("unshare a user namespace for", "an idmapped mount", 0)
+        said = os.read(ready_r, 16)
+        if said != b"ok":
+            raise KernelError("unshare(CLONE_NEWUSER) for", "an idmapped mount",
+                              int(said) if said.isdigit() else 0)
         userns.write_maps(pid, idmap)
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
