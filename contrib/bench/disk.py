@@ -120,6 +120,16 @@ def file_pages_k(root: Path, parent: str, ctid: int) -> int:
     return 0
 
 
+def drop_cache(path: Path) -> None:
+    """Write ``path`` back and drop its pages from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
 def resident_k(path: Path) -> int:
     done = subprocess.run(["fincore", "-b", "-n", "-o", "RES", str(path)], check=True,
                           capture_output=True, text=True)
@@ -127,8 +137,9 @@ def resident_k(path: Path) -> int:
 
 
 def sharing(env: dict[str, str], root: Path, parent: str, count: int,
-            template: str) -> dict[str, float]:
-    """Host disk use and page cache of ``count`` overlay CTs of ``template``."""
+            template: str, layout: str = "overlay") -> dict[str, float]:
+    """Host disk use and page cache of ``count`` CTs of ``template`` (``layout`` simfs: the
+    control, every CT with copies of its own)."""
     vzctl_bin = str(Path(sys.executable).with_name("vzctl"))
     binary, run = (("/bin/busybox", "/bin/busybox true") if template == "busybox"
                    else ("/bin/bash", "/bin/bash -c true"))
@@ -137,27 +148,34 @@ def sharing(env: dict[str, str], root: Path, parent: str, count: int,
     area.mkdir(exist_ok=True)
     figures: dict[str, float] = {"disk before": du_k(area)}
     for ctid in ctids:
-        vzctl(env, "create", ctid, "--ostemplate", template, "--layout", "overlay",
-              "--diskspace", "1G")
+        vzctl(env, "create", ctid, "--ostemplate", template,
+              *(["--layout", "overlay", "--diskspace", "1G"] if layout == "overlay" else []))
     figures["disk after create"] = du_k(area)
-    [tree] = (area / "template/shared").glob(f"{template}@*")
-    figures["shared tree"] = du_k(tree)
-    figures["binary"] = (tree / binary.lstrip("/")).stat().st_size // 1024
-    for ctid in ctids:
+    if layout == "overlay":
+        [tree] = (area / "template/shared").glob(f"{template}@*")
+        figures["shared tree"] = du_k(tree)
+        copies = [tree / binary.lstrip("/")]
+    else:
+        copies = [area / f"private/{ctid}" / binary.lstrip("/") for ctid in ctids]
+    figures["binary"] = copies[0].stat().st_size // 1024
+    for copy in copies:
+        drop_cache(copy)  # no CT runs yet: nothing maps it
+    charged = []
+    for ctid in ctids:  # each CT's memory cgroup is new at its start
         vzctl(env, "start", ctid)
+        subprocess.run([vzctl_bin, "exec", str(ctid), f"cat {binary} >/dev/null; {run}"],
+                       env=env, check=True, capture_output=True)
+        charged.append(file_pages_k(root, parent, ctid))
+    figures["binary in page cache"] = sum(resident_k(copy) for copy in copies)
+    figures["page cache charged to the first CT"] = charged[0]
+    figures["page cache charged to each other CT (max)"] = max(charged[1:], default=0)
+    figures["page cache charged to all CTs"] = sum(charged)
+    for ctid in ctids:
         subprocess.run([vzctl_bin, "exec", str(ctid),
                         "dd if=/dev/urandom of=/change bs=1M count=1 2>/dev/null; sync"],
                        env=env, check=True, capture_output=True)
     subprocess.run(["sync"], check=True)
     figures["disk after 1 MiB each"] = du_k(area)
-    before = {ctid: file_pages_k(root, parent, ctid) for ctid in ctids}
-    for ctid in ctids:
-        subprocess.run([vzctl_bin, "exec", str(ctid), f"cat {binary} >/dev/null; {run}"],
-                       env=env, check=True, capture_output=True)
-    charged = [file_pages_k(root, parent, ctid) - before[ctid] for ctid in ctids]
-    figures["binary in page cache"] = resident_k(tree / binary.lstrip("/"))
-    figures["charged to first CT"] = charged[0]
-    figures["charged to the others (max)"] = max(charged[1:], default=0)
     for ctid in ctids:
         vzctl(env, "stop", "--fast", ctid)
         vzctl(env, "destroy", ctid)
@@ -176,6 +194,7 @@ def main() -> None:
     reexec_in_netns()
     times: dict[str, list[float]] = {}
     speeds: dict[str, float] = {}
+    control: dict[str, float] = {}
     with installation("vzb-disk") as (root, env, parent):
         pool = make_pool(root)
         if args.share_template != "busybox":  # a cached template: from the test templates
@@ -189,6 +208,8 @@ def main() -> None:
                 speeds = throughput(env, args.mb)
             shared = sharing(env, root, parent, args.share, args.share_template) \
                 if args.share else {}
+            control = sharing(env, root, parent, args.share, args.share_template, "simfs") \
+                if args.share else {}
         finally:
             subprocess.run(["umount", str(pool)], check=False)
     print(f"{'layout and verb':<16} {'median ms':>10}  (n={args.rounds})")
@@ -198,9 +219,9 @@ def main() -> None:
     for name, value in speeds.items():
         print(f"{name:<16} {value:10.1f}")
     if shared:
-        print(f"\n{args.share} overlay CTs of {args.share_template}: KiB")
+        print(f"\n{args.share} CTs of {args.share_template}, KiB {'overlay':>10} {'simfs':>10}")
         for name, value in shared.items():
-            print(f"{name:<28} {value:10.0f}")
+            print(f"{name:<42} {value:10.0f} {control.get(name, float('nan')):10.0f}")
     if args.plot and times:
         args.plot.write_text(strip_plot("vzctl per layout (busybox CT)", "ms",
                                         [(name, values) for name, values in times.items()]))
