@@ -23,14 +23,16 @@ def test_debian_ct_owners_through_the_idmapped_tree(
           "--diskspace", "1G")
     [tree] = trees(vz_env)
     assert os.stat(tree / "usr/bin/passwd").st_uid == 0  # unshifted on disk
+    shadow_gid = os.stat(tree / "etc/shadow").st_gid
     vzctl("start", 101)
     try:
         out = vzctl("exec", 101, "stat -c %u:%g:%a /usr/bin/passwd; "
-                                 "stat -c %U /var/cache/apt/archives/partial; "
+                                 "stat -c %U:%G /etc/shadow; "
                                  "su -s /bin/sh nobody -c 'touch /tmp/by-nobody'").stdout
-        assert out.splitlines() == ["0:0:4755", "_apt"], out
+        assert out.splitlines() == ["0:0:4755", "root:shadow"], out
         base = local_uid(vz_env, 101)
         assert os.stat(upper(vz_env, 101) / "tmp/by-nobody").st_uid == base + 65534
+        assert 0 < shadow_gid < 65536  # group shadow: a system group's ID, shifted by the idmap
     finally:
         vzctl("stop", "--fast", 101)
     vzctl("destroy", 101)
