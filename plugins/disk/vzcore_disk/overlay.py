@@ -144,6 +144,11 @@ def mounted(ct: Container) -> bool:
     return area.mounted(ct)
 
 
+def state_path(ct: Container) -> Path:
+    """Where the soft limits' grace state is kept: ``VE_PRIVATE``, as for an image."""
+    return ct.private
+
+
 def destroy(ct: Container) -> None:
     if ct.private.exists():
         clear(ct)
