@@ -19,6 +19,16 @@ if TYPE_CHECKING:
 LAYOUT = "image"
 
 
+def where(ct: Container) -> Path:
+    """Where the image is mounted: ``VE_ROOT``, or the upper layer's mount point of an
+    ``overlay`` CT (whose upper layer is such an image: :mod:`vzcore_disk.overlay`)."""
+    if ct.layout == "overlay":
+        from vzcore_disk import overlay
+
+        return overlay.upper_mount(ct)
+    return ct.root
+
+
 def require_size(ct: Container, wanted: limits.Limits) -> None:
     """Refuse an image without a size, or one too small to hold ext4's own metadata."""
     if not wanted.space_set:
@@ -41,8 +51,8 @@ def make(ct: Container) -> None:
     inodes = wanted.inodes_hard if wanted.inodes_set else _default_inodes(wanted.space_hard)
     path = image.image_of(ct.private)
     image.make(ct.ctid, path, wanted.space_hard, inodes)
-    ct.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    image.resize(ct.ctid, path, ct.root, wanted.space_hard, online=False)  # df shows the size
+    where(ct).mkdir(mode=0o755, parents=True, exist_ok=True)
+    image.resize(ct.ctid, path, where(ct), wanted.space_hard, online=False)  # df shows the size
     mount(ct)
 
 
@@ -53,13 +63,13 @@ def _default_inodes(kblocks: int) -> int:
 def mount(ct: Container) -> None:
     from vzcore_disk import ugid
 
-    image.mount(ct.ctid, image.image_of(ct.private), ct.root,
+    image.mount(ct.ctid, image.image_of(ct.private), where(ct),
                 ugid_quota=ugid.limit_of(ct) > 0)
     enforce(ct)
 
 
 def umount(ct: Container) -> None:
-    image.umount(ct.root, image.image_of(ct.private))
+    image.umount(where(ct), image.image_of(ct.private))
 
 
 def destroy(ct: Container) -> None:
@@ -80,11 +90,11 @@ def state_path(ct: Container) -> Path:
 
 
 def mounted(ct: Container) -> bool:
-    return mounts.is_mount_point(ct.root) and image.image_of(ct.private).exists()
+    return mounts.is_mount_point(where(ct)) and image.image_of(ct.private).exists()
 
 
 def usage(ct: Container) -> image.Usage:
-    return image.usage(ct.ctid, image.image_of(ct.private), ct.root, mounted(ct))
+    return image.usage(ct.ctid, image.image_of(ct.private), where(ct), mounted(ct))
 
 
 def resize(ct: Container, old: limits.Limits, new: limits.Limits) -> None:
@@ -94,8 +104,8 @@ def resize(ct: Container, old: limits.Limits, new: limits.Limits) -> None:
         return
     online = mounted(ct)
     if not online:
-        ct.root.mkdir(mode=0o755, parents=True, exist_ok=True)
-    image.resize(ct.ctid, image.image_of(ct.private), ct.root, new.space_hard, online=online)
+        where(ct).mkdir(mode=0o755, parents=True, exist_ok=True)
+    image.resize(ct.ctid, image.image_of(ct.private), where(ct), new.space_hard, online=online)
 
 
 def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
@@ -107,7 +117,7 @@ def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
     before = grace.load(state_path(ct))
     after = grace.next_state(before, used, wanted, now)
     path = image.image_of(ct.private)
-    target = image.device_of(ct.ctid, path, ct.root) if mounted(ct) else str(path)
+    target = image.device_of(ct.ctid, path, where(ct)) if mounted(ct) else str(path)
     reserve = grace.reserve_kblocks(wanted, used.blocks_total) if after.enforced else 0
     current = int(image.superblock(ct.ctid, target).get("Reserved block count", "0"))
     if current * image.BLOCK // 1024 != reserve // (image.BLOCK // 1024) * (image.BLOCK // 1024):

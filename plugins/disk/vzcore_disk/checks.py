@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from vzcore.container import Container
 
 KEYS = ("DISKSPACE", "DISKINODES", "QUOTATIME")
-LIMITING = ("image", "btrfs")
+LIMITING = ("image", "btrfs", "overlay")
 """The layouts on which the kernel enforces the limits."""
 
 
@@ -26,8 +26,12 @@ def validate(ct: Container, changes: ChangeSet, verb: str) -> None:
     _check_ugid(ct, changes, verb)
     if verb == "start":
         return
-    if verb == "create" and ct.layout == area.LAYOUT:
+    if verb == "create" and ct.layout in (area.LAYOUT, "overlay"):
         area.require_size(ct, limits.of(ct))
+        if ct.layout == "overlay":
+            from vzcore_disk import overlay
+
+            overlay.probe(ct)
         return
     if verb == "create" and ct.layout == "btrfs":
         from vzcore_disk import btrfs_area

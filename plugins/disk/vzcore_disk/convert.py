@@ -65,6 +65,9 @@ def convert(engine: Engine, ct: Container, layout: str, overrides: dict[str, str
             raise AlreadyMounted(f"CT {ct.ctid} is mounted; 'vzctl umount {ct.ctid}' first")
         if layout == ct.layout:
             raise InvalidValue(f"CT {ct.ctid} already has layout {layout}; nothing to convert")
+        if "overlay" in (layout, ct.layout):
+            raise InvalidValue(_NO_OVERLAY.format(ctid=ct.ctid, what="to" if layout == "overlay"
+                                                  else "from"))
         if layout == "btrfs" and "BTRFS_POOL" not in overrides and ct.get("BTRFS_POOL"):
             overrides = {**overrides, "BTRFS_POOL": ct.get("BTRFS_POOL") or ""}
         new = _twin(ct, layout, ".convert", overrides)
@@ -93,6 +96,13 @@ def convert(engine: Engine, ct: Container, layout: str, overrides: dict[str, str
         checkpoint("convert:verified")
         _swap(engine, ct, layout, overrides)
     engine.say(f"CT {ct.ctid} was converted to layout {layout}")
+
+
+_NO_OVERLAY = (
+    "CT {ctid}: convert {what} layout overlay is not supported: an overlay CT's files are its "
+    "template's shared tree plus its own changes, and a copy cannot tell which of a CT's files "
+    "are changes (to overlay) nor release the shared tree it names (from overlay); create a new "
+    "CT with the layout you want and copy the data you need")
 
 
 def _validate(new: Container, overrides: dict[str, str]) -> None:

@@ -62,9 +62,13 @@ def _mkfs(ctid: int, image: Path, kblocks: int, inodes: int, options: list[str])
         f.truncate(0)
         f.truncate(kblocks * 1024 // BLOCK * BLOCK)
     # -m 0: nothing reserved for the host's root now (the soft limit's grace uses the
-    # reserve later); -N: the inode count is the hard diskinodes limit.
+    # reserve later); -N: the inode count is the hard diskinodes limit.  The file is new
+    # and sparse, so its unwritten inode tables and journal read as zeros already: lazy
+    # init leaves them unwritten (a 1G image takes 0.7 MB of the host's disk, not 33 MB of
+    # zeros), and the mount's noinit_itable keeps the kernel from zeroing them later.
     run(ctid, "make the image's file system",
-        ["mkfs.ext4", "-q", "-F", "-m", "0", "-b", str(BLOCK), "-N", str(inodes), *options,
+        ["mkfs.ext4", "-q", "-F", "-m", "0", "-b", str(BLOCK), "-N", str(inodes),
+         "-E", "lazy_itable_init=1,lazy_journal_init=1", *options,
          "-L", f"ct{ctid}", str(image)])
 
 
@@ -104,7 +108,7 @@ def mount(ctid: int, image: Path, root: Path, *, ugid_quota: bool | None = None)
     loop.ensure_module()
     detach_unmounted(image)
     check(ctid, image)
-    options = ["loop"]
+    options = ["loop", "noinit_itable"]
     if ugid_quota is not None:
         from vzcore_disk import ugid
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from vzcore.container import Container
 
-NAMES = ("image", "btrfs")
+NAMES = ("image", "btrfs", "overlay")
 
 
 def of(ct: Container) -> ModuleType | None:
@@ -23,6 +23,10 @@ def of(ct: Container) -> ModuleType | None:
         from vzcore_disk import btrfs_area
 
         return btrfs_area
+    if ct.layout == "overlay":
+        from vzcore_disk import overlay
+
+        return overlay
     return None
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from vzcore.params import Command, Field, Parameter
     from vzcore.runtime import Run
 
-LAYOUTS = ("image", "btrfs")
+LAYOUTS = ("image", "btrfs", "overlay")
 KEYS = ("DISKSPACE", "DISKINODES", "QUOTATIME")
 
 
@@ -27,7 +27,8 @@ KEYS = ("DISKSPACE", "DISKINODES", "QUOTATIME")
 def vz_plugin_info() -> PluginInfo:
     return PluginInfo(subsystem="quota",
                       summary="disk layouts image (ext4 in a sparse file on a loop device) and "
-                              "btrfs (a subvolume in a qgroup); diskspace and diskinodes limits",
+                              "btrfs (a subvolume in a qgroup), overlay (a template's shared tree "
+                              "under an image); diskspace and diskinodes limits",
                       variants={"VE_LAYOUT": LAYOUTS},
                       child_modules=("vzcore_disk.ugid",))
 
@@ -103,7 +104,7 @@ def vz_layout_create(ct: Container) -> None:
 
 @hookimpl
 def vz_quota_init(ct: Container) -> None:
-    if ct.layout in LAYOUTS:
+    if ct.layout in ("image", "btrfs"):  # an overlay's upper was made the CT root's
         from vzcore_disk import image
 
         image.own_unshifted(ct.root, ct.root_owner)

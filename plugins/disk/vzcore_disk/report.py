@@ -34,7 +34,7 @@ def rows(ct: Container, *, inodes: bool = True) -> list[Row]:
     used = None
     state = grace.Grace()
     layout = layouts.limiter(ct)
-    if layout is area and area.image.image_of(ct.private).exists():
+    if ct.layout in ("image", "overlay") and area.image.image_of(ct.private).exists():
         used = area.usage(ct)
         state = grace.load(area.state_path(ct))
         # the image's own size and inode count are its hard limits, whatever the config says

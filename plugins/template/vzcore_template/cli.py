@@ -110,6 +110,11 @@ def remove(session: Session, name: str) -> None:
         known = ", ".join(c.name for c in cache.templates(directory)) or "none"
         raise TemplateNotFound(f"template remove: no template {name!r} in {directory} "
                                f"(cached: {known}); see 'vzctl template list'")
+    from vzcore_template import shared_tree
+
+    # refused while an overlay CT shares the unpacked tree, before anything is removed
+    shared_tree.remove_trees(session.paths, cache.template_setting(session.paths)
+                             or shared_tree.DEFAULTS["TEMPLATE"], name)
     with cache.locked(directory, name) as leftovers:  # which removes an interrupted build's
         tarballs = cache.tarballs(directory, name)
         meta_path = metadata.path_for(directory, name)

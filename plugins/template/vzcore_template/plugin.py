@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore import areas, hookimpl
-from vzcore.errors import CreateError, DestroyError
+from vzcore.errors import CreateError, DestroyError, VzError
 from vzcore.linux import mounts, safefs
 from vzcore.paths import DEFAULTS
 from vzcore.plugin import PluginInfo
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 BUILTIN = "busybox"
 LAYOUT = "simfs"
+OVERLAY = "overlay"
+"""The disk plugin's layout whose lower layer is a shared tree this plugin unpacks."""
 
 
 @hookimpl
@@ -87,6 +89,11 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 def vz_create(ct: Container) -> None:
     # simfs: the private area is the CT's tree.  Another layout's provider made its area
     # and mounted the new file system at VE_ROOT (vz_layout_create): the template fills that.
+    if ct.layout == OVERLAY:  # the layout's lower layer: the template's shared tree
+        from vzcore_template import shared_tree
+
+        shared_tree.attach(ct, _source(ct))
+        return
     target = ct.private if ct.layout == LAYOUT else ct.root
     if ct.layout == LAYOUT:
         _make_private(ct)
@@ -105,6 +112,18 @@ def vz_create(ct: Container) -> None:
     if skipped:
         sys.stderr.write(f"Warning: CT {ct.ctid}: template {name}: left out {len(skipped)} device "
                          f"node(s) or socket(s) ({', '.join(skipped[:5])}); /dev is made at start\n")
+
+
+def _source(ct: Container) -> Path:
+    """The file a template is made from: its tarball, or the static busybox."""
+    name = ct.get("OSTEMPLATE") or BUILTIN
+    if name == BUILTIN:
+        from vzcore_template import busybox
+
+        return Path(busybox.find_static_busybox())
+    from vzcore_template import tarball
+
+    return tarball.find(_cache_dir(ct), name)
 
 
 def _make_private(ct: Container) -> None:
@@ -132,6 +151,11 @@ def vz_umount(ct: Container) -> None:
 
 @hookimpl
 def vz_destroy(ct: Container) -> None:
+    if ct.layout == OVERLAY:
+        from vzcore_template import shared_tree
+
+        shared_tree.release(ct, _source_or_none(ct))
+        return
     if ct.layout != LAYOUT:
         return
     # The engine checked the area (destroy); this also guards create's rollback, which
@@ -141,3 +165,10 @@ def vz_destroy(ct: Container) -> None:
         raise DestroyError(f"CT {ct.ctid}: private area {ct.private} is marked as CT {marker}'s; "
                            "left in place")
     safefs.remove_tree(ct.private)
+
+
+def _source_or_none(ct: Container) -> Path | None:
+    try:
+        return _source(ct)
+    except VzError:  # the template was removed: its trees are stale
+        return None
