@@ -1,0 +1,157 @@
+"""Run the OCI runtime-tools validation suite against a runtime and count its results.
+
+The suite is built offline by ``contrib/oci/build-runtime-tools`` (docs/oci.md); each of its
+tests is a program (``validation/<name>/<name>.t``) that writes a config, calls the runtime
+named by ``$RUNTIME`` (``create``, ``start``, ``state``, ``kill``, ``delete``) and checks,
+with ``runtimetest`` inside the container, what the runtime did. It prints TAP.
+
+:data:`NOT_HERE` lists the tests that cannot run on this machine, each with its reason;
+:func:`cannot_run` adds the ones whose kernel feature a probe finds missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import attrs
+
+from harness import PROJECT, MountNamespace, runtime_name
+
+CACHE = Path(os.environ.get("VZ_OCI_TOOLS_CACHE", PROJECT / ".cache" / "runtime-tools"))
+CGROUP_REASON = ("creates cgroups of its own at a fixed path in every hierarchy, outside the "
+                 "parent vzcore is given: this machine's cgroup tree is not ours (run them "
+                 "in a VM of their own)")
+NOT_HERE = {
+    **{name: CGROUP_REASON for name in (
+        "linux_cgroups_blkio", "linux_cgroups_cpus", "linux_cgroups_devices",
+        "linux_cgroups_hugetlb", "linux_cgroups_memory", "linux_cgroups_network",
+        "linux_cgroups_pids", "linux_cgroups_relative_blkio", "linux_cgroups_relative_cpus",
+        "linux_cgroups_relative_devices", "linux_cgroups_relative_hugetlb",
+        "linux_cgroups_relative_memory", "linux_cgroups_relative_network",
+        "linux_cgroups_relative_pids")},
+    "delete_resources": CGROUP_REASON + " (/sys/fs/cgroup/pids/cgrouptest)",
+    "delete_only_create_resources": CGROUP_REASON + " (/sys/fs/cgroup/pids/cgrouptest)",
+}
+"""Tests that must not run here, with the reason (whatever the runtime)."""
+
+
+def suite_root() -> Path | None:
+    """The built suite's source tree, or None when build-runtime-tools has not run."""
+    marker = CACHE / "root"
+    if not marker.is_file():
+        return None
+    root = Path(marker.read_text().strip())
+    return root if (root / "runtimetest").is_file() else None
+
+
+def test_names(root: Path) -> list[str]:
+    """Every validation test the suite has, sorted."""
+    return sorted(p.parent.name for p in root.glob("validation/*/*.t"))
+
+
+def cannot_run(name: str) -> str | None:
+    """Why *name* cannot run here (a listed reason or a probed missing feature), or None."""
+    if name in NOT_HERE:
+        return NOT_HERE[name]
+    if name == "linux_process_apparmor_profile" and not _flag("/sys/module/apparmor/parameters/enabled"):
+        return "AppArmor is not enabled in this kernel (/sys/module/apparmor/parameters/enabled)"
+    if name == "linux_mount_label" and not Path("/sys/fs/selinux/enforce").exists():
+        return "SELinux is not enabled in this kernel (no /sys/fs/selinux)"
+    if name == "process_capabilities" and not _has_all_caps():
+        return ("grants every capability (a privileged container), and this machine's root "
+                "lacks some in its bounding set (CapBnd in /proc/self/status; here "
+                "CAP_SYS_RESOURCE): capset fails with EPERM in any runtime")
+    return None
+
+
+def _has_all_caps() -> bool:
+    last_cap = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            return int(line.split()[1], 16) == (1 << (last_cap + 1)) - 1
+    return False
+
+
+def _flag(path: str) -> bool:
+    try:
+        return Path(path).read_text().strip() == "Y"
+    except OSError:
+        return False
+
+
+@attrs.frozen
+class Result:
+    """One validation test's outcome: its TAP counts and output."""
+
+    name: str
+    returncode: int
+    ok: int
+    not_ok: int
+    skipped: int
+    todo: int
+    errors: int
+    planned: bool
+    output: str
+
+    @property
+    def passed(self) -> bool:
+        """Exit 0, a plan printed, no failure other than a TODO one, and no error reported
+        outside a test line (the lifecycle tests, e.g. hooks, report theirs that way)."""
+        return self.returncode == 0 and self.planned and self.not_ok == 0 and self.errors == 0
+
+
+def parse_tap(name: str, returncode: int, output: str) -> Result:
+    """Count the TAP lines of one test's *output*."""
+    ok = not_ok = skipped = todo = errors = 0
+    planned = seen_test = in_orphan_yaml = False
+    for line in output.splitlines():
+        if line == "  ---" and not seen_test:
+            in_orphan_yaml = True  # a YAML block before any test line: the test's own verdict
+        elif line == "  ...":
+            in_orphan_yaml = False
+        elif in_orphan_yaml and line.startswith("  error:"):
+            errors += 1
+        elif re.match(r"^1\.\.\d+", line):
+            planned = True
+        elif m := re.match(r"^(not ok|ok)\b", line):
+            seen_test = True
+            if "# SKIP" in line:
+                skipped += 1
+            elif "# TODO" in line:
+                todo += 1
+            elif m.group(1) == "ok":
+                ok += 1
+            else:
+                not_ok += 1
+    return Result(name, returncode, ok, not_ok, skipped, todo, errors, planned, output)
+
+
+def engine_runtime(runtime: Path, workdir: Path) -> Path:
+    """The binary to give an engine or the suite for *runtime*: crun itself would make
+    cgroups for every container (this machine's tree is not ours), so crun gets a wrapper
+    that adds ``--cgroup-manager=disabled``, as podman passes it; others run as they are."""
+    if runtime_name(runtime) != "crun":
+        return runtime
+    wrapper = workdir / "crun-nocgroup"
+    wrapper.write_text(f'#!/bin/sh\nexec {runtime} --cgroup-manager=disabled "$@"\n')
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def run_test(root: Path, name: str, runtime: Path, mountns: MountNamespace,
+             timeout: float = 300) -> Result:
+    """Run validation test *name* against *runtime* (as given to the suite) in *mountns*."""
+    with tempfile.TemporaryDirectory(prefix=f"oci-validate-{name}-") as tmp:
+        env = {**os.environ, "RUNTIME": str(runtime), "TMPDIR": tmp}
+        try:
+            proc = subprocess.run(mountns.command([f"validation/{name}/{name}.t"], cwd=root),
+                                  env=env, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            return parse_tap(name, -1, out + f"\n# timed out after {timeout} s")
+    return parse_tap(name, proc.returncode, proc.stdout + proc.stderr)
