@@ -11,19 +11,23 @@ from pathlib import Path
 import pytest
 
 from harness import MountNamespace, runtime_binary, runtime_name
-from validation import cannot_run, run_test, suite_root, test_names
+from validation import cannot_run, run_test, suite_root, suite_tests
 
 pytestmark = [pytest.mark.root]
 
 CRUN_FAILS = {
-    "delete", "hooks", "killsig", "linux_ns_nopath", "linux_uid_mappings", "misc_props",
+    "delete", "killsig", "linux_ns_nopath", "linux_uid_mappings", "misc_props",
     "pidfile", "process_capabilities_fail", "process_rlimits", "process_rlimits_fail", "start",
+    # crun 1.8.1 fails a hook that exits without reading the state from its stdin (EPIPE),
+    # as these tests' hooks do, now and then: seen failing and passing here
+    "hooks", "prestart", "prestart_fail", "poststart", "poststart_fail", "poststop",
+    "poststop_fail",
 }
-"""What crun 1.8.1 (Debian 12) fails here: with ``VZ_OCI_RUNTIME=crun`` these are expected
-failures (the harness is proven on the rest), never with vzcore-oci."""
+"""What crun 1.8.1 (Debian 12) fails here: with ``VZ_OCI_RUNTIME=crun`` a failure of these
+is expected (xfail; the harness is proven on the rest), never with vzcore-oci."""
 
 ROOT = suite_root()
-NAMES = test_names(ROOT) if ROOT else ["suite-not-built"]
+NAMES = suite_tests(ROOT) if ROOT else ["suite-not-built"]
 
 
 @pytest.mark.parametrize("name", NAMES)

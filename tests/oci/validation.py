@@ -48,7 +48,7 @@ def suite_root() -> Path | None:
     return root if (root / "runtimetest").is_file() else None
 
 
-def test_names(root: Path) -> list[str]:
+def suite_tests(root: Path) -> list[str]:
     """Every validation test the suite has, sorted."""
     return sorted(p.parent.name for p in root.glob("validation/*/*.t"))
 
