@@ -35,7 +35,13 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1] / "tests" / "oci"))
 
 from harness import (  # noqa: E402
-    IMAGE, PROJECT, MountNamespace, Podman, build_rootfs, rootfs_tar, runtime_name,
+    IMAGE,
+    PROJECT,
+    MountNamespace,
+    Podman,
+    build_rootfs,
+    rootfs_tar,
+    runtime_name,
 )
 from population import reexec_in_netns  # noqa: E402
 
@@ -95,7 +101,7 @@ def remove_groups(groups: list[Path]) -> None:
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main() -> None:

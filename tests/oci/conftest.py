@@ -12,11 +12,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # harness and validation, shared with contrib/
 
-from harness import (  # noqa: E402
-    IMAGE, RUNTIME_ENV, Containerd, MountNamespace, Podman, build_rootfs, oci_archive,
-    rootfs_tar, runtime_binary, runtime_name,
+from harness import (
+    IMAGE,
+    RUNTIME_ENV,
+    Containerd,
+    MountNamespace,
+    Podman,
+    build_rootfs,
+    oci_archive,
+    rootfs_tar,
+    runtime_binary,
+    runtime_name,
 )
-from validation import engine_runtime  # noqa: E402
+from validation import engine_runtime
 
 
 def _require(tool: str) -> None:

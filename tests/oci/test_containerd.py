@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from harness import IMAGE, Containerd
 
 pytestmark = [pytest.mark.root]
@@ -39,7 +38,7 @@ def task(containerd: Containerd, engine_binary: Path) -> Iterator[str]:
                    "sh", "-c", "trap 'exit 7' TERM; while :; do sleep 1; done")
     try:
         tasks = containerd.ctr("task", "list").stdout
-        line = next((line.split() for line in tasks.splitlines() if line.startswith("id2 ")), [])
+        line: list[str] = next((ln.split() for ln in tasks.splitlines() if ln.startswith("id2 ")), [])
         assert line[2:] == ["RUNNING"], tasks
         yield line[1]
     finally:

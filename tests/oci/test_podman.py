@@ -12,9 +12,9 @@ import pty
 import select
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
-
 from harness import IMAGE, Podman, run
 
 pytestmark = [pytest.mark.root]
@@ -115,16 +115,12 @@ def test_memory_and_pids_limits_contain_a_hog_and_a_fork_bomb(
         podman(oci_runtime, "rm", "--force", "--time", "0", cid, check=False)
 
 
-def _counters(ubc: object, ctid: str) -> dict[str, dict[str, int]]:
-    """The resource -> {held, maxheld, barrier, limit, failcnt} of one CT from ``ubc -j``."""
-    # vzcore-oci ubc -j is vzctl ubc -j: a list of CTs, each with its resources
-    items = ubc if isinstance(ubc, list) else [ubc]
-    for item in items:
-        if str(item.get("ctid", item.get("veid", ctid))) == ctid:
-            res = item.get("resources", item)
-            if isinstance(res, list):
-                return {r["resource"]: r for r in res}
-            return res
+def _counters(ubc: Any, ctid: str) -> dict[str, Any]:
+    """One CT's resource -> {held, maxheld, barrier, limit, failcnt} from ``ubc -j`` (a list
+    of CTs, each a dict with its ``ctid`` and one entry per resource)."""
+    for item in ubc if isinstance(ubc, list) else [ubc]:
+        if str(item.get("ctid")) == ctid:
+            return dict(item)
     raise AssertionError(f"CT {ctid} not in {ubc}")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from harness import MountNamespace, runtime_binary, runtime_name
 from validation import cannot_run, run_test, suite_root, suite_tests
 
