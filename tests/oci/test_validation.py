@@ -16,10 +16,10 @@ pytestmark = [pytest.mark.root]
 
 CRUN_FAILS = {
     "delete", "killsig", "linux_ns_nopath", "linux_uid_mappings", "misc_props",
-    "pidfile", "process_capabilities_fail", "process_rlimits", "process_rlimits_fail", "start",
+    "process_capabilities_fail", "process_rlimits_fail", "start",
     # crun 1.8.1 fails a hook that exits without reading the state from its stdin (EPIPE),
     # as these tests' hooks do, now and then: seen failing and passing here
-    "hooks", "prestart", "prestart_fail", "poststart", "poststart_fail", "poststop",
+    "prestart", "prestart_fail", "poststart", "poststart_fail", "poststop",
     "poststop_fail",
 }
 """What crun 1.8.1 (Debian 12) fails here: with ``VZ_OCI_RUNTIME=crun`` a failure of these
