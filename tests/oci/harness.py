@@ -241,7 +241,9 @@ class Podman:
     def argv(self, runtime: Path | None, *args: str) -> list[str]:
         """The full command line of one podman call (for callers that drive it themselves)."""
         rt = ["--runtime", str(runtime)] if runtime is not None else []
-        return self.mountns.command(["podman", *rt, *args])
+        # in our directory: conmon writes files such as "oom" (after an OOM kill in an
+        # exec'd process) to the directory it was started in
+        return self.mountns.command(["podman", *rt, *args], cwd=self.dir)
 
     def __call__(self, runtime: Path | None, *args: str, check: bool = True,
                  timeout: float = 120, input: str | None = None,
@@ -294,7 +296,7 @@ class Containerd:
         (workdir / "config.toml").write_text(CONTAINERD_TOML.format(dir=workdir))
         self.log = open(workdir / "containerd.log", "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(mountns.command(["containerd", "--config",
-                                                      str(workdir / "config.toml")]),
+                                                      str(workdir / "config.toml")], cwd=workdir),
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         for _ in range(300):  # until it answers (a poll, not a timed assertion)
@@ -310,7 +312,7 @@ class Containerd:
             ) -> subprocess.CompletedProcess[str]:
         """``ctr --address SOCKET ARGS`` in the namespace."""
         return run(self.mountns.command(["ctr", "--address", str(self.dir / "containerd.sock"),
-                                         *args]), check=check, timeout=timeout)
+                                         *args], cwd=self.dir), check=check, timeout=timeout)
 
     def stop(self) -> None:
         """Stop containerd (its shims were killed with their tasks by the tests)."""

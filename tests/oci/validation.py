@@ -137,7 +137,7 @@ def parse_tap(name: str, returncode: int, output: str) -> Result:
             in_orphan_yaml = True  # a YAML block before any test line: the test's own verdict
         elif line == "  ...":
             in_orphan_yaml = False
-        elif in_orphan_yaml and line.startswith("  error:"):
+        elif in_orphan_yaml and line.startswith("  error:") and line.strip() != 'error: ""':
             errors += 1
         elif re.match(r"^1\.\.\d+", line):
             planned = True
