@@ -17,6 +17,9 @@ pytestmark = [pytest.mark.root]
 CRUN_FAILS = {
     "delete", "killsig", "linux_ns_nopath", "linux_uid_mappings", "misc_props",
     "process_capabilities_fail", "process_rlimits_fail", "start",
+    # a container in the host's namespaces: crun's create hung here in some runs (killed
+    # after the timeout), passed in others
+    "linux_ns_itype",
     # crun 1.8.1 fails a hook that exits without reading the state from its stdin (EPIPE),
     # as these tests' hooks do, now and then: seen failing and passing here
     "prestart", "prestart_fail", "poststart", "poststart_fail", "poststop",

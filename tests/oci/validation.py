@@ -12,10 +12,13 @@ with ``runtimetest`` inside the container, what the runtime did. It prints TAP.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import attrs
@@ -170,15 +173,58 @@ def engine_runtime(runtime: Path, workdir: Path) -> Path:
 
 
 def run_test(root: Path, name: str, runtime: Path, mountns: MountNamespace,
-             timeout: float = 300) -> Result:
-    """Run validation test *name* against *runtime* (as given to the suite) in *mountns*."""
+             timeout: float = 180) -> Result:
+    """Run validation test *name* against *runtime* (as given to the suite) in *mountns*.
+
+    Whatever the test leaves behind is removed, and noted at the end of its output: the
+    containers it left in the runtime's list (``delete --force``) and every process that
+    still has a file or its working directory in the test's temporary directory (a
+    container whose runtime lost it, or the test itself after a timeout)."""
+    before = _containers(runtime)
     with tempfile.TemporaryDirectory(prefix=f"oci-validate-{name}-") as tmp:
         env = {**os.environ, "RUNTIME": str(runtime), "TMPDIR": tmp}
+        proc = subprocess.Popen(mountns.command([f"validation/{name}/{name}.t"], cwd=root),
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
         try:
-            proc = subprocess.run(mountns.command([f"validation/{name}/{name}.t"], cwd=root),
-                                  env=env, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-            return parse_tap(name, -1, out + f"\n# timed out after {timeout} s")
-    return parse_tap(name, proc.returncode, proc.stdout + proc.stderr)
+            output, _ = proc.communicate(timeout=timeout)
+            returncode = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+            output += f"\n# harness: timed out after {timeout:.0f} s"
+            returncode = -1
+        for cid in sorted(_containers(runtime) - before):
+            subprocess.run(mountns.command([str(runtime), "delete", "--force", cid]),
+                           capture_output=True, timeout=60, check=False)
+            output += f"\n# harness: removed the container {cid} the test left"
+        for pid in _users_of(tmp):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                output += f"\n# harness: killed process {pid} the test left"
+        if _users_of(tmp):
+            time.sleep(0.5)  # SIGKILL is asynchronous: let them go before tmp is removed
+    return parse_tap(name, returncode, output)
+
+
+def _containers(runtime: Path) -> set[str]:
+    """The IDs ``RUNTIME list`` shows (its first column, after the header)."""
+    proc = subprocess.run([str(runtime), "list"], capture_output=True, text=True, check=False,
+                          timeout=60)
+    return {line.split()[0] for line in proc.stdout.splitlines()[1:] if line.strip()}
+
+
+def _users_of(directory: str) -> list[int]:
+    """PIDs with their working directory or an open file below *directory*."""
+    users = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            links = [os.readlink(entry / "cwd")]
+            links += [os.readlink(fd) for fd in (entry / "fd").iterdir()]
+        except OSError:
+            continue
+        if any(link == directory or link.startswith(directory + "/") for link in links):
+            users.append(int(entry.name))
+    return users
