@@ -334,8 +334,7 @@ def bundle(dest: Path, rootfs: Path, args: Sequence[str], *, terminal: bool = Fa
 
     The config is what ``runc spec`` writes (the runtime spec's defaults: pid, ipc, uts,
     mount and network namespaces, the default mounts, capabilities, masked and readonly
-    paths), without a cgroups path and with the network namespace kept (tests run in a
-    namespace of their own already)."""
+    paths), without a cgroups path."""
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copytree(rootfs, dest / "rootfs", symlinks=True)
     caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
@@ -366,7 +365,7 @@ def bundle(dest: Path, rootfs: Path, args: Sequence[str], *, terminal: bool = Fa
              "options": ["nosuid", "nodev", "mode=1777"]},
         ],
         "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")],
+            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
             "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                               "/proc/sysrq-trigger"],
