@@ -129,18 +129,27 @@ def test_cpuunits_annotations_share_a_cpu_1_to_3(podman: Podman, oci_runtime: Pa
     if not is_vzcore:
         pytest.skip(f"{oci_runtime.name} ignores org.openvz.* annotations: cpuunits are vzcore-oci's")
     from vzcore.paths import Paths
+    from vzcore_cpu.host import runtime_file
     from vzcore_cpu.measure import cpus_used
 
     loop = ["sh", "-c", "while :; do :; done"]
-    cids = []
+    cids: list[str] = []
+    vzctl = Path(oci_runtime).parent / "vzctl"
+    vz_root = ""
+    host_units = ""
     try:
         for units in (1000, 3000):
             cids.append(podman(oci_runtime, "run", "-d", "--annotation", f"org.openvz.cpuunits={units}",
                                "--annotation", "org.openvz.cpumask=0", IMAGE, *loop).stdout.strip())
         vz = [_vz_of(oci_runtime, cid) for cid in cids]
         vz_root = vz[0][1]
-        vzctl = Path(oci_runtime).parent / "vzctl"
-        # OpenVZ's way to favour the CTs over the host's other work (as the cpu plugin's test)
+        # OpenVZ's way to favour the CTs over the host's other work (as the cpu plugin's
+        # test); vzcore-oci's installation keeps it, so the old weight is put back below
+        live = runtime_file(Paths(Path(vz_root)))
+        conf = (Path(vz_root) / "etc" / "vz" / "vz.conf").read_text()
+        host_units = (live.read_text().strip() if live.exists() else
+                      next((line.split("=", 1)[1].strip().strip('"') for line in conf.splitlines()
+                            if line.startswith("VE0CPUUNITS=")), "1000"))
         run([str(vzctl), "set", "0", "--cpuunits", "8"], env={**os.environ, "VZ_ROOT": vz_root})
         ctids = [int(v[0]) for v in vz]
         used = cpus_used(Paths(Path(vz_root)), ctids, 2.0)
@@ -148,3 +157,6 @@ def test_cpuunits_annotations_share_a_cpu_1_to_3(podman: Podman, oci_runtime: Pa
     finally:
         for cid in cids:
             podman(oci_runtime, "rm", "--force", "--time", "0", cid, check=False)
+        if host_units:
+            run([str(vzctl), "set", "0", "--cpuunits", host_units],
+                env={**os.environ, "VZ_ROOT": vz_root})
