@@ -17,6 +17,9 @@ packages="python3 python3-venv busybox-static iproute2 util-linux procps
 # with it (and installs it itself when missing), fetching that kernel and virtme-ng.
 test_packages=""
 [ "$mode" != "--test" ] || test_packages="qemu-system-x86 sshpass openssh-client"
+# The OCI runtime's tests (docs/oci.md): the engines that drive it, the runtimes compared
+# with it, and what contrib/oci/build-runtime-tools builds the validation suite with.
+[ "$mode" != "--test" ] || test_packages="$test_packages $(cat contrib/oci/packages)"
 
 missing_of() {
     for p in "$@"; do
@@ -34,7 +37,7 @@ if [ -n "$missing$missing_tests" ]; then
     apt-get update -qq || echo "setup.sh: apt-get update reported errors; installing anyway" >&2
     [ -z "$missing" ] || apt_install $missing
     [ -z "$missing_tests" ] || apt_install $missing_tests ||
-        echo "setup.sh: could not install $missing_tests; the VM subset's tests will fail and say why" >&2
+        echo "setup.sh: could not install" $missing_tests"; the tests that need them (VM subset, OCI) will fail and say why" >&2
 fi
 
 # Debian's own interpreter: fast to start (the PATH python may be a slow shim).

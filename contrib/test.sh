@@ -37,5 +37,9 @@ if [ -z "${VZ_TEST_TEMPLATES:-}" ]; then
     done
     export VZ_TEST_TEMPLATES="$templates_root/vz/template/cache"
 fi
+# The OCI runtime-tools validation suite (docs/oci.md), built offline from Debian's source,
+# which needs the mirror once: here too; a re-run with the same recipe does nothing.
+contrib/oci/build-runtime-tools ||
+    echo "contrib/test.sh: could not build the OCI validation suite; tests/oci/test_validation.py will fail and say why" >&2
 echo "contrib/test.sh: running the test suite: pytest $* (kernels: $VZ_TEST_KERNELS)"
 exec unshare --net -- sh -c 'ip link set lo up && exec .venv/bin/pytest --durations=40 "$@"' pytest "$@"

@@ -1,0 +1,47 @@
+"""The OCI runtime-tools validation suite against the runtime under test: every test of
+the suite is one test here (built offline by contrib/oci/build-runtime-tools, which
+contrib/test.sh runs first). A test that cannot run on this machine is skipped with its
+reason (tests/oci/validation.py: NOT_HERE and the probes); ``contrib/oci/validate`` runs
+the same outside pytest and prints the counts (docs/oci.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from harness import MountNamespace, runtime_binary, runtime_name
+from validation import cannot_run, run_test, suite_root, suite_tests
+
+pytestmark = [pytest.mark.root]
+
+CRUN_FAILS = {
+    "delete", "killsig", "linux_ns_nopath", "linux_uid_mappings", "misc_props",
+    "process_capabilities_fail", "process_rlimits_fail", "start",
+    # a container in the host's namespaces: crun's create hung here in some runs (killed
+    # after the timeout), passed in others
+    "linux_ns_itype",
+    # crun 1.8.1 fails a hook that exits without reading the state from its stdin (EPIPE),
+    # as these tests' hooks do, now and then: seen failing and passing here
+    "prestart", "prestart_fail", "poststart", "poststart_fail", "poststop",
+    "poststop_fail",
+}
+"""What crun 1.8.1 (Debian 12) fails here: with ``VZ_OCI_RUNTIME=crun`` a failure of these
+is expected (xfail; the harness is proven on the rest), never with vzcore-oci."""
+
+ROOT = suite_root()
+NAMES = suite_tests(ROOT) if ROOT else ["suite-not-built"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_validation(name: str, mountns: MountNamespace, engine_binary: Path) -> None:
+    if ROOT is None:
+        pytest.fail("the runtime-tools validation suite is not built: run "
+                    "contrib/oci/build-runtime-tools (contrib/test.sh does)")
+    reason = cannot_run(name)
+    if reason:
+        pytest.skip(f"cannot run here: {reason}")
+    result = run_test(ROOT, name, engine_binary, mountns)
+    if not result.passed and runtime_name(runtime_binary()) == "crun" and name in CRUN_FAILS:
+        pytest.xfail(f"crun 1.8.1 fails {name} here (known; the harness is proven on the rest)")
+    assert result.passed, (f"{name}: exit {result.returncode}, {result.ok} ok, "
+                           f"{result.not_ok} not ok, {result.errors} errors\n{result.output}")
