@@ -1,0 +1,93 @@
+"""A population of web CTs: one created from the ``web`` template, the others copies of it,
+each with its own venet address and its own copy of the page."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from population import FIRST, installation
+from vzbench import prereq, web
+from vzbench.common import log, run, vzctl
+
+SHARED = ("usr", "var/lib/dpkg", "var/lib/apt", "var/cache")
+"""Paths hard-linked between the copies: the programs and libraries (on Debian 12 /bin,
+/sbin and /lib are links into /usr) and the package databases, none of them written by a
+running CT.  Their page cache is then shared by every CT, as on OpenVZ's shared template
+area or vzcore's overlay layout; everything else (/etc, the rest of /var with the logs,
+the spool and the page) is each CT's own copy."""
+
+
+def address(index: int) -> str:
+    """The venet address of the ``index``-th web CT (10.200.0.0/16)."""
+    return f"10.200.{index // 250}.{index % 250 + 1}"
+
+
+def clone(root: Path, ctid: int, ip: str) -> None:
+    """CT ``ctid`` as a copy of CT ``FIRST``: its config with ``ip``, its private area with
+    :data:`SHARED` hard-linked and the rest copied, and its own page."""
+    from vzcore.areas import write_marker
+
+    conf_dir = root / "etc/vz/conf"
+    lines = [line for line in (conf_dir / f"{FIRST}.conf").read_text().splitlines()
+             if not line.startswith("IP_ADDRESS=")]
+    (conf_dir / f"{ctid}.conf").write_text("\n".join([*lines, f'IP_ADDRESS="{ip}"']) + "\n")
+    source, target = root / f"vz/private/{FIRST}", root / f"vz/private/{ctid}"
+    _copy(source, target, "")
+    write_marker(target, ctid)
+    write_page(target, ctid)
+
+
+def _copy(source: Path, target: Path, relative: str) -> None:
+    """Copy ``source`` to ``target``, hard-linking what :data:`SHARED` names."""
+    if relative in SHARED:
+        subprocess.run(["cp", "-a", "--link", str(source), str(target)], check=True)
+    elif any(shared.startswith(f"{relative}/") or not relative for shared in SHARED):
+        info = source.lstat()
+        target.mkdir()
+        os.chown(target, info.st_uid, info.st_gid)
+        for entry in os.listdir(source):
+            _copy(source / entry, target / entry, f"{relative}/{entry}".lstrip("/"))
+        shutil.copystat(source, target)
+    else:
+        subprocess.run(["cp", "-a", str(source), str(target)], check=True)
+
+
+def write_page(private: Path, ctid: int) -> None:
+    html = private / "var/www/html"
+    html.mkdir(parents=True, exist_ok=True)
+    (html / "index.html").write_bytes(web.page(f"CT {ctid}"))
+
+
+@contextmanager
+def population(count: int, tarball: Path, prefix: str,
+               first_index: int = 0) -> Iterator[tuple[Path, dict[str, str], str, list[int]]]:
+    """``count`` stopped web CTs (ONBOOT=yes) in a private installation whose ``/run`` is a
+    tmpfs (as a host's is); yields root, environment, cgroup parent and the CT IDs.  On
+    leaving, every CT is stopped and everything removed."""
+    with installation(prefix) as (root, env, parent):
+        prereq.link_template(tarball, root)
+        (root / "run").mkdir()
+        run(["mount", "-t", "tmpfs", "-o", "mode=755", "vzbench", str(root / "run")])
+        try:
+            name = tarball.name.removesuffix(".tar.zst")
+            log(f"creating CT {FIRST} from {name}")
+            vzctl(env, "create", FIRST, "--ostemplate", name, "--ipadd", address(first_index))
+            vzctl(env, "set", FIRST, "--onboot", "yes", "--save")
+            write_page(root / f"vz/private/{FIRST}", FIRST)
+            ctids = [FIRST]
+            if count > 1:
+                log(f"copying it to {count - 1} more CTs")
+            with ThreadPoolExecutor(4) as pool:  # cp waits on the disk as much as the CPU
+                list(pool.map(lambda i: clone(root, FIRST + i, address(first_index + i)),
+                              range(1, count)))
+            ctids += [FIRST + i for i in range(1, count)]
+            yield root, env, parent, ctids
+        finally:
+            vzctl(env, "stop-all", "--fast", check=False)
+            run(["umount", str(root / "run")], check=False)
