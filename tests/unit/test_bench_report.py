@@ -51,6 +51,16 @@ def seed_row(n: int, ct: float, host: float) -> dict[str, Any]:
     }
 
 
+def lxc_row(row: dict[str, Any]) -> dict[str, Any]:
+    sample = {"req_s": 900.0, "requests": 0.0, "socket_errors": 0.0, "non_2xx": 0.0}
+    row["throughput"]["lxc"] = [sample] * 2
+    row.update(lxc_req_min=54000.0, lxc_ratio=0.9, lxc_serving_s=30.0,
+               lxc_memory={"pss_mib_per_ct": 11.0, "monitor_pss_mib_per_ct": 1.5,
+                           "memcg_usage_mib_per_ct": 10.0, "memavailable_drop_mib_per_ct": 13.0,
+                           "processes_per_ct": 15.0})
+    return row
+
+
 @pytest.fixture
 def results() -> dict[str, Any]:
     return {
@@ -63,7 +73,7 @@ def results() -> dict[str, Any]:
                     "tools": {"wrk": "wrk 4.1.0", "runc": "runc version 1.1.5"},
                     "load_start": [3.5, 2.0, 1.0], "load_end": [4.0, 2.5, 1.2]},
         "load": {"seed": {"before": [3.5, 2.0, 1.0], "after": [4.0, 2.5, 1.2]}},
-        "seed": [seed_row(10, 1000.0, 1000.0), seed_row(20, 980.0, 1000.0)],
+        "seed": [seed_row(10, 1000.0, 1000.0), lxc_row(seed_row(20, 980.0, 1000.0))],
         "latency": {"medians_ms": {"vzctl start": 150.0, "runc run": 60.0, "systemd-nspawn": 200.0,
                                    "unshare + chroot": 5.0},
                     "samples_ms": {"vzctl start": [140.0, 150.0, 160.0], "runc run": [60.0] * 3,
@@ -94,6 +104,8 @@ def test_headlines_state_each_figure_on_its_own_line(results: dict[str, Any]) ->
     lines = report.headlines(results)
     assert "throughput ratio CT/host: 0.98" in lines  # the largest N: 980 / 1000
     assert "throughput ratio CT/host: 1.00" in lines
+    assert "throughput ratio LXC/host: 0.90" in lines
+    assert "LXC memory per container (PSS + its lxc-start monitor): 12.5 MiB" in lines
     assert "host memory per running CT (PSS + kernel): 12.5 MiB" in lines
     assert "vzctl start / runc run: 2.50" in lines
     assert "start time last/first tenth of CTs: 1.20" in lines
@@ -108,7 +120,9 @@ def test_report_and_plots_are_written(results: dict[str, Any], tmp_path: Path) -
     assert png_size(tmp_path / "throughput.png") == (640, 400)
     assert png_size(tmp_path / "latency.png")[0] == 700
     text = (tmp_path / "report.md").read_text()
-    assert "| 20 | 4.0 | 6.0 | 58,800 | 60,000 | **0.98** | >= 0.97 | 2 | 2 |" in text
+    assert "| 20 | 4.0 | 6.0 | 58,800 | 60,000 | **0.98** | >= 0.97 | 54,000 | 0.9 | 2 / 2 / 0 |" in text
+    assert "| 10 | 2.0 | 3.0 | 60,000 | 60,000 | **1.00** | >= 0.97 | - | - | 2 / 2 / - |" in text
+    assert "| 20 | 11.0 | 1.5 | 10.0 | 13.0 | 15.0 | 30.0 |" in text  # LXC memory
     assert "within 3x `runc run` (150 ms against 180 ms: met)" in text
     assert "faster than `systemd-nspawn` (met: 200.0 ms)" in text
     assert "* crun run could not be measured: crun: cgroups in hybrid mode" in text
@@ -152,7 +166,7 @@ def test_command_line() -> None:
     args = parse(["--quick", "seed", "latency"])
     assert args.parts == ["seed", "latency"]
     conf = settings(args)
-    assert conf["seed_cts"] == [20] and conf["density_limit"] == 40
+    assert conf["seed_cts"] == [50] and conf["density_limit"] == 60
     assert parse([]).parts == ["seed", "latency", "density", "resources"]
     assert settings(parse(["--cts", "5,10"]))["seed_cts"] == [5, 10]
     with pytest.raises(SystemExit):

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from vzbench import prereq
-from vzbench.common import REPO, cleaned_up, loadavg, log
+from vzbench.common import (
+    REPO,
+    cleaned_up,
+    loadavg,
+    log,
+    remove_new_runtime_groups,
+    runtime_groups,
+)
 
 PARTS = ("seed", "latency", "density", "resources")
 IN_NETNS = "VZBENCH_NETNS"
@@ -29,13 +36,13 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     """How large each part is: ``--quick`` fits the whole run in 10 minutes on 2 CPUs."""
     quick = args.quick
     counts = ([int(c) for c in args.cts.split(",")] if args.cts
-              else [20] if quick else [100, 500, 1000, 2400])
+              else [50] if quick else [100, 500, 1000, 2400])
     return {
         "quick": quick, "init": args.init, "seed_cts": counts,
         "seed_rounds": 2 if quick else 5, "seed_seconds": 8 if quick else 15,
         "latency_rounds": 3 if quick else 10,
-        "density_limit": args.density_limit or (max(counts) * 2 if quick else 2400),
-        "density_budget_s": 150 if quick else 3600,
+        "density_limit": args.density_limit or (60 if quick else 2400),
+        "density_budget_s": 120 if quick else 3600,
         "resources_window_s": 2.0 if quick else 10.0, "resources_repeat": 2 if quick else 3,
     }
 
@@ -46,9 +53,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help=f"any of {', '.join(PARTS)} (default: all)")
     parser.add_argument("--quick", action="store_true", help="a run of under 10 minutes")
     parser.add_argument("--cts", metavar="N[,N...]",
-                        help="web CTs in the seed part (default 100,500,1000,2400; --quick 20)")
+                        help="web CTs in the seed part (default 100,500,1000,2400; --quick 50)")
     parser.add_argument("--density-limit", type=int, metavar="N",
-                        help="most CTs the density part starts (default 2,400; --quick 2x --cts)")
+                        help="most CTs the density part starts (default 2,400; --quick 60)")
     parser.add_argument("--init", choices=("sysvinit", "systemd"), default="sysvinit",
                         help="PID 1 of the web template (default sysvinit, as the "
                              "announcement's CentOS had)")
@@ -98,6 +105,9 @@ def main(argv: list[str]) -> int:
             for part in args.parts:
                 log(f"part {part} (load average {loadavg()})")
                 load_before = loadavg()
+                groups_before = runtime_groups()
+                cleanup.push("remove the other runtimes' groups",
+                             lambda before=groups_before: remove_new_runtime_groups(before))
                 try:
                     if part == "seed":
                         results["seed"] = [seed.measure(n, tarball, conf["seed_rounds"],

@@ -113,3 +113,40 @@ def cleaned_up() -> Iterator[Cleanup]:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+RUNTIME_GROUPS = ("payload", "supervisor", "lxc.pivot")
+"""Groups other runtimes make below their caller's own group in every hierarchy and leave
+behind: systemd-nspawn (``payload``, ``supervisor``) and LXC (``lxc.pivot``); LXC's
+per-container groups carry the container's name (``vzbench*``)."""
+
+
+def runtime_groups() -> set[Path]:
+    """The leftover-prone groups of :data:`RUNTIME_GROUPS` that exist now, below our own
+    group in every hierarchy."""
+    from vzcore.linux import cgroups
+
+    found = set()
+    for hierarchy in cgroups.hierarchies():
+        own = hierarchy.directory(hierarchy.own)
+        for name in RUNTIME_GROUPS:
+            if (own / name).is_dir():
+                found.add(own / name)
+        found.update(p for p in own.glob("lxc.*.vzbench*") if p.is_dir())
+    return found
+
+
+def remove_new_runtime_groups(before: set[Path]) -> None:
+    """rmdir the runtime groups made since ``before`` (empty ones only: the kernel refuses
+    a group with processes, so one another user's runtime is using stays)."""
+    for group in sorted(runtime_groups() - before, key=lambda p: -len(p.parts)):
+        for directory in sorted((p for p in group.rglob("*") if p.is_dir()),
+                                key=lambda p: -len(p.parts)):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
+        try:
+            group.rmdir()
+        except OSError as exc:
+            log(f"clean-up: {group} stays: {exc.strerror}")

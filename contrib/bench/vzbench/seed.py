@@ -7,12 +7,13 @@ and across the host servers, taken in alternating rounds; the ratio is the overh
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from vzbench import hostweb, memory, web, webcts
+from vzbench import hostweb, lxcweb, memory, web, webcts
 from vzbench.common import BIN, Cleanup, log, median, meminfo, run
 
 SETTLE = 5.0
@@ -25,8 +26,9 @@ def per_ct_starts(stdout: str) -> list[float]:
             if line.startswith("CT ") and " started (" in line]
 
 
-def measure(count: int, tarball: Path, rounds: int, seconds: int, cleanup: Cleanup) -> dict[str, Any]:
-    """The seed experiment at ``count`` CTs."""
+def measure(count: int, tarball: Path, rounds: int, seconds: int, cleanup: Cleanup,
+            with_lxc: bool = True) -> dict[str, Any]:
+    """The seed experiment at ``count`` CTs (and as many LXC containers with ``with_lxc``)."""
     result: dict[str, Any] = {"cts": count, "template": tarball.name.removesuffix(".tar.zst")}
     work = Path(tempfile.mkdtemp(prefix="vzbench-seed-"))
     cleanup.push(f"remove {work}", lambda: run(["rm", "-rf", str(work)]))
@@ -53,23 +55,52 @@ def measure(count: int, tarball: Path, rounds: int, seconds: int, cleanup: Clean
         time.sleep(SETTLE)
         result["host_memory"] = host_memory(host, before, count)
 
-        samples: dict[str, list[dict[str, float]]] = {"ct": [], "host": []}
+        loads = {"ct": targets, "host": host_targets}
+        if with_lxc and shutil.which("lxc-start"):
+            lxc = lxc_targets(result, tarball, work, count, cleanup)
+            if lxc:
+                loads["lxc"] = lxc
+        samples: dict[str, list[dict[str, float]]] = {label: [] for label in loads}
         for r in range(rounds):
-            order = ("host", "ct") if r % 2 == 0 else ("ct", "host")
+            order = list(loads) if r % 2 == 0 else list(reversed(loads))
             for label in order:
-                figures = web.load(targets if label == "ct" else host_targets, work, seconds, label)
+                figures = web.load(loads[label], work, seconds, label)
                 figures["load1"] = float(Path("/proc/loadavg").read_text().split()[0])
                 samples[label].append(figures)
                 log(f"round {r + 1}: {label} {figures['req_s'] * 60:,.0f} req/min")
+        result["still_serving"] = count - len(web.silent([t.split(":")[0] for t in targets]))
         host.stop()
+        cleanup.close()  # the LXC containers and the work directory too
         result["throughput"] = samples
         ct_rate = median([s["req_s"] for s in samples["ct"]])
         host_rate = median([s["req_s"] for s in samples["host"]])
+        if samples.get("lxc"):
+            result["lxc_req_min"] = median([s["req_s"] for s in samples["lxc"]]) * 60
+            result["lxc_ratio"] = result["lxc_req_min"] / 60 / host_rate if host_rate else None
         result["ct_req_min"] = ct_rate * 60
         result["host_req_min"] = host_rate * 60
         result["ratio"] = ct_rate / host_rate if host_rate else float("nan")
-        result["still_serving"] = count - len(web.silent([t.split(":")[0] for t in targets]))
     return result
+
+
+def lxc_targets(result: dict[str, Any], tarball: Path, work: Path, count: int,
+                cleanup: Cleanup) -> list[str]:
+    """Start ``count`` LXC web containers; their targets (none when they cannot run here:
+    the reason goes into ``result``)."""
+    servers = lxcweb.LxcServers(tarball, work)
+    cleanup.push("stop the LXC containers", servers.stop)
+    before = meminfo()
+    try:
+        log(f"starting {count} LXC web containers")
+        targets = servers.start(count)
+        result["lxc_serving_s"] = lxcweb.wait(targets, count)
+    except (RuntimeError, OSError) as exc:
+        result["lxc_error"] = str(exc).splitlines()[0][:400]
+        log(f"LXC web containers: {result['lxc_error']}")
+        return []
+    time.sleep(SETTLE)
+    result["lxc_memory"] = lxcweb.measure_memory(servers, before, count)
+    return targets
 
 
 def host_memory(host: hostweb.HostServers, before: dict[str, int], count: int) -> dict[str, float]:

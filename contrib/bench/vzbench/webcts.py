@@ -38,21 +38,22 @@ def clone(root: Path, ctid: int, ip: str) -> None:
              if not line.startswith("IP_ADDRESS=")]
     (conf_dir / f"{ctid}.conf").write_text("\n".join([*lines, f'IP_ADDRESS="{ip}"']) + "\n")
     source, target = root / f"vz/private/{FIRST}", root / f"vz/private/{ctid}"
-    _copy(source, target, "")
+    copy_tree(source, target, "", SHARED)
     write_marker(target, ctid)
     write_page(target, ctid)
 
 
-def _copy(source: Path, target: Path, relative: str) -> None:
-    """Copy ``source`` to ``target``, hard-linking what :data:`SHARED` names."""
-    if relative in SHARED:
+def copy_tree(source: Path, target: Path, relative: str, shared: tuple[str, ...]) -> None:
+    """Copy ``source`` to ``target``, hard-linking the paths ``shared`` names (relative to
+    the top, which ``relative`` is ``""`` for)."""
+    if relative in shared:
         subprocess.run(["cp", "-a", "--link", str(source), str(target)], check=True)
-    elif any(shared.startswith(f"{relative}/") or not relative for shared in SHARED):
+    elif any(path.startswith(f"{relative}/") or not relative for path in shared):
         info = source.lstat()
         target.mkdir()
         os.chown(target, info.st_uid, info.st_gid)
         for entry in os.listdir(source):
-            _copy(source / entry, target / entry, f"{relative}/{entry}".lstrip("/"))
+            copy_tree(source / entry, target / entry, f"{relative}/{entry}".lstrip("/"), shared)
         shutil.copystat(source, target)
     else:
         subprocess.run(["cp", "-a", str(source), str(target)], check=True)
@@ -91,3 +92,6 @@ def population(count: int, tarball: Path, prefix: str,
         finally:
             vzctl(env, "stop-all", "--fast", check=False)
             run(["umount", str(root / "run")], check=False)
+            # rm is several times faster than the installation's rmtree on ~12,000 entries
+            # a CT (and never crosses into a mount left behind)
+            run(["rm", "-rf", "--one-file-system", str(root / "vz/private")], check=False)
