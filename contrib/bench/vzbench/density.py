@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from population import FIRST
 from vzbench import web, webcts
 from vzbench.common import log, meminfo, vzctl
 
@@ -29,10 +30,13 @@ def measure(limit: int, budget: float, tarball: Path) -> dict[str, Any]:
     probes: list[dict[str, Any]] = []
     stopped_by = f"reached the limit of {limit} CTs set for this run"
     began = time.monotonic()
-    with webcts.population(limit, tarball, "vzbench-density", first_index=0) as (_root, env, _p, ctids):
+    with webcts.population(1, tarball, "vzbench-density") as (root, env, _parent, _ctids):
         marks = set(checkpoints(limit))
         addresses: list[str] = []
-        for n, ctid in enumerate(ctids, 1):
+        for n in range(1, limit + 1):
+            ctid = FIRST + n - 1
+            if n > 1:  # copied as the population grows, outside the timed start
+                webcts.clone(root, ctid, webcts.address(n - 1))
             starts.append(vzctl(env, "start", ctid))
             addresses.append(webcts.address(n - 1))
             if n not in marks:

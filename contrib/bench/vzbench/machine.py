@@ -67,7 +67,9 @@ def describe() -> dict[str, Any]:
         + (f" + cgroup2 at {', '.join(cgroup2)}" if v1 and cgroup2 else ""),
         "python": sys.version.split()[0] + f" ({sys.executable})",
         "vzcore": f"{vzcore.__version__}, commit {_git('rev-parse', '--short', 'HEAD')} "
-                  f"({_git('rev-parse', '--abbrev-ref', 'HEAD')})",
+                  f"({_git('rev-parse', '--abbrev-ref', 'HEAD')}), "
+                  + ("an editable install (its import finders add to every vzctl start)"
+                     if str(REPO) in str(vzcore.__file__) else "installed non-editable"),
         "tools": {name: _first_line(argv) for name, argv in VERSIONS.items()},
         "load_start": loadavg(),
     }

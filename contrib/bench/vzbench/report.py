@@ -353,6 +353,12 @@ def _latency(results: dict[str, Any], plots: list[str]) -> list[str]:
         lines += [f"Target: `vzctl start` within 3x `runc run` ({start:.0f} ms against "
                   f"{3 * runc:.0f} ms: {'met' if within else 'missed'}) and faster than "
                   f"`systemd-nspawn` ({'met' if faster else 'missed'}: {_num(nspawn)} ms).", ""]
+        if "python -c pass" in med:
+            lines += [f"The interpreter alone (`python -c pass`) took {med['python -c pass']:.0f} ms "
+                      "in this run (9.5 ms on the quiet machine of the peer anchors, "
+                      "/work/shared/reference/peer-anchors.md): vzctl is a Python program, so "
+                      "CPU contention from other users slows it more than the C runtimes, "
+                      "which spend most of a start waiting on the kernel.", ""]
         prof = lat.get("profile") or {}
         if prof:
             floor = med.get("python: import click, pluggy, attrs")
