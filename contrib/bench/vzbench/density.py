@@ -30,7 +30,7 @@ def measure(limit: int, budget: float, tarball: Path) -> dict[str, Any]:
     probes: list[dict[str, Any]] = []
     stopped_by = f"reached the limit of {limit} CTs set for this run"
     began = time.monotonic()
-    with webcts.population(1, tarball, "vzbench-density") as (root, env, _parent, _ctids):
+    with webcts.population(1, tarball, "vzbench-density", room=limit) as (root, env, _parent, _ctids):
         marks = set(checkpoints(limit))
         addresses: list[str] = []
         for n in range(1, limit + 1):

@@ -57,7 +57,8 @@ def measure(count: int, tarball: Path, rounds: int, seconds: int, cleanup: Clean
 
         loads = {"ct": targets, "host": host_targets}
         if with_lxc and shutil.which("lxc-start"):
-            lxc = lxc_targets(result, tarball, work, count, cleanup)
+            # (their copies on the population's own file system, see webcts._own_disk)
+            lxc = lxc_targets(result, tarball, root / "vz", count, cleanup)
             if lxc:
                 loads["lxc"] = lxc
         samples: dict[str, list[dict[str, float]]] = {label: [] for label in loads}

@@ -66,15 +66,25 @@ def write_page(private: Path, ctid: int) -> None:
 
 
 @contextmanager
-def _removed(root: Path, parent: str) -> Iterator[None]:
-    """On leaving (after the CTs are stopped): the private areas, removed with rm, several
-    times faster than the installation's rmtree on ~12,000 entries a CT (and never crossing
-    into a mount left behind), and the cgroup parent, also when an interrupt cut the
-    installation's own clean-up short."""
+def _own_disk(root: Path, parent: str, count: int) -> Iterator[None]:
+    """``root/vz`` (templates, private areas, CT roots) on an ext4 file system of its own in
+    a sparse image file, mounted without ``discard``.  The host's disk here is mounted with
+    ``discard``, where removing ~2,000 copied files a CT issues as many synchronous discards
+    (minutes for 100 CTs); the image is unmounted and removed as one file instead.  On
+    leaving (after the CTs are stopped) also the cgroup parent goes, also when an interrupt
+    cut the installation's own clean-up short."""
+    image, mount_point = root / "vz.img", root / "vz"
+    mount_point.mkdir(exist_ok=True)
+    size = max(2048, 40 * count + 1024)  # MiB: a CT's own files are about 12 MiB
+    run(["truncate", "-s", f"{size}M", str(image)])
+    run(["mkfs.ext4", "-q", "-E", "nodiscard", "-O", "^has_journal", str(image)])
+    run(["mount", "-o", "loop,nodiscard", str(image), str(mount_point)])
     try:
         yield
     finally:
-        run(["rm", "-rf", "--one-file-system", str(root / "vz/private")], check=False)
+        if run(["umount", str(mount_point)], check=False).returncode != 0:
+            run(["umount", "--lazy", str(mount_point)], check=False)  # frees the loop at last use
+        image.unlink(missing_ok=True)
         try:
             remove_cgroup_parent(parent)
         except OSError as exc:
@@ -82,12 +92,13 @@ def _removed(root: Path, parent: str) -> Iterator[None]:
 
 
 @contextmanager
-def population(count: int, tarball: Path,
-               prefix: str) -> Iterator[tuple[Path, dict[str, str], str, list[int]]]:
+def population(count: int, tarball: Path, prefix: str,
+               room: int | None = None) -> Iterator[tuple[Path, dict[str, str], str, list[int]]]:
     """``count`` stopped web CTs (ONBOOT=yes) in a private installation whose ``/run`` is a
-    tmpfs (as a host's is); yields root, environment, cgroup parent and the CT IDs.  On
-    leaving, every CT is stopped and everything removed."""
-    with installation(prefix) as (root, env, parent), _removed(root, parent):
+    tmpfs (as a host's is) and whose ``vz`` has room for ``room`` CTs (default ``count``);
+    yields root, environment, cgroup parent and the CT IDs.  On leaving, every CT is
+    stopped and everything removed."""
+    with installation(prefix) as (root, env, parent), _own_disk(root, parent, room or count):
         prereq.link_template(tarball, root)
         (root / "run").mkdir()
         run(["mount", "-t", "tmpfs", "-o", "mode=755", "vzbench", str(root / "run")])
