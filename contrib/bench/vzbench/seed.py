@@ -8,6 +8,7 @@ and across the host servers, taken in alternating rounds; the ratio is the overh
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -95,7 +96,7 @@ def lxc_targets(result: dict[str, Any], tarball: Path, work: Path, count: int,
         log(f"starting {count} LXC web containers")
         targets = servers.start(count)
         result["lxc_serving_s"] = lxcweb.wait(targets, count)
-    except (RuntimeError, OSError) as exc:
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         result["lxc_error"] = str(exc).splitlines()[0][:400]
         log(f"LXC web containers: {result['lxc_error']}")
         return []

@@ -75,9 +75,12 @@ def _own_disk(root: Path, parent: str, count: int) -> Iterator[None]:
     cut the installation's own clean-up short."""
     image, mount_point = root / "vz.img", root / "vz"
     mount_point.mkdir(exist_ok=True)
-    size = max(2048, 40 * count + 1024)  # MiB: a CT's own files are about 12 MiB
+    # a CT's own files are about 12 MiB and 4,000 inodes (every directory of the hard-linked
+    # /usr is its own); twice that leaves room for the LXC containers' copies
+    size, inodes = 2048 + 48 * count, 100_000 + 10_000 * count
     run(["truncate", "-s", f"{size}M", str(image)])
-    run(["mkfs.ext4", "-q", "-E", "nodiscard", "-O", "^has_journal", str(image)])
+    run(["mkfs.ext4", "-q", "-E", "nodiscard", "-O", "^has_journal", "-N", str(inodes),
+         str(image)])
     run(["mount", "-o", "loop,nodiscard", str(image), str(mount_point)])
     try:
         yield
