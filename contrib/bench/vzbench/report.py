@@ -160,7 +160,7 @@ def plot_latency(latency: dict[str, Any], out: Path) -> Path:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xscale("log")
     ax.set_xlabel("ms (log scale), whole process; bar = median")
-    ax.set_title("Start latency: busybox rootfs, /bin/true (vzctl: start / exec / stop)")
+    ax.set_title("Start latency, same busybox tree (peers: /bin/true)")
     fig.tight_layout()
     path = out / "latency.png"
     fig.savefig(path, dpi=100)
@@ -236,7 +236,7 @@ def _seed(results: dict[str, Any], plots: list[str]) -> list[str]:
          "target", "LXC req/min", "ratio LXC/host", "wrk errors CT / host / LXC"],
         [[r["cts"], r["boot_all_s"], r["serving_after_s"], r["ct_req_min"], r["host_req_min"],
           f"**{r['ratio']:.2f}**", f">= {TARGETS['ratio']}", r.get("lxc_req_min"),
-          r.get("lxc_ratio"),
+          f"{r['lxc_ratio']:.2f}" if r.get("lxc_ratio") else "-",
           " / ".join(_num(sum(s["socket_errors"] + s["non_2xx"] for s in r["throughput"][k]), 0)
                      if k in r["throughput"] else "-" for k in ("ct", "host", "lxc"))]
          for r in rows])
