@@ -1,0 +1,153 @@
+"""``contrib/bench/run [--quick] [--cts N[,N...]] [seed|latency|density|resources]...``
+
+The suite of issue 18 (docs/benchmarks.md).  As root, it installs what it needs, builds
+the ``web`` template (once; ``--reuse`` after), then re-runs itself in a throwaway network
+namespace and runs the parts asked for (all by default).  Results go to
+``docs/benchmarks/`` (``--out``): ``results.json``, ``report.md`` and PNG plots, written by
+this command; the headline figures are printed one per line.  Everything it made (CTs,
+cgroups, mounts, host servers, the namespace) is removed at the end, also on failure or
+Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from vzbench import prereq
+from vzbench.common import (
+    REPO,
+    cleaned_up,
+    loadavg,
+    log,
+    remove_new_runtime_groups,
+    runtime_groups,
+)
+
+PARTS = ("seed", "latency", "density", "resources")
+IN_NETNS = "VZBENCH_NETNS"
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """How large each part is: ``--quick`` fits the whole run in 10 minutes on 2 CPUs."""
+    quick = args.quick
+    counts = ([int(c) for c in args.cts.split(",")] if args.cts
+              else [50] if quick else [100, 500, 1000, 2400])
+    return {
+        "quick": quick, "init": args.init, "seed_cts": counts,
+        "seed_rounds": 2 if quick else 5, "seed_seconds": 8 if quick else 15,
+        "latency_rounds": 3 if quick else 10,
+        "density_limit": args.density_limit or (60 if quick else 2400),
+        "density_budget_s": 120 if quick else 3600,
+        "resources_window_s": 2.0 if quick else 10.0, "resources_repeat": 2 if quick else 3,
+    }
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="contrib/bench/run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("parts", nargs="*", metavar="PART",
+                        help=f"any of {', '.join(PARTS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="a run of under 10 minutes")
+    parser.add_argument("--cts", metavar="N[,N...]",
+                        help="web CTs in the seed part (default 100,500,1000,2400; --quick 50)")
+    parser.add_argument("--density-limit", type=int, metavar="N",
+                        help="most CTs the density part starts (default 2,400; --quick 60)")
+    parser.add_argument("--init", choices=("sysvinit", "systemd"), default="sysvinit",
+                        help="PID 1 of the web template (default sysvinit, as the "
+                             "announcement's CentOS had)")
+    parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks",
+                        help="where report.md, results.json and the plots go")
+    parser.add_argument("--render", action="store_true",
+                        help="only write report.md and the plots again from --out's "
+                             "results.json (after a change to the report's code)")
+    args = parser.parse_args(argv)
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part {unknown[0]!r}: choose from {', '.join(PARTS)}")
+    args.parts = list(dict.fromkeys(args.parts)) or list(PARTS)
+    return args
+
+
+def enter_netns() -> None:
+    """Re-run this command in a new network namespace (lo up; a veth pair whose host end
+    has 10.200.255.1/24 gives the host side a source address for the CTs' venet routes)."""
+    os.environ[IN_NETNS] = "1"
+    script = ("ip link set lo up && ip link add vzb-up0 type veth peer name vzb-up1"
+              " && ip addr add 10.200.255.1/24 dev vzb-up0 && ip link set vzb-up0 up"
+              ' && ip link set vzb-up1 up && exec "$0" "$@"')
+    os.execvp("unshare", ["unshare", "--net", "--", "sh", "-c", script, sys.executable,
+                          "-m", "vzbench", *sys.argv[1:]])
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    if args.render:  # no root needed: nothing is measured
+        from vzbench import report
+
+        saved = json.loads((args.out / "results.json").read_text())
+        report.write(saved, args.out)
+        print("\n".join(report.headlines(saved)))
+        return 0
+    if os.geteuid() != 0:
+        print("contrib/bench/run: run as root (it starts CTs and makes a network namespace)",
+              file=sys.stderr)
+        return 2
+    conf = settings(args)
+    if not os.environ.get(IN_NETNS):
+        prereq.install_packages()
+        prereq.install_matplotlib()
+        if {"seed", "density"} & set(args.parts):
+            prereq.build_template(args.init)
+        enter_netns()
+    from vzbench import density, latency, machine, report, resources, seed
+
+    results: dict[str, Any] = {"settings": conf, "parts": args.parts, "machine": machine.describe(),
+                               "errors": {}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    tarball = prereq.CACHE / "vz/template/cache" / f"{prereq.template_name(args.init)}.tar.zst"
+    interrupted = False
+    with cleaned_up() as cleanup:
+        try:
+            for part in args.parts:
+                log(f"part {part} (load average {loadavg()})")
+                load_before = loadavg()
+                groups_before = runtime_groups()
+                cleanup.push("remove the other runtimes' groups",
+                             lambda before=groups_before: remove_new_runtime_groups(before))
+                try:
+                    if part == "seed":
+                        results["seed"] = [seed.measure(n, tarball, conf["seed_rounds"],
+                                                        conf["seed_seconds"], cleanup)
+                                           for n in conf["seed_cts"]]
+                    elif part == "latency":
+                        results["latency"] = latency.measure(conf["latency_rounds"], cleanup)
+                    elif part == "density":
+                        results["density"] = density.measure(conf["density_limit"],
+                                                             conf["density_budget_s"], tarball)
+                    elif part == "resources":
+                        results["resources"] = resources.measure(conf["resources_window_s"],
+                                                                 conf["resources_repeat"])
+                except (RuntimeError, OSError) as exc:
+                    results["errors"][part] = f"{type(exc).__name__}: {exc}"[:800]
+                    log(f"part {part} failed: {exc}")
+                    traceback.print_exc()
+                results.setdefault("load", {})[part] = {"before": load_before, "after": loadavg()}
+                cleanup.close()  # each part leaves nothing for the next
+        except KeyboardInterrupt:
+            interrupted = True
+            results["errors"]["interrupted"] = "interrupted (Ctrl-C or a signal); partial results"
+    results["machine"]["load_end"] = loadavg()
+    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    report.write(results, args.out)
+    for line in report.headlines(results):
+        print(line, flush=True)
+    log(f"report: {args.out / 'report.md'}")
+    return 130 if interrupted else (1 if results["errors"] else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,78 @@
+"""The suite's own set-up, before it enters its network namespace: Debian packages, matplotlib
+in the venv, and the ``web`` template (debootstrap needs the Debian mirror)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from vzbench.common import BIN, REPO, log, run
+
+PACKAGES = {
+    "wrk": "wrk",                       # the load generator
+    "crun": "crun", "runc": "runc",      # peers in the latency part
+    "lxc-execute": "lxc", "systemd-nspawn": "systemd-container",
+    "busybox": "busybox-static", "zstd": "zstd",
+}
+"""Program -> Debian package the suite runs."""
+
+CACHE = REPO / ".cache/bench"
+"""A VZ_ROOT that only holds the suite's template cache between runs."""
+
+
+def missing_packages() -> list[str]:
+    return sorted({pkg for prog, pkg in PACKAGES.items()
+                   if shutil.which(prog, path="/usr/sbin:/usr/bin:/sbin:/bin") is None})
+
+
+def install_packages() -> None:
+    """apt-get install what is missing (services stay off: the host's policy-rc.d or none,
+    and there is no init system here to start lxc-net)."""
+    missing = missing_packages()
+    if not missing:
+        return
+    log(f"apt-get install {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
+                      env=env, capture_output=True).returncode != 0:
+        run(["apt-get", "update", "-qq"], env=env, check=False)
+        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+
+
+def install_matplotlib() -> None:
+    """matplotlib into the venv (the plots are PNGs made with it)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        log("pip install matplotlib (into the venv)")
+        run([str(BIN / "pip"), "install", "-q", "--disable-pip-version-check", "matplotlib"])
+
+
+def template_name(init: str) -> str:
+    return "debian-12-x86_64-web" + ("-sysvinit" if init == "sysvinit" else "")
+
+
+def build_template(init: str) -> Path:
+    """``vzctl template create debian-12 --flavour web --reuse`` in the suite's cache;
+    the path of the tarball."""
+    (CACHE / "etc/vz").mkdir(parents=True, exist_ok=True)
+    (CACHE / "etc/vz/vz.conf").touch()
+    log(f"template {template_name(init)} (built once, then reused)")
+    run([str(BIN / "vzctl"), "--quiet", "template", "create", "debian-12", "--flavour", "web",
+         "--init", init, "--reuse"], env={**os.environ, "VZ_ROOT": str(CACHE)})
+    tarball = CACHE / "vz/template/cache" / f"{template_name(init)}.tar.zst"
+    if not tarball.is_file():
+        raise RuntimeError(f"template create made no {tarball}")
+    return tarball
+
+
+def link_template(tarball: Path, root: Path) -> None:
+    """Make the template (tarball and metadata) available in the installation at ``root``."""
+    target = root / "vz/template/cache"
+    target.mkdir(parents=True, exist_ok=True)
+    for source in (tarball, tarball.with_name(tarball.name.removesuffix(".tar.zst") + ".json")):
+        try:
+            os.link(source, target / source.name)
+        except OSError:
+            shutil.copy2(source, target / source.name)
