@@ -195,7 +195,9 @@ def test_kill_at_every_point_of_create_and_start(vz_env: VzEnv, vzctl: Vzctl,
 
 def helpers(vz_env: VzEnv) -> list[int]:
     """Processes of a vzctl of this test's installation still alive (an idmap helper left
-    by a killed vzctl would be one: it is a fork of vzctl)."""
+    by a killed vzctl would be one: it is a fork of vzctl, with vzctl's command line).
+    The installation's daemons (console, lxcfs, beancounters view) are not counted: they
+    end on their own once idle (the console daemon waits out its start-up grace)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -204,7 +206,13 @@ def helpers(vz_env: VzEnv) -> list[int]:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if f"VZ_ROOT={vz_env.root}".encode() in environ:
+        if f"VZ_ROOT={vz_env.root}".encode() not in environ:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"/vzctl") for arg in argv[:2]):
             found.append(int(entry.name))
     return found
 
