@@ -231,9 +231,9 @@ def test_a_ct_pointed_at_a_running_cts_area_is_refused_and_the_victim_unharmed(
     assert vzctl("status", VICTIM).stdout.split()[-1] == "running"
     set_key(env, HOSTILE, "VE_ROOT", "/vz/root/8810")
     set_key(env, HOSTILE, "VE_PRIVATE", "/vz/private/8811")
-    vzctl("stop", VICTIM)
+    vzctl("stop", "--fast", VICTIM)
     vzctl("start", VICTIM)
-    vzctl("stop", VICTIM)
+    vzctl("stop", "--fast", VICTIM)
     vzctl("destroy", VICTIM)
     assert not env.private(VICTIM).exists()
 
@@ -352,7 +352,7 @@ def test_a_ct_root_cannot_see_remove_or_forge_the_mark(ct: RunningCt, vz_env: Vz
         result = vzctl(verb, HOSTILE, check=False)
         assert_refused(result, ConfigError.exit_code, "overlaps VE_PRIVATE of CT 101")
     assert (vz_env.private(101) / "home").is_dir()
-    vzctl("stop", 101)
+    vzctl("stop", "--fast", 101)
     refused = vzctl("destroy", 101, check=False)
     assert refused.returncode != 0 and "8811" in refused.stderr
     assert (vz_env.private(101) / "etc/passwd").exists()
