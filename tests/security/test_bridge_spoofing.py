@@ -186,7 +186,7 @@ def test_live_change_and_stop(vzctl: Vzctl, vz_env: VzEnv, bridge: str, probe_bi
         shown = subprocess.run(["tc", "filter", "show", "dev", HOST_END[101], direction],
                                capture_output=True, text=True, check=True).stdout
         assert "bpf" in shown and "direct-action" in shown, f"no {direction} filter: {shown}"
-    vzctl("stop", 101)
+    vzctl("stop", "--fast", 101)
     ports = {e["ifname"] for e in json.loads(ip("-j", "link", "show", "master", BRIDGE))}
     assert ports == {HOST_END[102]}, "the host end, and its filters with it, went at stop"
 

@@ -77,11 +77,34 @@ def two_cts(vz_env: VzEnv, vzctl: Vzctl) -> VzEnv:
     return vz_env
 
 
+@pytest.fixture(scope="module")
+def module_two_cts(vz_env_module: VzEnv, vzctl_module: Vzctl) -> tuple[VzEnv, dict[str, tuple[object, ...]]]:
+    """``two_cts`` made once for the module's refusal tests, with its digest."""
+    for ctid in (VICTIM, HOSTILE):
+        vzctl_module("create", ctid, "--ostemplate", "busybox")
+    (vz_env_module.private(VICTIM) / "root/precious").write_text("CT 8811's data\n")
+    return vz_env_module, snapshot(vz_env_module)
+
+
+@pytest.fixture
+def shared_two_cts(module_two_cts: tuple[VzEnv, dict[str, tuple[object, ...]]],
+                   vzctl_module: Vzctl) -> Iterator[VzEnv]:
+    """``two_cts`` shared by the tests whose commands must be refused with no effect (the
+    two creates cost more than most of them): 8810's config and the link a test makes are
+    put back after each, and the installation must then be as made, or the test fails."""
+    env, made = module_two_cts
+    conf = env.conf(HOSTILE).read_bytes()
+    yield env
+    env.conf(HOSTILE).write_bytes(conf)
+    (env.root / "vz/private/8812").unlink(missing_ok=True)
+    assert changes(made, snapshot(env)) == [], "a test changed the shared CTs"
+
+
 @pytest.mark.parametrize(("key", "value"), HOSTILE_PATHS)
 @pytest.mark.parametrize("verb", VERBS)
-def test_hostile_paths_are_refused_before_any_effect(two_cts: VzEnv, vzctl: Vzctl, key: str,
-                                                      value: str, verb: str) -> None:
-    env = two_cts
+def test_hostile_paths_are_refused_before_any_effect(shared_two_cts: VzEnv, vzctl_module: Vzctl,
+                                                      key: str, value: str, verb: str) -> None:
+    env, vzctl = shared_two_cts, vzctl_module
     set_key(env, HOSTILE, key, value)
     before = snapshot(env)
     result = vzctl(verb, HOSTILE, check=False)
@@ -92,22 +115,23 @@ def test_hostile_paths_are_refused_before_any_effect(two_cts: VzEnv, vzctl: Vzct
     assert (env.private(VICTIM) / "root/precious").read_text() == "CT 8811's data\n"
 
 
-def test_status_and_vzlist_answer_for_an_unusable_path(two_cts: VzEnv, vzctl: Vzctl,
-                                                       vzlist: Vzctl) -> None:
+def test_status_and_vzlist_answer_for_an_unusable_path(shared_two_cts: VzEnv,
+                                                       vzctl_module: Vzctl) -> None:
+    two_cts, vzctl = shared_two_cts, vzctl_module
     set_key(two_cts, HOSTILE, "VE_ROOT", "relative")
     set_key(two_cts, HOSTILE, "VE_PRIVATE", "relative")
     assert vzctl("status", HOSTILE).stdout.strip() == f"CTID {HOSTILE} exist unmounted down"
-    listed = vzlist("-a", "-H", "-o", "ctid,private,root", HOSTILE)
+    listed = vzctl("-a", "-H", "-o", "ctid,private,root", HOSTILE, binary="vzlist")
     assert listed.stdout.split() == [str(HOSTILE), "-", "-"] and listed.stderr == ""
 
 
 @pytest.mark.parametrize("target", ["etc", "ancestor"])
 @pytest.mark.parametrize("verb", ("start", "mount", "destroy"))
-def test_a_private_area_resolving_to_a_host_directory_is_refused(two_cts: VzEnv, vzctl: Vzctl,
-                                                                  target: str, verb: str) -> None:
+def test_a_private_area_resolving_to_a_host_directory_is_refused(
+        shared_two_cts: VzEnv, vzctl_module: Vzctl, target: str, verb: str) -> None:
     """The path in the config is fine, but a link on the host makes it the host's /etc or a
     directory that holds the whole installation."""
-    env = two_cts
+    env, vzctl = shared_two_cts, vzctl_module
     link = env.root / "vz/private/8812"
     link.symlink_to("/etc" if target == "etc" else env.root.parent)
     set_key(env, HOSTILE, "VE_PRIVATE", "/vz/private/8812")
@@ -207,9 +231,9 @@ def test_a_ct_pointed_at_a_running_cts_area_is_refused_and_the_victim_unharmed(
     assert vzctl("status", VICTIM).stdout.split()[-1] == "running"
     set_key(env, HOSTILE, "VE_ROOT", "/vz/root/8810")
     set_key(env, HOSTILE, "VE_PRIVATE", "/vz/private/8811")
-    vzctl("stop", VICTIM)
+    vzctl("stop", "--fast", VICTIM)
     vzctl("start", VICTIM)
-    vzctl("stop", VICTIM)
+    vzctl("stop", "--fast", VICTIM)
     vzctl("destroy", VICTIM)
     assert not env.private(VICTIM).exists()
 
@@ -328,7 +352,7 @@ def test_a_ct_root_cannot_see_remove_or_forge_the_mark(ct: RunningCt, vz_env: Vz
         result = vzctl(verb, HOSTILE, check=False)
         assert_refused(result, ConfigError.exit_code, "overlaps VE_PRIVATE of CT 101")
     assert (vz_env.private(101) / "home").is_dir()
-    vzctl("stop", 101)
+    vzctl("stop", "--fast", 101)
     refused = vzctl("destroy", 101, check=False)
     assert refused.returncode != 0 and "8811" in refused.stderr
     assert (vz_env.private(101) / "etc/passwd").exists()

@@ -113,12 +113,12 @@ def _host_binfmt_handlers(tmp_path: Path) -> list[str]:
         subprocess.run(["umount", str(mount_point)], check=True)
 
 
-def test_registering_a_binfmt_misc_handler_on_the_host_is_refused(ct: RunningCt,
+def test_registering_a_binfmt_misc_handler_on_the_host_is_refused(shared_ct: RunningCt,
                                                                   tmp_path: Path) -> None:
-    ct.sh("mkdir -p /tmp/binfmt")
-    verdict = ct.probe("binfmt", "/tmp/binfmt")
+    shared_ct.sh("mkdir -p /tmp/binfmt")
+    verdict = shared_ct.probe("binfmt", "/tmp/binfmt")
     assert "vzprobe" not in _host_binfmt_handlers(tmp_path)
-    if ct.profile == "privileged":  # its binfmt_misc would be the host's instance
+    if shared_ct.profile == "privileged":  # its binfmt_misc would be the host's instance
         assert verdict == "EPERM"
 
 
@@ -132,46 +132,46 @@ def host_core_pattern() -> Iterator[str]:
         path.write_text(before)
 
 
-def test_core_pattern_cannot_be_written_after_unmounting_proc_sys(ct: RunningCt,
+def test_core_pattern_cannot_be_written_after_unmounting_proc_sys(shared_ct: RunningCt,
                                                                   host_core_pattern: str) -> None:
     for path in ("/proc/sys/net", "/proc/sys"):  # the writable net bind sits on it
-        assert ct.probe("umount", path) != "ok", path
-    written = ct.probe("write-text", "/proc/sys/kernel/core_pattern", "|/bin/true %p")
+        assert shared_ct.probe("umount", path) != "ok", path
+    written = shared_ct.probe("write-text", "/proc/sys/kernel/core_pattern", "|/bin/true %p")
     assert written in ("EROFS", *REFUSED), written
     assert Path("/proc/sys/kernel/core_pattern").read_text() == host_core_pattern
 
 
-def test_mounting_cgroupfs_to_raise_its_own_limits_is_refused(ct: RunningCt) -> None:
+def test_mounting_cgroupfs_to_raise_its_own_limits_is_refused(shared_ct: RunningCt) -> None:
     """In its cgroup namespace a mounted cgroupfs shows the CT's own group, whose limits
     the host's root may write: the mount (privileged) or the write (userns) is refused."""
-    ct.sh("mkdir -p /tmp/cg")
+    shared_ct.sh("mkdir -p /tmp/cg")
     v1 = Path("/sys/fs/cgroup/pids/cgroup.procs").exists()
     fstype, options = ("cgroup", ["pids"]) if v1 else ("cgroup2", [])
-    mounted = ct.probe("mount", "none", "/tmp/cg", fstype, *options)
-    if ct.profile == "privileged":
+    mounted = shared_ct.probe("mount", "none", "/tmp/cg", fstype, *options)
+    if shared_ct.profile == "privileged":
         assert mounted == "EPERM"
     if mounted == "ok":
-        raised = ct.probe("write-text", "/tmp/cg/pids.max", "max")
-        ct.sh("umount /tmp/cg")
+        raised = shared_ct.probe("write-text", "/tmp/cg/pids.max", "max")
+        shared_ct.sh("umount /tmp/cg")
         assert raised in REFUSED, raised
     else:
         assert mounted in REFUSED, mounted
 
 
-def test_a_privileged_ct_cannot_mount_anything(ct: RunningCt) -> None:
+def test_a_privileged_ct_cannot_mount_anything(shared_ct: RunningCt) -> None:
     """The documented price of refusing mount(2) without an LSM: even a harmless tmpfs
     (a CT with a user namespace keeps mounting what its namespace allows)."""
-    ct.sh("mkdir -p /tmp/t")
-    verdict = ct.probe("mount", "tmpfs", "/tmp/t", "tmpfs")
-    assert verdict == ("EPERM" if ct.profile == "privileged" else "ok")
+    shared_ct.sh("mkdir -p /tmp/t")
+    verdict = shared_ct.probe("mount", "tmpfs", "/tmp/t", "tmpfs")
+    assert verdict == ("EPERM" if shared_ct.profile == "privileged" else "ok")
     if verdict == "ok":
-        assert ct.probe("umount", "/tmp/t") == "ok"
+        assert shared_ct.probe("umount", "/tmp/t") == "ok"
 
 
-def test_binding_proc_past_its_masks_is_refused(ct: RunningCt) -> None:
+def test_binding_proc_past_its_masks_is_refused(shared_ct: RunningCt) -> None:
     """A non-recursive bind of /proc leaves the masks and read-only binds behind."""
-    ct.sh("mkdir -p /tmp/p")
-    verdict = ct.probe("bind", "/proc", "/tmp/p")
+    shared_ct.sh("mkdir -p /tmp/p")
+    verdict = shared_ct.probe("bind", "/proc", "/tmp/p")
     assert verdict != "ok", "/proc was bound without its masks"
 
 
@@ -208,40 +208,43 @@ def test_freezing_a_file_system_is_refused(ext4_in_ct: RunningCt) -> None:
         assert ct.probe("ioctl", "/mnt", f"{request:x}") == "EPERM", name
 
 
-def test_a_file_system_wide_fanotify_mark_is_refused(ct: RunningCt) -> None:
+def test_a_file_system_wide_fanotify_mark_is_refused(shared_ct: RunningCt) -> None:
     """A mark on the whole file system the CT lives on would report (and open) the host's
     files on it."""
-    assert ct.probe("fanotify-fs", "/") in REFUSED
+    assert shared_ct.probe("fanotify-fs", "/") in REFUSED
 
 
-def test_opening_a_file_by_handle_is_refused_shocker(ct: RunningCt) -> None:
-    assert ct.probe("shocker", "/") == "EPERM"
+def test_opening_a_file_by_handle_is_refused_shocker(shared_ct: RunningCt) -> None:
+    assert shared_ct.probe("shocker", "/") == "EPERM"
 
 
-def test_creating_host_character_devices_is_refused(ct: RunningCt) -> None:
+def test_creating_host_character_devices_is_refused(shared_ct: RunningCt) -> None:
     """/dev/loop-control (10:237) would hand out the host's loop devices; the devices
     every CT has may still be made (a privileged CT's tools do that)."""
-    assert ct.probe("mknod-char", "/tmp/loop-control", 10, 237) == "EPERM"
-    if ct.profile == "privileged":
+    assert shared_ct.probe("mknod-char", "/tmp/loop-control", 10, 237) == "EPERM"
+    if shared_ct.profile == "privileged":
         # In /dev: the root's own mount is nodev, where even allowed nodes do not open.
-        assert ct.probe("mknod-char", "/dev/probe-null", 1, 3) == "ok"
+        assert shared_ct.probe("mknod-char", "/dev/probe-null", 1, 3) == "ok"
 
 
 def test_a_device_node_already_in_the_private_area_is_not_usable(
-        ct: RunningCt, vz_env: VzEnv, host_block_device: tuple[int, int]) -> None:
+        shared_ct: RunningCt, host_block_device: tuple[int, int]) -> None:
     """A node the CT cannot make may still come with a template tarball (whose device
     members are kept) or from a host tool writing into the private area."""
-    node = vz_env.private(ct.ctid) / "root/disk"
+    node = shared_ct.env.private(shared_ct.ctid) / "root/disk"
     node.parent.mkdir(exist_ok=True)
     os.mknod(node, stat.S_IFBLK | 0o600, os.makedev(*host_block_device))
-    owner = vz_env.private(ct.ctid).stat()
+    owner = shared_ct.env.private(shared_ct.ctid).stat()
     os.chown(node, owner.st_uid, owner.st_gid)
-    assert ct.probe("read", "/root/disk") in REFUSED
+    try:
+        assert shared_ct.probe("read", "/root/disk") in REFUSED
+    finally:  # the CT is shared, and the loop device goes after the test
+        node.unlink()
 
 
-def test_init_and_joined_processes_carry_the_filter(ct: RunningCt, vz_env: VzEnv) -> None:
+def test_init_and_joined_processes_carry_the_filter(shared_ct: RunningCt) -> None:
     """The mitigations are seccomp's: every process of the CT carries the filter."""
-    init = json.loads(vz_env.state(ct.ctid).read_text())["init"]["pid"]
+    init = json.loads(shared_ct.env.state(shared_ct.ctid).read_text())["init"]["pid"]
     status = Path(f"/proc/{init}/status").read_text()
     assert "Seccomp:\t2" in status
-    assert "Seccomp:\t2" in ct.sh("cat /proc/self/status").stdout
+    assert "Seccomp:\t2" in shared_ct.sh("cat /proc/self/status").stdout

@@ -82,19 +82,19 @@ def install_shipped_config(vz_env: VzEnv) -> None:
 # -- item 3: /dev/shm and the default memory limit ---------------------------------------
 
 
-def test_dev_shm_fills_only_to_its_documented_size(ct: RunningCt) -> None:
-    blocks, block_size = ct.sh("stat -f -c '%b %S' /dev/shm").stdout.split()
+def test_dev_shm_fills_only_to_its_documented_size(shared_ct: RunningCt) -> None:
+    blocks, block_size = shared_ct.sh("stat -f -c '%b %S' /dev/shm").stdout.split()
     assert int(blocks) * int(block_size) == DEV_SHM_SIZE
-    fill = ct.sh("dd if=/dev/zero of=/dev/shm/fill bs=1M count=256 2>&1; echo status=$?").stdout
+    fill = shared_ct.sh("dd if=/dev/zero of=/dev/shm/fill bs=1M count=256 2>&1; echo status=$?").stdout
     assert "No space left on device" in fill and "status=0" not in fill
-    written = int(ct.sh("wc -c < /dev/shm/fill").stdout)
+    written = int(shared_ct.sh("wc -c < /dev/shm/fill").stdout)
     assert DEV_SHM_SIZE - MIB <= written <= DEV_SHM_SIZE
-    assert ct.sh("rm /dev/shm/fill").returncode == 0
+    assert shared_ct.sh("rm /dev/shm/fill").returncode == 0
 
 
-def test_dev_shm_cannot_be_made_larger(ct: RunningCt) -> None:
-    ct.sh("mount -o remount,size=1G /dev/shm")
-    blocks, block_size = ct.sh("stat -f -c '%b %S' /dev/shm").stdout.split()
+def test_dev_shm_cannot_be_made_larger(shared_ct: RunningCt) -> None:
+    shared_ct.sh("mount -o remount,size=1G /dev/shm")
+    blocks, block_size = shared_ct.sh("stat -f -c '%b %S' /dev/shm").stdout.split()
     assert int(blocks) * int(block_size) == DEV_SHM_SIZE
 
 
@@ -110,7 +110,7 @@ def test_a_new_ct_has_a_memory_limit(vz_env: VzEnv, vzctl: Vzctl, vzlist: Vzctl,
     cg = vz_env.cgroups(101)
     memory = "memory.limit_in_bytes" if cg.version == 1 else "memory.max"
     assert cg.read_int("memory", memory) == 256 * MIB
-    vzctl("stop", 101)
+    vzctl("stop", "--fast", 101)
 
 
 # -- item 7: minimums --------------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_a_running_ct_keeps_its_limit_when_numproc_0_is_refused(vz_env: VzEnv, v
     vzctl("start", 101)
     assert_refused(vzctl("set", 101, "--numproc", "0", check=False), "--numproc", "minimum 8")
     assert vz_env.cgroups(101).read_int("pids", "pids.max") == 100
-    vzctl("stop", 101)
+    vzctl("stop", "--fast", 101)
 
 
 def test_create_refuses_a_sample_below_the_minimum(vz_env: VzEnv, vzctl: Vzctl) -> None:
@@ -190,7 +190,7 @@ def test_a_ct_at_every_minimum_runs_init_and_a_command(vz_env: VzEnv, vzctl: Vzc
     vzctl("start", 101)
     assert vzctl("exec2", 101, "echo ok | cat").stdout == "ok\n"
     assert vzctl("exec3", 101, "/bin/echo", "again").stdout == "again\n"
-    vzctl("stop", 101)
+    vzctl("stop", "--fast", 101)
 
 
 # -- item 7: a CT at its process limit ---------------------------------------------------

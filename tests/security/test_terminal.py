@@ -131,19 +131,19 @@ COMMANDS = {
 
 @pytest.mark.parametrize("verb", sorted(COMMANDS))
 def test_a_joined_command_cannot_type_into_the_admins_terminal(
-        ct: RunningCt, terminal: Terminal, verb: str) -> None:
+        shared_ct: RunningCt, terminal: Terminal, verb: str) -> None:
     verb_name, *command = COMMANDS[verb]
-    status, output = terminal.finish(terminal.run(ct.env, verb_name, ct.ctid, *command))
+    status, output = terminal.finish(terminal.run(shared_ct.env, verb_name, shared_ct.ctid, *command))
     assert terminal.typed() == b"", "the CT typed into the admin's terminal"
     assert status == (8 if verb == "exec" else 1), output  # the probe failed to inject
     check_verdicts(next(line for line in output.splitlines() if line.startswith("tty:")))
 
 
-def test_a_joined_command_still_gets_its_stdin_and_stdout(ct: RunningCt,
+def test_a_joined_command_still_gets_its_stdin_and_stdout(shared_ct: RunningCt,
                                                           terminal: Terminal) -> None:
     os.write(terminal.master, b"hello\n")
     status, output = terminal.finish(terminal.run(
-        ct.env, "exec2", ct.ctid, 'read line; echo "got:$line"; echo "err:$line" >&2',
+        shared_ct.env, "exec2", shared_ct.ctid, 'read line; echo "got:$line"; echo "err:$line" >&2',
         stdin_is_tty=True))
     assert status == 0, output
     assert "got:hello" in output and "err:hello" in output, output
@@ -157,13 +157,13 @@ def session_and_tty(pid: int) -> tuple[int, int]:
 
 @pytest.mark.parametrize("with_tty", [False, True], ids=["pipes", "tty"])
 def test_joined_processes_share_no_session_or_terminal_with_vzctl(
-        ct: RunningCt, terminal: Terminal, with_tty: bool) -> None:
+        shared_ct: RunningCt, terminal: Terminal, with_tty: bool) -> None:
     """The cause, independent of ``dev.tty.legacy_tiocsti``: seen from the host, nothing
     vzctl puts in the CT is in vzctl's session or has the admin's terminal; with ``-t``
     the command's controlling terminal is a pty of the CT's own devpts."""
     flags = ["-t"] if with_tty else []
-    vzctl = terminal.run(ct.env, "exec3", *flags, ct.ctid, "/bin/sh", "-c", "echo ready; read line",
-                         stdin_is_tty=True)
+    vzctl = terminal.run(shared_ct.env, "exec3", *flags, shared_ct.ctid, "/bin/sh", "-c",
+                         "echo ready; read line", stdin_is_tty=True)
     try:
         terminal.read_until(b"ready")
         admins = os.fstat(terminal.slave)
@@ -189,11 +189,11 @@ def test_joined_processes_share_no_session_or_terminal_with_vzctl(
     assert terminal.typed() == b""
 
 
-def test_exec_tty_gives_the_command_its_own_terminal(ct: RunningCt, terminal: Terminal) -> None:
+def test_exec_tty_gives_the_command_its_own_terminal(shared_ct: RunningCt, terminal: Terminal) -> None:
     """``exec -t``: /dev/tty is the CT's pty, so TIOCSTI lands in the CT's own terminal,
     never in the admin's; the command's output still comes through."""
     status, output = terminal.finish(terminal.run(
-        ct.env, "exec3", "--tty", ct.ctid, PROBE, "tiocsti", TEXT, stdin_is_tty=True))
+        shared_ct.env, "exec3", "--tty", shared_ct.ctid, PROBE, "tiocsti", TEXT, stdin_is_tty=True))
     assert terminal.typed() == b""
     line = next(line for line in output.splitlines() if "tty:" in line)
     if legacy_tiocsti():
@@ -231,11 +231,11 @@ def test_legacy_tiocsti_setting_is_known(terminal: Terminal) -> None:
     assert terminal.typed() == b"x"
 
 
-def test_the_terminals_interrupt_still_reaches_the_command(ct: RunningCt,
+def test_the_terminals_interrupt_still_reaches_the_command(shared_ct: RunningCt,
                                                            terminal: Terminal) -> None:
     """In a session of its own the command gets no ^C from the kernel; vzctl passes the
     SIGINT that the terminal sends its process group on to the command's."""
-    vzctl = terminal.run(ct.env, "exec3", ct.ctid, "/bin/sh", "-c",
+    vzctl = terminal.run(shared_ct.env, "exec3", shared_ct.ctid, "/bin/sh", "-c",
                          "trap 'kill $!; echo interrupted; exit 3' INT; echo ready; "
                          "sleep 600 & wait",
                          stdin_is_tty=True)

@@ -82,7 +82,7 @@ def test_admin_verbs_on_a_running_ct(vz_env: VzEnv, vzctl: Vzctl, tmp_path: Path
     caps = vzctl("exec", 101, "grep CapBnd /proc/1/status").stdout.split()[1]
     assert int(caps, 16) & (1 << 25)  # CAP_SYS_TIME in the restarted init's bounding set
 
-    vzctl("stop", 101)
+    vzctl("stop", "--fast", 101)
     refused = vzctl("runscript", 101, script, check=False)
     assert refused.returncode == 31 and "not running" in refused.stderr
 
@@ -164,4 +164,4 @@ def test_force_saves_what_the_running_ct_refuses(vz_env: VzEnv, vzctl: Vzctl) ->
     forced = vzctl("set", 101, "--testknob", "on", "--save", "--force")
     assert "saving it anyway (--force)" in forced.stderr
     assert 'TESTKNOB="on"' in vz_env.conf(101).read_text()
-    vzctl("stop", 101)
+    vzctl("stop", "--fast", 101)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +24,28 @@ def host_pids_of(vz_env: VzEnv) -> set[int]:
     return pids
 
 
-def test_a_started_ct_runs_its_template(vz_env: VzEnv, vzctl: Vzctl, busybox_ct: int) -> None:
+@pytest.fixture(scope="module")
+def running_ct(vz_env_module: VzEnv, vzctl_module: Vzctl) -> Iterator[int]:
+    """CT 101 from the busybox template, started once for the tests that only look at it
+    or run commands that leave it as it was (the others start a CT of their own)."""
+    vzctl_module("create", 101, "--ostemplate", "busybox", "--hostname", "ct101")
+    vzctl_module("start", 101)
+    yield 101
+    vzctl_module("stop", "--fast", 101)
+    vzctl_module("destroy", 101)
+
+
+def test_a_started_ct_runs_its_template(vz_env_module: VzEnv, vzctl_module: Vzctl,
+                                        running_ct: int) -> None:
     """Isolation itself is the isolation contract's (plugins/isolation/tests/test_contract.py)."""
-    vzctl("start", busybox_ct)
+    vzctl, vz_env, busybox_ct = vzctl_module, vz_env_module, running_ct
     assert vzctl("status", busybox_ct).stdout.strip() == "CTID 101 exist mounted running"
     assert "busybox" in vzctl("exec", busybox_ct, "cat /etc/os-release").stdout
     assert (vz_env.ct_root(101) / "bin/busybox").exists()
 
 
-def test_exec_variants_and_exit_codes(vzctl: Vzctl, busybox_ct: int) -> None:
-    vzctl("start", busybox_ct)
+def test_exec_variants_and_exit_codes(vzctl_module: Vzctl, running_ct: int) -> None:
+    vzctl, busybox_ct = vzctl_module, running_ct
     assert vzctl("exec2", busybox_ct, "exit 7", check=False).returncode == 7
     failed = vzctl("exec", busybox_ct, "exit 3", check=False)
     assert failed.returncode == 8
@@ -133,8 +146,8 @@ def test_capabilities_are_reduced_and_configurable(vz_env: VzEnv, vzctl: Vzctl,
     assert refused.returncode == 21 and "unknown capability" in refused.stderr
 
 
-def test_kernel_paths_are_masked_or_read_only(vzctl: Vzctl, busybox_ct: int) -> None:
-    vzctl("start", busybox_ct)
+def test_kernel_paths_are_masked_or_read_only(vzctl_module: Vzctl, running_ct: int) -> None:
+    vzctl, busybox_ct = vzctl_module, running_ct
     assert vzctl("exec", busybox_ct, "cat /proc/keys").stdout == ""
     assert vzctl("exec", busybox_ct, "echo 1 > /proc/sys/kernel/domainname", check=False).returncode == 8
     assert vzctl("exec", busybox_ct, "echo h > /proc/sysrq-trigger", check=False).returncode == 8

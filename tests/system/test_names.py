@@ -42,7 +42,7 @@ def test_a_named_ct_is_reachable_by_name_in_every_verb_and_in_vzlist(
     assert json.loads(vzlist("-j", "-o", "veid,name", "db").stdout) == [
         {"veid": 102, "name": "db"}]
 
-    vzctl("stop", "web")
+    vzctl("stop", "--fast", "web")
     vzctl("set", 102, "--name", "", "--save")  # '' removes the name
     rows = json.loads(vzlist("-a", "-j", "-o", "ctid,name,smart_name").stdout)
     assert rows[1] == {"ctid": 102, "name": None, "smart_name": 102}

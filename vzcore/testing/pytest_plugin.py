@@ -195,6 +195,24 @@ def vz_env(tmp_path: Path) -> Iterator[VzEnv]:
     assert not leftovers, f"the test left behind: {leftovers}"
 
 
+@pytest.fixture(scope="module")
+def vz_env_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VzEnv]:
+    """One ``vz_env`` for every test of a module, for CTs that tests share.
+
+    Booting a CT and stopping it cost seconds; tests that only look at a running CT, or
+    try an attack that must fail and leave it unchanged, share one through this (see
+    ``shared_ct`` in tests/security/conftest.py). A test that changes its CT keeps the
+    function-scoped ``vz_env``. Teardown is ``vz_env``'s, once after the module's last
+    test: every CT still running is stopped, and a left mount or cgroup fails that test.
+    """
+    env = VzEnv(tmp_path_factory.mktemp("vzmod") / "vz", f"vztest-{uuid.uuid4().hex[:10]}")
+    env.write_vz_conf(CGROUP_PARENT=env.cgroup_parent, STOP_TIMEOUT="20")
+    yield env
+    leftovers = _clean(env)
+    reap_orphans()
+    assert not leftovers, f"the tests of the module left behind: {leftovers}"
+
+
 def _clean(env: VzEnv) -> list[str]:
     from vzcore.linux import mounts
 
@@ -246,6 +264,17 @@ Vzctl = Callable[..., subprocess.CompletedProcess[str]]
 def vzctl(vz_env: VzEnv) -> Vzctl:
     """Run the real ``vzctl`` in ``vz_env``: ``vzctl("start", 101)`` returns the completed
     process (text output); ``check=True`` (default) fails the test on a non-zero exit."""
+    return vzctl_runner(vz_env)
+
+
+@pytest.fixture(scope="module")
+def vzctl_module(vz_env_module: VzEnv) -> Vzctl:
+    """``vzctl`` in ``vz_env_module`` (the module's shared installation)."""
+    return vzctl_runner(vz_env_module)
+
+
+def vzctl_runner(vz_env: VzEnv) -> Vzctl:
+    """A ``vzctl(...)`` callable for ``vz_env`` (what the ``vzctl`` fixtures return)."""
 
     def run(*args: object, check: bool = True, input: str | None = None,
             timeout: float = 120, binary: str = "vzctl") -> subprocess.CompletedProcess[str]:
