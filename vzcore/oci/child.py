@@ -407,12 +407,13 @@ def close_others(keep: Sequence[int]) -> None:
 
 
 def wait_fifo(fifo_fd: int) -> None:
-    """Block until ``start`` opens the exec fifo (opened here with O_PATH before the root
-    switch), then say so by writing one byte: runc's protocol."""
+    """Block until ``start`` opens the exec fifo (opened with O_PATH by create), then say
+    so by writing one byte: runc's protocol.  The writing end stays open, close-on-exec:
+    ``start`` reads end-of-file once the program is exec'd (or this process died), and
+    only then runs the poststart hooks (the runtime spec: after the program started)."""
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.close(fifo_fd)
     os.write(fd, b"0")
-    os.close(fd)
 
 
 def exec_process(process: Mapping[str, Any], preserved: Sequence[int] = ()) -> NoReturn:

@@ -204,14 +204,16 @@ class Runtime:
             if bundle.spec.get("process") is None:
                 _kill_wait(state.init)
                 raise InvalidValue(f"container {cid}: config.json has no process to start")
+            created = self.state(cid)
             try:
-                hooks.run_on_host(bundle.spec, "prestart", self.state(cid))
+                hooks.run_on_host(bundle.spec, "prestart", created)
             except VzError as exc:
                 _kill_wait(state.init)
                 raise _PrestartFailed(exc) from None
             _release(fifo, state.init)
             fifo.unlink()
-        hooks.run_on_host(bundle.spec, "poststart", {**self.state(cid), "status": RUNNING},
+        # The state the program started in: a short one may have ended already.
+        hooks.run_on_host(bundle.spec, "poststart", {**created, "status": RUNNING},
                           warn=self.warn)
 
     def state(self, cid: str) -> dict[str, Any]:
@@ -452,14 +454,23 @@ def _held(fd: int | None) -> Iterator[int | None]:
 
 def _release(fifo: Path, init: ProcessId) -> None:
     """runc's exec fifo: opening it for reading lets the waiting init go on; it writes one
-    byte once it has."""
+    byte once it has, and its end closes when it execs the program (close-on-exec): wait
+    for both, so that the poststart hooks run after the program started."""
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    released = False
     try:
         while True:
             ready, _w, _x = select.select([fd], [], [], 0.05)
-            if ready and os.read(fd, 1):
-                return
+            if ready:
+                # Before init opened its end, the fifo reads empty too: only after the byte
+                # is an empty read its close.
+                if os.read(fd, 1):
+                    released = True
+                elif released:
+                    return
             if not init.is_alive():
+                if released:
+                    return  # the program ran and ended already
                 raise VzError("the container's process exited before it could start")
     finally:
         os.close(fd)
