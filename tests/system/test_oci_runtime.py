@@ -1,7 +1,8 @@
 """``vzcore-oci`` driven directly, as runc's CLI, on a bundle made from the busybox
 template: the lifecycle (create leaves the process waiting, start releases it), exec,
 ps, pause/resume, update, kill, delete leaving nothing; a terminal through the console
-socket; the spec's seccomp profile enforced; a refused spec changes nothing."""
+socket; the spec's seccomp profile enforced; namespaces joined by path and preserved
+descriptors; a refused spec changes nothing."""
 
 from __future__ import annotations
 
@@ -254,6 +255,37 @@ def test_a_process_of_another_user_leaves_the_hosts_dev_null_alone(oci: Oci) -> 
     after = os.stat("/dev/null")
     assert (after.st_uid, after.st_gid, after.st_mode, after.st_ctime_ns) == \
         (before.st_uid, before.st_gid, before.st_mode, before.st_ctime_ns)
+
+
+def test_the_process_joins_namespaces_by_path_and_keeps_preserved_fds(oci: Oci) -> None:
+    """A spec's network and UTS namespaces given by path are the process's (the start's
+    holder entered them before it forked init), and ``--preserve-fds 1`` hands create's
+    descriptor 3 to the process as its 3 (init inherits create's descriptors)."""
+    owner = subprocess.Popen(["unshare", "--net", "--uts", "sh", "-c", "echo ready; exec sleep 1000"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline() == "ready\n"
+        spec = config(["sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/uts; echo kept >&3"])
+        spec["linux"]["namespaces"] = [
+            *[n for n in NAMESPACES if n["type"] not in ("network", "uts")],
+            {"type": "network", "path": f"/proc/{owner.pid}/ns/net"},
+            {"type": "uts", "path": f"/proc/{owner.pid}/ns/uts"}]
+        del spec["hostname"]  # the joined UTS namespace is not the container's to name
+        bundle = oci.bundle("joined", spec)
+        kept = oci.base / "kept"
+        with open(oci.base / "out", "w") as out:
+            subprocess.run(["sh", "-c", f'exec "$@" 3>{kept}', "sh", RUNTIME, "--root", str(oci.root),
+                            "create", "--preserve-fds", "1", "--bundle", str(bundle), "j1"],
+                           stdout=out, check=True, timeout=120)
+        oci("start", "j1")
+        wait_for(lambda: kept.read_text() == "kept\n", "the preserved descriptor's line")
+        lines = (oci.base / "out").read_text().split()
+        assert lines == [os.readlink(f"/proc/{owner.pid}/ns/net"),
+                         os.readlink(f"/proc/{owner.pid}/ns/uts")]
+        oci("delete", "--force", "j1")
+    finally:
+        owner.kill()
+        owner.wait()
 
 
 CREATE_POINTS = ("oci:recorded", "oci:configured", "start:state-saved", "start:forked",

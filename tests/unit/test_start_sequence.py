@@ -53,3 +53,23 @@ def test_a_plugin_module_imports_none_of_its_child_modules(plugin: str) -> None:
     imported, undeclared = loaded.stdout.split("\n")[:2]
     assert imported == "", f"{package}.plugin imports its child modules {imported} itself"
     assert undeclared == "", f"{package} runs {undeclared} inside the CT but declares no child_modules"
+
+
+def test_a_start_with_local_holder_forks_the_holder_itself() -> None:
+    """An OCI runtime's start (its process inherits the caller's descriptors) never asks
+    the console daemon; a plain start does."""
+    assert start._holder_forker(None, None, set(), {spawn.LOCAL_HOLDER_OPTION: True}) is None  # type: ignore[arg-type]
+    assert start._holder_forker(None, None, set(), {}) is not None  # type: ignore[arg-type]
+
+
+def test_only_network_uts_and_ipc_are_joined_and_only_by_a_local_holder() -> None:
+    from types import SimpleNamespace
+
+    from vzcore.errors import VzError
+
+    ct = SimpleNamespace(ctid=101)
+    with pytest.raises(VzError, match="only the net, uts, ipc namespaces can be joined"):
+        spawn.InitSpawner(ct, ["pid"], None, None, None, join={"pid": "/proc/1/ns/pid"})  # type: ignore[arg-type]
+    with pytest.raises(VzError, match="need the holder forked by vzctl"):
+        spawn.InitSpawner(ct, ["net"], None, None, None, lambda ends: None,  # type: ignore[arg-type]
+                          join={"net": "/proc/1/ns/net"})

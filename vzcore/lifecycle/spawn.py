@@ -8,10 +8,12 @@ take part:
     forks the *holder* and the *builder's parent* (:meth:`InitSpawner.fork`), then drives
     them over pipes.
 *holder*
-    as the host's root, unshares a mount and a time namespace (owned by the host's user
+    as the host's root, joins the existing network, UTS and IPC namespaces the start names
+    by path (:data:`JOIN_OPTION`, an OCI spec's; made by someone else, they stay owned by
+    their user namespace), unshares a mount and a time namespace (owned by the host's user
     namespace: the file system view is built in it with the host's privileges, and locked
     when init leaves it), then the namespaces the CT's root must own: user, network, UTS,
-    IPC and PID.  The PID namespace belongs to the CT's user namespace so that reboot(2)
+    IPC and PID (but those it joined).  The PID namespace belongs to the CT's user namespace so that reboot(2)
     inside ends the CT's init with a wait status that tells reboot from power-off (see
     docs/system-cts.md), as in LXC.  vzctl moves it into the CT's cgroups (in a
     background thread: the first cgroup migration after a quiet spell waits for an RCU
@@ -34,6 +36,12 @@ take part:
     a host's root process in the CT's PID namespace, which runs :data:`BuildSteps` (the
     hooks that build the CT's file system view, then the root switch, which moves init's
     root too), sends ``D`` with the options the hooks set for init, and exits.
+
+vzctl has the console daemon fork the holder, so that the daemon is init's parent and
+sees a reboot inside; with :data:`LOCAL_HOLDER_OPTION` (an OCI runtime's start) vzctl
+forks it itself, and init inherits every descriptor of the starting process (``fork``
+copies close-on-exec ones too; the holder replaces only 0-2): what the runtime opened for
+the container's process before the start, named in ``run.options``.
 
 Errors come back as ``E`` with a JSON message; a successful exec closes the last
 (close-on-exec) pipe end, which vzctl reads as success (:meth:`InitSpawner.wait_exec`).
@@ -73,6 +81,19 @@ INIT_ENV_OPTION = "init_env"
 """The ``run.options`` key under which the hooks in init (``vz_finalize_child``) add
 variables to init's environment (systemd's container interface: ``container_uuid``,
 ``NOTIFY_SOCKET``)."""
+
+LOCAL_HOLDER_OPTION = "local_holder"
+"""The ``run.options`` key (true) with which a start's caller says the CT's init must
+inherit its descriptors (an OCI runtime: the engine's stdio, ``--preserve-fds``, the exec
+fifo): vzctl forks the holder itself instead of the console daemon.  Init's parent is then
+whoever reaps the starting process's orphans (conmon, containerd's shim: an OCI
+container's process is not rebooted from inside), and a reboot inside stops the CT."""
+JOIN_OPTION = "join_namespaces"
+"""The ``run.options`` key of ``{name: path}``: existing namespaces (of
+:data:`JOINABLE_NAMESPACES`) the holder enters, as the host's root, instead of making
+them, so that init and the builder are in them (an OCI spec's namespaces with a path).
+Only with :data:`LOCAL_HOLDER_OPTION`: the console daemon's holder joins none."""
+JOINABLE_NAMESPACES = ("net", "uts", "ipc")
 
 _HEADER = struct.Struct("=cI")
 
@@ -176,12 +197,20 @@ class InitSpawner:
 
     def __init__(self, ct: Container, names: Iterable[str], cgroups: CgroupSet,
                  build: BuildSteps, finish: FinishSteps,
-                 fork_holder: Callable[[dict[str, int]], int | None] | None = None) -> None:
+                 fork_holder: Callable[[dict[str, int]], int | None] | None = None,
+                 join: Mapping[str, str] | None = None) -> None:
         self.ct = ct
         self.names = set(names)
         unknown = self.names - set(HOLDER_NAMESPACES) - set(HOST_NAMESPACES) - {"cgroup"}
         if unknown:
             raise VzError(f"CT {ct.ctid}: unknown namespaces requested: {sorted(unknown)}")
+        self.join = dict(join or {})
+        if set(self.join) - set(JOINABLE_NAMESPACES):
+            raise VzError(f"CT {ct.ctid}: only the {', '.join(JOINABLE_NAMESPACES)} namespaces "
+                          f"can be joined, not {sorted(set(self.join) - set(JOINABLE_NAMESPACES))}")
+        if self.join and fork_holder is not None:
+            raise VzError(f"CT {ct.ctid}: namespaces to join need the holder forked by vzctl "
+                          f"({LOCAL_HOLDER_OPTION})")
         self.cgroups = cgroups
         self.build = build
         self.finish = finish
@@ -211,7 +240,8 @@ class InitSpawner:
         if holder is None:
             holder = os.fork()
             if holder == 0:
-                _holder(self.ct, self.names, fds, self.finish, vzctl_pid, self.cgroups)
+                _holder(self.ct, self.names, fds, self.finish, vzctl_pid, self.cgroups,
+                        self.join)
         self.holder_pid = holder
         for end in ("to_holder_r", "to_parent_r", "to_init_r", "from_w"):
             os.close(fds.pop(end))
@@ -369,9 +399,12 @@ def holder_in_daemon(ctid: int, names: set[str], fds: dict[str, int]) -> NoRetur
 
 
 def _holder(ct: Container, names: set[str], fds: dict[str, int], finish: FinishSteps,
-            vzctl_pid: int | None, cgroups: CgroupSet | None) -> NoReturn:
-    """Unshare the CT's namespaces; fork init into them once released (``vzctl_pid``: the
-    holder is vzctl's child and dies with it; else vzctl's end of the pipe tells)."""
+            vzctl_pid: int | None, cgroups: CgroupSet | None,
+            join: Mapping[str, str] | None = None) -> NoReturn:
+    """Join the namespaces ``join`` names, unshare the CT's others; fork init into them
+    once released (``vzctl_pid``: the holder is vzctl's child and dies with it; else
+    vzctl's end of the pipe tells).  Descriptors other than the pipes' and 0-2 stay open:
+    init inherits them."""
     try:
         _keep_only(fds, *HOLDER_ENDS)
         detach()  # init is forked from here: no host terminal, descriptor or session
@@ -379,10 +412,13 @@ def _holder(ct: Container, names: set[str], fds: dict[str, int], finish: FinishS
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         if vzctl_pid is not None:
             _die_with(vzctl_pid)
+        join = join or {}
+        for name, path in join.items():  # as the host's root: the owner may be the host's
+            _join(name, path)
         # Two calls: with CLONE_NEWUSER in the same call, the kernel would make the
         # mount namespace the CT's, and the view could no longer be built as the host's root.
         libc.unshare(namespaces.flags_of(names & set(HOST_NAMESPACES)))
-        libc.unshare(namespaces.flags_of(names & set(HOLDER_NAMESPACES)))
+        libc.unshare(namespaces.flags_of(names & set(HOLDER_NAMESPACES) - set(join)))
         _send(fds["from_w"], b"U")
         if os.read(fds["to_holder_r"], 1) != b"R":
             os._exit(1)
@@ -403,6 +439,18 @@ def _holder(ct: Container, names: set[str], fds: dict[str, int], finish: FinishS
         os._exit(0)
     except BaseException as exc:
         _report(fds["from_w"], exc)
+
+
+def _join(name: str, path: str) -> None:
+    """setns() into the namespace file ``path`` (``/proc/PID/ns/NAME`` or a bind of one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise VzError(f"cannot open the {name} namespace {path}: {exc.strerror}") from None
+    try:
+        libc.setns(fd, namespaces.FLAGS[name])
+    finally:
+        os.close(fd)
 
 
 def _parent(vzctl_pid: int, fds: dict[str, int], build: BuildSteps) -> NoReturn:

@@ -34,7 +34,15 @@ from vzcore.faults import checkpoint
 from vzcore.lifecycle import console, privileged
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
-from vzcore.lifecycle.spawn import INIT_ENV_OPTION, BuildSteps, FinishSteps, InitSpawner, OwnNamespaces
+from vzcore.lifecycle.spawn import (
+    INIT_ENV_OPTION,
+    JOIN_OPTION,
+    LOCAL_HOLDER_OPTION,
+    BuildSteps,
+    FinishSteps,
+    InitSpawner,
+    OwnNamespaces,
+)
 from vzcore.lifecycle.teardown import teardown
 from vzcore.linux.procfs import namespace
 from vzcore.runtime import RUNNING, Run, State
@@ -129,7 +137,8 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
         run.options[console.CONSOLE_OPTION] = pty.path
         run.options[console.CONSOLE_FD_OPTION] = pty.slave
         spawner = InitSpawner(ct, names, state.cgroups, _build(ct, run), finish_steps(ct, run),
-                              _holder_forker(engine, ct, names))
+                              _holder_forker(engine, ct, names, run.options),
+                              join=run.options.get(JOIN_OPTION))
         spawner.fork()  # early: moving it into the cgroups overlaps vz_pre_start
         checkpoint("start:forked")
         plugins.run_each("vz_pre_start", ct=ct, run=run)
@@ -194,11 +203,14 @@ def _build(ct: Container, run: Run) -> BuildSteps:
     return build
 
 
-def _holder_forker(engine: Engine, ct: Container,
-                   names: set[str]) -> Callable[[dict[str, int]], int | None]:
+def _holder_forker(engine: Engine, ct: Container, names: set[str],
+                   options: Mapping[str, Any]) -> Callable[[dict[str, int]], int | None] | None:
     """Have the console daemon fork the holder, so that it is the parent of the CT's init
     and sees a reboot inside (:mod:`vzcore.lifecycle.event`); ``None`` (fork it here)
-    when the daemon cannot."""
+    when the daemon cannot, or at once when the start's caller must pass its descriptors
+    on to init (:data:`~vzcore.lifecycle.spawn.LOCAL_HOLDER_OPTION`)."""
+    if options.get(LOCAL_HOLDER_OPTION):
+        return None
 
     def fork_holder(ends: dict[str, int]) -> int | None:
         try:

@@ -2,8 +2,9 @@
 then the process of ``config.json`` (or of ``exec --process``): terminal, user,
 capabilities, rlimits, seccomp, the exec fifo, exec.
 
-These run in the CT's init (the ``oci`` plugin's ``vz_setup_child`` and
-``vz_finalize_child``) and in a process joining the CT (``vzcore-oci exec``); the host's
+These run in the start's builder (the ``oci`` plugin's ``vz_setup_child``: the mounts),
+in the CT's init (``vz_finalize_child``: the process) and in a process joining the CT
+(``vzcore-oci exec``); the host's
 files are out of reach after the root switch, so everything this module needs is
 imported before the fork (the plugin's ``child_modules``).
 """
@@ -81,29 +82,9 @@ def is_standard(mount: Mapping[str, Any]) -> bool:
         destination == "/dev/shm" and "bind" not in (mount.get("options") or []))
 
 
-def join_namespaces(spec: Mapping[str, Any]) -> bool:
-    """Enter the network, IPC and UTS namespaces the spec names by path (checked at
-    create); whether any was joined."""
-    from vzcore.linux import namespaces
-    from vzcore.oci.spec import JOINABLE
-
-    joined = False
-    for namespace in (spec.get("linux") or {}).get("namespaces") or []:
-        path = namespace.get("path")
-        if not path:
-            continue
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            libc.setns(fd, namespaces.FLAGS[JOINABLE[namespace["type"]]])
-        finally:
-            os.close(fd)
-        joined = True
-    return joined
-
-
 def do_mounts(root: str, spec: Mapping[str, Any], *, remount: bool = False) -> None:
-    """The spec's mounts that are not the isolation plugin's (and with ``remount``, after
-    joining namespaces, its /sys and mqueue too), masked and read-only paths, the root's
+    """The spec's mounts that are not the isolation plugin's (and with ``remount``, when
+    the container joined namespaces, its /sys and mqueue too), masked and read-only paths, the root's
     read-only flag; ``root`` is the CT root (host path), this process is in the CT's new
     mount namespace and the working directory stays there."""
     root_fd = safefs.open_root(root)
@@ -426,12 +407,13 @@ def close_others(keep: Sequence[int]) -> None:
 
 
 def wait_fifo(fifo_fd: int) -> None:
-    """Block until ``start`` opens the exec fifo (opened here with O_PATH before the root
-    switch), then say so by writing one byte: runc's protocol."""
+    """Block until ``start`` opens the exec fifo (opened with O_PATH by create), then say
+    so by writing one byte: runc's protocol.  The writing end stays open, close-on-exec:
+    ``start`` reads end-of-file once the program is exec'd (or this process died), and
+    only then runs the poststart hooks (the runtime spec: after the program started)."""
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.close(fifo_fd)
     os.write(fd, b"0")
-    os.close(fd)
 
 
 def exec_process(process: Mapping[str, Any], preserved: Sequence[int] = ()) -> NoReturn:

@@ -8,18 +8,22 @@ security's: the CT's standard file system view exists when ``vz_setup_child`` ad
 bundle's mounts, and its capabilities are the CT's when ``vz_finalize_child`` narrows
 them to the process's and execs it.
 
-The start's options (``run.options``, given by :func:`vzcore.oci.runtime.create`, copied
-into init by the fork) carry what only this start has: the exec fifo, the console
-socket, the descriptors saved for the process's stdio and ``--preserve-fds``.
+The start's options (``run.options``, given by :func:`vzcore.oci.runtime.create`) carry
+what only this start has: the descriptors create opened for the process (the exec fifo,
+the console socket's connection, the saved stdio and ``--preserve-fds``; create starts
+the CT with :data:`~vzcore.lifecycle.spawn.LOCAL_HOLDER_OPTION`, so init inherits them)
+and the namespaces to join (:data:`~vzcore.lifecycle.spawn.JOIN_OPTION`, entered by the
+holder that forks init).  ``vz_setup_child`` runs in the start's builder and
+``vz_finalize_child`` in init, two processes: the first hands the spec to the second in
+:data:`SPEC_OPTION` (the builder's options reach init).
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vzcore import hookimpl
 from vzcore.plugin import PluginInfo
@@ -33,15 +37,16 @@ BUNDLE_KEY = "OCI_BUNDLE"
 CONFIG_KEY = "OCI_CONFIG"
 """The copy of config.json that create took (the bundle's own may change after)."""
 ID_KEY = "OCI_ID"
-FIFO_OPTION = "oci_fifo"
-CONSOLE_OPTION = "oci_console_socket"
+FIFO_OPTION = "oci_fifo_fd"
+"""The exec fifo, opened ``O_PATH`` by create (init opens it for writing through it)."""
+CONSOLE_OPTION = "oci_console_fd"
+"""create's connection to ``--console-socket`` (only with ``process.terminal``)."""
 STDIO_OPTION = "oci_stdio"
 PRESERVE_OPTION = "oci_preserve"
+SPEC_OPTION = "oci_spec"
+"""config.json as the builder read it (the host's file is out of init's reach)."""
 CHILD_MODULES = ("vzcore.oci.child", "vzcore_isolation.rootfs", "vzcore.oci.spec", "vzcore.oci.seccomp",
                  "vzcore.linux.seccomp", "resource", "termios", "array")
-
-_child: dict[str, Any] = {}
-"""In init, between its two hooks: the spec, the fifo and the console socket."""
 
 
 @hookimpl
@@ -86,28 +91,22 @@ def _config(ct: Container) -> Path:
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
-    """Read config.json while the host's files are in view, make the bundle's mounts and
-    paths, set its sysctls; open the exec fifo (O_PATH) and connect the console socket."""
+    """In the builder: read config.json while the host's files are in view, make the
+    bundle's mounts and paths, set its sysctls (the builder is in init's network, IPC and
+    UTS namespaces, the joined ones included); hand the spec to init."""
     bundle = _bundle(ct)
     if bundle is None:
         return
     import json
 
-    from vzcore.oci import child, seccomp
+    from vzcore.oci import child
 
     with open(_config(ct)) as f:
         spec = json.load(f)
-    joined = child.join_namespaces(spec)  # before the mounts: /sys, mqueue show them
+    joined = any(n.get("path") for n in (spec.get("linux") or {}).get("namespaces") or [])
     child.do_mounts(run.root, spec, remount=joined)
     child.sysctls(spec)
-    _child["spec"] = spec
-    _child["fifo"] = os.open(run.options[FIFO_OPTION], os.O_PATH | os.O_CLOEXEC)
-    _child["filter"] = seccomp.compile_profile((spec.get("linux") or {}).get("seccomp"))
-    path = run.options.get(CONSOLE_OPTION)
-    if path and (spec.get("process") or {}).get("terminal"):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(path)
-        _child["console"] = sock.detach()
+    run.options[SPEC_OPTION] = spec
 
 
 @hookimpl
@@ -118,13 +117,11 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
     if _bundle(ct) is None:
         return None
     from vzcore.linux import libc
-    from vzcore.oci import child
+    from vzcore.oci import child, seccomp
 
-    spec = _child["spec"]
+    spec = run.options[SPEC_OPTION]
     process = spec.get("process")
     if process is None:  # 'start' refuses such a container and kills this process
-        from vzcore.oci import child
-
         child.close_others([])
         signal.pause()
     if spec.get("domainname"):
@@ -133,10 +130,12 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
     child.mount_cgroup(spec)
     child.root_propagation(spec)
     saved = list(run.options.get(STDIO_OPTION) or [])
-    keep = child.setup_process(process, stdio=saved or None, console=_child.get("console"),
+    console = run.options.get(CONSOLE_OPTION) if process.get("terminal") else None
+    keep = child.setup_process(process, stdio=saved or None, console=console,
                                keep=list(run.options.get(PRESERVE_OPTION) or []),
-                               seccomp_filter=_child.get("filter"))
-    fifo = _child["fifo"]
+                               seccomp_filter=seccomp.compile_profile(
+                                   (spec.get("linux") or {}).get("seccomp")))
+    fifo = int(run.options[FIFO_OPTION])
     child.close_others([*keep, fifo])
     try:  # create has returned: from here on errors go to the process's stderr
         child.wait_fifo(fifo)

@@ -17,6 +17,7 @@ import json
 import os
 import select
 import signal
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, NotRunning, VzError
 from vzcore.faults import checkpoint
+from vzcore.lifecycle.spawn import JOIN_OPTION, LOCAL_HOLDER_OPTION
 from vzcore.linux import mounts
 from vzcore.linux.procfs import ProcessId, wait_exit
 from vzcore.oci import hooks, spec
@@ -158,12 +160,18 @@ class Runtime:
             os.chown(fifo, *ct.root_owner)
             os.chmod(fifo, 0o622)
         listen = int(os.environ.get("LISTEN_FDS") or 0)
+        # What the container's process needs from here is opened here, before the start,
+        # and inherited by init (the engine forks the holder here: LOCAL_HOLDER_OPTION).
         with _saved(range(3), SAVED_FD_BASE) as stdio, \
-                _saved(range(3, 3 + max(preserve_fds, listen)), SAVED_FD_BASE + 3) as kept:
-            options: dict[str, Any] = {FIFO_OPTION: str(fifo), STDIO_OPTION: stdio,
-                                       PRESERVE_OPTION: kept}
-            if console_socket:
-                options[CONSOLE_OPTION] = os.path.abspath(console_socket)
+                _saved(range(3, 3 + max(preserve_fds, listen)), SAVED_FD_BASE + 3) as kept, \
+                _held(_open_fifo(fifo)) as fifo_fd, \
+                _held(_connect(console_socket) if console_socket and bundle.terminal
+                      else None) as console:
+            options: dict[str, Any] = {FIFO_OPTION: fifo_fd, STDIO_OPTION: stdio,
+                                       PRESERVE_OPTION: kept, LOCAL_HOLDER_OPTION: True,
+                                       JOIN_OPTION: spec.namespace_paths(bundle.linux())}
+            if console is not None:
+                options[CONSOLE_OPTION] = console
             start(engine, ct, **options)
         state = self.state(record.id)
         hooks.run_on_host(bundle.spec, "createRuntime", state)
@@ -196,14 +204,16 @@ class Runtime:
             if bundle.spec.get("process") is None:
                 _kill_wait(state.init)
                 raise InvalidValue(f"container {cid}: config.json has no process to start")
+            created = self.state(cid)
             try:
-                hooks.run_on_host(bundle.spec, "prestart", self.state(cid))
+                hooks.run_on_host(bundle.spec, "prestart", created)
             except VzError as exc:
                 _kill_wait(state.init)
                 raise _PrestartFailed(exc) from None
             _release(fifo, state.init)
             fifo.unlink()
-        hooks.run_on_host(bundle.spec, "poststart", {**self.state(cid), "status": RUNNING},
+        # The state the program started in: a short one may have ended already.
+        hooks.run_on_host(bundle.spec, "poststart", {**created, "status": RUNNING},
                           warn=self.warn)
 
     def state(self, cid: str) -> dict[str, Any]:
@@ -408,16 +418,59 @@ def _saved(fds: Sequence[int] | range, base: int) -> Iterator[list[int]]:
             os.close(fd)
 
 
+def _open_fifo(fifo: Path) -> int:
+    """The exec fifo ``O_PATH`` (init opens it for writing through this descriptor, as
+    the spec's user, once its root switch hid the store)."""
+    return os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+
+
+def _connect(path: str) -> int:
+    """A connection to ``--console-socket`` (init sends the pty's master over it)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(os.path.abspath(path))
+    except OSError as exc:
+        sock.close()
+        raise InvalidValue(f"--console-socket {path}: {exc.strerror}") from None
+    return sock.detach()
+
+
+@contextmanager
+def _held(fd: int | None) -> Iterator[int | None]:
+    """``fd`` moved to :data:`SAVED_FD_BASE` or above (above every number the process's
+    descriptors are moved to in the container), closed on leaving."""
+    if fd is None:
+        yield None
+        return
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, SAVED_FD_BASE)
+    finally:
+        os.close(fd)
+    try:
+        yield moved
+    finally:
+        os.close(moved)
+
+
 def _release(fifo: Path, init: ProcessId) -> None:
     """runc's exec fifo: opening it for reading lets the waiting init go on; it writes one
-    byte once it has."""
+    byte once it has, and its end closes when it execs the program (close-on-exec): wait
+    for both, so that the poststart hooks run after the program started."""
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    released = False
     try:
         while True:
             ready, _w, _x = select.select([fd], [], [], 0.05)
-            if ready and os.read(fd, 1):
-                return
+            if ready:
+                # Before init opened its end, the fifo reads empty too: only after the byte
+                # is an empty read its close.
+                if os.read(fd, 1):
+                    released = True
+                elif released:
+                    return
             if not init.is_alive():
+                if released:
+                    return  # the program ran and ended already
                 raise VzError("the container's process exited before it could start")
     finally:
         os.close(fd)

@@ -268,8 +268,15 @@ def id_base(linux: Mapping[str, Any], field: str) -> int:
 
 
 JOINABLE = {"network": "net", "ipc": "ipc", "uts": "uts"}
-"""Namespaces a container can join by path (its init enters them before it builds its
-mounts; the engine made its own, which are then dropped), by OCI type -> /proc name."""
+"""Namespaces a container can join by path (the start's holder enters them instead of
+making its own, so init is forked into them), by OCI type -> /proc name."""
+
+
+def namespace_paths(linux: Mapping[str, Any]) -> dict[str, str]:
+    """The namespaces ``linux.namespaces`` names by path (checked at create), as the
+    start's ``join_namespaces`` option wants them: /proc name -> path."""
+    return {JOINABLE[n["type"]]: str(n["path"]) for n in linux.get("namespaces") or []
+            if n.get("path")}
 
 
 def _check_namespace_file(field: str, path: str, kind: str) -> None:
