@@ -165,7 +165,10 @@ def test_a_foreign_process_in_the_cts_group_survives_start_and_stop(
     assert stranger.poll() is None, "stop killed a process that is not the CT's"
     assert init not in ct_processes(vz_env, ct101), "stop left the CT's own init running"
     move(stranger.pid, original)
-    vzctl("stop", ct101, timeout=HANG)
+    # The CT's init is gone: the console daemon, its parent, may have finished the
+    # teardown already (docs/system-cts.md); else this stop does.
+    finished = vzctl("stop", ct101, check=False, timeout=HANG)
+    assert finished.returncode in (0, 31), finished.stderr
     assert stranger.poll() is None
     assert_clean(vz_env, vzctl, ct101)
 
