@@ -664,6 +664,31 @@ def vz_wait_ready(ct: Container, run: Run, timeout: float) -> bool | None:
 
 
 @hookspec()
+def vz_pre_stop(ct: Container, run: Run) -> None:
+    """Last say before the CT is asked to shut down; raising refuses the stop.
+
+    **When**: ``vzctl stop`` (not with ``--fast``) of a running CT, under its lock, before
+    any plugin's :func:`vz_stop`; also the stop of ``vzctl restart`` and ``stop-all``.
+    **Where**: host, root; may join the CT (:func:`vzcore.lifecycle.enter.run_in_ct`).
+
+    :param ct: the running CT.
+    :param run: the CT's recorded state.
+
+    **Returns**: nothing.
+    **Errors**: raising stops the verb with the error's exit code (an action script's 79)
+    and the CT keeps running untouched, as OpenVZ's vzctl left it when ``CTID.stop``
+    failed; ``vzctl stop --fast`` does not call this hook.
+
+    Example::
+
+        @hookimpl
+        def vz_pre_stop(ct, run):
+            if run_in_ct(run, ["/usr/local/sbin/flush-queue"]) != 0:
+                raise VzError(f"CT {ct.ctid}: the queue could not be flushed")
+    """
+
+
+@hookspec()
 def vz_stop(ct: Container, run: Run) -> None:
     """Ask the CT's init to shut down cleanly.
 
