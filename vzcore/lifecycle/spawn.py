@@ -64,6 +64,10 @@ INIT_ENV_OPTION = "init_env"
 variables to init's environment (systemd's container interface: ``container_uuid``,
 ``NOTIFY_SOCKET``)."""
 
+PARENT_OPTION = "parent_pid"
+"""The ``run.options`` key holding the PID of the start's parent process, which made the
+CT's PARENT_NAMESPACES (``vz_setup_host`` sets its time namespace's offsets there)."""
+
 _HEADER = struct.Struct("=cI")
 
 

@@ -32,7 +32,13 @@ from vzcore.faults import checkpoint
 from vzcore.lifecycle import console, privileged
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
-from vzcore.lifecycle.spawn import INIT_ENV_OPTION, InitSpawner, InitSteps, OwnNamespaces
+from vzcore.lifecycle.spawn import (
+    INIT_ENV_OPTION,
+    PARENT_OPTION,
+    InitSpawner,
+    InitSteps,
+    OwnNamespaces,
+)
 from vzcore.lifecycle.teardown import teardown
 from vzcore.linux.procfs import namespace
 from vzcore.runtime import RUNNING, Run, State
@@ -119,6 +125,7 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
         run.options[console.CONSOLE_OPTION] = pty.path
         spawner = InitSpawner(ct, names, state.cgroups, _in_ct(ct, run))
         spawner.fork()  # early: moving it into the cgroups overlaps vz_pre_start
+        run.options[PARENT_OPTION] = spawner.parent_pid
         checkpoint("start:forked")
         plugins.run_each("vz_pre_start", ct=ct, run=run)
         checkpoint("start:pre-start-done")

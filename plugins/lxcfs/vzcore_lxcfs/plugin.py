@@ -113,10 +113,11 @@ def vz_namespaces(ct: Container) -> Iterable[str]:
 @hookimpl
 def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     """Start the CT's boot-time clock at zero (before its init exists)."""
+    from vzcore.lifecycle.spawn import PARENT_OPTION
     from vzcore_lxcfs import timens
 
     if run.record is not None and timens.available():
-        holder = timens.unshared_child()
+        holder = timens.unshared_child(run.options.get(PARENT_OPTION))
         if holder is not None:  # None: views were off when the namespaces were chosen
             timens.start_clock_at_zero(holder)
 

@@ -28,12 +28,15 @@ def _ppid(pid: str) -> int | None:
     return int(raw[raw.rindex(")") + 2:].split()[1])
 
 
-def unshared_child() -> int | None:
+def unshared_child(known: int | None = None) -> int | None:
     """The child of this process that unshared a time namespace and has not yet put a
     process in it (the start's parent, forked by vzctl before ``vz_pre_start``); ``None``
-    when no time namespace was asked for."""
+    when no time namespace was asked for.  ``known`` is that child's PID when the engine
+    names it: without it every process on the host is looked at (thousands with as many
+    CTs running: the largest per-start cost that grew with their number)."""
     me = os.getpid()
-    for pid in os.listdir("/proc"):
+    candidates = [str(known)] if known else os.listdir("/proc")
+    for pid in candidates:
         if not pid.isdigit() or _ppid(pid) != me:
             continue
         try:
