@@ -660,6 +660,34 @@ def vz_wait_ready(ct: Container, run: Run, timeout: float) -> bool | None:
     """
 
 
+@hookspec()
+def vz_batch_done(cts: list[Container], verb: str) -> None:
+    """Do once, for a whole batch of starts, the host-wide work each start left out.
+
+    **When**: ``vzctl boot-all`` (``verb`` is ``"start"``), in its own process, once every
+    start of the run has ended.  Each of those starts ran with ``run.options["batch"]``
+    true: a plugin whose start updates something every CT shares, computed from all
+    running CTs (the CPU weight of the CTs' parent group, read from each CT's group), may
+    leave it to this hook, so that a boot of N CTs does it once instead of N times (N²
+    reads in all).  A boot-all killed before the end leaves that work to the next single
+    start or stop.
+    **Where**: host, root.
+
+    :param cts: the CTs that were started (not those that failed).
+    :param verb: ``"start"``.
+
+    **Returns**: nothing.
+    **Errors**: raising is reported as a warning; the CTs keep running.
+
+    Example::
+
+        @hookimpl
+        def vz_batch_done(cts, verb):
+            if cts:
+                rebalance_parent_group(cts[0])
+    """
+
+
 # -- running CTs --------------------------------------------------------------------------
 
 
