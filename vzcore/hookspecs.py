@@ -855,7 +855,9 @@ def vz_enter(ct: Container, run: Run) -> None:
 
     **When**: ``vzctl exec/exec2/exec3/enter`` and anything run with
     :func:`vzcore.lifecycle.enter.run_in_ct`, in the joining process after it entered the
-    CT's cgroups and namespaces and chdir'ed to ``/``, just before it execs.
+    CT's cgroups and namespaces and chdir'ed to ``/``, just before it execs; also in the
+    shell of ``vzctl runscript`` on a stopped CT (:mod:`vzcore.lifecycle.runscript`: the
+    CT's root as ``/``, no ``/proc``, and no state file, so ``run.record`` is ``None``).
     **Where**: inside the CT: drop capabilities, set no_new_privs, apply seccomp.  The
     host's files are out of reach: the modules it needs belong in
     :attr:`vzcore.plugin.PluginInfo.child_modules`, imported before the process joins.
