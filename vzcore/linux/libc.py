@@ -42,6 +42,7 @@ def syscall_number(number: int, *args: int) -> int:
 
 STATX_ATTR_MOUNT_ROOT = 0x2000
 _AT_STATX_DONT_SYNC = 0x4000
+_AT_NO_AUTOMOUNT = 0x800
 _STATX_BUFFER = 256  # struct statx is 256 bytes
 
 
@@ -53,7 +54,8 @@ def mount_root(path: str) -> bool | None:
     if function is None:
         return None
     buffer = ctypes.create_string_buffer(_STATX_BUFFER)
-    if function(ctypes.c_int(-100), path.encode(), ctypes.c_int(_AT_STATX_DONT_SYNC),
+    flags = _AT_STATX_DONT_SYNC | _AT_NO_AUTOMOUNT  # ask, never trigger a mount or a sync
+    if function(ctypes.c_int(-100), path.encode(), ctypes.c_int(flags),
                 ctypes.c_uint(0), buffer) == -1:  # AT_FDCWD, no fields: attributes come anyway
         errno = ctypes.get_errno()
         raise OSError(errno, os.strerror(errno), path)
