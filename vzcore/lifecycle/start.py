@@ -32,13 +32,7 @@ from vzcore.faults import checkpoint
 from vzcore.lifecycle import console, privileged
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
-from vzcore.lifecycle.spawn import (
-    INIT_ENV_OPTION,
-    PARENT_OPTION,
-    InitSpawner,
-    InitSteps,
-    OwnNamespaces,
-)
+from vzcore.lifecycle.spawn import INIT_ENV_OPTION, PARENT_OPTION, InitSpawner, InitSteps, OwnNamespaces
 from vzcore.lifecycle.teardown import teardown
 from vzcore.linux.procfs import namespace
 from vzcore.runtime import RUNNING, Run, State
