@@ -225,7 +225,10 @@ class InitSpawner:
     def fork_init(self) -> ProcessId:
         """Let the parent fork init, which joins the holder's namespaces and waits; return
         init's identity (the holder and the parent are gone then)."""
-        os.write(self._fds["to_init_w"], b"R")
+        try:
+            os.write(self._fds["to_init_w"], b"R")
+        except BrokenPipeError:  # the parent is gone: its own report says why
+            raise _unexpected(_receive(self._fds["from_r"]), "forking init") from None
         init_pid, joined = 0, False
         while not (init_pid and joined):
             kind, payload = self._receive("forking init", b"P", b"J")
@@ -245,7 +248,10 @@ class InitSpawner:
 
     def release(self) -> None:
         """Let init run its steps and exec; only once its identity is on record."""
-        os.write(self._fds["to_init_w"], b"G")
+        try:
+            os.write(self._fds["to_init_w"], b"G")
+        except BrokenPipeError:
+            pass  # init is gone: wait_exec raises what it reported (not a bare EPIPE)
         os.close(self._fds.pop("to_init_w"))
 
     def wait_exec(self) -> None:
