@@ -697,7 +697,60 @@ def vz_wait_ready(ct: Container, run: Run, timeout: float) -> bool | None:
     """
 
 
+@hookspec()
+def vz_batch_done(cts: list[Container], verb: str) -> None:
+    """Do once, for a whole batch of starts, the host-wide work each start left out.
+
+    **When**: ``vzctl boot-all`` (``verb`` is ``"start"``), in its own process, once every
+    start of the run has ended.  Each of those starts ran with ``run.options["batch"]``
+    true: a plugin whose start updates something every CT shares, computed from all
+    running CTs (the CPU weight of the CTs' parent group, read from each CT's group), may
+    leave it to this hook, so that a boot of N CTs does it once instead of N times (N²
+    reads in all).  A boot-all killed before the end leaves that work to the next single
+    start or stop.
+    **Where**: host, root.
+
+    :param cts: the CTs that were started (not those that failed).
+    :param verb: ``"start"``.
+
+    **Returns**: nothing.
+    **Errors**: raising is reported as a warning; the CTs keep running.
+
+    Example::
+
+        @hookimpl
+        def vz_batch_done(cts, verb):
+            if cts:
+                rebalance_parent_group(cts[0])
+    """
+
+
 # -- running CTs --------------------------------------------------------------------------
+
+
+@hookspec()
+def vz_pre_stop(ct: Container, run: Run) -> None:
+    """Last say before the CT is asked to shut down; raising refuses the stop.
+
+    **When**: ``vzctl stop`` (not with ``--fast``) of a running CT, under its lock, before
+    any plugin's :func:`vz_stop`; also the stop of ``vzctl restart`` and ``stop-all``.
+    **Where**: host, root; may join the CT (:func:`vzcore.lifecycle.enter.run_in_ct`).
+
+    :param ct: the running CT.
+    :param run: the CT's recorded state.
+
+    **Returns**: nothing.
+    **Errors**: raising stops the verb with the error's exit code (an action script's 79)
+    and the CT keeps running untouched, as OpenVZ's vzctl left it when ``CTID.stop``
+    failed; ``vzctl stop --fast`` does not call this hook.
+
+    Example::
+
+        @hookimpl
+        def vz_pre_stop(ct, run):
+            if run_in_ct(run, ["/usr/local/sbin/flush-queue"]) != 0:
+                raise VzError(f"CT {ct.ctid}: the queue could not be flushed")
+    """
 
 
 @hookspec()
@@ -839,7 +892,9 @@ def vz_enter(ct: Container, run: Run) -> None:
 
     **When**: ``vzctl exec/exec2/exec3/enter`` and anything run with
     :func:`vzcore.lifecycle.enter.run_in_ct`, in the joining process after it entered the
-    CT's cgroups and namespaces and chdir'ed to ``/``, just before it execs.
+    CT's cgroups and namespaces and chdir'ed to ``/``, just before it execs; also in the
+    shell of ``vzctl runscript`` on a stopped CT (:mod:`vzcore.lifecycle.runscript`: the
+    CT's root as ``/``, no ``/proc``, and no state file, so ``run.record`` is ``None``).
     **Where**: inside the CT: drop capabilities, set no_new_privs, apply seccomp.  The
     host's files are out of reach: the modules it needs belong in
     :attr:`vzcore.plugin.PluginInfo.child_modules`, imported before the process joins.

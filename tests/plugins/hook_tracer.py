@@ -126,6 +126,11 @@ def vz_post_start(ct: Any, run: Any) -> None:
 
 
 @hookimpl
+def vz_pre_stop(ct: Any, run: Any) -> None:
+    _log("vz_pre_stop")
+
+
+@hookimpl
 def vz_stop(ct: Any, run: Any) -> None:
     _log("vz_stop")
 

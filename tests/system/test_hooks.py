@@ -64,8 +64,10 @@ def test_lifecycle_hooks_in_order(trace: Path, vz_env: VzEnv, vzctl: Vzctl, vzli
 
     vzctl("stop", 101)
     stop_calls = calls(trace)
-    # the isolation plugin's vz_stop runs halt inside the CT (a joined process: vz_enter),
-    # then the tracer's vz_stop (subsystem order), then teardown
+    # vz_pre_stop first (before any plugin asks the CT to shut down), then the isolation
+    # plugin's vz_stop runs halt inside the CT (a joined process: vz_enter), then the
+    # tracer's vz_stop (subsystem order), then teardown
+    assert stop_calls[0] == "vz_pre_stop host"
     assert stop_calls.index("vz_enter ct") < stop_calls.index("vz_stop host")
     assert stop_calls[-3:] == ["vz_post_stop:recorded host", "vz_pre_umount host",
                                "vz_post_umount host"], "and no vz_umount: not its layout"

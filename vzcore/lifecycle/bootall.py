@@ -39,6 +39,9 @@ MESSAGE_LIMIT = 4000
 """Bytes of a child's error text passed back (far below a pipe's buffer: the child never
 blocks on it)."""
 MODULE_LIMIT = 500
+BATCH_OPTION = "batch"
+"""``run.options`` key, true in each start of a boot-all: host-wide work may wait for
+``vz_batch_done`` at the end of the run."""
 """Module names a child reports at most (their text, too, stays below a pipe's buffer)."""
 
 
@@ -177,7 +180,7 @@ def boot_all(engine: Engine, *, parallel: int | None = None) -> Summary:
     engine.say(f"boot-all: starting {len(cts)} CTs, up to {limit} at a time")
 
     def one(ct: Container) -> None:
-        start(engine, ct)
+        start(engine, ct, **{BATCH_OPTION: True})
 
     groups = boot_groups(cts)
     first = groups[0].pop(0)  # alone: the modules its start imports are learnt from it
@@ -186,6 +189,9 @@ def boot_all(engine: Engine, *, parallel: int | None = None) -> Summary:
     _import_quietly(learnt)
     for group in groups:
         _run_parallel(engine, group, one, limit, summary, ok_errors=(AlreadyRunning,))
+    started = {o.ctid for o in summary.done}
+    engine.plugins.run_each("vz_batch_done", cts=[ct for ct in cts if ct.ctid in started],
+                            verb="start", on_error=lambda error: engine.warn(f"warning: {error}"))
     return summary
 
 

@@ -277,7 +277,10 @@ class InitSpawner:
     def fork_init(self) -> ProcessId:
         """Let the holder fork init, which waits; return init's identity (the holder is
         gone then)."""
-        os.write(self._fds["to_holder_w"], b"R")
+        try:
+            os.write(self._fds["to_holder_w"], b"R")
+        except BrokenPipeError:  # the holder is gone: its own report says why
+            raise _unexpected(_receive(self._fds["from_r"]), "forking init") from None
         _kind, payload = self._receive("forking init", b"P")
         (init_pid,) = struct.unpack("=I", payload)
         os.close(self._fds.pop("to_holder_w"))
@@ -297,7 +300,10 @@ class InitSpawner:
         _kind, options = self._receive("building the CT's file system view", b"D")
         _reap(self.parent_pid)
         self.parent_pid = 0
-        _send(self._fds["to_init_w"], b"G", options)
+        try:
+            _send(self._fds["to_init_w"], b"G", options)
+        except BrokenPipeError:
+            pass  # init is gone: wait_exec raises what it reported (not a bare EPIPE)
         os.close(self._fds.pop("to_init_w"))
 
     def wait_exec(self) -> None:

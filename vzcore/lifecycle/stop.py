@@ -61,7 +61,10 @@ def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool
                 engine.warn(f"CT {ct.ctid} is frozen by {frozen[0]}; killing it")
                 fast = True
             if not fast:
-                _shut_down(engine, ct, Run(ct, state, engine.plugins), timeout)
+                run = Run(ct, state, engine.plugins)
+                # a refusal (a failing CTID.stop: 79) leaves the CT running, as OpenVZ
+                engine.plugins.run_each("vz_pre_stop", ct=ct, run=run)
+                _shut_down(engine, ct, run, timeout)
                 checkpoint("stop:shut-down")
         try:
             teardown(engine, ct, state, umount=not skip_umount, what="stop", force=force)

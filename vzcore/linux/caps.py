@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 
 from vzcore.linux import libc
 
@@ -36,7 +37,10 @@ class _Data(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
+@functools.cache
 def last_cap() -> int:
+    """The kernel's highest capability number (read once: ``vzctl runscript`` of a stopped
+    CT restricts its shell where no ``/proc`` is mounted)."""
     with open("/proc/sys/kernel/cap_last_cap") as f:
         return int(f.read())
 
@@ -71,12 +75,12 @@ def set_no_new_privs() -> None:
 
 
 def in_effective_set(cap: int) -> bool:
-    """Whether the calling thread has capability ``cap`` in effect."""
-    with open("/proc/thread-self/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return bool(int(line.split()[1], 16) & (1 << cap))
-    return False
+    """Whether the calling thread has capability ``cap`` in effect (``capget``: works
+    where no ``/proc`` is mounted, as for ``vzctl runscript`` of a stopped CT)."""
+    header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_Data * 2)()
+    libc.check(libc.syscall("capget", ctypes.byref(header), ctypes.byref(data)), "capget")
+    return bool(data[cap // 32].effective & (1 << (cap % 32)))
 
 
 def set_sets(*, effective: frozenset[int], permitted: frozenset[int],

@@ -40,6 +40,32 @@ def syscall_number(number: int, *args: int) -> int:
     return int(_libc.syscall(ctypes.c_long(number), *(ctypes.c_long(a) for a in args)))
 
 
+STATX_ATTR_MOUNT_ROOT = 0x2000
+_AT_STATX_DONT_SYNC = 0x4000
+_AT_NO_AUTOMOUNT = 0x800
+_STATX_BUFFER = 256  # struct statx is 256 bytes
+
+
+def mount_root(path: str) -> bool | None:
+    """Whether ``path`` is the root of a mount (``statx``'s ``STATX_ATTR_MOUNT_ROOT``,
+    Linux 5.8); ``None`` when the kernel or the C library cannot tell.  Raises
+    ``OSError`` as ``stat`` would (``FileNotFoundError`` for a missing path)."""
+    function = getattr(_libc, "statx", None)
+    if function is None:
+        return None
+    buffer = ctypes.create_string_buffer(_STATX_BUFFER)
+    flags = _AT_STATX_DONT_SYNC | _AT_NO_AUTOMOUNT  # ask, never trigger a mount or a sync
+    if function(ctypes.c_int(-100), path.encode(), ctypes.c_int(flags),
+                ctypes.c_uint(0), buffer) == -1:  # AT_FDCWD, no fields: attributes come anyway
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno), path)
+    attributes = int.from_bytes(buffer.raw[8:16], "little")
+    supported = int.from_bytes(buffer.raw[56:64], "little")
+    if not supported & STATX_ATTR_MOUNT_ROOT:
+        return None
+    return bool(attributes & STATX_ATTR_MOUNT_ROOT)
+
+
 def unshare(flags: int) -> None:
     check(_libc.unshare(ctypes.c_int(flags)), "unshare", hex(flags))
 

@@ -5,8 +5,9 @@ OpenVZ's action scripts in the config directory, each at OpenVZ's moment: ``prem
 below ``VE_ROOT`` is seen inside), ``umount`` (``vz_pre_umount``), ``postumount``
 (``vz_post_umount``) on the host, global ``vps.*`` before ``CTID.*``; ``CTID.start``
 inside the CT once its init runs (``vz_post_start``) and ``CTID.stop`` inside before the
-CT is asked to shut down (``vz_stop``).  A failing script stops the verb with exit 79
-and the engine undoes what the verb did.  docs/actions.md explains it.
+CT is asked to shut down (``vz_pre_stop``).  A failing script stops the verb with exit
+79 and the engine undoes what the verb did; a failing ``CTID.stop`` leaves the CT
+running, as OpenVZ's did.  docs/actions.md explains it.
 """
 
 from __future__ import annotations
@@ -64,7 +65,15 @@ def vz_post_start(ct: Container, run: Run) -> None:
 
 
 @hookimpl
-def vz_stop(ct: Container, run: Run) -> None:
+def vz_pre_stop(ct: Container, run: Run) -> None:
+    """``CTID.stop`` inside, before any plugin asks the CT to shut down: failing, it
+    refuses the stop (79) and the CT keeps running, as OpenVZ's vzctl."""
+    from vzcore.errors import ActionScriptError
     from vzcore_actions import scripts
 
-    scripts.run_in_ct(ct, run, "stop")
+    try:
+        scripts.run_in_ct(ct, run, "stop")
+    except ActionScriptError as exc:
+        raise ActionScriptError(f"{exc.message}; CT {ct.ctid} keeps running: fix the script, "
+                                f"or stop the CT without it: 'vzctl stop --fast {ct.ctid}'"
+                                ) from exc

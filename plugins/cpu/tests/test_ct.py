@@ -91,6 +91,25 @@ def test_nproc_and_cpuinfo_follow_cpus_and_cpumask(vz_env: VzEnv, vzctl: Vzctl, 
     assert not view.exists()
 
 
+def test_boot_all_weighs_the_cts_against_the_host_once_at_its_end(vz_env: VzEnv,
+                                                                   vzctl: Vzctl) -> None:
+    # boot-all's starts leave the parent group's weight to vz_batch_done, which reads the
+    # running CTs' weights once for the whole boot instead of once per start
+    for ctid, units in ((101, 1000), (102, 3000), (103, 500)):
+        vzctl("create", ctid, "--ostemplate", "busybox")
+        vzctl("set", ctid, "--onboot", "yes", "--cpuunits", units, "--save")
+    vzctl("set", 0, "--cpuunits", "2000", "--save")
+    vzctl("boot-all")
+    try:
+        cg = vz_env.cgroups(101)
+        version = cg.version
+        weights = [mapping.weight_of(units, version) for units in (1000, 3000, 500)]
+        assert int(cg.parent().read("cpu", mapping.weight_file(version))) == \
+            mapping.parent_weight(weights, 2000, version)
+    finally:
+        vzctl("stop-all", "--fast")
+
+
 def test_host_cpuunits_weigh_the_running_cts_against_the_host(vz_env: VzEnv, vzctl: Vzctl,
                                                               busybox_ct: int) -> None:
     vzctl("create", 102, "--ostemplate", "busybox")

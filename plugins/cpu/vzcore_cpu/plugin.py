@@ -148,6 +148,7 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
     """Write the CT's weight, quota and cpuset, its CPU view files, and rebalance the host."""
+    from vzcore.lifecycle.bootall import BATCH_OPTION
     from vzcore_cpu import apply, view
     from vzcore_cpu.record import CpuRecord
 
@@ -157,7 +158,24 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     run.record = CpuRecord.of(str(where), settings)
     cpus = apply.apply_settings(ct.ctid, run.cgroups, settings)
     view.write(where, cpus)
-    _rebalance(ct, run.cgroups)
+    if not run.options.get(BATCH_OPTION):  # boot-all rebalances once, at its end (vz_batch_done)
+        _rebalance(ct, run.cgroups)
+
+
+@hookimpl
+def vz_batch_done(cts: list[Container], verb: str) -> None:
+    """After a boot-all, whose starts left it out: the CTs' parent groups' weight, once per
+    parent (reading every running CT's weight once, not once per start)."""
+    from vzcore.ctgroups import plan
+
+    done: set[str] = set()
+    for ct in cts:
+        groups = plan(ct)
+        group = groups.dir_for("cpu")
+        if group is None or str(group.directory.parent) in done:
+            continue
+        done.add(str(group.directory.parent))
+        _rebalance(ct, groups)
 
 
 @hookimpl

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import struct
 import subprocess
 import sys
@@ -234,3 +235,13 @@ def test_other_code_still_gets_all_of_pyroute2_afterwards() -> None:
             "import pyroute2; print(IPRoute.__name__, pyroute2.__version__ != '')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["IPRoute", "True"]
+
+
+def test_link_index_answers_without_a_netlink_query() -> None:
+    from vzcore_network.rtnl import Rtnl
+
+    with Rtnl() as rtnl:
+        assert rtnl.link_index("lo") == socket.if_nametoindex("lo")
+        assert rtnl.link_index("vz-nosuch0") is None
+        assert rtnl.link_index("x" * 20) is None  # longer than any interface name
+        assert rtnl.seq == 0  # no request went over netlink (each would count one)
