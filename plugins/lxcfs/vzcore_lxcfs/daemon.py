@@ -47,7 +47,12 @@ OPTIONS = ("-f", "-l", "--enable-pidfd")
 plugin's /proc/cpuinfo and nproc follow the cpuset (docs/views.md)."""
 
 READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
+STOP_TIMEOUT = 0.5
+"""Seconds lxcfs gets after SIGTERM before SIGKILL.  It is stopped only once no CT uses
+it and its mount is detached, and it keeps no state: SIGKILL loses nothing.  SIGTERM alone
+ends it at once only when no mount of its file system is left; while a CT that just died
+still has a mount namespace with its binds, lxcfs waited up to ~5 s (its load-average
+thread's next wake-up), and every last-CT stop paid it."""
 BINARY_KEY = "LXCFS_BINARY"
 """vz.conf: the lxcfs program (a name looked up in PATH, or a path); default ``lxcfs``."""
 
