@@ -92,10 +92,6 @@ def apply_rlimits(pids: Iterable[int], limits: Mapping[str, tuple[int, int]]) ->
                 break
 
 
-def set_own_rlimits(limits: Mapping[str, tuple[int, int]]) -> None:
-    """Set the limits on the calling process (one that joins the CT)."""
-    for name, value in limits.items():
-        _prlimit(0, getattr(resource, name), value)
 
 
 def write_sysctls(sysctls: Mapping[str, int]) -> None:

@@ -33,10 +33,10 @@ def _remount(root_fd: int, path: str, fstype: str, data_of: str | None, maximum:
 
 
 def setup(root: str, limits: Limits) -> None:
-    """Set this process's resource limits; apply numpty and shmpages to the CT's devpts
-    and /dev/shm; leave the view's placeholder file when the host can serve views."""
+    """Apply numpty and shmpages to the CT's devpts and /dev/shm; leave the view's
+    placeholder file when the host can serve views.  (The resource limits are set on the
+    process init is forked from, by ``vz_setup_host``.)"""
     settings = plan(limits, 2, nr_open=nr_open())  # the version only matters for cgroups
-    apply.set_own_rlimits(settings.rlimits)
     root_fd = safefs.open_root(root)
     try:
         if settings.devpts_max is not None:

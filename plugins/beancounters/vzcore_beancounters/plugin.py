@@ -120,7 +120,9 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
-    """The IPC sysctls (shmpages) in the CT's IPC namespace, held by process ``pid``."""
+    """The IPC sysctls (shmpages) in the CT's IPC namespace, held by process ``pid``, and
+    the resource limits on ``pid`` (the process init is forked from, which the console
+    daemon may have forked: init and every process of the CT inherit them)."""
     from vzcore_beancounters import apply
     from vzcore_beancounters.plan import plan
     from vzcore_beancounters.settings import applied_limits, nr_open
@@ -128,12 +130,13 @@ def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
     settings = plan(applied_limits(ct, run.record), run.cgroups.version, nr_open=nr_open())
     if settings.sysctls:
         apply.sysctls_in(pid, settings.sysctls, ct.root_owner)
+    apply.apply_rlimits([pid], settings.rlimits)
 
 
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
-    """In the CT's init, still the host's root: its resource limits (inherited by every
-    process of the CT), the devpts ``max=``, the /dev/shm size, the view's placeholder."""
+    """In the builder of the CT's file system view (the host's root): the devpts ``max=``,
+    the /dev/shm size, the view's placeholder."""
     from vzcore_beancounters import child
     from vzcore_beancounters.settings import config_limits
 

@@ -52,7 +52,10 @@ def test_after_init_died_on_its_own(proxied: Net) -> None:
     assert wait_for(lambda: not {"venet101", "veth101.0"} & links()), \
         "the CT's netns died with init, and the host ends with it"
     assert proxied.vzctl("status", 101).stdout.strip().endswith("down")
-    proxied.vzctl("stop", 101)  # what vzctl does when it finds a dead CT: clean up
+    # The console daemon, init's parent, tears the CT down (docs/system-cts.md); a stop
+    # that comes first does it instead ("not running" once the daemon has).
+    stopped = proxied.vzctl("stop", 101, check=False)
+    assert stopped.returncode in (0, 31), stopped.stderr
     assert leftovers() == []
 
 
