@@ -59,6 +59,8 @@ from typing import Any
 
 from population import installation, reexec_in_netns, vzctl
 
+from vzcore.linux.procfs import command_name
+
 FIRST_CTID = 201
 SERVICES = ("systemd-journald", "cron", "ssh")
 UP_STATES = ("running", "degraded")
@@ -80,13 +82,6 @@ def smaps_rollup(pid: int) -> dict[str, int]:
     return values
 
 
-def comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
-
-
 def processes_in_pidns(init: int) -> list[int]:
     """Every process in the PID namespace of ``init`` (the CT's processes)."""
     namespace = os.readlink(f"/proc/{init}/ns/pid")
@@ -105,8 +100,8 @@ def processes_cost(pids: list[int]) -> dict[str, Any]:
     rollups = {pid: smaps_rollup(pid) for pid in pids}
     by_name: dict[str, int] = {}
     for pid, rollup in rollups.items():
-        by_name[comm(pid)] = by_name.get(comm(pid), 0) + rollup.get("Pss", 0)
-    return {"count": len(pids), "names": sorted(comm(pid) for pid in pids),
+        by_name[command_name(pid)] = by_name.get(command_name(pid), 0) + rollup.get("Pss", 0)
+    return {"count": len(pids), "names": sorted(command_name(pid) for pid in pids),
             "pss_kib_by_name": by_name,
             "rss_kib": sum(r.get("Rss", 0) for r in rollups.values()),
             "anon_kib": sum(r.get("Anonymous", 0) for r in rollups.values()),

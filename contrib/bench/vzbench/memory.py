@@ -10,6 +10,8 @@ from typing import Any
 
 from vzbench.common import meminfo
 
+from vzcore.linux.procfs import command_name
+
 MIB = 2**20
 
 
@@ -63,13 +65,6 @@ def smaps(pid: int) -> dict[str, int] | None:
         name, rest = line.split(":", 1)
         values[name] = int(rest.split()[0])
     return values
-
-
-def comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return "?"
 
 
 def host_helpers(root: Path) -> list[int]:
@@ -132,7 +127,7 @@ def breakdown(parent: str, ctids: list[int], before: dict[str, int],
             if rollup is None:
                 continue
             processes += 1
-            program = per_program[comm(pid)]
+            program = per_program[command_name(pid)]
             program["processes"] += 1
             program["pss_mib"] += rollup.get("Pss", 0) / 1024
             program["pss_anon_mib"] += rollup.get("Pss_Anon", 0) / 1024
