@@ -9,6 +9,7 @@ timeout), a killed foreign process or a second init.
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,7 +182,11 @@ def test_a_lost_state_file_is_recovered_never_a_second_init(vz_env: VzEnv, vzctl
     # A container in the CT: an init of a PID namespace nested in the CT's, which is
     # neither taken for the CT's init nor counted as a stranger.
     vzctl("exec", ct101, "unshare -p -f sleep 600 </dev/null >/dev/null 2>&1 &", timeout=HANG)
-    nested = {pid for pid in ct_processes(vz_env, ct101) if len(namespace_pids(pid)) == 3}
+    # exec returns once the shell has put unshare in the background: wait for its child
+    deadline = time.monotonic() + 10
+    while not (nested := {pid for pid in ct_processes(vz_env, ct101)
+                          if len(namespace_pids(pid)) == 3}) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert nested, "the nested PID namespace was not made"
     vz_env.state(ct101).unlink()
 
