@@ -29,8 +29,9 @@ import errno
 import os
 import re
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from vzcore.errors import KernelError
+from vzcore.errors import CreateError, KernelError
 
 MARKER = "trusted.vzcore.ctid"
 
@@ -160,6 +161,18 @@ def write_marker(path: str | os.PathLike[str], ctid: int) -> bool:
             return False
         raise KernelError("mark private area", os.fspath(path), exc.errno or 0) from exc
     return True
+
+
+def create(private: Path, ctid: int, mode: int) -> None:
+    """Make CT ``ctid``'s new private area ``private`` (its parents too) with ``mode`` and
+    mark it at once: a create killed while filling it leaves an area destroy removes."""
+    try:
+        private.parent.mkdir(parents=True, exist_ok=True)
+        private.mkdir(mode=mode)
+        write_marker(private, ctid)
+    except OSError as exc:
+        raise CreateError(f"CT {ctid}: cannot create private area {private}: "
+                          f"{exc.strerror}") from exc
 
 
 def is_empty_dir(path: str | os.PathLike[str]) -> bool:

@@ -33,15 +33,8 @@ def of(ct: Container) -> ModuleType | None:
 def make_private(ct: Container) -> None:
     """Make the CT's new private area (mode 0700), marked as the CT's (:mod:`vzcore.areas`)."""
     from vzcore import areas
-    from vzcore.errors import CreateError
 
-    try:
-        ct.private.parent.mkdir(parents=True, exist_ok=True)
-        ct.private.mkdir(mode=0o700)
-        areas.write_marker(ct.private, ct.ctid)
-    except OSError as exc:
-        raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
-                          f"{exc.strerror}") from exc
+    areas.create(ct.private, ct.ctid, 0o700)
 
 
 def limiter(ct: Container) -> ModuleType | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vzcore import areas, hookimpl
-from vzcore.errors import CreateError, DestroyError, VzError
+from vzcore.errors import DestroyError, VzError
 from vzcore.linux import mounts, safefs
 from vzcore.paths import DEFAULTS
 from vzcore.plugin import PluginInfo
@@ -96,7 +96,7 @@ def vz_create(ct: Container) -> None:
         return
     target = ct.private if ct.layout == LAYOUT else ct.root
     if ct.layout == LAYOUT:
-        _make_private(ct)
+        areas.create(ct.private, ct.ctid, 0o755)
     name = ct.get("OSTEMPLATE") or BUILTIN
     idmap = ct.idmap
     if name == BUILTIN:
@@ -124,17 +124,6 @@ def _source(ct: Container) -> Path:
     from vzcore_template import tarball
 
     return tarball.find(_cache_dir(ct), name)
-
-
-def _make_private(ct: Container) -> None:
-    try:
-        ct.private.parent.mkdir(parents=True, exist_ok=True)
-        ct.private.mkdir(mode=0o755)
-        # Marked at once: a create killed while populating leaves an area destroy removes.
-        areas.write_marker(ct.private, ct.ctid)
-    except OSError as exc:
-        raise CreateError(f"CT {ct.ctid}: cannot create private area {ct.private}: "
-                          f"{exc.strerror}") from exc
 
 
 @hookimpl
