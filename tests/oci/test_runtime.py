@@ -96,3 +96,22 @@ def test_features_and_version(runtime: Runtime) -> None:
     features = json.loads(probe.stdout)
     assert features["ociVersionMin"].startswith("1.") and features["ociVersionMax"].startswith("1.")
     assert "linux" in features
+
+
+def test_poststart_hooks_run_after_the_program_was_executed(
+        runtime: Runtime, tmp_path: Path, busybox_image: dict[str, Path]) -> None:
+    """The runtime spec: poststart hooks run after the process is executed, before
+    ``start`` returns. The hook reads the container's PID from the state on its stdin and
+    records that process's command line: the program's, never the runtime's child's."""
+    b = bundle(tmp_path / "bundle", busybox_image["rootfs"], ["sleep", "1000"])
+    seen = tmp_path / "poststart-saw"
+    config = json.loads((b / "config.json").read_text())
+    config["hooks"] = {"poststart": [{
+        "path": "/bin/sh",
+        "args": ["sh", "-c", "pid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'); "
+                 f"tr '\\0' ' ' < /proc/$pid/cmdline > {seen}"],
+    }]}
+    (b / "config.json").write_text(json.dumps(config))
+    runtime.create("--bundle", str(b), "post1", log=tmp_path / "create.log")
+    runtime("start", "post1")
+    assert seen.read_text().split() == ["sleep", "1000"]

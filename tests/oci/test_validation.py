@@ -38,6 +38,20 @@ VZCORE_REFUSES = {
 """What vzcore-oci refuses by name today, so these tests cannot pass: each is an expected
 failure with its reason, and a pass fails the test until it is taken off this list."""
 
+UPSTREAM_RACES = {
+    # name: (the failure the race explains, why it is a race)
+    "poststart": ("The post-start hooks MUST be called after the user-specified process",
+                  "its program and its poststart hook each append a line to one file and "
+                  "the test wants the program's first; vzcore-oci runs the hook once the "
+                  "program was exec'd (what the spec asks, proven without a race by "
+                  "test_runtime.py::test_poststart_hooks_run_after_the_program_was_executed), "
+                  "but which of two running shells writes first is the scheduler's choice"),
+}
+"""Tests whose outcome races two processes the runtime rightly runs concurrently: such a
+test is run up to :data:`RACE_TRIES` times and passes if one run passes, while a failure
+other than the one the race explains fails it at once."""
+RACE_TRIES = 3
+
 ROOT = suite_root()
 NAMES = suite_tests(ROOT) if ROOT else ["suite-not-built"]
 
@@ -51,6 +65,10 @@ def test_validation(name: str, mountns: MountNamespace, engine_binary: Path) -> 
     if reason:
         pytest.skip(f"cannot run here: {reason}")
     result = run_test(ROOT, name, engine_binary, mountns)
+    for _ in range(RACE_TRIES - 1 if name in UPSTREAM_RACES else 0):
+        if result.passed or UPSTREAM_RACES[name][0] not in result.output:
+            break
+        result = run_test(ROOT, name, engine_binary, mountns)
     if not result.passed and runtime_name(runtime_binary()) == "crun" and name in CRUN_FAILS:
         pytest.xfail(f"crun 1.8.1 fails {name} here (known; the harness is proven on the rest)")
     if runtime_name(runtime_binary()) == "vzcore-oci" and name in VZCORE_REFUSES:
