@@ -104,7 +104,7 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     with open(_config(ct)) as f:
         spec = json.load(f)
     joined = any(n.get("path") for n in (spec.get("linux") or {}).get("namespaces") or [])
-    child.do_mounts(run.root, spec, remount=joined)
+    child.do_mounts(run.root, spec, remount=joined, idmap=ct.idmap)
     child.sysctls(spec)
     run.options[SPEC_OPTION] = spec
 

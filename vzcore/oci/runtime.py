@@ -28,6 +28,7 @@ from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, NotRunning, VzError
 from vzcore.faults import checkpoint
+from vzcore.idmap import format_ranges
 from vzcore.lifecycle.spawn import JOIN_OPTION, LOCAL_HOLDER_OPTION
 from vzcore.linux import mounts
 from vzcore.linux.procfs import ProcessId, wait_exit
@@ -137,8 +138,12 @@ class Runtime:
             config["HOSTNAME"] = str(bundle.spec["hostname"])
         linux = bundle.linux()
         if any(n.get("type") == "user" for n in linux.get("namespaces") or []):
-            config["LOCAL_UID"] = str(spec.id_base(linux, "uidMappings"))
-            config["LOCAL_GID"] = str(spec.id_base(linux, "gidMappings"))
+            # exactly the spec's map; LOCAL_UID/GID (the host IDs of its root) are what the
+            # engine and the plugins chown the files they make for the container's root to
+            idmap = spec.id_map(linux)
+            config["LOCAL_UID"], config["LOCAL_GID"] = (str(i) for i in idmap.root)
+            config["LOCAL_UID_MAP"] = format_ranges(idmap.uid_ranges)
+            config["LOCAL_GID_MAP"] = format_ranges(idmap.gid_ranges)
         capabilities = (bundle.spec.get("process") or {}).get("capabilities")
         if capabilities is not None and spec.capability_setting(capabilities):
             config["CAPABILITY"] = spec.capability_setting(capabilities)
