@@ -437,14 +437,26 @@ def close_others(keep: Sequence[int]) -> None:
     os.closerange(last, os.sysconf("SC_OPEN_MAX"))
 
 
-def wait_fifo(fifo_fd: int) -> None:
-    """Block until ``start`` opens the exec fifo (opened with O_PATH by create), then say
-    so by writing one byte: runc's protocol.  The writing end stays open, close-on-exec:
-    ``start`` reads end-of-file once the program is exec'd (or this process died), and
-    only then runs the poststart hooks (the runtime spec: after the program started)."""
+def wait_fifo(fifo_fd: int) -> int:
+    """Block until ``start`` opens the exec fifo (opened with O_PATH by create); return the
+    writing end, close-on-exec: :func:`say_started` (or :func:`say_failed`) tells ``start``
+    (runc's protocol: one byte), and ``start`` reads end-of-file once the program is
+    exec'd (or this process died), and only then runs the poststart hooks (the runtime
+    spec: after the program started)."""
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.close(fifo_fd)
-    os.write(fd, b"0")
+    return fd
+
+
+def say_started(fifo: int) -> None:
+    """The startContainer hooks ran: the program is exec'd next."""
+    os.write(fifo, b"0")
+
+
+def say_failed(fifo: int, message: str) -> None:
+    """Tell ``start`` why the program will not run (a startContainer hook failed): it fails
+    with this message and removes the container."""
+    os.write(fifo, b"E" + message.encode()[:4000])  # one write below PIPE_BUF: atomic
 
 
 def exec_process(process: Mapping[str, Any], preserved: Sequence[int] = ()) -> NoReturn:

@@ -135,9 +135,6 @@ def check(bundle: Bundle) -> None:
     for kind, hooks in (spec.get("hooks") or {}).items():
         if kind not in HOOK_KINDS:
             raise _refuse(f"hooks.{kind}", "unknown hook kind")
-        if kind == "createContainer" and hooks:
-            raise _refuse("hooks.createContainer", "these run in the container's namespaces "
-                          "with a path of the runtime's, which vzcore's init cannot reach")
         for index, hook in enumerate(hooks or []):
             if not isinstance(hook, dict) or not os.path.isabs(str(hook.get("path") or "")):
                 raise _refuse(f"hooks.{kind}[{index}].path", "must be an absolute path")
