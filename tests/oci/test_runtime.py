@@ -149,7 +149,7 @@ def _ids(text: str) -> list[list[str]]:
 
 
 def test_a_user_namespace_of_two_ranges_is_the_specs_map(
-        runtime: Runtime, tmp_path: Path, busybox_image: dict[str, Path]) -> None:
+        runtime: Runtime, tmp_path: Path, busybox_image: dict[str, Path], is_vzcore: bool) -> None:
     """The container's uid_map and gid_map are exactly the spec's two ranges; files show
     their owners through them (unmapped ones as nobody); what the runtime makes for the
     container's root (/dev, the spec's /tmp tmpfs) is owned by its root."""
@@ -176,6 +176,11 @@ def test_a_user_namespace_of_two_ranges_is_the_specs_map(
     assert "0" in seen and "0:0 /tmp/made" in seen, seen
     made = [p for p in Path(f"/proc/{pid}/root/tmp").iterdir() if p.name == "made"]
     assert made and (made[0].stat().st_uid, made[0].stat().st_gid) == (200000, 200000)
+    assert runtime("exec", "--user", "1000:1000", "map2", "id", "-u").stdout.strip() == "1000"
+    refused = runtime("exec", "--user", "5000", "map2", "id", "-u", check=False)
+    assert refused.returncode != 0
+    if is_vzcore:  # named before anything runs (setresuid would fail with EINVAL)
+        assert "process.user.uid" in refused.stderr, refused.stderr
     runtime("delete", "--force", "map2")
 
 

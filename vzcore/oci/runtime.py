@@ -395,6 +395,8 @@ class Runtime:
         if state is None or not state.is_running:
             raise NotRunning(f"container {cid} is not running")
         spec._check_process(process)
+        if ct.idmap is not None:
+            spec.check_user_mapped(process, ct.idmap)
         if process.get("terminal") and not console_socket:
             raise InvalidValue("exec: the process has a terminal: give --console-socket")
         bundle = self._bundle(record)

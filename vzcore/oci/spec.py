@@ -226,7 +226,7 @@ def _check_linux(linux: Mapping[str, Any], process: Any = None) -> None:
         raise _refuse("linux.namespaces", f"no {', '.join(sorted(missing))} namespace: sharing "
                       "the host's is not supported, every vzcore container has its own")
     if "user" in kinds:
-        _check_user_mapped(process, id_map(linux))
+        check_user_mapped(process, id_map(linux))
     for field in ("uidMappings", "gidMappings"):
         if "user" not in kinds and linux.get(field):
             raise _refuse(f"linux.{field}", "mappings need a user namespace")
@@ -279,7 +279,7 @@ def id_map(linux: Mapping[str, Any]) -> IdMap:
     return IdMap.of_ranges(*maps)
 
 
-def _check_user_mapped(process: Any, idmap: IdMap) -> None:
+def check_user_mapped(process: Any, idmap: IdMap) -> None:
     """The process's user and groups must be IDs of the namespace (setresuid fails else)."""
     user = (process or {}).get("user") or {}
     checks = [("process.user.uid", idmap.host_uid, user.get("uid", 0)),
