@@ -14,6 +14,7 @@ import attrs
 from vzcore.conffile import ConfigFile
 from vzcore.errors import ConfigError, CtConfigMissing, InvalidSyntax
 from vzcore.idmap import IdMap, parse_ranges
+from vzcore.linux.devnodes import TTY_GID
 from vzcore.paths import DEFAULTS, Paths, expand_veid
 
 MAX_CTID = 2147483644
@@ -239,6 +240,18 @@ class Container:
         except ValueError as exc:
             raise ConfigError(f"CT {self.ctid}: LOCAL_UID={uid!r} LOCAL_GID={gid!r} in "
                               f"{self.config.path}: {exc}") from None
+
+    @property
+    def tty_group(self) -> int:
+        """Host GID of the CT's ``tty`` group (its GID 5: owner of its console and devpts
+        terminals); the CT root's group when a general map leaves GID 5 out."""
+        idmap = self.idmap
+        if idmap is None:
+            return TTY_GID
+        try:
+            return idmap.host_gid(TTY_GID)
+        except ValueError:
+            return idmap.root[1]
 
     @property
     def root_owner(self) -> tuple[int, int]:

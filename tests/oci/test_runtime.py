@@ -154,7 +154,7 @@ def test_a_user_namespace_of_two_ranges_is_the_specs_map(
     their owners through them (unmapped ones as nobody); what the runtime makes for the
     container's root (/dev, the spec's /tmp tmpfs) is owned by its root."""
     b, config = userns_bundle(tmp_path / "bundle", busybox_image["rootfs"], [
-        "sh", "-c", "stat -c '%u:%g %n' /owned-1000 /owned-host /dev /tmp; id -u; "
+        "sh", "-c", "stat -c '%u:%g %n' /owned-1000 /owned-host /dev /tmp /dev/console; id -u; "
                     "touch /tmp/made && stat -c '%u:%g %n' /tmp/made; sleep 1000"])
     (b / "config.json").write_text(json.dumps(config))
     log = tmp_path / "create.log"
@@ -173,6 +173,7 @@ def test_a_user_namespace_of_two_ranges_is_the_specs_map(
     assert "1000:1000 /owned-1000" in seen, seen
     assert "65534:65534 /owned-host" in seen, seen
     assert "0:0 /dev" in seen and "0:0 /tmp" in seen, seen
+    assert "0:5 /dev/console" in seen, seen  # group tty: container GID 5 is host 400005
     assert "0" in seen and "0:0 /tmp/made" in seen, seen
     made = [p for p in Path(f"/proc/{pid}/root/tmp").iterdir() if p.name == "made"]
     assert made and (made[0].stat().st_uid, made[0].stat().st_gid) == (200000, 200000)

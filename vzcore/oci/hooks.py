@@ -108,7 +108,7 @@ def serve_create_runtime(spec: Mapping[str, Any],
             now = {**state(), "status": CREATING}
             run_on_host(spec, "createRuntime", now)
             reply = _OK + json.dumps(now).encode()
-        except Exception as exc:  # the builder reports it as the create's error
+        except BaseException as exc:  # the builder reports it as the create's error
             reply = _FAILED + str(exc).encode()
         try:
             ours.send(reply[:_MAX_REPLY])
