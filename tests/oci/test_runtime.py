@@ -202,14 +202,19 @@ def _hook(script: str) -> dict[str, Any]:
     return {"path": "/bin/sh", "args": ["sh", "-c", script]}
 
 
+@pytest.mark.parametrize("userns", [True, False], ids=["userns", "privileged"])
 def test_create_hooks_run_in_the_specs_order_before_the_root_switch(
-        runtime: Runtime, tmp_path: Path, busybox_image: dict[str, Path]) -> None:
+        runtime: Runtime, tmp_path: Path, busybox_image: dict[str, Path], userns: bool) -> None:
     """createRuntime on the host, then createContainer in the container's namespaces (its
     user namespace, as its root) with the container's mounts made and the rootfs at its
     working directory, before the root switch (it sees the host's tree at /); the program
     then finds what the hook wrote in the container's /tmp, a mount of the container's."""
-    b, config = userns_bundle(tmp_path / "bundle", busybox_image["rootfs"],
-                              ["sh", "-c", "cat /tmp/hook-saw; sleep 1000"])
+    args = ["sh", "-c", "cat /tmp/hook-saw; sleep 1000"]
+    if userns:
+        b, config = userns_bundle(tmp_path / "bundle", busybox_image["rootfs"], args)
+    else:
+        b = bundle(tmp_path / "bundle", busybox_image["rootfs"], args)
+        config = json.loads((b / "config.json").read_text())
     pid_of_state = "sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p'"
     config["hooks"] = {
         "createRuntime": [_hook(f"cat > {b}/rootfs/runtime-saw")],
@@ -225,7 +230,10 @@ def test_create_hooks_run_in_the_specs_order_before_the_root_switch(
     log = tmp_path / "create.log"
     runtime.create("--bundle", str(b), "--pid-file", str(tmp_path / "pid"), "hooks1", log=log)
     pid = int((tmp_path / "pid").read_text())
-    namespaces = {ns: os.readlink(f"/proc/{pid}/ns/{ns}") for ns in ("pid", "net", "user")}
+    # a privileged container's init keeps the mount namespace its mounts were made in; one
+    # with a user namespace makes its own below it once released (which locks them)
+    same = ("pid", "net", "user") if userns else ("pid", "net", "user", "mnt")
+    namespaces = {ns: os.readlink(f"/proc/{pid}/ns/{ns}") for ns in same}
     state = json.loads((b / "rootfs" / "runtime-saw").read_text())
     assert state["status"] == "creating" and state["id"] == "hooks1" and state["pid"] == pid
     runtime("start", "hooks1")
@@ -237,12 +245,11 @@ def test_create_hooks_run_in_the_specs_order_before_the_root_switch(
     for line in ("after-createRuntime", "host-tree-and-rootfs", "uid=0", f"pid={pid}",
                  *(f"{ns}={link}" for ns, link in namespaces.items())):
         assert line in seen, seen
-    # the mount namespace the spec's mounts were made in (init makes its own below it once
-    # released, which locks them): not the runtime's
-    assert f"mnt={os.readlink('/proc/self/ns/mnt')}" not in seen
+    assert f"mnt={os.readlink('/proc/self/ns/mnt')}" not in seen  # never the runtime's
     assert f"mnt={os.readlink(f'/proc/{runtime.mountns.holder.pid}/ns/mnt')}" not in seen
-    assert [line.split() for line in seen if line.split()[:1] in (["0"], ["1"])] == [
-        ["0", "200000", "1"], ["1", "300001", "1999"]], seen
+    assert [line.split() for line in seen if line.split()[:1] in (["0"], ["1"])] == (
+        [["0", "200000", "1"], ["1", "300001", "1999"]] if userns else
+        [["0", "0", "4294967295"]]), seen
     runtime("delete", "--force", "hooks1")
 
 
