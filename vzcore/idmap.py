@@ -25,6 +25,8 @@ DEFAULT_BASE = 100000
 MAX_ID = 2**32 - 2
 MAX_RANGES = 340
 """Lines a ``uid_map`` may have (Linux 4.15 and later)."""
+MAX_MAP_BYTES = 4096
+"""A ``uid_map`` is written in one write(2) of less than a page."""
 
 
 @attrs.frozen
@@ -45,7 +47,8 @@ class MapError(ValueError):
 
 def check_ranges(ranges: Sequence[IdRange], kind: str = "user") -> None:
     """Raise :class:`MapError` unless ``ranges`` is a map the kernel takes and vzcore runs a
-    CT with: 1 to 340 ranges of at least one ID, within ``0..2^32-2`` on both sides, none
+    CT with: 1 to 340 ranges (less than 4096 bytes as map text) of at least one ID, within
+    ``0..2^32-2`` on both sides, none
     overlapping another inside or on the host, ID 0 mapped (the CT's root: vzcore's init
     becomes it) and never to the host's ID 0 (that is the privileged profile)."""
     if not 1 <= len(ranges) <= MAX_RANGES:
@@ -62,6 +65,10 @@ def check_ranges(ranges: Sequence[IdRange], kind: str = "user") -> None:
             if getattr(second, side) < getattr(first, side) + first.count:
                 raise MapError(f"{kind} ID ranges {first} and {second} overlap "
                                f"{'in the container' if side == 'inside' else 'on the host'}")
+    text = "".join(f"{r.inside} {r.host} {r.count}\n" for r in ranges)
+    if len(text) >= MAX_MAP_BYTES:
+        raise MapError(f"the {kind} ID map is {len(text)} bytes as the kernel's map text; it "
+                       f"takes less than {MAX_MAP_BYTES}: give fewer or larger ranges")
     if not any(r.inside == 0 for r in ranges):
         raise MapError(f"{kind} ID 0 (the container's root) is not mapped; vzcore needs it")
     if any(r.host == 0 for r in ranges):

@@ -185,6 +185,25 @@ def test_a_user_namespace_of_two_ranges_is_the_specs_map(
     runtime("delete", "--force", "map2")
 
 
+def test_the_kernels_340_ranges(runtime: Runtime, tmp_path: Path,
+                                busybox_image: dict[str, Path]) -> None:
+    """As many ranges as the kernel takes (340 lines), written exactly."""
+    ranges = [{"containerID": 0, "hostID": 200000, "size": 1},
+              *({"containerID": i, "hostID": 1000 + 2 * i, "size": 1} for i in range(1, 340))]
+    b = bundle(tmp_path / "bundle", busybox_image["rootfs"], ["sleep", "1000"])
+    config = json.loads((b / "config.json").read_text())
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = config["linux"]["gidMappings"] = ranges
+    (b / "config.json").write_text(json.dumps(config))
+    runtime.create("--bundle", str(b), "--pid-file", str(tmp_path / "pid"), "map340",
+                   log=tmp_path / "create.log")
+    pid = int((tmp_path / "pid").read_text())
+    expected = [[str(r["containerID"]), str(r["hostID"]), "1"] for r in ranges]
+    assert _ids(Path(f"/proc/{pid}/uid_map").read_text()) == expected
+    assert _ids(Path(f"/proc/{pid}/gid_map").read_text()) == expected
+    runtime("delete", "--force", "map340")
+
+
 def test_a_map_without_the_containers_root_is_refused_by_field(
         runtime: Runtime, tmp_path: Path, busybox_image: dict[str, Path], is_vzcore: bool) -> None:
     if not is_vzcore:

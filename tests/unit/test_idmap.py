@@ -30,6 +30,11 @@ def test_privileged_root_is_refused_as_a_map() -> None:
         IdMap(0, 0)
 
 
+def test_the_kernels_most_ranges_are_taken() -> None:
+    ranges = parse_ranges(" ".join(f"{i}:{i + 1}:1" for i in range(340)).replace("0:1:1", "0:1000:1"))
+    assert len(ranges) == 340 and len(IdMap.of_ranges(ranges, ranges).uid_map()) < 4096
+
+
 def test_a_general_map_of_several_ranges() -> None:
     """vzcore-oci's maps (OCI's linux.uidMappings): several ranges, any sizes."""
     uids = parse_ranges("0:200000:1 1:300001:1999")
@@ -47,6 +52,7 @@ def test_a_general_map_of_several_ranges() -> None:
 @pytest.mark.parametrize(("text", "why"), [
     ("", "give 1 to 340"),
     (" ".join(f"{i}:{100000 + i}:1" for i in range(341)), "give 1 to 340"),
+    (" ".join(f"{i}:{2000000000 + i}:1" for i in range(340)), "bytes as the kernel's map text"),
     ("0:100000:10 5:200000:10", "overlap in the container"),
     ("0:100000:10 10:100005:10", "overlap on the host"),
     ("1:100000:10", "ID 0 (the container's root) is not mapped"),
