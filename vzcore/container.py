@@ -13,7 +13,8 @@ import attrs
 
 from vzcore.conffile import ConfigFile
 from vzcore.errors import ConfigError, CtConfigMissing, InvalidSyntax
-from vzcore.idmap import IdMap
+from vzcore.idmap import IdMap, parse_ranges
+from vzcore.linux.devnodes import TTY_GID
 from vzcore.paths import DEFAULTS, Paths, expand_veid
 
 MAX_CTID = 2147483644
@@ -220,11 +221,37 @@ class Container:
         if uid is None or uid.strip() in ("", "0"):
             return None
         gid = self.config.get("LOCAL_GID") or uid
+        uids, gids = self.config.get("LOCAL_UID_MAP"), self.config.get("LOCAL_GID_MAP")
+        if uids or gids:  # a general map (vzcore-oci's): LOCAL_UID/GID are its root's
+            try:
+                idmap = IdMap.of_ranges(parse_ranges(uids or "", "user"),
+                                        parse_ranges(gids or "", "group"))
+                root = (int(uid), int(gid))
+            except ValueError as exc:
+                raise ConfigError(f"CT {self.ctid}: LOCAL_UID_MAP={uids!r} LOCAL_GID_MAP={gids!r} "
+                                  f"in {self.config.path}: {exc}") from None
+            if idmap.root != root:
+                raise ConfigError(f"CT {self.ctid}: LOCAL_UID={uid!r} LOCAL_GID={gid!r} in "
+                                  f"{self.config.path} are not the host IDs its LOCAL_UID_MAP "
+                                  f"and LOCAL_GID_MAP give its root ({idmap.root})")
+            return idmap
         try:
             return IdMap(int(uid), int(gid))
         except ValueError as exc:
             raise ConfigError(f"CT {self.ctid}: LOCAL_UID={uid!r} LOCAL_GID={gid!r} in "
                               f"{self.config.path}: {exc}") from None
+
+    @property
+    def tty_group(self) -> int:
+        """Host GID of the CT's ``tty`` group (its GID 5: owner of its console and devpts
+        terminals); the CT root's group when a general map leaves GID 5 out."""
+        idmap = self.idmap
+        if idmap is None:
+            return TTY_GID
+        try:
+            return idmap.host_gid(TTY_GID)
+        except ValueError:
+            return idmap.root[1]
 
     @property
     def root_owner(self) -> tuple[int, int]:

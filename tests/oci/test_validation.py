@@ -32,8 +32,6 @@ VZCORE_REFUSES = {
     "linux_ns_path": "joining a mount or PID namespace by path is refused (network, IPC and UTS "
                      "by path are joined; docs/oci.md)",
     "linux_ns_itype": "a container sharing the host's namespaces is refused (docs/oci.md)",
-    "linux_ns_nopath": "a user namespace whose mapping is not one range of 65536 IDs is refused",
-    "linux_uid_mappings": "ID mappings other than one range of 65536 IDs are refused",
 }
 """What vzcore-oci refuses by name today, so these tests cannot pass: each is an expected
 failure with its reason, and a pass fails the test until it is taken off this list."""

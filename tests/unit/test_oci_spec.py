@@ -44,8 +44,22 @@ def test_a_plain_spec_passes_and_unknown_properties_are_accepted(tmp_path: Path)
     (lambda c: c["linux"]["namespaces"].pop(1), "linux.namespaces"),
     (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "linux.uidMappings"),
     (lambda c: c["linux"].update(namespaces=[*c["linux"]["namespaces"], {"type": "user"}],
-                                 uidMappings=[{"containerID": 0, "hostID": 1000, "size": 10}]),
+                                 uidMappings=[{"containerID": 1, "hostID": 1000, "size": 10}]),
      "linux.uidMappings"),
+    (lambda c: c["linux"].update(namespaces=[*c["linux"]["namespaces"], {"type": "user"}],
+                                 uidMappings=[{"containerID": 0, "hostID": 1000, "size": 10},
+                                              {"containerID": 5, "hostID": 3000, "size": 10}],
+                                 gidMappings=[{"containerID": 0, "hostID": 1000, "size": 10}]),
+     "linux.uidMappings"),
+    (lambda c: c["linux"].update(namespaces=[*c["linux"]["namespaces"], {"type": "user"}],
+                                 uidMappings=[{"containerID": 0, "hostID": 1000, "size": 10}],
+                                 gidMappings=[{"containerID": 0, "hostID": 1000, "size": "10"}]),
+     r"linux.gidMappings\[0\]"),
+    (lambda c: (c["linux"].update(namespaces=[*c["linux"]["namespaces"], {"type": "user"}],
+                                  uidMappings=[{"containerID": 0, "hostID": 1000, "size": 10}],
+                                  gidMappings=[{"containerID": 0, "hostID": 1000, "size": 10}]),
+                c["process"]["user"].update(uid=10)),
+     "process.user.uid"),
     (lambda c: c["linux"]["namespaces"].append({"type": "pid", "path": "/proc/1/ns/pid"}),
      r"linux.namespaces\[5\].path"),
     (lambda c: c["linux"].update(intelRdt={"closID": "x"}), "linux.intelRdt"),
@@ -62,8 +76,8 @@ def test_a_plain_spec_passes_and_unknown_properties_are_accepted(tmp_path: Path)
      "process.capabilities.bounding"),
     (lambda c: c["process"].update(rlimits=[{"type": "RLIMIT_NOPE", "soft": 1, "hard": 1}]),
      r"process.rlimits\[0\].type"),
-    (lambda c: c.update(hooks={"createContainer": [{"path": "/bin/true"}]}),
-     "hooks.createContainer"),
+    (lambda c: c.update(hooks={"createContainer": [{"path": "true"}]}),
+     r"hooks.createContainer\[0\].path"),
     (lambda c: c.update(mounts=[{"destination": "/x", "type": "bind", "source": "/tmp",
                                  "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}]),
      r"mounts\[0\].uidMappings"),
@@ -74,6 +88,21 @@ def test_what_vzcore_cannot_honour_is_refused_by_field(tmp_path: Path, change: A
     change(config)
     with pytest.raises(VzError, match=rf"config\.json: {field}: "):
         spec.check(bundle(tmp_path, config))
+
+
+def test_a_user_namespace_gets_exactly_the_specs_ranges(tmp_path: Path) -> None:
+    """Several ranges of any size (podman's --uidmap, Kubernetes' user-namespaced pods)."""
+    config = base()
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1},
+                                      {"containerID": 1, "hostID": 300001, "size": 1999}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 210000, "size": 3000}]
+    config["process"]["user"].update(uid=1000, gid=2999)
+    spec.check(bundle(tmp_path, config))
+    idmap = spec.id_map(config["linux"])
+    assert idmap.root == (200000, 210000)
+    assert idmap.uid_map() == "0 200000 1\n1 300001 1999\n"
+    assert idmap.gid_map() == "0 210000 3000\n"
 
 
 def test_a_namespace_path_must_be_a_namespace_of_that_type(tmp_path: Path) -> None:
@@ -158,5 +187,5 @@ def test_features_name_what_is_supported() -> None:
     document = features()
     assert document["linux"]["seccomp"]["enabled"] is True
     assert "CAP_SYS_ADMIN" in document["linux"]["capabilities"]
-    assert "createContainer" not in document["hooks"]
+    assert "createContainer" in document["hooks"]
     json.dumps(document)

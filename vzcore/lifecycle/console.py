@@ -57,8 +57,6 @@ PIDFILE = "console.pid"
 LOCKFILE = "console.lock"
 LOG = "console.log"
 READY_TIMEOUT = 10.0
-TTY_GID = 5
-"""The ``tty`` group inside the CT, which owns its terminals (Debian's)."""
 
 ESCAPE = b"\x1b"
 DEFAULT_DETACH = "Esc ."
@@ -97,8 +95,7 @@ def open_pty(ct: Container) -> ConsolePty:
         number = int.from_bytes(fcntl.ioctl(master, _TIOCGPTN, b"\0\0\0\0"), sys.byteorder)
         path = f"/dev/pts/{number}"
         slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
-        uid, gid = ct.root_owner
-        os.fchown(slave, uid, gid + TTY_GID)
+        os.fchown(slave, ct.root_owner[0], ct.tty_group)
         os.fchmod(slave, 0o620)
     except OSError as exc:
         os.close(master)

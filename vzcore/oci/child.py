@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from vzcore.errors import KernelError, VzError
+from vzcore.idmap import IdMap
 from vzcore.lifecycle.execenv import prepare_exec
 from vzcore.linux import caps, libc, mounts, safefs
 from vzcore.oci.spec import RLIMITS, STANDARD_MOUNTS, cap_numbers
@@ -82,11 +83,14 @@ def is_standard(mount: Mapping[str, Any]) -> bool:
         destination == "/dev/shm" and "bind" not in (mount.get("options") or []))
 
 
-def do_mounts(root: str, spec: Mapping[str, Any], *, remount: bool = False) -> None:
+def do_mounts(root: str, spec: Mapping[str, Any], *, remount: bool = False,
+              idmap: IdMap | None = None) -> None:
     """The spec's mounts that are not the isolation plugin's (and with ``remount``, when
     the container joined namespaces, its /sys and mqueue too), masked and read-only paths, the root's
     read-only flag; ``root`` is the CT root (host path), this process is in the CT's new
-    mount namespace and the working directory stays there."""
+    mount namespace and the working directory stays there.  This process is the host's
+    root, outside the container's user namespace: with ``idmap`` (the container's), the
+    container's IDs in mount options and device owners are given as the host's."""
     root_fd = safefs.open_root(root)
     try:
         made = {entry.mount_point: entry for entry in mounts.mountinfo()}
@@ -97,15 +101,16 @@ def do_mounts(root: str, spec: Mapping[str, Any], *, remount: bool = False) -> N
                 continue  # mounted after the CT's cgroup namespace is entered
             if is_standard(mount):
                 # once one is replaced, the later ones are too: the spec's order holds
-                replaced = _replace_standard(root_fd, root, mount, made, replaced, renew)
+                replaced = _replace_standard(root_fd, root, mount, made, replaced, renew,
+                                             idmap)
                 continue
-            _mount(root_fd, mount)
+            _mount(root_fd, mount, idmap)
         linux = spec.get("linux") or {}
         for path in linux.get("maskedPaths") or []:
             _mask(root_fd, path)
         for path in linux.get("readonlyPaths") or []:
             _read_only(root_fd, path)
-        make_devices(root_fd, linux.get("devices") or [])
+        make_devices(root_fd, linux.get("devices") or [], idmap)
         if (spec.get("root") or {}).get("readonly"):
             safefs.remount_at(root_fd, ".", mounts.MS_RDONLY)
         os.fchdir(root_fd)
@@ -115,7 +120,7 @@ def do_mounts(root: str, spec: Mapping[str, Any], *, remount: bool = False) -> N
 
 def _replace_standard(root_fd: int, root: str, mount: Mapping[str, Any],
                       made: Mapping[str, mounts.MountEntry], replace: bool,
-                      renew: set[str]) -> bool:
+                      renew: set[str], idmap: IdMap | None = None) -> bool:
     """Keep the isolation plugin's mount of a standard path when it is what the spec asks
     (type and source); else, and always for /sys (the spec mounts it after /dev, the
     plugin before), put the spec's in its place, so the container sees the spec's mounts
@@ -131,7 +136,7 @@ def _replace_standard(root_fd: int, root: str, mount: Mapping[str, Any],
     if entry is not None:
         with safefs.opened(root_fd, relative, os.O_PATH | os.O_NOFOLLOW) as target:
             libc.umount2(f"/proc/self/fd/{target}", 2)  # MNT_DETACH: with what is below
-    _mount(root_fd, mount)
+    _mount(root_fd, mount, idmap)
     if destination == "/sys":
         for path in _isolation_masks("sys/"):
             _mask(root_fd, path)
@@ -146,10 +151,16 @@ def _isolation_masks(prefix: str) -> tuple[str, ...]:
     return tuple(path for path in MASKED if path.startswith(prefix))
 
 
-def _mount(root_fd: int, mount: Mapping[str, Any]) -> None:
+def _mount(root_fd: int, mount: Mapping[str, Any], idmap: IdMap | None = None) -> None:
     destination = mount["destination"].lstrip("/")
     kind = mount.get("type") or "none"
     flags, propagation, data = parse_options(mount.get("options") or [])
+    if idmap is not None:
+        data = [host_id_option(option, idmap) for option in data]
+        if kind == "tmpfs":  # inside, the mounter (the container's root) would own it
+            given = {option.partition("=")[0] for option in data}
+            data += [f"{key}={host}" for key, host in zip(("uid", "gid"), idmap.root,
+                                                            strict=True) if key not in given]
     source = mount.get("source") or kind
     if flags & mounts.MS_BIND or kind == "bind":
         if not os.path.exists(source):
@@ -172,10 +183,25 @@ def _mount(root_fd: int, mount: Mapping[str, Any]) -> None:
 DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def make_devices(root_fd: int, devices: Sequence[Mapping[str, Any]]) -> None:
+def host_id_option(option: str, idmap: IdMap) -> str:
+    """``uid=N``/``gid=N`` (tmpfs, devpts, ...) with the container's ID N given as the host
+    ID it maps to: the kernel reads them in the mounting process's user namespace, and
+    the builder is the host's root (runc mounts from inside, where N is the container's)."""
+    key, _, value = option.partition("=")
+    if key in ("uid", "gid") and value.isdigit():
+        try:
+            host = idmap.host_uid(int(value)) if key == "uid" else idmap.host_gid(int(value))
+        except ValueError as exc:
+            raise VzError(f"mount option {option}: {exc}") from None
+        return f"{key}={host}"
+    return option
+
+
+def make_devices(root_fd: int, devices: Sequence[Mapping[str, Any]],
+                 idmap: IdMap | None = None) -> None:
     """``linux.devices``: the nodes, made in the container's tree (its /dev is its own
     tmpfs); access to them is the devices cgroup's (``resources.devices``, the devices
-    plugin's list), as with runc."""
+    plugin's list), as with runc.  Their owners are container IDs (``idmap``: as the host's)."""
     for device in devices:
         relative = device["path"].lstrip("/")
         parent, _, name = relative.rpartition("/")
@@ -191,8 +217,13 @@ def make_devices(root_fd: int, devices: Sequence[Mapping[str, Any]]) -> None:
             except FileNotFoundError:
                 pass
             os.mknod(name, kind | (mode & 0o7777), number, dir_fd=dir_fd)
-            os.chown(name, int(device.get("uid") or 0), int(device.get("gid") or 0),
-                     dir_fd=dir_fd, follow_symlinks=False)
+            uid, gid = int(device.get("uid") or 0), int(device.get("gid") or 0)
+            if idmap is not None:
+                try:
+                    uid, gid = idmap.host_uid(uid), idmap.host_gid(gid)
+                except ValueError as exc:
+                    raise VzError(f"linux.devices {device['path']}: {exc}") from None
+            os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
             os.chmod(name, mode & 0o7777, dir_fd=dir_fd, follow_symlinks=False)
 
 
@@ -406,14 +437,26 @@ def close_others(keep: Sequence[int]) -> None:
     os.closerange(last, os.sysconf("SC_OPEN_MAX"))
 
 
-def wait_fifo(fifo_fd: int) -> None:
-    """Block until ``start`` opens the exec fifo (opened with O_PATH by create), then say
-    so by writing one byte: runc's protocol.  The writing end stays open, close-on-exec:
-    ``start`` reads end-of-file once the program is exec'd (or this process died), and
-    only then runs the poststart hooks (the runtime spec: after the program started)."""
+def wait_fifo(fifo_fd: int) -> int:
+    """Block until ``start`` opens the exec fifo (opened with O_PATH by create); return the
+    writing end, close-on-exec: :func:`say_started` (or :func:`say_failed`) tells ``start``
+    (runc's protocol: one byte), and ``start`` reads end-of-file once the program is
+    exec'd (or this process died), and only then runs the poststart hooks (the runtime
+    spec: after the program started)."""
     fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.close(fifo_fd)
-    os.write(fd, b"0")
+    return fd
+
+
+def say_started(fifo: int) -> None:
+    """The startContainer hooks ran: the program is exec'd next."""
+    os.write(fifo, b"0")
+
+
+def say_failed(fifo: int, message: str) -> None:
+    """Tell ``start`` why the program will not run (a startContainer hook failed): it fails
+    with this message and removes the container."""
+    os.write(fifo, b"E" + message.encode()[:4000])  # one write below PIPE_BUF: atomic
 
 
 def exec_process(process: Mapping[str, Any], preserved: Sequence[int] = ()) -> NoReturn:

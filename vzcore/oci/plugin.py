@@ -43,10 +43,13 @@ CONSOLE_OPTION = "oci_console_fd"
 """create's connection to ``--console-socket`` (only with ``process.terminal``)."""
 STDIO_OPTION = "oci_stdio"
 PRESERVE_OPTION = "oci_preserve"
+HOOKS_OPTION = "oci_hooks_fd"
+"""create's socket for the createRuntime hooks (:func:`vzcore.oci.hooks.serve_create_runtime`),
+when the spec has createRuntime or createContainer hooks."""
 SPEC_OPTION = "oci_spec"
 """config.json as the builder read it (the host's file is out of init's reach)."""
 CHILD_MODULES = ("vzcore.oci.child", "vzcore_isolation.rootfs", "vzcore.oci.spec", "vzcore.oci.seccomp",
-                 "vzcore.linux.seccomp", "resource", "termios", "array")
+                 "vzcore.linux.seccomp", "vzcore.oci.hooks", "resource", "termios", "array")
 
 
 @hookimpl
@@ -104,9 +107,18 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     with open(_config(ct)) as f:
         spec = json.load(f)
     joined = any(n.get("path") for n in (spec.get("linux") or {}).get("namespaces") or [])
-    child.do_mounts(run.root, spec, remount=joined)
+    child.do_mounts(run.root, spec, remount=joined, idmap=ct.idmap)
     child.sysctls(spec)
     run.options[SPEC_OPTION] = spec
+    hooks_fd = run.options.get(HOOKS_OPTION)
+    if hooks_fd is not None:
+        # the runtime spec's order, after the mounts and before the root switch:
+        # createRuntime on the host (create runs them), then createContainer here
+        from vzcore.oci import hooks
+
+        state = hooks.request_create_runtime(int(hooks_fd))
+        hooks.run_create_container(spec, state, run.root,
+                                   int(state["pid"]) if ct.idmap is not None else None)
 
 
 @hookimpl
@@ -138,11 +150,20 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
     fifo = int(run.options[FIFO_OPTION])
     child.close_others([*keep, fifo])
     try:  # create has returned: from here on errors go to the process's stderr
-        child.wait_fifo(fifo)
-        from vzcore.oci import hooks
-
-        hooks.run_in_container(spec, "startContainer")
+        started = child.wait_fifo(fifo)
     except Exception as exc:
         os.write(2, f"vzcore-oci: container {ct.get(ID_KEY)}: {exc}\n".encode())
         os._exit(127)
+    try:
+        from vzcore.oci import hooks
+
+        init = run.state.init
+        hooks.run_in_container(spec, "startContainer", {
+            "ociVersion": hooks.OCI_VERSION, "id": ct.get(ID_KEY), "status": "created",
+            "pid": init.pid if init is not None else os.getpid(), "bundle": _bundle(ct),
+            "annotations": spec.get("annotations") or {}})
+    except Exception as exc:
+        child.say_failed(started, str(exc))  # start fails with it and removes the container
+        os._exit(127)
+    child.say_started(started)
     child.exec_process(process, keep)

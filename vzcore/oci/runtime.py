@@ -28,6 +28,7 @@ from vzcore.container import Container
 from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, NotRunning, VzError
 from vzcore.faults import checkpoint
+from vzcore.idmap import format_ranges
 from vzcore.lifecycle.spawn import JOIN_OPTION, LOCAL_HOLDER_OPTION
 from vzcore.linux import mounts
 from vzcore.linux.procfs import ProcessId, wait_exit
@@ -37,6 +38,7 @@ from vzcore.oci.plugin import (
     CONFIG_KEY,
     CONSOLE_OPTION,
     FIFO_OPTION,
+    HOOKS_OPTION,
     ID_KEY,
     LAYOUT,
     PRESERVE_OPTION,
@@ -44,7 +46,7 @@ from vzcore.oci.plugin import (
 )
 from vzcore.oci.store import ContainerExists, NoSuchContainer, Record, Store
 
-OCI_VERSION = "1.0.2"
+OCI_VERSION = hooks.OCI_VERSION
 SAVED_FD_BASE = 100
 """create saves the process's stdio and preserved descriptors at or above this number:
 above every number they are moved back to in the container."""
@@ -117,6 +119,9 @@ class Runtime:
                 self._remove(record)
             except VzError as exc:
                 self.warn(f"warning: container {cid}: {exc}")
+            # the lifecycle's end after a failed create (a createRuntime or createContainer
+            # hook, say): destroyed, then the poststop hooks, as runc does
+            self._poststop(record, bundle.spec)
             raise
 
     def _config(self, cid: str, bundle: spec.Bundle) -> dict[str, Any]:
@@ -137,8 +142,12 @@ class Runtime:
             config["HOSTNAME"] = str(bundle.spec["hostname"])
         linux = bundle.linux()
         if any(n.get("type") == "user" for n in linux.get("namespaces") or []):
-            config["LOCAL_UID"] = str(spec.id_base(linux, "uidMappings"))
-            config["LOCAL_GID"] = str(spec.id_base(linux, "gidMappings"))
+            # exactly the spec's map; LOCAL_UID/GID (the host IDs of its root) are what the
+            # engine and the plugins chown the files they make for the container's root to
+            idmap = spec.id_map(linux)
+            config["LOCAL_UID"], config["LOCAL_GID"] = (str(i) for i in idmap.root)
+            config["LOCAL_UID_MAP"] = format_ranges(idmap.uid_ranges)
+            config["LOCAL_GID_MAP"] = format_ranges(idmap.gid_ranges)
         capabilities = (bundle.spec.get("process") or {}).get("capabilities")
         if capabilities is not None and spec.capability_setting(capabilities):
             config["CAPABILITY"] = spec.capability_setting(capabilities)
@@ -166,15 +175,17 @@ class Runtime:
                 _saved(range(3, 3 + max(preserve_fds, listen)), SAVED_FD_BASE + 3) as kept, \
                 _held(_open_fifo(fifo)) as fifo_fd, \
                 _held(_connect(console_socket) if console_socket and bundle.terminal
-                      else None) as console:
+                      else None) as console, \
+                hooks.serve_create_runtime(bundle.spec, lambda: self.state(record.id)) as asked:
             options: dict[str, Any] = {FIFO_OPTION: fifo_fd, STDIO_OPTION: stdio,
                                        PRESERVE_OPTION: kept, LOCAL_HOLDER_OPTION: True,
                                        JOIN_OPTION: spec.namespace_paths(bundle.linux())}
             if console is not None:
                 options[CONSOLE_OPTION] = console
+            if asked is not None:  # the builder asks for the createRuntime hooks
+                options[HOOKS_OPTION] = asked
             start(engine, ct, **options)
         state = self.state(record.id)
-        hooks.run_on_host(bundle.spec, "createRuntime", state)
         if pid_file:
             _write_pid_file(pid_file, state["pid"])
         checkpoint("oci:created")
@@ -184,8 +195,9 @@ class Runtime:
     def start(self, cid: str) -> None:
         try:
             self._start_locked(cid)
-        except _PrestartFailed as failed:
-            # the runtime spec: stop the container and go on at the lifecycle's delete
+        except _StartFailed as failed:
+            # a prestart or startContainer hook failed: the runtime spec says stop the
+            # container and go on at the lifecycle's delete (which runs the poststop hooks)
             self.delete(cid, force=True)
             raise failed.error from None
 
@@ -209,8 +221,12 @@ class Runtime:
                 hooks.run_on_host(bundle.spec, "prestart", created)
             except VzError as exc:
                 _kill_wait(state.init)
-                raise _PrestartFailed(exc) from None
-            _release(fifo, state.init)
+                raise _StartFailed(exc) from None
+            try:
+                _release(fifo, state.init)
+            except _StartFailed:
+                _kill_wait(state.init)
+                raise
             fifo.unlink()
         # The state the program started in: a short one may have ended already.
         hooks.run_on_host(bundle.spec, "poststart", {**created, "status": RUNNING},
@@ -320,7 +336,10 @@ class Runtime:
         except VzError:  # a create killed before it copied the spec
             config = {}
         self._remove(record)
-        hooks.run_on_host(config, "poststop", {"ociVersion": OCI_VERSION, "id": cid,
+        self._poststop(record, config)
+
+    def _poststop(self, record: Record, config: Mapping[str, Any]) -> None:
+        hooks.run_on_host(config, "poststop", {"ociVersion": OCI_VERSION, "id": record.id,
                                                "status": STOPPED, "pid": 0,
                                                "bundle": record.bundle,
                                                "annotations": record.annotations},
@@ -376,6 +395,8 @@ class Runtime:
         if state is None or not state.is_running:
             raise NotRunning(f"container {cid} is not running")
         spec._check_process(process)
+        if ct.idmap is not None:
+            spec.check_user_mapped(process, ct.idmap)
         if process.get("terminal") and not console_socket:
             raise InvalidValue("exec: the process has a terminal: give --console-socket")
         bundle = self._bundle(record)
@@ -385,8 +406,9 @@ class Runtime:
                           preserve_fds=preserve_fds)
 
 
-class _PrestartFailed(Exception):
-    """A prestart hook failed: ``start`` deletes the container (outside its lock)."""
+class _StartFailed(Exception):
+    """A prestart or startContainer hook failed: ``start`` deletes the container (outside
+    its lock)."""
 
     def __init__(self, error: VzError) -> None:
         super().__init__(str(error))
@@ -454,26 +476,38 @@ def _held(fd: int | None) -> Iterator[int | None]:
 
 def _release(fifo: Path, init: ProcessId) -> None:
     """runc's exec fifo: opening it for reading lets the waiting init go on; it writes one
-    byte once it has, and its end closes when it execs the program (close-on-exec): wait
-    for both, so that the poststart hooks run after the program started."""
+    byte once it ran the startContainer hooks, and its end closes when it execs the
+    program (close-on-exec): wait for both, so that the poststart hooks run after the
+    program started.  Instead of the byte, ``E`` and a message: a startContainer hook
+    failed (:class:`_StartFailed`)."""
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    released = False
+    said = b""
     try:
         while True:
             ready, _w, _x = select.select([fd], [], [], 0.05)
             if ready:
                 # Before init opened its end, the fifo reads empty too: only after the byte
                 # is an empty read its close.
-                if os.read(fd, 1):
-                    released = True
-                elif released:
-                    return
+                data = os.read(fd, 4096)
+                said += data
+                if not data and said:
+                    break
             if not init.is_alive():
-                if released:
-                    return  # the program ran and ended already
+                said += _drain(fd)
+                if said:
+                    break  # the program ran and ended already, or the hook's failure
                 raise VzError("the container's process exited before it could start")
     finally:
         os.close(fd)
+    if said.startswith(b"E"):
+        raise _StartFailed(VzError(said[1:].decode(errors="replace")))
+
+
+def _drain(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return b""
 
 
 def _kill_wait(init: ProcessId, timeout: float = 10.0) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 
 from vzcore.errors import InvalidValue, VzError
+from vzcore.idmap import IdMap, IdRange
 from vzcore.linux.caps import NAMES as CAP_NAMES
 from vzcore.linux.caps import NUMBERS as CAP_NUMBERS
 
@@ -134,16 +135,13 @@ def check(bundle: Bundle) -> None:
     for kind, hooks in (spec.get("hooks") or {}).items():
         if kind not in HOOK_KINDS:
             raise _refuse(f"hooks.{kind}", "unknown hook kind")
-        if kind == "createContainer" and hooks:
-            raise _refuse("hooks.createContainer", "these run in the container's namespaces "
-                          "with a path of the runtime's, which vzcore's init cannot reach")
         for index, hook in enumerate(hooks or []):
             if not isinstance(hook, dict) or not os.path.isabs(str(hook.get("path") or "")):
                 raise _refuse(f"hooks.{kind}[{index}].path", "must be an absolute path")
     for key, value in bundle.annotations.items():
         if not isinstance(value, str):
             raise _refuse(f"annotations.{key}", "an annotation's value must be a string")
-    _check_linux(bundle.linux())
+    _check_linux(bundle.linux(), spec.get("process"))
 
 
 def _check_process(process: Any) -> None:
@@ -210,7 +208,7 @@ def _check_mounts(mounts: list[Any]) -> None:
                 raise _refuse(f"{where}.{field}", "id-mapped mounts are not supported")
 
 
-def _check_linux(linux: Mapping[str, Any]) -> None:
+def _check_linux(linux: Mapping[str, Any], process: Any = None) -> None:
     kinds = set()
     for index, namespace in enumerate(linux.get("namespaces") or []):
         kind = namespace.get("type")
@@ -227,10 +225,10 @@ def _check_linux(linux: Mapping[str, Any]) -> None:
     if missing:
         raise _refuse("linux.namespaces", f"no {', '.join(sorted(missing))} namespace: sharing "
                       "the host's is not supported, every vzcore container has its own")
+    if "user" in kinds:
+        check_user_mapped(process, id_map(linux))
     for field in ("uidMappings", "gidMappings"):
-        if "user" in kinds:
-            id_base(linux, field)
-        elif linux.get(field):
+        if "user" not in kinds and linux.get(field):
             raise _refuse(f"linux.{field}", "mappings need a user namespace")
     for index, device in enumerate(linux.get("devices") or []):
         if device.get("type") not in ("c", "b", "u", "p") or not os.path.isabs(
@@ -253,18 +251,46 @@ def _check_linux(linux: Mapping[str, Any]) -> None:
         oci_seccomp.check(seccomp)
 
 
-def id_base(linux: Mapping[str, Any], field: str) -> int:
-    """The host ID that ID 0 of the user namespace maps to: vzcore's map is one range of
-    65536 IDs from 0 (``LOCAL_UID``/``LOCAL_GID``, :mod:`vzcore.idmap`), so the spec's
-    mappings must be that one range."""
-    from vzcore.idmap import RANGE
+def id_map(linux: Mapping[str, Any]) -> IdMap:
+    """The user namespace's ID map: exactly the spec's ``linux.uidMappings`` and
+    ``gidMappings`` (several ranges, any sizes, up to the kernel's 340), refused naming the
+    field when the kernel would not take them or vzcore cannot run a container with them
+    (container ID 0 unmapped, the host's ID 0 mapped: :func:`vzcore.idmap.check_ranges`)."""
+    from vzcore.idmap import IdMap, MapError, check_ranges
 
-    mappings = list(linux.get(field) or [])
-    if len(mappings) != 1 or int(mappings[0].get("containerID", -1)) != 0 \
-            or int(mappings[0].get("size", 0)) != RANGE or int(mappings[0].get("hostID", 0)) < 1:
-        raise _refuse(f"linux.{field}", f"vzcore maps a container's IDs as one range: give one "
-                      f"mapping of containerID 0, size {RANGE}, to a hostID above 0")
-    return int(mappings[0]["hostID"])
+    maps = []
+    for field, kind in (("uidMappings", "user"), ("gidMappings", "group")):
+        ranges = []
+        for index, item in enumerate(linux.get(field) or []):
+            values = [item.get(key) if isinstance(item, dict) else None
+                      for key in ("containerID", "hostID", "size")]
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise _refuse(f"linux.{field}[{index}]", "give containerID, hostID and size "
+                              "as numbers")
+            ranges.append(IdRange(*(int(v) for v in values if v is not None)))
+        if not ranges:
+            raise _refuse(f"linux.{field}", "a user namespace needs a mapping (vzcore runs "
+                          "its init as the container's root, ID 0)")
+        try:
+            check_ranges(ranges, kind)
+        except MapError as exc:
+            raise _refuse(f"linux.{field}", str(exc)) from None
+        maps.append(tuple(ranges))
+    return IdMap.of_ranges(*maps)
+
+
+def check_user_mapped(process: Any, idmap: IdMap) -> None:
+    """The process's user and groups must be IDs of the namespace (setresuid fails else)."""
+    user = (process or {}).get("user") or {}
+    checks = [("process.user.uid", idmap.host_uid, user.get("uid", 0)),
+              ("process.user.gid", idmap.host_gid, user.get("gid", 0))]
+    checks += [(f"process.user.additionalGids[{i}]", idmap.host_gid, gid)
+               for i, gid in enumerate(user.get("additionalGids") or [])]
+    for field, host_id, value in checks:
+        try:
+            host_id(int(value))
+        except (TypeError, ValueError) as exc:
+            raise _refuse(field, f"{exc}; map it in linux.uidMappings/gidMappings") from None
 
 
 JOINABLE = {"network": "net", "ipc": "ipc", "uts": "uts"}

@@ -85,8 +85,8 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_setup_host(ct: Container, run: Run, pid: int) -> None:
-    """Map the CT's IDs 0..65535 to its host range (we write as the privileged parent, so
-    setgroups need not be denied)."""
+    """Write the CT's ID maps (its 0..65535 to its host range, or a general map: several
+    ranges; we write as the privileged parent, so setgroups need not be denied)."""
     idmap = ct.idmap
     if idmap is not None:
         from vzcore.linux import userns
@@ -110,7 +110,8 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     console = run.options.get(CONSOLE_OPTION)
     held = run.options.get(CONSOLE_FD_OPTION)
     rootfs.build(run.root, ct.root_owner,
-                 console=(console, held) if console and held is not None else None)
+                 console=(console, held) if console and held is not None else None,
+                 tty_gid=ct.tty_group)
     record = run.record
     kind = initkind.KINDS.get(record.init_kind if record else "", initkind.KINDS[initkind.BUSYBOX])
     if kind.system:

@@ -46,7 +46,8 @@ writable)."""
 WRITABLE_AGAIN = ("proc/sys/net",)
 
 
-def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = None) -> None:
+def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = None,
+          tty_gid: int | None = None) -> None:
     """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path) and
     leave the working directory there, for :func:`vzcore.linux.mounts.pivot_to_cwd`.
 
@@ -55,7 +56,9 @@ def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = N
     locks all of these mounts).  ``owner`` is the host (uid, gid) of the CT's root: it
     owns the file systems made here for the CT (/dev, /dev/shm).  ``console`` is the host
     path of the CT's console pty (:mod:`vzcore.lifecycle.console`) and a descriptor of it
-    this process holds; the pty is bound on /dev/console.
+    this process holds; the pty is bound on /dev/console.  ``tty_gid`` is the host GID of
+    the CT's ``tty`` group (``Container.tty_group``; by default the one of a CT whose IDs
+    are one range from ``owner``), the group of its devpts terminals.
     """
     mounts.make_private("/")
     # nodev: a device node in the private area (a template's, or one a host tool put
@@ -65,7 +68,7 @@ def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = N
     try:
         safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
         safefs.mount_at(root_fd, "sys", "sysfs", "sysfs", NOSUID | NODEV | NOEXEC | RDONLY)
-        _build_dev(root_fd, owner)
+        _build_dev(root_fd, owner, owner[1] + TTY_GID if tty_gid is None else tty_gid)
         _bind_console(root_fd, console)
         _mask(root_fd)
         _read_only(root_fd)
@@ -74,7 +77,7 @@ def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = N
         os.close(root_fd)
 
 
-def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
+def _build_dev(root_fd: int, owner: tuple[int, int], tty_gid: int) -> None:
     uid, gid = owner
     safefs.mount_at(root_fd, "dev", "tmpfs", "tmpfs", NOSUID | mounts.MS_STRICTATIME,
                     f"mode=755,size=65536k,uid={uid},gid={gid}")
@@ -89,7 +92,7 @@ def _build_dev(root_fd: int, owner: tuple[int, int]) -> None:
             os.symlink(target, name, dir_fd=dev_fd)
             os.chown(name, uid, gid, dir_fd=dev_fd, follow_symlinks=False)
     safefs.mount_at(root_fd, "dev/pts", "devpts", "devpts", NOSUID | NOEXEC,
-                    f"newinstance,ptmxmode=0666,mode=0620,gid={gid + TTY_GID}")
+                    f"newinstance,ptmxmode=0666,mode=0620,gid={tty_gid}")
     # Bounded (not tmpfs's half of the host's RAM); the beancounters plugin may resize it.
     safefs.mount_at(root_fd, "dev/shm", "tmpfs", "tmpfs", NOSUID | NODEV,
                     f"mode=1777,size={DEV_SHM_SIZE},uid={uid},gid={gid}")
