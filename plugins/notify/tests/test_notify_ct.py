@@ -1,0 +1,143 @@
+"""statfs and sysinfo answered by the seccomp supervisor in real CTs: ``df /`` in a btrfs
+CT shows its qgroup limit and use, other file systems keep the kernel's answer, busybox
+``free`` shows the CT's RAM limit, and a killed supervisor is replaced without a call
+failing.  One CT per profile, shared by the module's tests (on a btrfs pool the module
+makes on a loop device)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vzcore.linux import mounts
+from vzcore.linux.procfs import ProcessId, wait_exit
+from vzcore.testing.contracts import PROFILES, profile_options
+from vzcore.testing.pytest_plugin import Vzctl, VzEnv
+from vzcore_disk import btrfs
+
+pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def pool(vz_env_module: VzEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 400 MB btrfs on a loop device as the installation's BTRFS_POOL (skips, naming
+    it, where the kernel has no btrfs simple quotas)."""
+    if not shutil.which("mkfs.btrfs"):
+        pytest.fail("the notify tests need btrfs-progs (contrib/setup.sh installs it)")
+    image = tmp_path_factory.mktemp("pool") / "pool.img"
+    with open(image, "wb") as f:
+        f.truncate(400 * MB)
+    subprocess.run(["mkfs.btrfs", "-q", "-f", str(image)], check=True, capture_output=True)
+    where = vz_env_module.root / "btrfs"
+    where.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(where)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount btrfs (kernel without btrfs?): {mounted.stderr.strip()}")
+    try:
+        try:
+            btrfs.enable_simple_quota(0, where)
+        except Exception as exc:
+            if "simple quotas" in str(exc):
+                pytest.skip("the kernel has no btrfs simple quotas (Linux 6.7+)")
+            raise
+        vz_env_module.write_vz_conf(BTRFS_POOL="/btrfs")
+        yield where
+    finally:
+        mounts.umount(where, detach=True)
+
+
+@pytest.fixture(scope="module", params=sorted(PROFILES))
+def ct(request: pytest.FixtureRequest, vz_env_module: VzEnv, vzctl_module: Vzctl,
+       pool: Path) -> Iterator[int]:
+    """A running btrfs CT with ``--diskspace 50M:50M --ram 256M``."""
+    ctid = 101 if request.param == "userns" else 102
+    vzctl_module("create", ctid, "--ostemplate", "busybox", "--layout", "btrfs",
+                 "--diskspace", "50M:50M", *profile_options(vz_env_module, request.param))
+    vzctl_module("set", ctid, "--ram", "256M", "--save")
+    vzctl_module("start", ctid)
+    try:
+        yield ctid
+    finally:
+        vzctl_module("stop", ctid, "--fast", check=False)
+        vzctl_module("destroy", ctid, check=False)
+
+
+def sh(vzctl: Vzctl, ctid: int, script: str) -> str:
+    return vzctl("exec", ctid, script).stdout
+
+
+def df_kblocks(vzctl: Vzctl, ctid: int, path: str) -> tuple[int, int]:
+    """Size and use of ``path``'s file system in 1K blocks, as ``df -k`` inside shows."""
+    fields = sh(vzctl, ctid, f"df -k {path}").splitlines()[-1].split()
+    return int(fields[1]), int(fields[2])
+
+
+def status(env: VzEnv) -> dict[str, object]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+        sock.connect(str(env.root / "run/vz/notify/notify.sock"))
+        sock.send(json.dumps({"op": "status"}).encode())
+        answer: dict[str, object] = json.loads(sock.recv(65536))
+    return answer
+
+
+def test_df_shows_the_qgroup_limit_and_use(vzctl_module: Vzctl, pool: Path, ct: int) -> None:
+    size, used = df_kblocks(vzctl_module, ct, "/")
+    assert size == 50 * 1024  # not the 400 MB pool
+    sh(vzctl_module, ct, "dd if=/dev/zero of=/ten bs=1M count=10 2>/dev/null; sync")
+    try:
+        size_after, used_after = df_kblocks(vzctl_module, ct, "/")
+        qgroup_used, limit = btrfs.referenced_kblocks(pool, ct)
+        assert size_after == limit == 50 * 1024
+        assert used_after - used >= 9 * 1024
+        assert abs(used_after - qgroup_used) <= 256  # the qgroup's own figure
+    finally:
+        sh(vzctl_module, ct, "rm -f /ten")
+    # The pool itself is untouched by the answers: the host still sees 400 MB.
+    assert os.statvfs(pool).f_blocks * os.statvfs(pool).f_frsize > 300 * MB
+
+
+def test_statfs_of_other_file_systems_is_the_kernels(vzctl_module: Vzctl, ct: int) -> None:
+    assert "Type: proc" in sh(vzctl_module, ct, "stat -f /proc")
+    dev_size, _used = df_kblocks(vzctl_module, ct, "/dev")
+    assert dev_size != 50 * 1024  # the CT's /dev tmpfs answers for itself
+
+
+def test_relative_paths_and_symlinks_resolve_inside_the_ct(vzctl_module: Vzctl, ct: int) -> None:
+    sh(vzctl_module, ct, "mkdir -p /var/x && ln -sfn / /var/x/up")
+    assert df_kblocks(vzctl_module, ct, "/var/x/up/etc")[0] == 50 * 1024
+    out = sh(vzctl_module, ct, "cd /etc && df -k . | tail -1")
+    assert int(out.split()[1]) == 50 * 1024
+
+
+def test_busybox_free_shows_the_ram_limit(vzctl_module: Vzctl, ct: int) -> None:
+    mem = sh(vzctl_module, ct, "free -k").splitlines()[1].split()
+    assert mem[0].startswith("Mem")
+    assert int(mem[1]) == 256 * 1024
+    assert 0 < int(mem[3]) < 256 * 1024  # free: the limit less the CT's use
+
+
+def test_killing_the_supervisor_loses_no_call(vz_env_module: Vzctl, vzctl_module: Vzctl,
+                                               ct: int) -> None:
+    before = status(vz_env_module)
+    worker = ProcessId.of(int(before["worker"]))  # type: ignore[arg-type]
+    assert worker is not None
+    # A process that keeps calling statfs while the worker dies under it.
+    busy = vzctl_module("exec", ct, "i=0; while [ $i -lt 200 ]; do df -k / >/dev/null || "
+                        "echo FAILED; i=$((i+1)); done; echo done", check=False)
+    os.kill(worker.pid, signal.SIGKILL)
+    assert wait_exit(worker, 10)
+    assert df_kblocks(vzctl_module, ct, "/")[0] == 50 * 1024
+    assert sh(vzctl_module, ct, "free -k").splitlines()[1].split()[1] == str(256 * 1024)
+    after = status(vz_env_module)
+    assert after["worker"] != worker.pid
+    assert "FAILED" not in busy.stdout and busy.stdout.strip().endswith("done")
