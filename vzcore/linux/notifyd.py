@@ -19,8 +19,11 @@ Run as ``python -m vzcore.linux.notifyd DIRECTORY`` through :class:`vzcore.linux
 
 So a killed or crashed worker loses nothing: the keeper's copies keep every filter's
 listener open (the CT's calls wait instead of failing with ``ENOSYS``) and the new worker
-answers them.  Only a call the old worker had taken but not answered waits until its
-process gets a signal (the kernel then restarts it and the new worker answers).  If the
+answers them.  A call the old worker had taken but not answered would wait for good (the
+kernel offers no way to take a notification again): the keeper interrupts every CT thread
+that waits in an intercepted call (``PTRACE_SEIZE`` and ``PTRACE_INTERRUPT``, then
+``PTRACE_DETACH``: no signal, nothing the CT's programs see), and the kernel restarts the
+call, which the new worker then answers (:func:`interrupt_waiters`).  If the
 keeper itself is killed (``SIGKILL``), the worker keeps answering the CTs it has until
 their processes are gone, and the next start runs a new keeper; a ``vzctl exec`` in a CT
 of the old keeper then finds no hand-over socket and runs without interception.
@@ -35,6 +38,7 @@ count).
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import select
@@ -49,7 +53,7 @@ from typing import Any
 import attrs
 
 from vzcore.linux import seccomp_notify
-from vzcore.linux.notify_answers import CtFigures, answer
+from vzcore.linux.notify_answers import NUMBERS, CtFigures, answer
 from vzcore.linux.procfs import ProcessId
 
 SOCKET_NAME = "notify.sock"
@@ -78,6 +82,62 @@ def _receive(sock: socket.socket, max_fds: int = 1) -> tuple[dict[str, Any] | No
 
 def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
     socket.send_fds(sock, [json.dumps(message).encode()], fds or [])
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PTRACE_DETACH = 17
+_PTRACE_SEIZE = 0x4206
+_PTRACE_INTERRUPT = 0x4207
+_WALL = 0x40000000
+
+
+def _ptrace(request: int, tid: int) -> bool:
+    return int(_libc.ptrace(ctypes.c_long(request), ctypes.c_int(tid), ctypes.c_void_p(0),
+                            ctypes.c_void_p(0))) == 0
+
+
+def waiting_threads(pidns: int, numbers: set[int]) -> list[int]:
+    """Threads of the processes in PID namespace ``pidns`` now inside one of the system
+    calls ``numbers`` (``/proc/TID/syscall``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or _pidns(int(entry)) != pidns:
+            continue
+        try:
+            tids = os.listdir(f"/proc/{entry}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{entry}/task/{tid}/syscall") as f:
+                    first = f.read().split(maxsplit=1)
+            except OSError:
+                continue
+            if first and first[0].isdigit() and int(first[0]) in numbers:
+                found.append(int(tid))
+    return found
+
+
+def interrupt_waiters(pidns: int, numbers: set[int]) -> int:
+    """Make every thread of ``pidns`` waiting in one of the calls ``numbers`` restart it:
+    attached with ``PTRACE_SEIZE`` (no stop, no signal), woken by ``PTRACE_INTERRUPT``
+    (its wait ends with ``ERESTARTSYS``), detached once stopped (the kernel then restarts
+    the call).  A thread traced by someone else (a debugger in the CT) is left alone.
+    Returns how many were interrupted."""
+    count = 0
+    for tid in waiting_threads(pidns, numbers):
+        if not _ptrace(_PTRACE_SEIZE, tid):
+            continue
+        try:
+            if _ptrace(_PTRACE_INTERRUPT, tid):
+                try:
+                    os.waitpid(tid, _WALL)
+                except ChildProcessError:
+                    pass
+                count += 1
+        finally:
+            _ptrace(_PTRACE_DETACH, tid)
+    return count
 
 
 def _pidns(pid: int) -> int | None:
@@ -178,12 +238,26 @@ class Keeper:
             _log(f"worker {self.worker_pid} died; starting another")
             if not self.stopping:
                 self.fork_worker()
+                self._restart_waiting_calls()
             return
         if message.get("op") == "hup":
             ct = self.cts.get(int(message["ctid"]))
             fd = ct.listeners.pop(int(message["id"]), None) if ct else None
             if fd is not None:
                 os.close(fd)
+
+    def _restart_waiting_calls(self) -> None:
+        """The calls the dead worker took but never answered would wait for good: have
+        every waiting one restarted (a call still queued is restarted too: harmless)."""
+        numbers = set(NUMBERS.values())
+        own = _pidns(os.getpid())
+        for ctid, ct in self.cts.items():
+            # A CT sharing the host's PID namespace (an OCI container) would have every host
+            # process scanned and possibly attached: its waiters stay as they are.
+            if ct.pidns is not None and ct.pidns != own and ct.listeners:
+                count = interrupt_waiters(ct.pidns, numbers)
+                if count:
+                    _log(f"CT {ctid}: restarted {count} waiting call(s)")
 
     # -- requests -----------------------------------------------------------------------
 
