@@ -258,8 +258,10 @@ def sysinfo_of(ct: CtFigures) -> dict[str, int]:
         ram, used, swap, swap_used = memory_of(ct.cgroups)
         if ram is not None:
             total = min(ram, host["totalram"])
+            stat = ct.cgroups.read_keyed("memory", "memory.stat")
+            shared = stat.get("shmem", stat.get("total_shmem", 0))
             result.update(totalram=total, freeram=max(0, total - used), bufferram=0,
-                          sharedram=min(host["sharedram"], total))
+                          sharedram=min(shared, total))
         if swap is not None:
             total_swap = min(swap, host["totalswap"])
             result.update(totalswap=total_swap, freeswap=max(0, total_swap - swap_used))
