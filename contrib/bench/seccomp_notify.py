@@ -27,7 +27,6 @@ from pathlib import Path
 
 from vzcore.linux import cgroups, seccomp, seccomp_notify
 from vzcore.linux.daemon import Daemon
-from vzcore.linux.notifyd import SOCKET_NAME
 from vzcore.linux.procfs import ProcessId
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -107,6 +107,7 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
+    """In init, before it execs: the filter, its listener handed over (or the start fails)."""
     if run.record is not None:
         from vzcore_notify import handover
 
@@ -115,6 +116,8 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_enter(ct: Container, run: Run) -> None:
+    """In a joining process: the filter and its hand-over, or nothing when the CT's
+    supervisor is gone (the process then sees the kernel's answers)."""
     if run.record is not None:
         from vzcore_notify import handover
 
