@@ -167,6 +167,10 @@ class _Ct:
         self.listeners.clear()
 
 
+class _Stop(Exception):
+    """SIGTERM or SIGINT reached the keeper."""
+
+
 class Keeper:
     """The recorded daemon (see the module's description)."""
 
@@ -359,7 +363,17 @@ class Keeper:
         signal.signal(signal.SIGINT, self._terminate)
         self.fork_worker()
         _log(f"keeper serving {self.directory}")
-        while not self.stopping:
+        try:
+            self._loop()
+        except _Stop:
+            pass
+        self.stopping = True
+        self._to_worker({"op": "exit"})
+        for ct in self.cts.values():
+            ct.close()
+
+    def _loop(self) -> None:
+        while True:
             poller = select.poll()
             sources: dict[int, tuple[str, int]] = {self.control.fileno(): ("control", 0)}
             if self.channel is not None:
@@ -371,11 +385,7 @@ class Keeper:
                     sources[ct.pidfd] = ("init", ctid)
             for fd in sources:
                 poller.register(fd, select.POLLIN)
-            try:
-                events = poller.poll()
-            except InterruptedError:
-                continue
-            for fd, _event in events:
+            for fd, _event in poller.poll():
                 kind, ctid = sources[fd]
                 if kind == "control":
                     self._control_request()
@@ -388,12 +398,10 @@ class Keeper:
                     else:  # the CT's init exited: its CT is gone
                         _log(f"CT {ctid}: init exited; dropping its listeners")
                         self._drop(ctid)
-        self._to_worker({"op": "exit"})
-        for ct in self.cts.values():
-            ct.close()
 
     def _terminate(self, _signum: int, _frame: object) -> None:
-        self.stopping = True
+        # Raised, not flagged: Python restarts an interrupted poll() (PEP 475).
+        raise _Stop
 
 
 class Worker:
