@@ -165,3 +165,43 @@ def test_killing_the_supervisor_loses_no_call(vz_env_module: VzEnv, vzctl_module
         assert sh(vzctl_module, ct, "free -k").splitlines()[1].split()[1] == str(256 * 1024)
     finally:
         sh(vzctl_module, ct, "rm -f /busy.log")
+
+
+def test_intercept_off_leaves_the_kernels_answers(vz_env_module: VzEnv, vzctl_module: Vzctl,
+                                                  pool: Path, ct: int) -> None:
+    other = ct + 10
+    vzctl_module("create", other, "--ostemplate", "busybox", "--layout", "btrfs",
+                 "--diskspace", "50M:50M")
+    vzctl_module("set", other, "--ram", "256M", "--syscall-intercept", "off", "--save")
+    vzctl_module("start", other)
+    try:
+        assert df_kblocks(vzctl_module, other, "/")[0] > 300 * 1024  # the pool
+        assert int(sh(vzctl_module, other, "free -k").splitlines()[1].split()[1]) > 256 * 1024
+        assert str(other) not in status(vz_env_module)["cts"]  # type: ignore[operator]
+    finally:
+        vzctl_module("stop", other, "--fast")
+        vzctl_module("destroy", other)
+
+
+def test_killing_the_keeper_keeps_running_processes_answered(
+        vz_env_module: VzEnv, vzctl_module: Vzctl, ct: int) -> None:
+    """Last of the module (it restarts the CT): with the keeper killed, the worker goes on
+    answering the CT's processes; a new ``vzctl exec`` runs without interception; the
+    CT's restart brings a new keeper."""
+    log = vz_env_module.ct_root(ct) / "keeper.log"
+    sh(vzctl_module, ct, "(while [ ! -e /stop ]; do df -k / | tail -1; sleep 0.05; done; "
+                         "echo done) >/keeper.log 2>&1 </dev/null &")
+    _wait_for(lambda: log.read_text().count("\n") >= 5, "the loop's progress")
+    record = (vz_env_module.root / "run/vz/notify/notify.pid").read_text().split()
+    keeper = ProcessId(int(record[0]), int(record[1]))
+    os.kill(keeper.pid, signal.SIGKILL)
+    assert wait_exit(keeper, 10)
+    mark = log.read_text().count("\n")
+    _wait_for(lambda: log.read_text().count("\n") >= mark + 20, "answers after the kill")
+    (vz_env_module.ct_root(ct) / "stop").touch()
+    _wait_for(lambda: log.read_text().endswith("done\n"), "the loop's end")
+    assert all(int(line.split()[1]) == 50 * 1024 for line in log.read_text().splitlines()[:-1])
+    assert df_kblocks(vzctl_module, ct, "/")[0] > 300 * 1024  # not intercepted: the pool
+    vzctl_module("restart", ct)
+    assert df_kblocks(vzctl_module, ct, "/")[0] == 50 * 1024
+    sh(vzctl_module, ct, "rm -f /stop /keeper.log")

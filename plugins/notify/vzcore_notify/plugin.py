@@ -76,7 +76,11 @@ def _figures(ct: Container, run: Run) -> dict[str, Any] | None:
 def vz_pre_start(ct: Container, run: Run) -> None:
     """After the other plugins' (the disk plugin names its figures, the beancounters plugin
     sets the memory limits): choose the calls, register the CT with the supervisor."""
-    if (ct.get(KEY) or "default") == "off":
+    from vzcore.lifecycle.spawn import LOCAL_HOLDER_OPTION
+
+    # An OCI runtime's start (vzcore-oci): its containers get the kernel's answers, as
+    # under runc and crun (the hand-over through /dev was not tried in OCI bundles).
+    if (ct.get(KEY) or "default") == "off" or run.options.get(LOCAL_HOLDER_OPTION):
         return
     figures = _figures(ct, run)
     if figures is None:
