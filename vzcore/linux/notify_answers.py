@@ -28,14 +28,13 @@ import ctypes
 import errno
 import os
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
 
 from vzcore.linux import seccomp, seccomp_notify
-from vzcore.linux.cgroups import UNLIMITED, CgroupSet
+from vzcore.linux.cgroups import UNLIMITED, CgroupSet, parse_number
 from vzcore.linux.procfs import ProcessId
 from vzcore.linux.seccomp_notify import CallerMemory, Notification
 
@@ -55,6 +54,40 @@ _RESOLVE_NO_MAGICLINKS = 0x02
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+class _Reader:
+    """Small kernel files (cgroup, sysfs) kept open and read with ``pread``: an answer
+    reads half a dozen of them, and opening each anew cost more than the rest of it."""
+
+    def __init__(self) -> None:
+        self.fds: dict[str, int] = {}
+
+    def text(self, path: str, size: int = 64) -> str | None:
+        fd = self.fds.get(path)
+        if fd is None:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return None
+            self.fds[path] = fd
+        try:
+            return os.pread(fd, size, 0).decode(errors="replace")
+        except OSError:  # the group or qgroup went away: opened again next time
+            os.close(self.fds.pop(path))
+            return None
+
+    def number(self, path: str) -> int | None:
+        text = self.text(path)
+        try:
+            return None if text is None else parse_number(text.strip())
+        except ValueError:
+            return None
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
+
+
 @attrs.define
 class CtFigures:
     """What the supervisor knows of one CT.
@@ -72,6 +105,9 @@ class CtFigures:
     cgroups: CgroupSet | None = None
     init: ProcessId | None = None
     root_dev: int | None = None
+    _reader: _Reader = attrs.field(factory=_Reader, eq=False, repr=False)
+    _paths: dict[tuple[str, str], str | None] = attrs.field(factory=dict, eq=False, repr=False)
+    _shmem: tuple[float, int] = attrs.field(default=(0.0, 0), eq=False, repr=False)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CtFigures:
@@ -103,12 +139,42 @@ class CtFigures:
         """Bytes used and the byte limit; ``None`` without a limit."""
         if not self.used_file or not self.limit_file:
             return None
+        used_text = self._reader.text(self.used_file, 32)
+        limit_text = self._reader.text(self.limit_file, 32)
         try:
-            used = int(Path(self.used_file).read_text())
-            limit = int(Path(self.limit_file).read_text())
-        except (OSError, ValueError):
+            used, limit = int(used_text or ""), int(limit_text or "")
+        except ValueError:
             return None
         return None if limit in (0, 2**64 - 1) else (used, limit)
+
+    def read(self, controller: str, filename: str) -> int | None:
+        """A number from one of the CT's cgroup files (as :meth:`CgroupSet.read_int`)."""
+        key = (controller, filename)
+        if key not in self._paths:
+            d = self.cgroups.dir_for(controller) if self.cgroups is not None else None
+            self._paths[key] = str(d.file(filename)) if d is not None else None
+        path = self._paths[key]
+        return None if path is None else self._reader.number(path)
+
+    def shmem(self) -> int:
+        """The memory cgroup's ``shmem`` (v1: ``total_shmem``), read at most once a
+        second (``memory.stat`` is long and costs the kernel a walk)."""
+        when, value = self._shmem
+        now = time.monotonic()
+        if now - when >= 1.0 and self.cgroups is not None:
+            d = self.cgroups.dir_for("memory")
+            text = self._reader.text(str(d.file("memory.stat")), 16384) if d else None
+            stat = dict(line.split(" ", 1) for line in (text or "").splitlines() if " " in line)
+            try:
+                value = int(stat.get("shmem", stat.get("total_shmem", "0")))
+            except ValueError:
+                value = 0
+            self._shmem = (now, value)
+        return value
+
+    def close(self) -> None:
+        """Close the files kept open (the CT is dropped)."""
+        self._reader.close()
 
 
 def answer(listener: int, ct: CtFigures, notification: Notification) -> None:
@@ -230,19 +296,22 @@ def _limited(value: int | None) -> int | None:
     return None if value is None or value >= UNLIMITED else value
 
 
-def memory_of(cg: CgroupSet) -> tuple[int | None, int, int | None, int]:
+def memory_of(cg: CgroupSet, read: Callable[[str, str], int | None] | None = None
+              ) -> tuple[int | None, int, int | None, int]:
     """RAM limit, RAM use, swap limit, swap use in bytes (``None``: no limit), from cgroup
     v2's ``memory.max``/``memory.swap.max`` or v1's ``memory.limit_in_bytes`` and
-    ``memory.memsw.*`` (RAM plus swap: the swap part is the difference)."""
+    ``memory.memsw.*`` (RAM plus swap: the swap part is the difference); ``read`` reads
+    a file (:meth:`CgroupSet.read_int` by default)."""
+    read = read or cg.read_int
     if cg.version == 2:
-        return (_limited(cg.read_int("memory", "memory.max")),
-                cg.read_int("memory", "memory.current") or 0,
-                _limited(cg.read_int("memory", "memory.swap.max")),
-                cg.read_int("memory", "memory.swap.current") or 0)
-    ram = _limited(cg.read_int("memory", "memory.limit_in_bytes"))
-    used = cg.read_int("memory", "memory.usage_in_bytes") or 0
-    memsw = _limited(cg.read_int("memory", "memory.memsw.limit_in_bytes"))
-    memsw_used = cg.read_int("memory", "memory.memsw.usage_in_bytes")
+        return (_limited(read("memory", "memory.max")),
+                read("memory", "memory.current") or 0,
+                _limited(read("memory", "memory.swap.max")),
+                read("memory", "memory.swap.current") or 0)
+    ram = _limited(read("memory", "memory.limit_in_bytes"))
+    used = read("memory", "memory.usage_in_bytes") or 0
+    memsw = _limited(read("memory", "memory.memsw.limit_in_bytes"))
+    memsw_used = read("memory", "memory.memsw.usage_in_bytes")
     swap = None if memsw is None or ram is None else max(0, memsw - ram)
     return ram, used, swap, max(0, (memsw_used or used) - used)
 
@@ -255,17 +324,16 @@ def sysinfo_of(ct: CtFigures) -> dict[str, int]:
                                              "totalswap", "freeswap")}
     result = {**info, **host, "mem_unit": 1, "totalhigh": 0, "freehigh": 0}
     if ct.cgroups is not None:
-        ram, used, swap, swap_used = memory_of(ct.cgroups)
+        ram, used, swap, swap_used = memory_of(ct.cgroups, ct.read)
         if ram is not None:
             total = min(ram, host["totalram"])
-            stat = ct.cgroups.read_keyed("memory", "memory.stat")
-            shared = stat.get("shmem", stat.get("total_shmem", 0))
             result.update(totalram=total, freeram=max(0, total - used), bufferram=0,
-                          sharedram=min(shared, total))
+                          sharedram=min(ct.shmem(), total))
         if swap is not None:
             total_swap = min(swap, host["totalswap"])
             result.update(totalswap=total_swap, freeswap=max(0, total_swap - swap_used))
-        result["procs"] = min(ct.cgroups.task_count(), 0xFFFF)
+        tasks = ct.read("pids", "pids.current")
+        result["procs"] = min(ct.cgroups.task_count() if tasks is None else tasks, 0xFFFF)
     if ct.init is not None:
         started = ct.init.start_time / _CLK_TCK
         result["uptime"] = max(0, int(time.clock_gettime(time.CLOCK_BOOTTIME) - started))

@@ -445,13 +445,18 @@ class Worker:
             figures = CtFigures.from_json(message["ct"])
             if message["ct"].get("init"):
                 figures.init = ProcessId(*message["ct"]["init"])
+            old = self.cts.get(figures.ctid)
+            if old is not None:
+                old.close()
             self.cts[figures.ctid] = figures
         elif op == "listener" and fds:
             self.listeners[fds[0]] = (int(message["ctid"]), int(message["id"]))
             poller.register(fds[0], select.POLLIN)
         elif op == "drop":
             ctid = int(message["ctid"])
-            self.cts.pop(ctid, None)
+            dropped = self.cts.pop(ctid, None)
+            if dropped is not None:
+                dropped.close()
             for fd in [fd for fd, (c, _lid) in self.listeners.items() if c == ctid]:
                 self._close(poller, fd, tell=False)
         elif op == "exit":
