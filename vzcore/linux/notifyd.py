@@ -300,9 +300,12 @@ class Keeper:
             ct.handover = socket.socket(fileno=fds[0])
             ct.handover.setblocking(False)
             ct.figures.init = init
-            ct.pidfd = os.pidfd_open(init.pid)
+            try:
+                ct.pidfd = os.pidfd_open(init.pid)
+            except OSError:
+                pass
             ct.pidns = _pidns(init.pid)
-            if not init.is_alive() or ct.pidns is None:
+            if ct.pidfd is None or not init.is_alive() or ct.pidns is None:
                 self._drop(ctid)
                 return {"ok": False, "error": f"CT {ctid}: its init is gone"}
             self._to_worker({"op": "ct", "ct": self._worker_view(ct)})
