@@ -1,4 +1,6 @@
-"""seccomp: a small generator of classic-BPF filters that deny system calls by name.
+"""seccomp: a small generator of classic-BPF filters that deny system calls by name, or
+hand them to a user-space supervisor (:func:`notify_filter`, see
+:mod:`vzcore.linux.seccomp_notify`).
 
 The filter checks the calling convention first: system calls of an architecture the
 table does not cover (and the x32 ABI on x86_64) are refused with ``EPERM`` as a whole,
