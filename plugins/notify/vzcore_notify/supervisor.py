@@ -51,12 +51,20 @@ def ensure(daemon: Daemon) -> ProcessId:
 
 def register(ct: Container, daemon: Daemon, figures: dict[str, Any]) -> None:
     """Start the supervisor if needed and tell it the CT's figures."""
+    fix = (f"see {daemon.log}, or do without it: "
+           f"'vzctl set {ct.ctid} --syscall-intercept off --save'")
     with daemon.locked():
-        process = ensure(daemon)
-        answer = request(daemon, process, {"op": "register", "ct": figures})
+        try:
+            process = ensure(daemon)
+            answer = request(daemon, process, {"op": "register", "ct": figures})
+        except VzError as exc:
+            raise VzError(f"CT {ct.ctid}: {exc}; {fix}") from None
+        except OSError as exc:
+            raise VzError(f"CT {ct.ctid}: the seccomp supervisor does not answer "
+                          f"({exc.strerror}); {fix}") from None
     if not answer.get("ok"):
         raise VzError(f"CT {ct.ctid}: the seccomp supervisor refused the CT: "
-                      f"{answer.get('error')}; see {daemon.log}")
+                      f"{answer.get('error')}; {fix}")
 
 
 def drop(ct: Container, daemon: Daemon) -> None:
