@@ -133,3 +133,23 @@ def test_the_privileged_profile_refuses_a_new_mount_namespace_only(machine: str)
         assert run(program, audit, SYSCALLS["mount"][arch]) == RET_ERRNO | errno.EPERM
         for number, args in ((unshare, (newns,)), (clone, (newns | sigchld,)), (clone3, (0, 88))):
             assert run(default, audit, number, args) == RET_ALLOW
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_notify_filter_hands_over_only_the_native_abis_calls(machine: str) -> None:
+    program = seccomp.notify_filter(("statfs", "sysinfo"), machine)
+    native = seccomp.ARCHES_OF_HOST[machine][0]
+    for name in ("statfs", "sysinfo"):
+        assert run(program, AUDIT_ARCH[native], SYSCALLS[name][native]) == seccomp.RET_USER_NOTIF
+    assert run(program, AUDIT_ARCH[native], SYSCALLS["fstatfs"][native]) == RET_ALLOW
+    assert run(program, AUDIT_ARCH[native], 0) == RET_ALLOW
+    # The stacked deny filter refuses foreign ABIs and x32; this one lets them through.
+    assert run(program, 0x12345678, SYSCALLS["statfs"][native]) == RET_ALLOW
+    if machine == "x86_64":
+        assert run(program, AUDIT_ARCH["i386"], SYSCALLS["statfs"]["i386"]) == RET_ALLOW
+        assert run(program, AUDIT_ARCH["x86_64"], seccomp.X32_SYSCALL_BIT | 137) == RET_ALLOW
+
+
+def test_notify_filter_refuses_unknown_names() -> None:
+    with pytest.raises(ValueError, match="unknown system call"):
+        seccomp.notify_filter(("no_such_call",), "x86_64")

@@ -1,4 +1,6 @@
-"""seccomp: a small generator of classic-BPF filters that deny system calls by name.
+"""seccomp: a small generator of classic-BPF filters that deny system calls by name, or
+hand them to a user-space supervisor (:func:`notify_filter`, see
+:mod:`vzcore.linux.seccomp_notify`).
 
 The filter checks the calling convention first: system calls of an architecture the
 table does not cover (and the x32 ABI on x86_64) are refused with ``EPERM`` as a whole,
@@ -39,6 +41,7 @@ _JA = 0x05
 RET_ALLOW = 0x7FFF0000
 RET_ERRNO = 0x00050000
 RET_KILL_PROCESS = 0x80000000
+RET_USER_NOTIF = 0x7FC00000
 
 AUDIT_ARCH = {"x86_64": 0xC000003E, "i386": 0x40000003, "aarch64": 0xC00000B7}
 X32_SYSCALL_BIT = 0x40000000
@@ -84,6 +87,10 @@ SYSCALLS: dict[str, dict[str, int]] = {
     "ioctl": {"x86_64": 16, "i386": 54, "aarch64": 29},
     "mknod": {"x86_64": 133, "i386": 14},
     "mknodat": {"x86_64": 259, "i386": 297, "aarch64": 33},
+    # intercepted (vzcore.linux.seccomp_notify), never denied
+    "statfs": {"x86_64": 137, "i386": 99, "aarch64": 43},
+    "fstatfs": {"x86_64": 138, "i386": 100, "aarch64": 44},
+    "sysinfo": {"x86_64": 99, "i386": 116, "aarch64": 179},
 }
 
 ARCHES_OF_HOST = {"x86_64": ("x86_64", "i386"), "aarch64": ("aarch64",)}
@@ -144,34 +151,69 @@ def deny_filter(denied: Mapping[str, int], machine: str | None = None,
     Unknown names raise ValueError; a name missing for one ABI (iopl on aarch64) just does
     not exist there.
     """
+    arches = _arches(machine)
+    _check_names((*denied, *(rule.name for rule in rules)))
+    actions = {name: RET_ERRNO | error for name, error in denied.items()}
+    return _program({arch: _arch_block(arch, actions, refuse_x32=True) + _rule_blocks(arch, rules)
+                     for arch in arches}, RET_ERRNO | errno.EPERM)
+
+
+def notify_filter(names: Iterable[str], machine: str | None = None) -> list[Insn]:
+    """A filter handing each call in ``names`` to a user-space supervisor
+    (``SECCOMP_RET_USER_NOTIF``) when made through the host's native ABI, allowing
+    everything else.
+
+    Meant to be stacked on a :func:`deny_filter` (which refuses foreign ABIs and x32, so
+    this one lets them through: the kernel applies the strictest answer of all filters).
+    Calls through the 32-bit ABI on x86_64 are not intercepted: their structures differ.
+    """
+    arches = _arches(machine)[:1]  # the native ABI only
+    names = tuple(names)
+    _check_names(names)
+    actions = dict.fromkeys(names, RET_USER_NOTIF)
+    return _program({arch: _arch_block(arch, actions, refuse_x32=False) for arch in arches},
+                    RET_ALLOW)
+
+
+def _arches(machine: str | None) -> tuple[str, ...]:
     machine = machine or os.uname().machine
     arches = ARCHES_OF_HOST.get(machine)
     if arches is None:
         raise ValueError(f"no system call table for {machine}")
-    for name in (*denied, *(rule.name for rule in rules)):
+    return arches
+
+
+def _check_names(names: Iterable[str]) -> None:
+    for name in names:
         if name not in SYSCALLS:
             raise ValueError(f"unknown system call {name!r}")
-    blocks = [_arch_block(arch, denied) + _rule_blocks(arch, rules) + [Insn(_RET_K, 0, 0, RET_ALLOW)]
-              for arch in arches]
-    # Layout: load arch; per ABI a (jeq arch, ja block) pair; refuse unknown ABIs; blocks.
+
+
+def _program(blocks_of: Mapping[str, list[Insn]], other_abi: int) -> list[Insn]:
+    """Dispatch on ``seccomp_data.arch`` to each ABI's block (which ends allowing what it
+    did not decide); any other ABI gets ``other_abi``."""
+    blocks = [[*block, Insn(_RET_K, 0, 0, RET_ALLOW)] for block in blocks_of.values()]
+    # Layout: load arch; per ABI a (jeq arch, ja block) pair; the other ABIs' answer; blocks.
     dispatch: list[Insn] = [Insn(_LD_W_ABS, 0, 0, 4)]  # seccomp_data.arch
-    first_block = 1 + 2 * len(arches) + 1
-    for i, arch in enumerate(arches):
+    first_block = 1 + 2 * len(blocks) + 1
+    for i, arch in enumerate(blocks_of):
         start = first_block + sum(len(b) for b in blocks[:i])
         ja_index = len(dispatch) + 1
         dispatch += [Insn(_JEQ_K, 0, 1, AUDIT_ARCH[arch]), Insn(_JA, 0, 0, start - ja_index - 1)]
-    dispatch.append(Insn(_RET_K, 0, 0, RET_ERRNO | errno.EPERM))
+    dispatch.append(Insn(_RET_K, 0, 0, other_abi))
     return dispatch + [insn for block in blocks for insn in block]
 
 
-def _arch_block(arch: str, denied: Mapping[str, int]) -> list[Insn]:
+def _arch_block(arch: str, actions: Mapping[str, int], refuse_x32: bool) -> list[Insn]:
+    """Return ``actions[name]`` for each listed call of ``arch``."""
     block = [Insn(_LD_W_ABS, 0, 0, 0)]  # seccomp_data.nr
-    if arch == "x86_64":  # the x32 ABI shares the architecture value: refuse it whole
-        block += [Insn(_JGE_K, 0, 1, X32_SYSCALL_BIT), Insn(_RET_K, 0, 0, RET_ERRNO | errno.EPERM)]
-    for name, error in sorted(denied.items()):
+    if arch == "x86_64":  # the x32 ABI shares the architecture value
+        x32 = RET_ERRNO | errno.EPERM if refuse_x32 else RET_ALLOW
+        block += [Insn(_JGE_K, 0, 1, X32_SYSCALL_BIT), Insn(_RET_K, 0, 0, x32)]
+    for name, action in sorted(actions.items()):
         number = SYSCALLS[name].get(arch)
         if number is not None:
-            block += [Insn(_JEQ_K, 0, 1, number), Insn(_RET_K, 0, 0, RET_ERRNO | error)]
+            block += [Insn(_JEQ_K, 0, 1, number), Insn(_RET_K, 0, 0, action)]
     return block
 
 
@@ -230,14 +272,19 @@ class _SockFprog(ctypes.Structure):
 
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_TSYNC = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 8
 
 
-def install(program: list[Insn]) -> None:
+def install(program: list[Insn], flags: int = 0) -> int:
     """Install ``program`` for the calling thread (and those it creates). Needs
-    CAP_SYS_ADMIN in the current user namespace or no_new_privs."""
+    CAP_SYS_ADMIN in the current user namespace or no_new_privs.  Returns the kernel's
+    result: with :data:`SECCOMP_FILTER_FLAG_NEW_LISTENER`, the filter's notification
+    descriptor (close-on-exec), else 0."""
     code = b"".join(insn.pack() for insn in program)
     buffer = ctypes.create_string_buffer(code, len(code))
     prog = _SockFprog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
-    if libc.syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(0),
-                    ctypes.byref(prog)) == -1:
+    result = libc.syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(flags),
+                          ctypes.byref(prog))
+    if result == -1:
         raise KernelError("install seccomp filter", f"{len(program)} instructions", ctypes.get_errno())
+    return int(result)

@@ -92,11 +92,19 @@ def set_limit(ctid: int, pool: Path, kblocks: int | None) -> None:
     run(ctid, "set the CT's qgroup limit", ["btrfs", "qgroup", "limit", value, qgroup(ctid), str(pool)])
 
 
+def qgroup_files(pool: Path, ctid: int) -> tuple[Path, Path]:
+    """The sysfs files of ``1/CTID``: the bytes its subvolumes hold, and its limit in
+    bytes (0 or 2**64-1: none).  Read at each call by the seccomp supervisor that
+    answers statfs in the CT (the notify plugin)."""
+    base = sysfs_dir(pool) / "qgroups" / f"1_{ctid}"
+    return base / "referenced", base / "max_referenced"
+
+
 def referenced_kblocks(pool: Path, ctid: int) -> tuple[int, int | None]:
     """Bytes the CT's subvolumes hold, in 1K blocks, and the qgroup's limit."""
-    base = sysfs_dir(pool) / "qgroups" / f"1_{ctid}"
-    used = int((base / "referenced").read_text()) // 1024
-    limit = int((base / "max_referenced").read_text())
+    used_file, limit_file = qgroup_files(pool, ctid)
+    used = int(used_file.read_text()) // 1024
+    limit = int(limit_file.read_text())
     return used, None if limit in (0, 2**64 - 1) else limit // 1024
 
 

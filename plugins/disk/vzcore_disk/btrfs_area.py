@@ -127,3 +127,14 @@ def enforce(ct: Container, wanted: limits.Limits | None = None) -> grace.Grace:
     if after != before:
         grace.save(state_path(ct), after)
     return after
+
+
+def statfs_figures(ct: Container) -> dict[str, str] | None:
+    """For the notify plugin (``run.options[DISK_FIGURES_OPTION]``): the qgroup's sysfs
+    files when the CT has a diskspace limit, so that ``df`` inside shows it (btrfs's own
+    statfs shows the whole pool); ``None`` without a limit."""
+    pool = pool_of(ct)
+    if btrfs.referenced_kblocks(pool, ct.ctid)[1] is None:
+        return None
+    used_file, limit_file = btrfs.qgroup_files(pool, ct.ctid)
+    return {"used_file": str(used_file), "limit_file": str(limit_file)}

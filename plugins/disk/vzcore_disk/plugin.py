@@ -125,6 +125,20 @@ def vz_umount(ct: Container) -> None:
 
 
 @hookimpl
+def vz_pre_start(ct: Container, run: Run) -> None:
+    """A btrfs CT with a diskspace limit names its qgroup's files for the notify plugin,
+    which answers statfs inside with them (see docs/disk.md, "df inside a btrfs CT")."""
+    if ct.layout != "btrfs":
+        return
+    from vzcore.linux.notify_answers import DISK_FIGURES_OPTION
+    from vzcore_disk import btrfs_area
+
+    figures = btrfs_area.statfs_figures(ct)
+    if figures is not None:
+        run.options[DISK_FIGURES_OPTION] = figures
+
+
+@hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
     """With the second-level quota on, give the CT's /dev the node of its root's device,
     which the quota tools find in the CT's mount table and hand to quotactl(2).  Here, just

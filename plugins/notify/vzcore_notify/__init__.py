@@ -1,0 +1,1 @@
+"""vzcore plugin: system call interception (statfs, sysinfo) by a host supervisor."""
