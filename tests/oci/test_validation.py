@@ -29,9 +29,6 @@ CRUN_FAILS = {
 is expected (xfail; the harness is proven on the rest), never with vzcore-oci."""
 
 VZCORE_REFUSES = {
-    "linux_ns_path": "joining a mount or PID namespace by path is refused (network, IPC and UTS "
-                     "by path are joined; docs/oci.md)",
-    "linux_ns_itype": "a container sharing the host's namespaces is refused (docs/oci.md)",
     "linux_ns_nopath": "a user namespace whose mapping is not one range of 65536 IDs is refused",
     "linux_uid_mappings": "ID mappings other than one range of 65536 IDs are refused",
 }

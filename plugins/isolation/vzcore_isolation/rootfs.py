@@ -46,7 +46,8 @@ writable)."""
 WRITABLE_AGAIN = ("proc/sys/net",)
 
 
-def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = None) -> None:
+def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = None, *,
+          own_mount_namespace: bool = True) -> None:
     """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path) and
     leave the working directory there, for :func:`vzcore.linux.mounts.pivot_to_cwd`.
 
@@ -56,11 +57,20 @@ def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = N
     owns the file systems made here for the CT (/dev, /dev/shm).  ``console`` is the host
     path of the CT's console pty (:mod:`vzcore.lifecycle.console`) and a descriptor of it
     this process holds; the pty is bound on /dev/console.
+
+    Without ``own_mount_namespace`` (a CT sharing the host's or joining another one) only
+    ``root`` is made private, not ``/``: what is mounted below it never propagates out,
+    and one detaching unmount of ``root`` removes all of it.
     """
-    mounts.make_private("/")
+    if own_mount_namespace:
+        mounts.make_private("/")
+    elif mounts.is_mount_point(root):
+        mounts.make_private(root)  # before the bind below: that must not propagate either
     # nodev: a device node in the private area (a template's, or one a host tool put
     # there) must not open the host's device; the CT's devices live on /dev's own mounts.
     mounts.bind(root, root, extra=NODEV)
+    if not own_mount_namespace:
+        mounts.make_private(root)
     root_fd = safefs.open_root(root)
     try:
         safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
