@@ -8,12 +8,13 @@ take part:
     forks the *holder* and the *builder's parent* (:meth:`InitSpawner.fork`), then drives
     them over pipes.
 *holder*
-    as the host's root, joins the existing network, UTS and IPC namespaces the start names
-    by path (:data:`JOIN_OPTION`, an OCI spec's; made by someone else, they stay owned by
-    their user namespace), unshares a mount and a time namespace (owned by the host's user
+    as the host's root, joins the existing namespaces the start names by path
+    (:data:`JOIN_OPTION`, an OCI spec's; made by someone else, they stay owned by their
+    user namespace), unshares a mount and a time namespace (owned by the host's user
     namespace: the file system view is built in it with the host's privileges, and locked
     when init leaves it), then the namespaces the CT's root must own: user, network, UTS,
-    IPC and PID (but those it joined).  The PID namespace belongs to the CT's user namespace so that reboot(2)
+    IPC and PID (but those it joined, and those the start shares with its caller,
+    :data:`SHARE_OPTION`).  The PID namespace belongs to the CT's user namespace so that reboot(2)
     inside ends the CT's init with a wait status that tells reboot from power-off (see
     docs/system-cts.md), as in LXC.  vzctl moves it into the CT's cgroups (in a
     background thread: the first cgroup migration after a quiet spell waits for an RCU
