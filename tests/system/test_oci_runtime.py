@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -417,3 +418,39 @@ def test_a_create_sharing_the_hosts_mount_namespace_killed_is_cleaned(oci: Oci) 
         oci("delete", "--force", "k2")
         reap_orphans()
         assert not mounts.mounts_below(oci.root), point
+
+
+def test_vzctl_stop_never_halts_a_joined_pid_namespaces_init(oci: Oci) -> None:
+    """``vzctl stop`` of a container that is not PID 1 of its PID namespace: the
+    isolation plugin's ``halt`` inside would signal that namespace's PID 1 (with
+    ``--pid=host`` the host's init); the container's process gets SIGTERM instead."""
+    marks = oci.base / "signals"
+    # PID 1 there notes every signal it gets (a namespace's init gets only those it has a
+    # handler for); USR2 is the test's own probe, sent last
+    owner = subprocess.Popen(["unshare", "--pid", "--fork", "sh", "-c",
+                              f"for s in USR1 TERM PWR INT HUP; do trap \"echo $s >> {marks}\" $s; done; "
+                              f"trap 'echo probe >> {marks}' USR2; "
+                              "while :; do sleep 1000 & wait $!; done"])
+    try:
+        wait_for(lambda: subprocess.run(["pgrep", "-P", str(owner.pid)], capture_output=True)
+                 .returncode == 0, "the namespace's init")
+        inside = int(subprocess.run(["pgrep", "-P", str(owner.pid)], capture_output=True,
+                                    text=True, check=True).stdout.split()[0])
+        spec = config(["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"])
+        spec["linux"]["namespaces"] = [
+            *[n for n in NAMESPACES if n["type"] != "pid"],
+            {"type": "pid", "path": f"/proc/{inside}/ns/pid"}]
+        oci("create", "--bundle", str(oci.bundle("stopme", spec)), "s1")
+        oci("start", "s1")
+        ctid, vz_root = oci("ctid", "s1").stdout.split()
+        vzctl = str(Path(RUNTIME).with_name("vzctl"))
+        subprocess.run([vzctl, "stop", ctid], env={**os.environ, "VZ_ROOT": vz_root},
+                       check=True, capture_output=True, timeout=120)
+        wait_for(lambda: oci.state("s1")["status"] == "stopped", "the container to stop")
+        os.kill(inside, signal.SIGUSR2)
+        wait_for(lambda: marks.exists() and "probe" in marks.read_text(), "the probe signal")
+        assert marks.read_text().split() == ["probe"], "the joined namespace's init was signalled"
+        oci("delete", "s1")
+    finally:
+        owner.kill()
+        owner.wait()

@@ -193,6 +193,14 @@ def vz_stop(ct: Container, run: Run) -> None:
 
     if run.state.init is None:
         return
+    from vzcore.linux.procfs import namespace_pids
+
+    if namespace_pids(run.state.init.pid)[-1:] != [1]:
+        # Not the init of a PID namespace of its own (an OCI container sharing the host's
+        # or joining one): a halt inside would signal that namespace's PID 1, the host's
+        # init perhaps.  The process itself gets SIGTERM, as runc's kill sends.
+        kill(run.state.init, signal.SIGTERM)
+        return
     record = run.record
     kind = initkind.KINDS.get(record.init_kind if record else "", initkind.KINDS[initkind.BUSYBOX])
     if kind.stop_signal is not None:
