@@ -38,8 +38,9 @@ CONFIG_KEY = "OCI_CONFIG"
 """The copy of config.json that create took (the bundle's own may change after)."""
 ID_KEY = "OCI_ID"
 JOINED_MNT_KEY = "OCI_JOINED_MNT"
-"""``DEV:INODE`` of the mount namespace a container joined by path (its view is built
-there; delete unmounts it there, if that namespace still is the one joined)."""
+"""``DEV:INODE:MOUNT_ID`` of the mount namespace a container joined by path and of the
+mount at its root there before the start (:mod:`vzcore.oci.mountns`): delete unmounts the
+view there, if that namespace still is the one joined."""
 FIFO_OPTION = "oci_fifo_fd"
 """The exec fifo, opened ``O_PATH`` by create (init opens it for writing through it)."""
 CONSOLE_OPTION = "oci_console_fd"
