@@ -7,6 +7,7 @@ image comes from the tests' OCI archive (``ctr image import``), no registry.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,15 @@ def test_ctr_run_rm_prints_hi(containerd: Containerd, engine_binary: Path) -> No
                           "id1", "echo", "hi")
     assert proc.stdout == "hi\n"
     assert "id1" not in containerd.ctr("containers", "list", "-q").stdout
+
+
+def test_ctr_run_net_host_shares_the_runtimes_network_namespace(containerd: Containerd,
+                                                                engine_binary: Path) -> None:
+    """``ctr run --net-host``: what a Kubernetes hostNetwork pod's containers get through
+    containerd (no network namespace in config.json), in the one the shim runs in."""
+    proc = containerd.ctr("run", "--rm", "--net-host", *runc_args(engine_binary, containerd.dir),
+                          IMAGE, "idnet", "readlink", "/proc/self/ns/net")
+    assert proc.stdout.strip() == os.readlink("/proc/self/ns/net")
 
 
 @pytest.fixture(scope="module")

@@ -160,3 +160,31 @@ def test_cpuunits_annotations_share_a_cpu_1_to_3(podman: Podman, oci_runtime: Pa
         if host_units:
             run([str(vzctl), "set", "0", "--cpuunits", host_units],
                 env={**os.environ, "VZ_ROOT": vz_root})
+
+
+def test_network_host_shares_the_runtimes_network_namespace(podman: Podman,
+                                                             oci_runtime: Path) -> None:
+    """``--network=host`` (a Kubernetes hostNetwork pod): config.json has no network
+    namespace, so the container is in the one podman and the runtime run in (here the
+    tests' own)."""
+    out = podman(oci_runtime, "run", "--rm", "--network=host", IMAGE, "sh", "-c",
+                 "readlink /proc/self/ns/net; readlink /proc/self/ns/uts").stdout.split()
+    assert out[0] == os.readlink("/proc/self/ns/net"), out
+    assert out[1] != os.readlink("/proc/self/ns/uts"), out  # the others stay its own
+
+
+def test_pid_host_shares_the_runtimes_pid_namespace(podman: Podman, oci_runtime: Path,
+                                                    is_vzcore: bool) -> None:
+    """``--pid=host`` (hostPID): the container's process is in the host's PID namespace,
+    not its PID 1, and sees the host's processes (this test's among them).  podman refuses
+    it without cgroups ("containers not creating Cgroups must create a private PID
+    namespace"), so this container has them (``--cgroups=no-conmon``: podman makes none
+    itself, the runtime does; vzcore-oci its own, below its caller's group)."""
+    if not is_vzcore:
+        pytest.skip(f"{oci_runtime.name} would make cgroups at podman's cgroupsPath in this "
+                    "machine's tree, which is not ours")
+    out = podman(oci_runtime, "run", "--rm", "--pid=host", "--cgroups=no-conmon", IMAGE, "sh", "-c",
+                 f"readlink /proc/self/ns/pid; echo $$; test -d /proc/{os.getpid()} && "
+                 "echo sees-the-host").stdout.split()
+    assert out[0] == os.readlink("/proc/self/ns/pid"), out
+    assert out[1] != "1" and out[2] == "sees-the-host", out

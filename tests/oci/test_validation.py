@@ -28,10 +28,7 @@ CRUN_FAILS = {
 """What crun 1.8.1 (Debian 12) fails here: with ``VZ_OCI_RUNTIME=crun`` a failure of these
 is expected (xfail; the harness is proven on the rest), never with vzcore-oci."""
 
-VZCORE_REFUSES = {
-    "linux_ns_path": "joining a mount or PID namespace by path is refused (network, IPC and UTS "
-                     "by path are joined; docs/oci.md)",
-    "linux_ns_itype": "a container sharing the host's namespaces is refused (docs/oci.md)",
+VZCORE_REFUSES: dict[str, str] = {
 }
 """What vzcore-oci refuses by name today, so these tests cannot pass: each is an expected
 failure with its reason, and a pass fails the test until it is taken off this list."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -315,3 +316,141 @@ def test_a_create_killed_at_any_point_is_cleaned_by_delete_force(oci: Oci) -> No
         name = group_name(Paths(oci.root / "vz"), 101)
         left = [d / name for d in cgroups.parent_dirs("vzcore-oci") if (d / name).exists()]
         assert not left, f"{point}: groups left: {left}"
+
+
+def _host_namespaces_spec(args: list[str]) -> dict[str, Any]:
+    """A spec without any namespace: the container shares every one of the runtime's."""
+    spec = config(args)
+    spec["linux"]["namespaces"] = []
+    del spec["hostname"]  # the host's UTS namespace is not the container's to name
+    spec["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                           "options": ["ro", "nosuid", "noexec", "nodev"]})
+    return spec
+
+
+def test_a_container_without_namespaces_shares_the_runtimes_and_leaves_no_mount(
+        oci: Oci, rootfs: Path) -> None:
+    """Every namespace is this process's (runtime-tools' linux_ns_itype); its view is
+    built in this mount namespace below its root, propagates nowhere (not to the rootfs
+    it is bound from) and is gone after delete; the host's name is left alone."""
+    hostname = Path("/proc/sys/kernel/hostname").read_text()
+    bundle = oci.bundle("host", _host_namespaces_spec(
+        ["sh", "-c", "echo $$; ls /; grep -c . /proc/self/mountinfo; exec sleep 1000"]))
+    out = oci.base / "out"
+    with open(out, "w") as f:
+        oci("create", "--bundle", str(bundle), "h1", stdout=f)
+    pid = oci.state("h1")["pid"]
+    for name in ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts"):
+        assert os.readlink(f"/proc/{pid}/ns/{name}") == os.readlink(f"/proc/self/ns/{name}"), name
+    ct_root = Path(os.readlink(f"/proc/{pid}/root"))
+    assert ct_root.is_relative_to(oci.root) and mounts.is_mount_point(ct_root / "proc")
+    assert not mounts.is_mount_point(rootfs / "proc"), "the view propagated to the rootfs"
+    oci("start", "h1")
+    wait_for(lambda: len(out.read_text().split()) > 3, "the program's output")
+    words = out.read_text().split()
+    assert words[0] != "1" and "bin" in words and "root" in words
+    done = oci("exec", "h1", "sh", "-c", "ls /sys/fs/cgroup >/dev/null && readlink /proc/1/root; "
+               "cat /proc/self/cgroup >/dev/null; ls /tmp/scratch && echo scratch")
+    assert "scratch" in done.stdout.split()
+    oci("delete", "--force", "h1")
+    assert not mounts.mounts_below(oci.root)
+    assert Path("/proc/sys/kernel/hostname").read_text() == hostname
+
+
+def test_what_needs_a_namespace_of_its_own_is_refused_without_one(oci: Oci) -> None:
+    for change, field in ((lambda s: s.update(hostname="x"), "hostname"),
+                          (lambda s: s["linux"].update(sysctl={"net.ipv4.ip_forward": "1"}),
+                           "linux.sysctl.net.ipv4.ip_forward"),
+                          (lambda s: s["linux"].update(sysctl={"vm.swappiness": "1"}),
+                           "linux.sysctl.vm.swappiness")):
+        spec = _host_namespaces_spec(["true"])
+        change(spec)
+        done = oci("create", "--bundle", str(oci.bundle(f"bad-{field}", spec)), "r1", check=False)
+        assert done.returncode == 1 and f"config.json: {field}:" in done.stderr, done.stderr
+        assert not (oci.root / "c").exists() or not list((oci.root / "c").iterdir())
+
+
+def test_mount_and_pid_namespaces_joined_by_path(oci: Oci, rootfs: Path) -> None:
+    """A mount and a PID namespace given by path (runtime-tools' linux_ns_path): the
+    process is in them (not PID 1 there), its root is root.path as that namespace shows it,
+    the namespace's own processes keep their root, and delete unmounts the view there."""
+    owner = subprocess.Popen(["unshare", "--mount", "--pid", "--fork", "sh", "-c",
+                              "echo ready; exec sleep 1000"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert owner.stdout is not None and owner.stdout.readline() == "ready\n"
+        inside = int(subprocess.run(["pgrep", "-P", str(owner.pid)], capture_output=True,
+                                    text=True, check=True).stdout.split()[0])
+        spec = config(["sh", "-c", "echo $$; exec sleep 1000"])
+        spec["linux"]["namespaces"] = [
+            *[n for n in NAMESPACES if n["type"] not in ("mount", "pid")],
+            {"type": "mount", "path": f"/proc/{inside}/ns/mnt"},
+            {"type": "pid", "path": f"/proc/{inside}/ns/pid"}]
+        bundle = oci.bundle("joinedmnt", spec)
+        out = oci.base / "out"
+        with open(out, "w") as f:
+            oci("create", "--bundle", str(bundle), "m1", stdout=f)
+        pid = oci.state("m1")["pid"]
+        for name in ("mnt", "pid"):
+            assert os.readlink(f"/proc/{pid}/ns/{name}") == os.readlink(f"/proc/{inside}/ns/{name}")
+        oci("start", "m1")
+        wait_for(lambda: out.read_text().strip() != "", "the program's PID")
+        assert out.read_text().split()[0] != "1"
+        assert os.readlink(f"/proc/{inside}/root") == "/", "the namespace's process was moved"
+        view = [e for e in mounts.mountinfo(inside) if e.mount_point.startswith(str(rootfs))]
+        assert view, "the view is not in the joined namespace"
+        oci("delete", "--force", "m1")
+        left = [e for e in mounts.mountinfo(inside) if e.mount_point.startswith(str(rootfs))]
+        assert not left, f"left in the joined namespace: {left}"
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+def test_a_create_sharing_the_hosts_mount_namespace_killed_is_cleaned(oci: Oci) -> None:
+    """After the view was built in this mount namespace (and after create ended), a
+    killed vzcore-oci leaves mounts that ``delete --force`` removes."""
+    bundle = oci.bundle("crash-host", _host_namespaces_spec(["sleep", "1000"]))
+    for point in ("start:released", "oci:created"):
+        env = {**os.environ, "VZ_FAULT_KILL_AT": point}
+        done = oci("create", "--bundle", str(bundle), "k2", check=False, env=env)
+        assert done.returncode == -9, f"{point}: {done.returncode} {done.stderr}"
+        assert mounts.mounts_below(oci.root), f"{point}: nothing was mounted yet"
+        oci("delete", "--force", "k2")
+        reap_orphans()
+        assert not mounts.mounts_below(oci.root), point
+
+
+def test_vzctl_stop_never_halts_a_joined_pid_namespaces_init(oci: Oci) -> None:
+    """``vzctl stop`` of a container that is not PID 1 of its PID namespace: the
+    isolation plugin's ``halt`` inside would signal that namespace's PID 1 (with
+    ``--pid=host`` the host's init); the container's process gets SIGTERM instead."""
+    marks = oci.base / "signals"
+    # PID 1 there notes every signal it gets (a namespace's init gets only those it has a
+    # handler for); USR2 is the test's own probe, sent last
+    owner = subprocess.Popen(["unshare", "--pid", "--fork", "sh", "-c",
+                              f"for s in USR1 TERM PWR INT HUP; do trap \"echo $s >> {marks}\" $s; done; "
+                              f"trap 'echo probe >> {marks}' USR2; "
+                              "while :; do sleep 1000 & wait $!; done"])
+    try:
+        wait_for(lambda: subprocess.run(["pgrep", "-P", str(owner.pid)], capture_output=True)
+                 .returncode == 0, "the namespace's init")
+        inside = int(subprocess.run(["pgrep", "-P", str(owner.pid)], capture_output=True,
+                                    text=True, check=True).stdout.split()[0])
+        spec = config(["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"])
+        spec["linux"]["namespaces"] = [
+            *[n for n in NAMESPACES if n["type"] != "pid"],
+            {"type": "pid", "path": f"/proc/{inside}/ns/pid"}]
+        oci("create", "--bundle", str(oci.bundle("stopme", spec)), "s1")
+        oci("start", "s1")
+        ctid, vz_root = oci("ctid", "s1").stdout.split()
+        vzctl = str(Path(RUNTIME).with_name("vzctl"))
+        subprocess.run([vzctl, "stop", ctid], env={**os.environ, "VZ_ROOT": vz_root},
+                       check=True, capture_output=True, timeout=120)
+        wait_for(lambda: oci.state("s1")["status"] == "stopped", "the container to stop")
+        os.kill(inside, signal.SIGUSR2)
+        wait_for(lambda: marks.exists() and "probe" in marks.read_text(), "the probe signal")
+        assert marks.read_text().split() == ["probe"], "the joined namespace's init was signalled"
+        oci("delete", "s1")
+    finally:
+        owner.kill()
+        owner.wait()

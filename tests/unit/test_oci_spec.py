@@ -41,7 +41,18 @@ def test_a_plain_spec_passes_and_unknown_properties_are_accepted(tmp_path: Path)
 @pytest.mark.parametrize(("change", "field"), [
     (lambda c: c.update(ociVersion="0.9"), "ociVersion"),
     (lambda c: c.update(windows={"x": 1}), "windows"),
-    (lambda c: c["linux"]["namespaces"].pop(1), "linux.namespaces"),
+    (lambda c: (c["linux"]["namespaces"].pop(3), c.update(hostname="x")), "hostname"),
+    (lambda c: (c["linux"]["namespaces"].pop(1),
+                c["linux"].update(sysctl={"net.ipv4.ip_forward": "1"})),
+     "linux.sysctl.net.ipv4.ip_forward"),
+    (lambda c: c["linux"].update(sysctl={"vm.swappiness": "1"}), "linux.sysctl.vm.swappiness"),
+    (lambda c: (c["linux"]["namespaces"].pop(2),
+                c.update(annotations={"org.openvz.shmpages": "100"})),
+     "annotations.org.openvz.shmpages"),
+    (lambda c: (c["linux"]["namespaces"].pop(4), c["linux"]["namespaces"].append({"type": "user"})),
+     "linux.namespaces"),
+    (lambda c: c["linux"]["namespaces"].append({"type": "user", "path": "/proc/1/ns/user"}),
+     r"linux.namespaces\[5\].path"),
     (lambda c: c["linux"]["namespaces"].append({"type": "user"}), "linux.uidMappings"),
     (lambda c: c["linux"].update(namespaces=[*c["linux"]["namespaces"], {"type": "user"}],
                                  uidMappings=[{"containerID": 1, "hostID": 1000, "size": 10}]),
@@ -61,7 +72,7 @@ def test_a_plain_spec_passes_and_unknown_properties_are_accepted(tmp_path: Path)
                 c["process"]["user"].update(uid=10)),
      "process.user.uid"),
     (lambda c: c["linux"]["namespaces"].append({"type": "pid", "path": "/proc/1/ns/pid"}),
-     r"linux.namespaces\[5\].path"),
+     r"linux.namespaces\[5\].type"),
     (lambda c: c["linux"].update(intelRdt={"closID": "x"}), "linux.intelRdt"),
     (lambda c: c["linux"].update(resources={"blockIO": {"weight": 10}}),
      "linux.resources.blockIO"),
@@ -112,6 +123,21 @@ def test_a_namespace_path_must_be_a_namespace_of_that_type(tmp_path: Path) -> No
         spec.check(bundle(tmp_path, config))
     config["linux"]["namespaces"][1] = {"type": "network", "path": "/proc/self/ns/net"}
     spec.check(bundle(tmp_path, config))
+
+
+def test_namespaces_left_out_are_shared_and_those_with_a_path_joined(tmp_path: Path) -> None:
+    config = base()
+    config["linux"]["namespaces"] = [{"type": "network", "path": "/proc/self/ns/net"},
+                                     {"type": "mount", "path": "/proc/self/ns/mnt"},
+                                     {"type": "pid", "path": "/proc/self/ns/pid_for_children"},
+                                     {"type": "uts"}]
+    spec.check(bundle(tmp_path, config))
+    linux = config["linux"]
+    assert spec.namespace_paths(linux) == {"net": "/proc/self/ns/net", "mnt": "/proc/self/ns/mnt",
+                                           "pid": "/proc/self/ns/pid_for_children"}
+    assert spec.shared_namespaces(linux) == ["cgroup", "ipc"]
+    assert spec.shared_namespaces({"namespaces": []}) == ["cgroup", "ipc", "mnt", "net", "pid",
+                                                          "uts"]
 
 
 def test_resources_and_annotations_become_vzctl_options(tmp_path: Path) -> None:

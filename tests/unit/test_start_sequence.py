@@ -62,14 +62,29 @@ def test_a_start_with_local_holder_forks_the_holder_itself() -> None:
     assert start._holder_forker(None, None, set(), {}) is not None  # type: ignore[arg-type]
 
 
-def test_only_network_uts_and_ipc_are_joined_and_only_by_a_local_holder() -> None:
+def test_all_but_user_and_time_can_be_joined_or_shared_and_only_by_a_local_holder() -> None:
     from types import SimpleNamespace
 
     from vzcore.errors import VzError
 
     ct = SimpleNamespace(ctid=101)
-    with pytest.raises(VzError, match="only the net, uts, ipc namespaces can be joined"):
-        spawn.InitSpawner(ct, ["pid"], None, None, None, join={"pid": "/proc/1/ns/pid"})  # type: ignore[arg-type]
+    with pytest.raises(VzError, match="only the net, uts, ipc, mnt, pid, cgroup namespaces can be "
+                                      "joined"):
+        spawn.InitSpawner(ct, ["user"], None, None, None, join={"user": "/proc/1/ns/user"})  # type: ignore[arg-type]
     with pytest.raises(VzError, match="need the holder forked by vzctl"):
         spawn.InitSpawner(ct, ["net"], None, None, None, lambda ends: None,  # type: ignore[arg-type]
                           join={"net": "/proc/1/ns/net"})
+    with pytest.raises(VzError, match="need the holder forked by vzctl"):
+        spawn.InitSpawner(ct, ["net"], None, None, None, lambda ends: None,  # type: ignore[arg-type]
+                          share=["net"])
+    # what the holder and init make: neither the joined nor the shared ones
+    spawner = spawn.InitSpawner(ct, ["mnt", "pid", "net", "uts", "ipc", "cgroup"], None, None,  # type: ignore[arg-type]
+                                None, join={"pid": "/proc/1/ns/pid"}, share=["net", "cgroup"])
+    assert spawner.names == {"mnt", "uts", "ipc"}
+
+
+def test_own_namespace_is_neither_joined_nor_shared() -> None:
+    options = {spawn.JOIN_OPTION: {"mnt": "/proc/1/ns/mnt"}, spawn.SHARE_OPTION: ["net"]}
+    assert not spawn.own_namespace(options, "mnt")
+    assert not spawn.own_namespace(options, "net")
+    assert spawn.own_namespace(options, "pid") and spawn.own_namespace({}, "mnt")

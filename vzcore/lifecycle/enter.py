@@ -81,9 +81,11 @@ def _join(run: Run, stdio: Sequence[int], payload: Callable[[], NoReturn],
         init = run.init_pid
         run.cgroups.attach(os.getpid(), beside=init)
         opened = namespaces.open_namespaces(init, namespaces.differing(init))
+        root = os.open(f"/proc/{init}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         limit = ForkLimit.read(ct.ctid, run.cgroups)  # the host's cgroupfs is out of sight inside
         run.plugins.import_child_modules()  # and so are the host's files: vz_enter's modules
         namespaces.enter(opened)
+        namespaces.take_root(root)  # init's, when chroot rooted it (a shared mount namespace)
         dumpable.forbid()  # a credential change may have reset it (fs.suid_dumpable)
         try:
             child = os.fork()

@@ -8,12 +8,13 @@ take part:
     forks the *holder* and the *builder's parent* (:meth:`InitSpawner.fork`), then drives
     them over pipes.
 *holder*
-    as the host's root, joins the existing network, UTS and IPC namespaces the start names
-    by path (:data:`JOIN_OPTION`, an OCI spec's; made by someone else, they stay owned by
-    their user namespace), unshares a mount and a time namespace (owned by the host's user
+    as the host's root, joins the existing namespaces the start names by path
+    (:data:`JOIN_OPTION`, an OCI spec's; made by someone else, they stay owned by their
+    user namespace), unshares a mount and a time namespace (owned by the host's user
     namespace: the file system view is built in it with the host's privileges, and locked
     when init leaves it), then the namespaces the CT's root must own: user, network, UTS,
-    IPC and PID (but those it joined).  The PID namespace belongs to the CT's user namespace so that reboot(2)
+    IPC and PID (but those it joined, and those the start shares with its caller,
+    :data:`SHARE_OPTION`).  The PID namespace belongs to the CT's user namespace so that reboot(2)
     inside ends the CT's init with a wait status that tells reboot from power-off (see
     docs/system-cts.md), as in LXC.  vzctl moves it into the CT's cgroups (in a
     background thread: the first cgroup migration after a quiet spell waits for an RCU
@@ -93,7 +94,25 @@ JOIN_OPTION = "join_namespaces"
 :data:`JOINABLE_NAMESPACES`) the holder enters, as the host's root, instead of making
 them, so that init and the builder are in them (an OCI spec's namespaces with a path).
 Only with :data:`LOCAL_HOLDER_OPTION`: the console daemon's holder joins none."""
-JOINABLE_NAMESPACES = ("net", "uts", "ipc")
+JOINABLE_NAMESPACES = ("net", "uts", "ipc", "mnt", "pid", "cgroup")
+SHARE_OPTION = "share_namespaces"
+"""The ``run.options`` key of a list of namespace names the CT does not get of its own:
+init stays in the starting process's (an OCI spec without them, ``podman --network=host``,
+``--pid=host``).  Only with :data:`LOCAL_HOLDER_OPTION`."""
+ROOT_OPTION = "root_in_namespace"
+"""The ``run.options`` key of the CT root's path as a joined mount namespace shows it (the
+builder builds the view there; the CT's own mount of it is in the host's namespace)."""
+CHROOT_OPTION = "chroot_root"
+"""Set by the hook that switched the builder's root with ``chroot`` (a mount namespace
+not the CT's own, where ``pivot_root`` would move every process of it): the path init
+chroots to as well, before its last steps."""
+
+
+def own_namespace(options: Mapping[str, Any], name: str) -> bool:
+    """Whether the start of these ``run.options`` makes namespace ``name`` of its own
+    (neither joins an existing one nor shares the starting process's)."""
+    return name not in (options.get(JOIN_OPTION) or {}) \
+        and name not in (options.get(SHARE_OPTION) or ())
 
 _HEADER = struct.Struct("=cI")
 
@@ -198,7 +217,7 @@ class InitSpawner:
     def __init__(self, ct: Container, names: Iterable[str], cgroups: CgroupSet,
                  build: BuildSteps, finish: FinishSteps,
                  fork_holder: Callable[[dict[str, int]], int | None] | None = None,
-                 join: Mapping[str, str] | None = None) -> None:
+                 join: Mapping[str, str] | None = None, share: Iterable[str] = ()) -> None:
         self.ct = ct
         self.names = set(names)
         unknown = self.names - set(HOLDER_NAMESPACES) - set(HOST_NAMESPACES) - {"cgroup"}
@@ -208,9 +227,11 @@ class InitSpawner:
         if set(self.join) - set(JOINABLE_NAMESPACES):
             raise VzError(f"CT {ct.ctid}: only the {', '.join(JOINABLE_NAMESPACES)} namespaces "
                           f"can be joined, not {sorted(set(self.join) - set(JOINABLE_NAMESPACES))}")
-        if self.join and fork_holder is not None:
-            raise VzError(f"CT {ct.ctid}: namespaces to join need the holder forked by vzctl "
-                          f"({LOCAL_HOLDER_OPTION})")
+        if (self.join or share) and fork_holder is not None:
+            raise VzError(f"CT {ct.ctid}: namespaces to join or share need the holder forked "
+                          f"by vzctl ({LOCAL_HOLDER_OPTION})")
+        # what the holder and init make: neither joined nor shared with the starter
+        self.names -= set(share) | set(self.join)
         self.cgroups = cgroups
         self.build = build
         self.finish = finish
@@ -419,12 +440,16 @@ def _holder(ct: Container, names: set[str], fds: dict[str, int], finish: FinishS
         if vzctl_pid is not None:
             _die_with(vzctl_pid)
         join = join or {}
-        for name, path in join.items():  # as the host's root: the owner may be the host's
-            _join(name, path)
+        # as the host's root (the owner may be the host's user namespace), the mount
+        # namespace last (it resets the root and working directory); a joined PID
+        # namespace is the one init is forked into
+        for name in sorted(join, key=namespaces.JOIN_ORDER.index):
+            _join(name, join[name])
         # Two calls: with CLONE_NEWUSER in the same call, the kernel would make the
         # mount namespace the CT's, and the view could no longer be built as the host's root.
+        # ``names`` lacks the joined and shared ones (InitSpawner).
         libc.unshare(namespaces.flags_of(names & set(HOST_NAMESPACES)))
-        libc.unshare(namespaces.flags_of(names & set(HOLDER_NAMESPACES) - set(join)))
+        libc.unshare(namespaces.flags_of(names & set(HOLDER_NAMESPACES)))
         _send(fds["from_w"], b"U")
         if os.read(fds["to_holder_r"], 1) != b"R":
             os._exit(1)

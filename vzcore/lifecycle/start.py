@@ -20,6 +20,7 @@ teardown of :mod:`vzcore.lifecycle.teardown` undoes what was recorded, in revers
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,9 +36,12 @@ from vzcore.lifecycle import console, privileged
 from vzcore.lifecycle.areas import check_areas
 from vzcore.lifecycle.mount import check_layout, is_mounted, mount_ct
 from vzcore.lifecycle.spawn import (
+    CHROOT_OPTION,
     INIT_ENV_OPTION,
     JOIN_OPTION,
     LOCAL_HOLDER_OPTION,
+    ROOT_OPTION,
+    SHARE_OPTION,
     BuildSteps,
     FinishSteps,
     InitSpawner,
@@ -138,7 +142,8 @@ def _start_locked(engine: Engine, ct: Container, options: dict[str, Any]) -> Run
         run.options[console.CONSOLE_FD_OPTION] = pty.slave
         spawner = InitSpawner(ct, names, state.cgroups, _build(ct, run), finish_steps(ct, run),
                               _holder_forker(engine, ct, names, run.options),
-                              join=run.options.get(JOIN_OPTION))
+                              join=run.options.get(JOIN_OPTION),
+                              share=run.options.get(SHARE_OPTION) or ())
         spawner.fork()  # early: moving it into the cgroups overlaps vz_pre_start
         checkpoint("start:forked")
         plugins.run_each("vz_pre_start", ct=ct, run=run)
@@ -193,7 +198,8 @@ def _build(ct: Container, run: Run) -> BuildSteps:
         if state is None:
             raise VzError(f"CT {ct.ctid}: the state file {run.state.path} vanished during the start")
         state.writable = False
-        child = attrs.evolve(run, state=state, root=str(ct.root))
+        # in a joined mount namespace, the root as that namespace shows it
+        child = attrs.evolve(run, state=state, root=run.options.get(ROOT_OPTION) or str(ct.root))
         plugins.run_each("vz_setup_child", ct=ct, run=child)
         if not plugins.first_result("vz_switch_root", ct=ct, run=child):
             raise VzError(f"CT {ct.ctid}: no plugin switched the root (vz_switch_root); "
@@ -229,6 +235,10 @@ def finish_steps(ct: Container, run: Run) -> FinishSteps:
     plugins = run.plugins
 
     def finish(own: OwnNamespaces, built: Mapping[str, Any]) -> dict[str, str]:
+        chroot = built["options"].get(CHROOT_OPTION)
+        if chroot:  # the builder's root switch was a chroot, which moved only itself
+            os.chroot(chroot)
+            os.chdir("/")
         own.enter()
         # The state as the builder read it, before the root switch hid the file.
         state = State.from_json(run.state.path, ct.ctid, dict(built["state"]))

@@ -91,14 +91,20 @@ def call_in(pid: int, names: Iterable[str], function: Callable[[], None]) -> Non
 
     Used for small live changes (a CT's host name, a sysctl of its network namespace)
     without exec'ing anything inside the CT.  Raises :class:`VzError` with the child's
-    error message when ``function`` fails.
+    error message when ``function`` fails.  With ``mnt``, paths are ``pid``'s: its root
+    is taken too (a CT sharing the host's mount namespace is rooted by chroot).
     """
+    names = list(names)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:
         try:
             os.close(read_fd)
+            root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) \
+                if "mnt" in names else None
             enter(open_namespaces(pid, names))
+            if root is not None:
+                take_root(root)
             function()
             os._exit(0)
         except BaseException as exc:
@@ -135,3 +141,18 @@ def socket_in_netns(pid: int, family: int, type_: int, proto: int = 0) -> socket
             os.close(own)
     finally:
         os.close(target)
+
+
+def take_root(root_fd: int) -> None:
+    """Make the directory ``root_fd`` (``/proc/PID/root``, opened before joining PID's
+    mount namespace) the root and working directory, when it is not the root already;
+    closes it.  After ``setns`` the root is the namespace's, which is a CT's own root
+    unless the CT shares a mount namespace and was rooted by ``chroot``."""
+    try:
+        wanted, current = os.fstat(root_fd), os.stat("/")
+        if (wanted.st_dev, wanted.st_ino) != (current.st_dev, current.st_ino):
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.chdir("/")
+    finally:
+        os.close(root_fd)

@@ -298,6 +298,34 @@ def mount_cgroup(spec: Mapping[str, Any]) -> None:
             raise VzError(f"mount cgroup on {target}: {exc}") from None
 
 
+def mount_cgroup_shared(root: str, spec: Mapping[str, Any], own_group: str | None) -> None:
+    """A ``cgroup`` mount of a container without a cgroup namespace (it shares the
+    runtime's), made by the builder below ``root``: the container's own unified group
+    (``own_group``, a host path) bound there, as runc does; without one (no cgroup2 in
+    view), the unified hierarchy as the host's namespace shows it, read-only only: a
+    writable one would let the container's root change the host's groups."""
+    root_fd = safefs.open_root(root)
+    try:
+        for mount in spec.get("mounts") or []:
+            if mount.get("type") != "cgroup":
+                continue
+            flags, _propagation, _data = parse_options(mount.get("options") or [])
+            flags &= mounts.MS_RDONLY | mounts.MS_NOSUID | mounts.MS_NODEV | mounts.MS_NOEXEC
+            target = mount["destination"].lstrip("/")
+            if own_group is not None:
+                safefs.mount_at(root_fd, target, own_group, None, mounts.MS_BIND, kind="dir")
+                if flags:
+                    safefs.remount_at(root_fd, target, flags)
+                continue
+            if not flags & mounts.MS_RDONLY:
+                raise VzError(f"mount cgroup on {mount['destination']}: the container has no "
+                              "cgroup namespace and no unified group of its own in view: only "
+                              "a read-only mount ('ro') is made, or give it a cgroup namespace")
+            safefs.mount_at(root_fd, target, "cgroup2", "cgroup2", flags)
+    finally:
+        os.close(root_fd)
+
+
 # -- the process ------------------------------------------------------------------------
 
 def setup_process(process: Mapping[str, Any], *, stdio: Sequence[int] | None,

@@ -37,6 +37,10 @@ BUNDLE_KEY = "OCI_BUNDLE"
 CONFIG_KEY = "OCI_CONFIG"
 """The copy of config.json that create took (the bundle's own may change after)."""
 ID_KEY = "OCI_ID"
+JOINED_MNT_KEY = "OCI_JOINED_MNT"
+"""``DEV:INODE:MOUNT_ID`` of the mount namespace a container joined by path and of the
+mount at its root there before the start (:mod:`vzcore.oci.mountns`): delete unmounts the
+view there, if that namespace still is the one joined."""
 FIFO_OPTION = "oci_fifo_fd"
 """The exec fifo, opened ``O_PATH`` by create (init opens it for writing through it)."""
 CONSOLE_OPTION = "oci_console_fd"
@@ -48,6 +52,8 @@ HOOKS_OPTION = "oci_hooks_fd"
 when the spec has createRuntime or createContainer hooks."""
 SPEC_OPTION = "oci_spec"
 """config.json as the builder read it (the host's file is out of init's reach)."""
+_SHARE = "share_namespaces"
+""":data:`vzcore.lifecycle.spawn.SHARE_OPTION` (not imported with the plugin)."""
 CHILD_MODULES = ("vzcore.oci.child", "vzcore_isolation.rootfs", "vzcore.oci.spec", "vzcore.oci.seccomp",
                  "vzcore.linux.seccomp", "vzcore.oci.hooks", "resource", "termios", "array")
 
@@ -77,10 +83,41 @@ def vz_mount(ct: Container) -> None:
 
 @hookimpl
 def vz_umount(ct: Container) -> None:
-    from vzcore.linux import mounts
+    """The bundle's rootfs at the CT's root, and what a container sharing the runtime's
+    mount namespace had mounted on it; in a joined mount namespace, its view there."""
+    from vzcore.oci.runtime import umount_root
 
-    if mounts.is_mount_point(ct.root):
-        mounts.umount(ct.root, detach=True)
+    umount_root(ct.root)
+    _umount_in_joined(ct)
+
+
+def _umount_in_joined(ct: Container) -> None:
+    """A container that joined a mount namespace by path built its view there
+    (:mod:`vzcore.oci.mountns`)."""
+    recorded = ct.get(JOINED_MNT_KEY)
+    if not recorded:
+        return
+    import json
+
+    from vzcore.oci import mountns
+    from vzcore.oci.spec import Bundle, namespace_paths
+
+    try:
+        bundle = Bundle(Path(ct.get(BUNDLE_KEY) or "/"), json.loads(_config(ct).read_text()))
+    except (OSError, ValueError):
+        return
+    path = namespace_paths(bundle.linux()).get("mnt")
+    if path:
+        mountns.cleanup(recorded, path, str(bundle.rootfs))
+
+
+def _own_unified_group(run: Run) -> str | None:
+    """The container's cgroup2 group as a path in this (the builder's) mount namespace."""
+    groups = run.state.cgroups
+    for d in groups.dirs if groups is not None else ():
+        if d.version == 2 and d.directory.is_dir():
+            return str(d.directory)
+    return None
 
 
 def _bundle(ct: Container) -> str | None:
@@ -108,6 +145,8 @@ def vz_setup_child(ct: Container, run: Run) -> None:
         spec = json.load(f)
     joined = any(n.get("path") for n in (spec.get("linux") or {}).get("namespaces") or [])
     child.do_mounts(run.root, spec, remount=joined, idmap=ct.idmap)
+    if "cgroup" in (run.options.get(_SHARE) or ()):
+        child.mount_cgroup_shared(run.root, spec, _own_unified_group(run))
     child.sysctls(spec)
     run.options[SPEC_OPTION] = spec
     hooks_fd = run.options.get(HOOKS_OPTION)
@@ -139,7 +178,8 @@ def vz_finalize_child(ct: Container, run: Run) -> None:
     if spec.get("domainname"):
         name = spec["domainname"].encode()
         libc.check(libc.syscall("setdomainname", name, len(name)), "setdomainname")
-    child.mount_cgroup(spec)
+    if "cgroup" not in (run.options.get(_SHARE) or ()):  # else the builder's
+        child.mount_cgroup(spec)
     child.root_propagation(spec)
     saved = list(run.options.get(STDIO_OPTION) or [])
     console = run.options.get(CONSOLE_OPTION) if process.get("terminal") else None

@@ -29,10 +29,10 @@ from vzcore.engine import Engine
 from vzcore.errors import InvalidValue, NotRunning, VzError
 from vzcore.faults import checkpoint
 from vzcore.idmap import format_ranges
-from vzcore.lifecycle.spawn import JOIN_OPTION, LOCAL_HOLDER_OPTION
+from vzcore.lifecycle.spawn import JOIN_OPTION, LOCAL_HOLDER_OPTION, ROOT_OPTION, SHARE_OPTION
 from vzcore.linux import mounts
 from vzcore.linux.procfs import ProcessId, wait_exit
-from vzcore.oci import hooks, spec
+from vzcore.oci import hooks, mountns, spec
 from vzcore.oci.plugin import (
     BUNDLE_KEY,
     CONFIG_KEY,
@@ -40,6 +40,7 @@ from vzcore.oci.plugin import (
     FIFO_OPTION,
     HOOKS_OPTION,
     ID_KEY,
+    JOINED_MNT_KEY,
     LAYOUT,
     PRESERVE_OPTION,
     STDIO_OPTION,
@@ -151,6 +152,9 @@ class Runtime:
         capabilities = (bundle.spec.get("process") or {}).get("capabilities")
         if capabilities is not None and spec.capability_setting(capabilities):
             config["CAPABILITY"] = spec.capability_setting(capabilities)
+        joined_mnt = spec.namespace_paths(linux).get("mnt")
+        if joined_mnt:  # delete unmounts the view there (vzcore.oci.mountns)
+            config[JOINED_MNT_KEY] = mountns.record(joined_mnt, str(bundle.rootfs))
         return config
 
     def _start(self, record: Record, bundle: spec.Bundle, console_socket: str | None,
@@ -179,7 +183,7 @@ class Runtime:
                 hooks.serve_create_runtime(bundle.spec, lambda: self.state(record.id)) as asked:
             options: dict[str, Any] = {FIFO_OPTION: fifo_fd, STDIO_OPTION: stdio,
                                        PRESERVE_OPTION: kept, LOCAL_HOLDER_OPTION: True,
-                                       JOIN_OPTION: spec.namespace_paths(bundle.linux())}
+                                       **_namespace_options(bundle)}
             if console is not None:
                 options[CONSOLE_OPTION] = console
             if asked is not None:  # the builder asks for the createRuntime hooks
@@ -367,8 +371,7 @@ class Runtime:
                 self.warn(f"warning: container {record.id}: {exc}")
                 if state is not None:
                     state.remove()
-        if mounts.is_mount_point(ct.root):
-            mounts.umount(ct.root, detach=True)
+        umount_root(ct.root)
         for path in (ct.root, ct.private):
             try:
                 os.rmdir(path)
@@ -404,6 +407,28 @@ class Runtime:
         return joiner.run(self.engine, ct, state, process, detach=detach, pid_file=pid_file,
                           console_socket=console_socket, seccomp=seccomp,
                           preserve_fds=preserve_fds)
+
+
+def _namespace_options(bundle: spec.Bundle) -> dict[str, Any]:
+    """The start's options for the namespaces the spec joins by path or leaves out (the
+    runtime's own, shared); in a joined mount namespace the root is ``root.path`` as that
+    namespace shows it."""
+    join = spec.namespace_paths(bundle.linux())
+    options: dict[str, Any] = {JOIN_OPTION: join,
+                               SHARE_OPTION: spec.shared_namespaces(bundle.linux())}
+    if "mnt" in join:
+        options[ROOT_OPTION] = str(bundle.rootfs)
+    return options
+
+
+def umount_root(root: Path) -> None:
+    """Unmount everything at the CT's root: the bundle's rootfs bound there and, for a
+    container sharing the runtime's mount namespace, its own view on top (each detaching
+    unmount takes what is below that mount along)."""
+    for _ in range(8):  # only vzcore-oci mounts there; a bound: never loop for ever
+        if not mounts.is_mount_point(root):
+            return
+        mounts.umount(root, detach=True)
 
 
 class _StartFailed(Exception):

@@ -39,9 +39,13 @@ from vzcore.linux.caps import NUMBERS as CAP_NUMBERS
 ANNOTATION_PREFIX = "org.openvz."
 PAGE = 4096
 SUPPORTED_NAMESPACES = {"pid", "network", "mount", "ipc", "uts", "cgroup", "user"}
-REQUIRED_NAMESPACES = {"pid", "network", "mount", "ipc", "uts"}
-"""vzcore gives every container these of its own (the isolation plugin): a spec without
-one asks to share the host's, which vzcore does not do."""
+PROC_NAMES = {"pid": "pid", "network": "net", "mount": "mnt", "ipc": "ipc", "uts": "uts",
+              "cgroup": "cgroup", "user": "user"}
+"""OCI's namespace types -> their names in ``/proc/PID/ns`` (and vzcore's)."""
+SHAREABLE = ("pid", "network", "mount", "ipc", "uts", "cgroup")
+"""Namespaces a spec may leave out: the container then stays in the runtime's (runc's
+rule; ``podman --network=host``, ``--pid=host``, ``--ipc=host``).  Without ``user`` it
+is vzcore's privileged profile, as before."""
 
 STANDARD_MOUNTS = {"/proc": "proc", "/dev": "tmpfs", "/dev/pts": "devpts", "/dev/shm": "tmpfs",
                    "/dev/mqueue": "mqueue", "/sys": "sysfs"}
@@ -142,6 +146,7 @@ def check(bundle: Bundle) -> None:
         if not isinstance(value, str):
             raise _refuse(f"annotations.{key}", "an annotation's value must be a string")
     _check_linux(bundle.linux(), spec.get("process"))
+    check_shared_names(spec, bundle.linux())
 
 
 def _check_process(process: Any) -> None:
@@ -214,17 +219,16 @@ def _check_linux(linux: Mapping[str, Any], process: Any = None) -> None:
         kind = namespace.get("type")
         if kind not in SUPPORTED_NAMESPACES:
             raise _refuse(f"linux.namespaces[{index}].type", f"{kind!r} is not supported")
+        if kind in kinds:
+            raise _refuse(f"linux.namespaces[{index}].type", f"{kind!r} is given twice")
         path = namespace.get("path")
         if path:
             if kind not in JOINABLE:
                 raise _refuse(f"linux.namespaces[{index}].path", f"joining an existing {kind} "
-                              "namespace is not supported (network, ipc and uts can be joined)")
+                              "namespace is not supported (all but user can be joined)")
             _check_namespace_file(f"linux.namespaces[{index}].path", path, kind)
         kinds.add(kind)
-    missing = REQUIRED_NAMESPACES - kinds
-    if missing:
-        raise _refuse("linux.namespaces", f"no {', '.join(sorted(missing))} namespace: sharing "
-                      "the host's is not supported, every vzcore container has its own")
+    _check_not_own(linux, kinds)
     if "user" in kinds:
         check_user_mapped(process, id_map(linux))
     for field in ("uidMappings", "gidMappings"):
@@ -293,9 +297,12 @@ def check_user_mapped(process: Any, idmap: IdMap) -> None:
             raise _refuse(field, f"{exc}; map it in linux.uidMappings/gidMappings") from None
 
 
-JOINABLE = {"network": "net", "ipc": "ipc", "uts": "uts"}
+JOINABLE = {"network": "net", "ipc": "ipc", "uts": "uts", "mount": "mnt", "pid": "pid",
+            "cgroup": "cgroup"}
 """Namespaces a container can join by path (the start's holder enters them instead of
-making its own, so init is forked into them), by OCI type -> /proc name."""
+making its own, so init is forked into them), by OCI type -> /proc name.  In a joined PID
+namespace the container's process is not PID 1; in a joined mount namespace its root is
+``root.path`` as that namespace shows it (runc's rule) and its mounts are made there."""
 
 
 def namespace_paths(linux: Mapping[str, Any]) -> dict[str, str]:
@@ -303,6 +310,53 @@ def namespace_paths(linux: Mapping[str, Any]) -> dict[str, str]:
     start's ``join_namespaces`` option wants them: /proc name -> path."""
     return {JOINABLE[n["type"]]: str(n["path"]) for n in linux.get("namespaces") or []
             if n.get("path")}
+
+
+def shared_namespaces(linux: Mapping[str, Any]) -> list[str]:
+    """The namespaces the spec leaves out, which the container shares with the runtime
+    (the start's ``share_namespaces`` option): /proc names."""
+    given = {n.get("type") for n in linux.get("namespaces") or []}
+    return sorted(PROC_NAMES[kind] for kind in SHAREABLE if kind not in given)
+
+
+NAMESPACED_SYSCTLS = {"net.": "network", "kernel.shm": "ipc", "kernel.msg": "ipc",
+                      "kernel.sem": "ipc", "fs.mqueue.": "ipc", "kernel.hostname": "uts",
+                      "kernel.domainname": "uts"}
+"""The sysctls a container may set, each in its own (or joined) namespace of that type."""
+
+
+def _check_not_own(linux: Mapping[str, Any], kinds: set[str]) -> None:
+    """What needs a namespace the container does not get (one shared with the runtime,
+    which would change the host's), refused as runc refuses it."""
+    shared = set(SHAREABLE) - kinds
+    own_mount = "mount" in kinds and not any(n.get("type") == "mount" and n.get("path")
+                                             for n in linux.get("namespaces") or [])
+    if "user" in kinds and not own_mount:
+        raise _refuse("linux.namespaces", "a user namespace needs a mount namespace of the "
+                      "container's own (its mounts are locked in one it owns)")
+    for key in linux.get("sysctl") or {}:
+        kind = next((k for prefix, k in NAMESPACED_SYSCTLS.items() if key.startswith(prefix)),
+                    None)
+        if kind is None:
+            raise _refuse(f"linux.sysctl.{key}", "not a namespaced sysctl: it would change "
+                          "the host's")
+        if kind in shared:
+            raise _refuse(f"linux.sysctl.{key}", f"the container has no {kind} namespace of "
+                          "its own: it would change the host's")
+
+
+def check_shared_names(spec_: Mapping[str, Any], linux: Mapping[str, Any]) -> None:
+    """``hostname`` and ``domainname`` need a UTS namespace (the host's is never renamed);
+    ``org.openvz.shmpages`` an IPC namespace (its limit is written as IPC sysctls)."""
+    kinds = {n.get("type") for n in linux.get("namespaces") or []}
+    for field in ("hostname", "domainname"):
+        if spec_.get(field) and "uts" not in kinds:
+            raise _refuse(field, "the container has no UTS namespace of its own: it would "
+                          "rename the host")
+    annotations = spec_.get("annotations") or {}
+    if "ipc" not in kinds and f"{ANNOTATION_PREFIX}shmpages" in annotations:
+        raise _refuse(f"annotations.{ANNOTATION_PREFIX}shmpages", "the container has no IPC "
+                      "namespace of its own: its limit would be the host's IPC sysctls")
 
 
 def _check_namespace_file(field: str, path: str, kind: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,9 +39,52 @@ def test_vz_switch_root_makes_the_ct_root_slash(tmp_path: Path) -> None:
     def child() -> int:
         mounts.bind(root, root)
         os.chdir(root)
-        switched = plugin.vz_switch_root(SimpleNamespace(), SimpleNamespace(root=str(root)))
+        switched = plugin.vz_switch_root(SimpleNamespace(), SimpleNamespace(root=str(root),
+                                                                            options={}))
         old_root_gone = not os.path.exists(str(tmp_path))
         return 0 if switched and Path("/etc/marker").read_text() == "inside" and old_root_gone else 1
+
+    assert in_child(child) == 0
+
+
+def test_vz_switch_root_chroots_in_a_mount_namespace_not_the_cts(tmp_path: Path) -> None:
+    """A start sharing its caller's mount namespace (an OCI spec without one): pivot_root
+    would move the root of every process there, so the builder chroots, leaves the
+    mount tree as it was, and tells init where to chroot too."""
+    from vzcore.lifecycle.spawn import CHROOT_OPTION, SHARE_OPTION
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/marker").write_text("inside")
+
+    def child() -> int:
+        mounts.bind(root, root)
+        os.chdir(root)
+        # Another process of the namespace: pivot_root would move its root and drop the
+        # old tree from what it sees; /proc is out of this root after the switch.
+        other = os.fork()
+        if other == 0:
+            signal.pause()
+            os._exit(0)
+        proc = os.open(f"/proc/{other}", os.O_PATH | os.O_DIRECTORY)
+
+        def tree() -> str:
+            fd = os.open("mountinfo", os.O_RDONLY, dir_fd=proc)
+            try:
+                return os.read(fd, 1 << 20).decode()
+            finally:
+                os.close(fd)
+
+        try:
+            before = tree()
+            run = SimpleNamespace(root=str(root), options={SHARE_OPTION: ["mnt"]})
+            switched = plugin.vz_switch_root(SimpleNamespace(), run)
+            inside = Path("/etc/marker").read_text() == "inside"
+            same_tree = tree() == before
+        finally:
+            os.kill(other, signal.SIGKILL)
+        told = run.options.get(CHROOT_OPTION) == str(root)
+        return 0 if switched and inside and same_tree and told else 1
 
     assert in_child(child) == 0
 

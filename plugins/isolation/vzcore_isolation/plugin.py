@@ -104,6 +104,7 @@ def _become_ct_root(ct: Container) -> None:
 @hookimpl
 def vz_setup_child(ct: Container, run: Run) -> None:
     from vzcore.lifecycle.console import CONSOLE_FD_OPTION, CONSOLE_OPTION
+    from vzcore.lifecycle.spawn import own_namespace
     from vzcore.linux import safefs
     from vzcore_isolation import initkind, rootfs, system
 
@@ -111,7 +112,8 @@ def vz_setup_child(ct: Container, run: Run) -> None:
     held = run.options.get(CONSOLE_FD_OPTION)
     rootfs.build(run.root, ct.root_owner,
                  console=(console, held) if console and held is not None else None,
-                 tty_gid=ct.tty_group)
+                 tty_gid=ct.tty_group,
+                 own_mount_namespace=own_namespace(run.options, "mnt"))
     record = run.record
     kind = initkind.KINDS.get(record.init_kind if record else "", initkind.KINDS[initkind.BUSYBOX])
     if kind.system:
@@ -137,8 +139,17 @@ def ct_uuid(ct: Container) -> str:
 
 @hookimpl
 def vz_switch_root(ct: Container, run: Run) -> bool:
+    from vzcore.lifecycle.spawn import CHROOT_OPTION, own_namespace
     from vzcore.linux import mounts
 
+    if not own_namespace(run.options, "mnt"):
+        # A mount namespace shared with the host or joined (an OCI spec's): pivot_root
+        # would move the root of every process there; chroot moves only this one, and
+        # init follows (CHROOT_OPTION), as runc does without a mount namespace.
+        os.chroot(".")
+        os.chdir("/")
+        run.options[CHROOT_OPTION] = run.root
+        return True
     mounts.pivot_to_cwd()  # rootfs.build left the working directory at the CT's root
     return True
 
@@ -151,10 +162,15 @@ def _kept(ct: Container) -> frozenset[int]:
 
 @hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
+    from vzcore.lifecycle.spawn import SHARE_OPTION, own_namespace
     from vzcore.linux import caps, libc
 
     _become_ct_root(ct)
-    libc.sethostname(ct.hostname or DEFAULT_HOSTNAME)
+    # never in the host's UTS namespace (a start sharing it); in a joined one only a
+    # host name the CT was given
+    if "uts" not in (run.options.get(SHARE_OPTION) or ()) and (
+            own_namespace(run.options, "uts") or ct.hostname):
+        libc.sethostname(ct.hostname or DEFAULT_HOSTNAME)
     caps.limit_to(_kept(ct))
 
 
@@ -177,6 +193,14 @@ def vz_stop(ct: Container, run: Run) -> None:
     from vzcore_isolation import initkind
 
     if run.state.init is None:
+        return
+    from vzcore.linux.procfs import namespace_pids
+
+    if namespace_pids(run.state.init.pid)[-1:] != [1]:
+        # Not the init of a PID namespace of its own (an OCI container sharing the host's
+        # or joining one): a halt inside would signal that namespace's PID 1, the host's
+        # init perhaps.  The process itself gets SIGTERM, as runc's kill sends.
+        kill(run.state.init, signal.SIGTERM)
         return
     record = run.record
     kind = initkind.KINDS.get(record.init_kind if record else "", initkind.KINDS[initkind.BUSYBOX])

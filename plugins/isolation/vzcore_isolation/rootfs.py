@@ -47,7 +47,7 @@ WRITABLE_AGAIN = ("proc/sys/net",)
 
 
 def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = None,
-          tty_gid: int | None = None) -> None:
+          tty_gid: int | None = None, *, own_mount_namespace: bool = True) -> None:
     """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path) and
     leave the working directory there, for :func:`vzcore.linux.mounts.pivot_to_cwd`.
 
@@ -59,11 +59,20 @@ def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = N
     this process holds; the pty is bound on /dev/console.  ``tty_gid`` is the host GID of
     the CT's ``tty`` group (``Container.tty_group``; by default the one of a CT whose IDs
     are one range from ``owner``), the group of its devpts terminals.
+
+    Without ``own_mount_namespace`` (a CT sharing the host's or joining another one) only
+    ``root`` is made private, not ``/``: what is mounted below it never propagates out,
+    and one detaching unmount of ``root`` removes all of it.
     """
-    mounts.make_private("/")
+    if own_mount_namespace:
+        mounts.make_private("/")
+    elif mounts.is_mount_point(root):
+        mounts.make_private(root)  # before the bind below: that must not propagate either
     # nodev: a device node in the private area (a template's, or one a host tool put
     # there) must not open the host's device; the CT's devices live on /dev's own mounts.
     mounts.bind(root, root, extra=NODEV)
+    if not own_mount_namespace:
+        mounts.make_private(root)
     root_fd = safefs.open_root(root)
     try:
         safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
