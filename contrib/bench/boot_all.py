@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,15 +47,29 @@ def children_cpu() -> float:
 
 
 def timed(env: dict[str, str], *args: str) -> tuple[float, str]:
-    """Run vzctl; its wall time and stdout (it must succeed)."""
+    """Run vzctl; its wall time and stdout (it must succeed: else its output and the
+    console daemon's log are kept, see :func:`keep_logs`)."""
     argv = [str(Path(sys.executable).with_name("vzctl")), *args]
     started = time.perf_counter()
     result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
+        kept = keep_logs(Path(env["VZ_ROOT"]), args[0], result.stdout, result.stderr)
         raise SystemExit(f"{' '.join(args)} failed ({result.returncode}): "
-                         f"{result.stderr.strip()[-2000:]}")
+                         f"{result.stderr.strip()[-2000:]}\n(output and logs kept in {kept})")
     return elapsed, result.stdout
+
+
+def keep_logs(root: Path, verb: str, stdout: str, stderr: str) -> Path:
+    """Save a failed run's output and the console daemon's log (which holds what the
+    holders it forked wrote) outside the installation, which is removed at the end."""
+    kept = Path(tempfile.mkdtemp(prefix=f"vzbench-{verb}-failed-"))
+    (kept / "stdout").write_text(stdout)
+    (kept / "stderr").write_text(stderr)
+    log = root / "run/vz/console/console.log"
+    if log.exists():
+        shutil.copy(log, kept / "console.log")
+    return kept
 
 
 def per_ct(stdout: str, word: str) -> list[float]:
