@@ -294,9 +294,14 @@ def _fork_verb(engine: Engine, ct: Container, verb: Callable[[Container], None],
     except VzError as exc:
         code, message = exc.exit_code, str(exc)
     except BaseException as exc:  # a bug must still name the CT in the summary
+        import traceback
+
         from vzcore.errors import describe
 
         code, message = 3, describe(exc)
+        # Not a VzError: where it came from is what finds the bug (to the service's log).
+        print(f"CT {ct.ctid}: unexpected error:\n{traceback.format_exc()}", file=sys.stderr,
+              end="", flush=True)
     try:
         modules = [name for name in sys.modules if name not in imported][:MODULE_LIMIT]
         data = json.dumps({"code": code, "message": message[:MESSAGE_LIMIT],
