@@ -699,19 +699,22 @@ def vz_wait_ready(ct: Container, run: Run, timeout: float) -> bool | None:
 
 @hookspec()
 def vz_batch_done(cts: list[Container], verb: str) -> None:
-    """Do once, for a whole batch of starts, the host-wide work each start left out.
+    """Do once, for a whole batch of starts or stops, the host-wide work each left out.
 
-    **When**: ``vzctl boot-all`` (``verb`` is ``"start"``), in its own process, once every
-    start of the run has ended.  Each of those starts ran with ``run.options["batch"]``
-    true: a plugin whose start updates something every CT shares, computed from all
-    running CTs (the CPU weight of the CTs' parent group, read from each CT's group), may
-    leave it to this hook, so that a boot of N CTs does it once instead of N times (N²
-    reads in all).  A boot-all killed before the end leaves that work to the next single
-    start or stop.
+    **When**: ``vzctl boot-all`` (``verb`` is ``"start"``) and ``vzctl stop-all``
+    (``"stop"``), in its own process, once every start or stop of the run has ended.  Each
+    of those ran with ``run.options["batch"]`` true (``vz_pre_start``, ``vz_pre_stop``,
+    ``vz_post_stop``): a plugin whose start or stop updates something every CT shares,
+    computed from all running CTs (the CPU weight of the CTs' parent group, read from each
+    CT's group), may leave it to this hook, so that a boot or shutdown of N CTs does it
+    once instead of N times (N² reads in all).  A run killed before the end leaves that
+    work to the next single start or stop.
     **Where**: host, root.
 
-    :param cts: the CTs that were started (not those that failed).
-    :param verb: ``"start"``.
+    :param cts: for ``"start"``, the CTs that were started (not those that failed); for
+        ``"stop"``, every CT the run tried to stop (a failed stop may have got past the
+        hooks that left their work to this one).
+    :param verb: ``"start"`` or ``"stop"``.
 
     **Returns**: nothing.
     **Errors**: raising is reported as a warning; the CTs keep running.
