@@ -72,6 +72,20 @@ def keep_logs(root: Path, verb: str, stdout: str, stderr: str) -> Path:
     return kept
 
 
+def unmount_run(run: Path) -> None:
+    """Unmount the installation's ``/run`` once the daemons that keep files there are
+    gone (the console daemon exits on its own once its last CT's end is handled, which
+    after a stop-all of 1,000 takes a while); lazily if it is still busy after 2 min."""
+    deadline = time.monotonic() + 120
+    while subprocess.run(["umount", str(run)], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            subprocess.run(["umount", "--lazy", str(run)], check=False)
+            print(f"warning: {run} was still in use 2 min after the run; unmounted lazily",
+                  flush=True)
+            return
+        time.sleep(1)
+
+
 def per_ct(stdout: str, word: str) -> list[float]:
     """The per-CT seconds of the progress lines ``CT N started (0.12 s)``."""
     return [float(line.rsplit("(", 1)[1].split()[0]) for line in stdout.splitlines()
@@ -118,8 +132,10 @@ def run(count: int, parallel: int | None) -> dict[str, float]:
             stop_total, stop_out = timed(env, "stop-all", "--fast")
             stops = per_ct(stop_out, "stopped")
         finally:
-            timed(env, "stop-all", "--fast")  # nothing left to stop unless a step failed
-            subprocess.run(["umount", str(root / "run")], check=False)
+            try:
+                timed(env, "stop-all", "--fast")  # nothing left to stop unless a step failed
+            finally:
+                unmount_run(root / "run")
     result = {"cts": count, "total_s": total, "median_s": statistics.median(starts),
               "cpu_s": cpu,
               "stop_total_s": stop_total, "stop_median_s": statistics.median(stops)}
