@@ -477,7 +477,9 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
     **When**: ``vzctl start``, after the CT is mounted and its cgroups exist
     (``run.cgroups``), and after the processes that make the CT's namespaces were forked
-    (they wait; the CT's init does not exist yet).
+    (they wait; the CT's init does not exist yet).  The one init is forked from joins
+    ``run.cgroups`` meanwhile, but only once it waits: a plugin may set the groups in
+    steps (deny every device, then allow some) without it meeting a half-done setting.
     **Where**: host, root, in vzctl.
 
     :param ct: the CT.
