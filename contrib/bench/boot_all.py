@@ -129,7 +129,10 @@ def run(count: int, parallel: int | None) -> dict[str, float]:
             print(f"{count} CTs: median start of the n-th CT to finish: "
                   + ", ".join(f"{first + 1}-{last}: {ms:.0f} ms"
                               for first, last, ms in by_decile(starts)), flush=True)
+            stop_load = load()
+            stop_cpu = children_cpu()
             stop_total, stop_out = timed(env, "stop-all", "--fast")
+            stop_cpu = children_cpu() - stop_cpu
             stops = per_ct(stop_out, "stopped")
         finally:
             try:
@@ -138,9 +141,12 @@ def run(count: int, parallel: int | None) -> dict[str, float]:
                 unmount_run(root / "run")
     result = {"cts": count, "total_s": total, "median_s": statistics.median(starts),
               "cpu_s": cpu,
-              "stop_total_s": stop_total, "stop_median_s": statistics.median(stops)}
+              "stop_total_s": stop_total, "stop_median_s": statistics.median(stops),
+              "stop_cpu_s": stop_cpu}
     print(f"{count} CTs: stop-all --fast {stop_total:.2f} s (median per-CT stop "
-          f"{result['stop_median_s'] * 1000:.0f} ms); load average {load()}", flush=True)
+          f"{result['stop_median_s'] * 1000:.0f} ms); CPU time {stop_cpu:.1f} s, "
+          f"{stop_cpu / count * 1000:.1f} ms per CT; load average before {stop_load}, "
+          f"after {load()}", flush=True)
     return result
 
 
