@@ -477,7 +477,9 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
     **When**: ``vzctl start``, after the CT is mounted and its cgroups exist
     (``run.cgroups``), and after the processes that make the CT's namespaces were forked
-    (they wait; the CT's init does not exist yet).
+    (they wait; the CT's init does not exist yet).  The one init is forked from joins
+    ``run.cgroups`` meanwhile, but only once it waits: a plugin may set the groups in
+    steps (deny every device, then allow some) without it meeting a half-done setting.
     **Where**: host, root, in vzctl.
 
     :param ct: the CT.
@@ -699,19 +701,22 @@ def vz_wait_ready(ct: Container, run: Run, timeout: float) -> bool | None:
 
 @hookspec()
 def vz_batch_done(cts: list[Container], verb: str) -> None:
-    """Do once, for a whole batch of starts, the host-wide work each start left out.
+    """Do once, for a whole batch of starts or stops, the host-wide work each left out.
 
-    **When**: ``vzctl boot-all`` (``verb`` is ``"start"``), in its own process, once every
-    start of the run has ended.  Each of those starts ran with ``run.options["batch"]``
-    true: a plugin whose start updates something every CT shares, computed from all
-    running CTs (the CPU weight of the CTs' parent group, read from each CT's group), may
-    leave it to this hook, so that a boot of N CTs does it once instead of N times (N²
-    reads in all).  A boot-all killed before the end leaves that work to the next single
-    start or stop.
+    **When**: ``vzctl boot-all`` (``verb`` is ``"start"``) and ``vzctl stop-all``
+    (``"stop"``), in its own process, once every start or stop of the run has ended.  Each
+    of those ran with ``run.options["batch"]`` true (``vz_pre_start``, ``vz_pre_stop``,
+    ``vz_post_stop``): a plugin whose start or stop updates something every CT shares,
+    computed from all running CTs (the CPU weight of the CTs' parent group, read from each
+    CT's group), may leave it to this hook, so that a boot or shutdown of N CTs does it
+    once instead of N times (N² reads in all).  A run killed before the end leaves that
+    work to the next single start or stop.
     **Where**: host, root.
 
-    :param cts: the CTs that were started (not those that failed).
-    :param verb: ``"start"``.
+    :param cts: for ``"start"``, the CTs that were started (not those that failed); for
+        ``"stop"``, every CT the run tried to stop (a failed stop may have got past the
+        hooks that left their work to this one).
+    :param verb: ``"start"`` or ``"stop"``.
 
     **Returns**: nothing.
     **Errors**: raising is reported as a warning; the CTs keep running.

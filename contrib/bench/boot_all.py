@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,15 +47,43 @@ def children_cpu() -> float:
 
 
 def timed(env: dict[str, str], *args: str) -> tuple[float, str]:
-    """Run vzctl; its wall time and stdout (it must succeed)."""
+    """Run vzctl; its wall time and stdout (it must succeed: else its output and the
+    console daemon's log are kept, see :func:`keep_logs`)."""
     argv = [str(Path(sys.executable).with_name("vzctl")), *args]
     started = time.perf_counter()
     result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
+        kept = keep_logs(Path(env["VZ_ROOT"]), args[0], result.stdout, result.stderr)
         raise SystemExit(f"{' '.join(args)} failed ({result.returncode}): "
-                         f"{result.stderr.strip()[-2000:]}")
+                         f"{result.stderr.strip()[-2000:]}\n(output and logs kept in {kept})")
     return elapsed, result.stdout
+
+
+def keep_logs(root: Path, verb: str, stdout: str, stderr: str) -> Path:
+    """Save a failed run's output and the console daemon's log (which holds what the
+    holders it forked wrote) outside the installation, which is removed at the end."""
+    kept = Path(tempfile.mkdtemp(prefix=f"vzbench-{verb}-failed-"))
+    (kept / "stdout").write_text(stdout)
+    (kept / "stderr").write_text(stderr)
+    log = root / "run/vz/console/console.log"
+    if log.exists():
+        shutil.copy(log, kept / "console.log")
+    return kept
+
+
+def unmount_run(run: Path) -> None:
+    """Unmount the installation's ``/run`` once the daemons that keep files there are
+    gone (the console daemon exits on its own once its last CT's end is handled, which
+    after a stop-all of 1,000 takes a while); lazily if it is still busy after 2 min."""
+    deadline = time.monotonic() + 120
+    while subprocess.run(["umount", str(run)], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            subprocess.run(["umount", "--lazy", str(run)], check=False)
+            print(f"warning: {run} was still in use 2 min after the run; unmounted lazily",
+                  flush=True)
+            return
+        time.sleep(1)
 
 
 def per_ct(stdout: str, word: str) -> list[float]:
@@ -99,16 +129,24 @@ def run(count: int, parallel: int | None) -> dict[str, float]:
             print(f"{count} CTs: median start of the n-th CT to finish: "
                   + ", ".join(f"{first + 1}-{last}: {ms:.0f} ms"
                               for first, last, ms in by_decile(starts)), flush=True)
+            stop_load = load()
+            stop_cpu = children_cpu()
             stop_total, stop_out = timed(env, "stop-all", "--fast")
+            stop_cpu = children_cpu() - stop_cpu
             stops = per_ct(stop_out, "stopped")
         finally:
-            timed(env, "stop-all", "--fast")  # nothing left to stop unless a step failed
-            subprocess.run(["umount", str(root / "run")], check=False)
+            try:
+                timed(env, "stop-all", "--fast")  # nothing left to stop unless a step failed
+            finally:
+                unmount_run(root / "run")
     result = {"cts": count, "total_s": total, "median_s": statistics.median(starts),
               "cpu_s": cpu,
-              "stop_total_s": stop_total, "stop_median_s": statistics.median(stops)}
+              "stop_total_s": stop_total, "stop_median_s": statistics.median(stops),
+              "stop_cpu_s": stop_cpu}
     print(f"{count} CTs: stop-all --fast {stop_total:.2f} s (median per-CT stop "
-          f"{result['stop_median_s'] * 1000:.0f} ms); load average {load()}", flush=True)
+          f"{result['stop_median_s'] * 1000:.0f} ms); CPU time {stop_cpu:.1f} s, "
+          f"{stop_cpu / count * 1000:.1f} ms per CT; load average before {stop_load}, "
+          f"after {load()}", flush=True)
     return result
 
 

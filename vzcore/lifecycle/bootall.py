@@ -18,6 +18,10 @@ Plugins import much of what a start needs inside their hooks (so that ``vzlist``
 not pay for it).  A child's imports die with it, so the first CT starts alone and names
 the modules its start imported; this process imports them before forking the others,
 which then share them (about 40 modules: a third of a start's own time).
+
+Each start of a boot-all and each stop of a stop-all runs with ``run.options["batch"]``
+(:data:`BATCH_OPTION`): host-wide work computed from every running CT (the CTs' parent
+CPU weight) is left to ``vz_batch_done``, called once here after the last.
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ MESSAGE_LIMIT = 4000
 """Bytes of a child's error text passed back (far below a pipe's buffer: the child never
 blocks on it)."""
 MODULE_LIMIT = 500
-BATCH_OPTION = "batch"
-"""``run.options`` key, true in each start of a boot-all: host-wide work may wait for
-``vz_batch_done`` at the end of the run."""
 """Module names a child reports at most (their text, too, stays below a pipe's buffer)."""
+BATCH_OPTION = "batch"
+"""``run.options`` key, true in each start of a boot-all and each stop of a stop-all:
+host-wide work may wait for ``vz_batch_done`` at the end of the run."""
 
 
 @dataclass
@@ -245,10 +249,14 @@ def stop_all(engine: Engine, *, parallel: int | None = None, fast: bool = False)
                "at a time")
 
     def one(ct: Container) -> None:
-        stop(engine, ct, fast=fast)
+        stop(engine, ct, fast=fast, **{BATCH_OPTION: True})
 
     limit = parallel or ve_parallel(engine)
     _run_parallel(engine, cts, one, limit, summary, ok_errors=(NotRunning,))
+    # Every CT's stop ended, stopped or not: one that failed may have got past the
+    # hooks that left their host-wide work to this call.
+    engine.plugins.run_each("vz_batch_done", cts=cts, verb="stop",
+                            on_error=lambda error: engine.warn(f"warning: {error}"))
     return summary
 
 
@@ -294,9 +302,14 @@ def _fork_verb(engine: Engine, ct: Container, verb: Callable[[Container], None],
     except VzError as exc:
         code, message = exc.exit_code, str(exc)
     except BaseException as exc:  # a bug must still name the CT in the summary
+        import traceback
+
         from vzcore.errors import describe
 
         code, message = 3, describe(exc)
+        # Not a VzError: where it came from is what finds the bug (to the service's log).
+        print(f"CT {ct.ctid}: unexpected error:\n{traceback.format_exc()}", file=sys.stderr,
+              end="", flush=True)
     try:
         modules = [name for name in sys.modules if name not in imported][:MODULE_LIMIT]
         data = json.dumps({"code": code, "message": message[:MESSAGE_LIMIT],

@@ -16,12 +16,16 @@ take part:
     IPC and PID (but those it joined, and those the start shares with its caller,
     :data:`SHARE_OPTION`).  The PID namespace belongs to the CT's user namespace so that reboot(2)
     inside ends the CT's init with a wait status that tells reboot from power-off (see
-    docs/system-cts.md), as in LXC.  vzctl moves it into the CT's cgroups (in a
-    background thread: the first cgroup migration after a quiet spell waits for an RCU
-    grace period, which then overlaps ``vz_pre_start``).  It says ``U``; once
-    ``vz_setup_host`` configured it (the user namespace's maps) vzctl releases it with
-    ``R`` (:meth:`InitSpawner.fork_init`); it forks *init*, reports init's host PID with
-    ``P`` and exits.
+    docs/system-cts.md), as in LXC.  It says ``U`` and waits.  Only then does vzctl move
+    it into the CT's cgroups (in a background thread: the first cgroup migration after a
+    quiet spell waits for an RCU grace period, which then overlaps ``vz_pre_start``):
+    ``vz_pre_start`` sets up those groups meanwhile, in steps (the v1 devices controller
+    denies every device before it allows the CT's), so a process in them must not be
+    doing anything yet (a holder attached earlier, still opening ``/dev/null``, failed
+    about once per 1,000 starts of a boot-all).  Once ``vz_setup_host`` configured it
+    (the user namespace's maps) vzctl releases it with ``R``
+    (:meth:`InitSpawner.fork_init`); it forks *init*, reports init's host PID with ``P``
+    and exits.
 *init*
     PID 1 of the new PID namespace, in all the holder's namespaces (as the CT's root when
     the CT has a user namespace).  It waits for ``G`` (:meth:`InitSpawner.release`),
@@ -63,6 +67,7 @@ from typing import Any, NoReturn
 
 from vzcore.container import Container
 from vzcore.errors import BadTemplate, PluginError, VzError, describe
+from vzcore.faults import checkpoint
 from vzcore.lifecycle.execenv import detach, prepare_exec
 from vzcore.lifecycle.forklimit import ForkLimit
 from vzcore.linux import dumpable, libc, namespaces
@@ -245,8 +250,8 @@ class InitSpawner:
 
     def fork(self) -> None:
         """Fork the builder's parent; have ``fork_holder`` (the console daemon, which so
-        becomes init's parent) fork the holder, else fork it here; start attaching the
-        holder to the cgroups (init inherits them)."""
+        becomes init's parent) fork the holder, else fork it here; start a thread that
+        attaches the holder to the cgroups (init inherits them) once it waits."""
         fds = self._fds
         for name in ("to_holder", "to_parent", "to_init", "from"):
             fds[f"{name}_r"], fds[f"{name}_w"] = os.pipe2(os.O_CLOEXEC)
@@ -270,7 +275,14 @@ class InitSpawner:
         self._attacher.start()
 
     def _attach(self) -> None:
+        """In a thread, while vzctl runs ``vz_pre_start``: wait for the holder's ``U`` (the
+        first message; an error of the holder or the builder's parent instead ends the
+        start), then attach it.  Not before: the hooks may set the groups in steps (the v1
+        devices controller denies all devices first), which a holder still at work (its
+        :func:`~vzcore.lifecycle.execenv.detach` opens ``/dev/null``) must not meet."""
         try:
+            self._receive("unsharing namespaces", b"U")
+            checkpoint("spawn:holder-waits")
             self.cgroups.attach(self.holder_pid)
         except BaseException as exc:
             self._attach_error = exc
@@ -291,8 +303,7 @@ class InitSpawner:
     def namespaces_ready(self) -> int:
         """Wait until the holder made its namespaces and is in the CT's cgroups; return
         its PID (the one ``vz_setup_host`` configures)."""
-        self._receive("unsharing namespaces", b"U")
-        self._join_attacher()
+        self._join_attacher()  # it read the holder's U
         return self.holder_pid
 
     def fork_init(self) -> ProcessId:
@@ -316,7 +327,11 @@ class InitSpawner:
         """Have the builder build init's file system view, then let init finish and exec;
         only once its identity is on record."""
         assert self.init is not None
-        _send(self._fds["to_parent_w"], b"B", struct.pack("=I", self.init.pid))
+        try:
+            _send(self._fds["to_parent_w"], b"B", struct.pack("=I", self.init.pid))
+        except BrokenPipeError:  # the builder's parent is gone: its own report says why
+            raise _unexpected(_receive(self._fds["from_r"]),
+                              "building the CT's file system view") from None
         os.close(self._fds.pop("to_parent_w"))
         _kind, options = self._receive("building the CT's file system view", b"D")
         _reap(self.parent_pid)
@@ -433,6 +448,7 @@ def _holder(ct: Container, names: set[str], fds: dict[str, int], finish: FinishS
     vzctl's end of the pipe tells).  Descriptors other than the pipes' and 0-2 stay open:
     init inherits them."""
     try:
+        checkpoint("spawn:holder-forked")
         _keep_only(fds, *HOLDER_ENDS)
         detach()  # init is forked from here: no host terminal, descriptor or session
         dumpable.forbid()  # until init execs, the CT's processes must not reach it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from vzcore.container import Container
 from vzcore.ctgroups import thaw_if_owned
 from vzcore.engine import Engine
@@ -28,9 +30,10 @@ def stop_timeout(ct: Container) -> int:
 
 
 def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool = False,
-         force: bool = False) -> None:
+         force: bool = False, **options: Any) -> None:
     """Stop ``ct`` (``fast``: kill at once).  A stopped CT is only unmounted (unless
     ``skip_umount``), and :class:`NotRunning` (31) says it was not running, as vzctl does.
+    ``options`` go to the stop hooks' ``run.options`` (``batch`` in a stop-all).
 
     A plugin named in the state file that cannot be called refuses the stop before any
     effect; ``force`` stops anyway and drops that plugin's record
@@ -61,13 +64,14 @@ def stop(engine: Engine, ct: Container, *, fast: bool = False, skip_umount: bool
                 engine.warn(f"CT {ct.ctid} is frozen by {frozen[0]}; killing it")
                 fast = True
             if not fast:
-                run = Run(ct, state, engine.plugins)
+                run = Run(ct, state, engine.plugins, options=dict(options))
                 # a refusal (a failing CTID.stop: 79) leaves the CT running, as OpenVZ
                 engine.plugins.run_each("vz_pre_stop", ct=ct, run=run)
                 _shut_down(engine, ct, run, timeout)
                 checkpoint("stop:shut-down")
         try:
-            teardown(engine, ct, state, umount=not skip_umount, what="stop", force=force)
+            teardown(engine, ct, state, umount=not skip_umount, what="stop", force=force,
+                     options=options)
         except VzError as exc:
             raise StopError(str(exc)) from exc
     engine.say(f"CT {ct.ctid} stopped")

@@ -15,6 +15,9 @@ refuses the teardown before any step (:mod:`vzcore.lifecycle.recorded`), unless
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from vzcore.container import Container
 from vzcore.ctgroups import kill_processes
 from vzcore.engine import Engine
@@ -26,8 +29,9 @@ from vzcore.runtime import Run, State
 
 
 def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what: str,
-             force: bool = False) -> None:
-    """Remove everything ``state`` records for ``ct`` (and unmount it with ``umount``).
+             force: bool = False, options: Mapping[str, Any] | None = None) -> None:
+    """Remove everything ``state`` records for ``ct`` (and unmount it with ``umount``);
+    ``options`` are the verb's flags the ``vz_post_stop`` hooks see (``run.options``).
 
     Raises :class:`RecordedPluginUnavailable` before any step when a recorded plugin
     cannot be called (with ``force``: goes on without it, drops its record and warns), and
@@ -45,7 +49,7 @@ def teardown(engine: Engine, ct: Container, state: State, *, umount: bool, what:
         errors.append(exc)
         shared = True
     checkpoint("teardown:killed")
-    run = Run(ct, state, engine.plugins)
+    run = Run(ct, state, engine.plugins, options=dict(options or {}))
     skip = {u.plugin for u in dropped if u.plugin}
     engine.plugins.run_each("vz_post_stop", reverse=True, on_error=errors.append, ct=ct, run=run,
                             only=lambda name: name not in skip)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -108,6 +109,63 @@ def test_boot_all_weighs_the_cts_against_the_host_once_at_its_end(vz_env: VzEnv,
             mapping.parent_weight(weights, 2000, version)
     finally:
         vzctl("stop-all", "--fast")
+
+
+REBALANCE_LOG = '''
+import os
+from vzcore import hookimpl
+from vzcore.plugin import PluginInfo
+from vzcore_cpu import apply
+
+_rebalance = apply.rebalance
+
+
+def _logged(parent, host_units, *, leaving=None):
+    value = _rebalance(parent, host_units, leaving=leaving)
+    with open(os.environ["VZ_REBALANCE_LOG"], "a") as log:
+        log.write(f"{value}\\n")
+    return value
+
+
+apply.rebalance = _logged
+
+
+@hookimpl
+def vz_plugin_info():
+    return PluginInfo(subsystem="rebalancelog", summary="logs the parent weight's updates")
+'''
+
+
+def test_stop_all_weighs_the_remaining_cts_once_at_its_end(vz_env: VzEnv, vzctl: Vzctl,
+                                                          tmp_path: Path) -> None:
+    # stop-all's stops leave the parent group's weight to vz_batch_done too: one update
+    # for the whole shutdown, not one per stop (each reading every running CT's weight)
+    log = tmp_path / "rebalances"
+    vz_env.add_plugin_module("rebalance_log", REBALANCE_LOG)
+    vz_env.extra_env["VZ_REBALANCE_LOG"] = str(log)
+    for ctid, units in ((101, 1000), (102, 3000), (103, 500)):
+        vzctl("create", ctid, "--ostemplate", "busybox")
+        vzctl("set", ctid, "--onboot", "yes", "--cpuunits", units, "--save")
+    vzctl("boot-all")
+    cg = vz_env.cgroups(101)
+    version = cg.version
+    name = mapping.weight_file(version)
+    group = cg.parent().dir_for("cpu")
+    assert group is not None
+    # A group of the parent that no CT of this installation owns (another's running CT):
+    # the weight left once every CT stopped is its own.
+    other = group.directory / "other"
+    other.mkdir()
+    try:
+        (other / name).write_text(str(mapping.weight_of(2000, version)))
+        log.unlink()
+        vzctl("stop-all", "--fast")
+        expected = mapping.parent_weight([mapping.weight_of(2000, version)], 1000, version)
+        assert log.read_text().split() == [str(expected)], "one update per stop before"
+        assert int(cg.parent().read("cpu", name)) == expected
+    finally:
+        vzctl("stop-all", "--fast")
+        other.rmdir()
 
 
 def test_host_cpuunits_weigh_the_running_cts_against_the_host(vz_env: VzEnv, vzctl: Vzctl,

@@ -164,8 +164,9 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_batch_done(cts: list[Container], verb: str) -> None:
-    """After a boot-all, whose starts left it out: the CTs' parent groups' weight, once per
-    parent (reading every running CT's weight once, not once per start)."""
+    """After a boot-all or a stop-all, whose starts and stops left it out: the CTs' parent
+    groups' weight, once per parent (reading every running CT's weight once, not once per
+    start or stop)."""
     from vzcore.ctgroups import plan
 
     done: set[str] = set()
@@ -188,12 +189,16 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 
 @hookimpl
 def vz_post_stop(ct: Container, run: Run) -> None:
-    """Remove the view files and give the stopped CT's weight back to the host."""
+    """Remove the view files and give the stopped CT's weight back to the host (after a
+    stop-all's last stop: ``vz_batch_done``)."""
+    from vzcore.lifecycle.bootall import BATCH_OPTION
     from vzcore_cpu import view
 
     record: CpuRecord | None = run.record
     if record is not None:
         view.remove(Path(record.view))
+    if run.options.get(BATCH_OPTION):
+        return
     if run.state.cgroups is not None and run.state.cgroups.exists():
         _rebalance(ct, run.state.cgroups, leaving=True)
 

@@ -198,6 +198,49 @@ def test_one_lxcfs_serves_both_profiles_and_is_repaired_in_every_running_ct(
     assert lxcfs_processes(place) == [] and not mounts.mounts_below(vz_env.root)
 
 
+STOP_LOG = '''
+import os
+from vzcore import hookimpl
+from vzcore.plugin import PluginInfo
+from vzcore_lxcfs import daemon
+
+_stop = daemon.stop_unless_used
+
+
+def _logged(where, run_dir, leaving):
+    stopped = _stop(where, run_dir, leaving)
+    with open(os.environ["VZ_LXCFS_LOG"], "a") as log:
+        log.write(f"{stopped}\\n")
+    return stopped
+
+
+daemon.stop_unless_used = _logged
+
+
+@hookimpl
+def vz_plugin_info():
+    return PluginInfo(subsystem="lxcfslog", summary="logs the asks whether lxcfs still serves")
+'''
+
+
+def test_stop_all_asks_once_at_its_end_whether_lxcfs_still_serves_a_ct(
+        vz_env: VzEnv, vzctl: Vzctl, tmp_path: Path) -> None:
+    # Each stop used to ask, reading every CT's state file under the daemon's lock: a
+    # stop-all of N CTs read N² files one stop after the other (vz_batch_done now).
+    log = tmp_path / "asks"
+    vz_env.add_plugin_module("lxcfs_log", STOP_LOG)
+    vz_env.extra_env["VZ_LXCFS_LOG"] = str(log)
+    for ctid in (101, 102, 103):
+        vzctl("create", ctid, "--ostemplate", "busybox")
+        vzctl("set", ctid, "--onboot", "yes", "--save")
+    vzctl("boot-all")
+    place = where(vz_env)
+    assert len(lxcfs_processes(place)) == 1
+    vzctl("stop-all", "--fast")
+    assert log.read_text().split() == ["True"], "one ask per stop before"
+    assert lxcfs_processes(place) == [] and not place.directory.exists()
+
+
 def meminfo_host() -> dict[str, int]:
     text = Path("/proc/meminfo").read_text()
     return {line.split(":")[0]: int(line.split()[1]) for line in text.splitlines() if line.strip()}

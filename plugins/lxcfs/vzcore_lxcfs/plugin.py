@@ -185,12 +185,31 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 @hookimpl
 def vz_post_stop(ct: Container, run: Run) -> None:
     """Stop the shared lxcfs when this was the last CT using it (idempotent).  Also without
-    a record: a CT whose state file was lost (and rebuilt from the kernel) used it too."""
+    a record: a CT whose state file was lost (and rebuilt from the kernel) used it too.
+    In a stop-all, once after the last stop instead (:func:`vz_batch_done`): asking
+    whether another CT uses it reads every CT's state file under the daemon's lock, which
+    a thousand stops did one after the other."""
+    from vzcore.lifecycle.bootall import BATCH_OPTION
     from vzcore_lxcfs import daemon
 
+    if run.options.get(BATCH_OPTION):
+        return
     where = _place(ct)
     if run.record is not None or where.directory.exists():
         daemon.stop_unless_used(where, ct.paths.run_dir, ct.ctid)
+
+
+@hookimpl
+def vz_batch_done(cts: list[Container], verb: str) -> None:
+    """After a stop-all: stop the shared lxcfs if no CT uses it any more (each stop of the
+    run left that to this call)."""
+    from vzcore_lxcfs import daemon
+
+    if verb != "stop" or not cts:
+        return
+    where = _place(cts[0])  # one daemon per installation
+    if where.directory.exists():
+        daemon.stop_unless_used(where, cts[0].paths.run_dir, leaving=0)  # CT 0: no CT
 
 
 def _check(ct: Container, run: Run | None) -> None:
