@@ -93,9 +93,11 @@ def test_kill_at_every_point_of_convert(vz_env: VzEnv, vzctl: Vzctl, busybox_ct:
         vzctl("convert", 101, "--layout", "simfs")
 
 
+@pytest.mark.parametrize("layout", ["image", "overlay"])
 def test_destroy_after_a_killed_convert_leaves_nothing(vz_env: VzEnv, vzctl: Vzctl,
-                                                       busybox_ct: int, tmp_path: Path) -> None:
-    argv = ["convert", "101", "--layout", "image", "--diskspace", "32M"]
+                                                       busybox_ct: int, tmp_path: Path,
+                                                       layout: str) -> None:
+    argv = ["convert", "101", "--layout", layout, "--diskspace", "32M"]
     points = crash.learn_points(vz_env, argv, ("convert:",), tmp_path / "trace")
     vzctl("destroy", 101)
     for point in points:
@@ -236,3 +238,20 @@ def test_kill_at_every_point_of_an_overlay_convert(vz_env: VzEnv, vzctl: Vzctl, 
         assert vzctl("exec", 101, OVERLOOK).stdout == before, point
         vzctl("stop", "--fast", 101)
         vzctl("convert", 101, *back)
+
+
+def test_a_convert_to_overlay_that_does_not_fit_is_undone(vz_env: VzEnv, vzctl: Vzctl,
+                                                          busybox_ct: int) -> None:
+    """The upper layer holds only the changes, so its size is not checked before: a copy
+    that does not fit fails (ENOSPC) and is undone at once."""
+    vzctl("start", busybox_ct)
+    vzctl("exec", busybox_ct, "dd if=/dev/urandom of=/big bs=1M count=24 2>/dev/null")
+    vzctl("stop", "--fast", busybox_ct)
+    conf = vz_env.conf(busybox_ct).read_text()
+    out = vzctl("convert", busybox_ct, "--layout", "overlay", "--diskspace", "16M", check=False)
+    assert out.returncode == 3 and "No space left" in out.stderr, out.stderr
+    assert vz_env.conf(busybox_ct).read_text() == conf and not leftovers(vz_env)
+    vzctl("convert", busybox_ct, "--layout", "overlay", "--diskspace", "64M")
+    vzctl("start", busybox_ct)
+    assert vzctl("exec", busybox_ct, "ls -l /big").stdout.split()[4] == str(24 << 20)
+    vzctl("stop", "--fast", busybox_ct)

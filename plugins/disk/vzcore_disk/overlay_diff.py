@@ -25,6 +25,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from vzcore import areas
 from vzcore.errors import VzError
 
 CONVERT_ERROR = 3
@@ -41,14 +42,15 @@ def digest(path: str) -> str:
 
 
 def xattrs(path: str) -> dict[str, bytes]:
-    """The extended attributes of ``path`` (not followed), overlayfs's own excepted."""
+    """The extended attributes of ``path`` (not followed), overlayfs's own and the private
+    area's marker (:mod:`vzcore.areas`: an area's, not a file's) excepted."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
         return {}
     found = {}
     for name in names:
-        if name.startswith("trusted.overlay."):
+        if name.startswith("trusted.overlay.") or name == areas.MARKER:
             continue
         try:
             found[name] = os.getxattr(path, name, follow_symlinks=False)
