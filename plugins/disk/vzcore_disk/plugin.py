@@ -125,6 +125,30 @@ def vz_umount(ct: Container) -> None:
 
 
 @hookimpl
+def vz_post_mount(ct: Container) -> None:
+    """A CT with a soft limit below its hard one goes on the grace watcher's list (the
+    daemon that acts on its grace in time, :mod:`vzcore_disk.watch`).  A simfs CT's grace
+    is looked at here, as the other layouts' is in their mount."""
+    from vzcore_disk import layouts, watch
+
+    layout = layouts.limiter(ct)
+    if layout is None:
+        return
+    if ct.layout == "simfs":
+        layout.enforce(ct)
+    if watch.needs_watch(ct):
+        watch.watch(ct)
+
+
+@hookimpl
+def vz_post_umount(ct: Container) -> None:
+    """Off the grace watcher's list (the last CT's unmount stops the daemon)."""
+    from vzcore_disk import watch
+
+    watch.unwatch(ct)
+
+
+@hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
     """With the second-level quota on, give the CT's /dev the node of its root's device,
     which the quota tools find in the CT's mount table and hand to quotactl(2).  Here, just
@@ -168,6 +192,11 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     layout.resize(ct, old, new)
     if layout.mounted(ct):
         layout.enforce(ct, new)
+        from vzcore_disk import watch
+
+        if watch.needs_watch(ct) or new.space_soft < new.space_hard or \
+                new.inodes_soft < new.inodes_hard:  # a soft limit given now: watch it
+            watch.watch(ct)
 
 
 @hookimpl
