@@ -90,10 +90,15 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 def _layout_does(ct: Container, action: str) -> None:
     """Run ``action`` (``make``, ``mount``, ``umount``) of the CT's layout module, when the
     layout is this plugin's (the engine routes these hooks to the layout's provider)."""
-    from vzcore_disk import layouts
+    from vzcore_disk import layouts, watch
 
     layout = layouts.of(ct)
-    if layout is not None:
+    if layout is None:
+        return
+    if action == "make":  # a new CT: no one watches it yet
+        layout.make(ct)
+        return
+    with watch.guard(ct):  # never beside the grace watcher's look at the CT
         getattr(layout, action)(ct)
 
 
@@ -135,7 +140,8 @@ def vz_post_mount(ct: Container) -> None:
     if layout is None:
         return
     if ct.layout == "simfs":
-        layout.enforce(ct)
+        with watch.guard(ct):
+            layout.enforce(ct)
     if watch.needs_watch(ct):
         watch.watch(ct)
 
@@ -185,18 +191,16 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     layout = layouts.limiter(ct)
     if layout is None or not any(key in changes for key in KEYS):
         return
-    from vzcore_disk import limits
+    from vzcore_disk import limits, watch
 
     old = limits.of(ct)
     new = limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
-    layout.resize(ct, old, new)
-    if layout.mounted(ct):
-        layout.enforce(ct, new)
-        from vzcore_disk import watch
-
-        if watch.needs_watch(ct) or new.space_soft < new.space_hard or \
-                new.inodes_soft < new.inodes_hard:  # a soft limit given now: watch it
-            watch.watch(ct)
+    with watch.guard(ct):
+        layout.resize(ct, old, new)
+        if layout.mounted(ct):
+            layout.enforce(ct, new)
+    if layout.mounted(ct) and watch.needs_watch(ct, new):  # a soft limit given now
+        watch.watch(ct)
 
 
 @hookimpl

@@ -17,7 +17,11 @@ watch: nothing writes to it, and its next mount looks at its grace first.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +30,7 @@ from vzcore.linux.daemon import DAEMON_ENV, Daemon
 if TYPE_CHECKING:
     from vzcore.conffile import ConfigFile
     from vzcore.container import Container
+    from vzcore_disk.limits import Limits
 
 NAME = "quota"
 DEFAULT_INTERVAL = 60
@@ -42,19 +47,42 @@ def daemon(ct: Container) -> Daemon:
     return Daemon.named(directory(ct), NAME, cgroups=daemon_groups(ct, NAME))
 
 
+@contextmanager
+def guard(ct: Container) -> Iterator[None]:
+    """Hold the CT's *limits lock* while its limits or its mount change (mount, umount,
+    set, ``vzctl quota``, the watcher's look).  Not the CT's own lock: a verb finding that
+    one held fails ("locked by another vzctl"), and the watcher's short looks must never
+    make an admin's command fail; this one is waited for (a look takes milliseconds)."""
+    locks = directory(ct) / "locks"
+    locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(locks / str(ct.ctid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def interval(global_config: ConfigFile) -> int:
     """``QUOTA_CHECK_INTERVAL`` from vz.conf (seconds, at least 1)."""
     text = global_config.get("QUOTA_CHECK_INTERVAL") or ""
     return max(1, int(text)) if text.isdigit() else DEFAULT_INTERVAL
 
 
-def needs_watch(ct: Container) -> bool:
-    """Whether ``ct`` has a soft limit below its hard one on a layout that limits it."""
+def needs_watch(ct: Container, wanted: Limits | None = None) -> bool:
+    """Whether ``ct`` has a soft limit below its hard one on a layout that limits it (a
+    simfs tree only when it carries its project); ``wanted``: limits not saved yet."""
     from vzcore_disk import layouts, limits
 
-    if layouts.limiter(ct) is None:
+    layout = layouts.limiter(ct)
+    if layout is None:
         return False
-    wanted = limits.of(ct)
+    if ct.layout == "simfs":
+        from vzcore_disk import simfs_area
+
+        if not simfs_area.limited(ct):  # no project quota: nothing to enforce
+            return False
+    wanted = wanted or limits.of(ct)
     return (wanted.space_set and wanted.space_soft < wanted.space_hard) or \
         (wanted.inodes_set and wanted.inodes_soft < wanted.inodes_hard)
 

@@ -1,14 +1,15 @@
 """The grace watcher daemon (:mod:`vzcore_disk.watch`): ``python -m vzcore_disk.watchd DIR``.
 
 Each round it looks at every CT listed in ``DIR/ctids`` (``VZ_ROOT`` names the
-installation) with the CT's lock held, as ``vzctl quota`` would: the layout's ``enforce``
+installation) as ``vzctl quota`` would, holding the CT's limits lock
+(:func:`vzcore_disk.watch.guard`, which the mount, umount, set and quota of the CT hold
+too, so a look never runs beside a resize or an unmount): the layout's ``enforce``
 starts the grace when use went above a soft limit, and lowers the kernel's limit to the
-soft one once the grace is over (or lifts it when use is back below).  A CT whose lock
-another vzctl holds is skipped this round: that command looks at the grace itself (mount,
-start, set, quota).  It sleeps ``QUOTA_CHECK_INTERVAL`` seconds, less when a grace ends
-sooner, so an expired grace is acted on within a second of its end.  A CT no longer
-mounted, or without soft limits, leaves the list; the daemon exits when the list is
-empty (an unmount normally stops it first).
+soft one once the grace is over (or lifts it when use is back below).  It sleeps
+``QUOTA_CHECK_INTERVAL`` seconds, less when a grace ends sooner, so an expired grace is
+acted on within a second of its end.  A CT no longer mounted, or without soft limits,
+leaves the list; the daemon exits when the list is empty (an unmount normally stops it
+first).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import traceback
 from pathlib import Path
 
 from vzcore.engine import Engine
-from vzcore.errors import Locked
 from vzcore.paths import Paths
 from vzcore_disk import grace, layouts, limits, watch
 
@@ -35,12 +35,11 @@ def look(engine: Engine, ctid: int) -> float | None:
     layout = layouts.limiter(ct)
     if layout is None or not layout.mounted(ct):
         raise LookupError(ctid)
-    try:
-        with engine.lock(ct, "quota-watch"):
-            wanted = limits.of(ct)
-            state = layout.enforce(ct, wanted)
-    except Locked:
-        return None
+    with watch.guard(ct):
+        if not layout.mounted(ct):  # unmounted meanwhile
+            raise LookupError(ctid)
+        wanted = limits.of(ct)
+        state = layout.enforce(ct, wanted)
     if state.space_since is not None and not state.enforced:
         return float(grace.remaining(state.space_since, wanted.quotatime) or 0) + 0.5
     return None
