@@ -249,7 +249,8 @@ def test_a_convert_to_overlay_that_does_not_fit_is_undone(vz_env: VzEnv, vzctl: 
     vzctl("stop", "--fast", busybox_ct)
     conf = vz_env.conf(busybox_ct).read_text()
     out = vzctl("convert", busybox_ct, "--layout", "overlay", "--diskspace", "16M", check=False)
-    assert out.returncode == 3 and "No space left" in out.stderr, out.stderr
+    assert out.returncode == 3 and "CT 101: convert to overlay" in out.stderr, out.stderr
+    assert "No space left" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert vz_env.conf(busybox_ct).read_text() == conf and not leftovers(vz_env)
     vzctl("convert", busybox_ct, "--layout", "overlay", "--diskspace", "64M")
     vzctl("start", busybox_ct)

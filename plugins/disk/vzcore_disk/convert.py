@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from vzcore import areas
 from vzcore.conffile import ConfigFile
 from vzcore.container import Container
-from vzcore.errors import AlreadyMounted, AlreadyRunning, InvalidValue, VzError
+from vzcore.errors import AlreadyMounted, AlreadyRunning, InvalidValue, VzError, describe
 from vzcore.faults import checkpoint
 from vzcore.lifecycle.mount import is_mounted, layout_provider, mount_ct, umount_ct
 from vzcore_disk.overlay_diff import Shift, digest, xattrs
@@ -100,9 +100,11 @@ def convert(engine: Engine, ct: Container, layout: str, overrides: dict[str, str
                     umount_ct(engine, ct)
             finally:
                 _umount_twin(engine, new)
-        except VzError:
+        except (VzError, OSError) as exc:
             _undo(engine, ct)  # a failed copy or check: back as it was, the error said
-            raise
+            code = exc.exit_code if isinstance(exc, VzError) else CONVERT_ERROR
+            raise VzError(f"CT {ct.ctid}: convert to {layout}: {describe(exc)}; nothing was "
+                          "changed", exit_code=code) from exc
         checkpoint("convert:verified")
         _swap(engine, ct, layout, overrides)
     engine.say(f"CT {ct.ctid} was converted to layout {layout}")
