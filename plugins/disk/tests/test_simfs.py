@@ -96,3 +96,71 @@ def test_simfs_limits_by_project_quota(vz_env: VzEnv, vzctl: Vzctl,
     vzctl("stop", 101)
     vzctl("destroy", 101)
     assert project.usage(project_quota_area, projid)[1] == 0  # the limit is lifted
+
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def setproj(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """setproj.c (tries FS_IOC_FSSETXATTR and FS_IOC_SETFLAGS on a directory), static."""
+    import shutil
+
+    if not shutil.which("gcc"):
+        pytest.fail("this test needs gcc and libc6-dev (contrib/setup.sh installs them)")
+    out = tmp_path_factory.mktemp("setproj") / "setproj"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(HERE / "setproj.c")], check=True)
+    return out
+
+
+def try_to_leave(vz_env: VzEnv, vzctl: Vzctl, ctid: int, setproj: Path) -> dict[str, str]:
+    """Run setproj on a new directory /escape inside: attempt -> result."""
+    import shutil
+
+    shutil.copy(setproj, vz_env.ct_root(ctid) / "setproj")
+    out = vzctl("exec", ctid, "mkdir -p /escape && /setproj /escape").stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+def test_a_privileged_simfs_ct_with_limits_cannot_change_project_ids(
+        vz_env: VzEnv, vzctl: Vzctl, setproj: Path) -> None:
+    """The privileged profile's filter refuses the ioctls that change a project ID or the
+    inherit flag when the CT has limits (here vz.conf's, which this host cannot enforce:
+    the filter is the same); without limits they are the file system's to answer."""
+    vz_env.allow_privileged()
+    vz_env.write_vz_conf(DISKSPACE="20M:20M")
+    vzctl("create", 101, "--ostemplate", "busybox", "--local_uid", "0", "--local_gid", "0")
+    vzctl("start", 101)
+    assert try_to_leave(vz_env, vzctl, 101, setproj) == \
+        {"fssetxattr": "Operation not permitted", "setflags": "Operation not permitted"}
+    vzctl("stop", "--fast", 101)
+    vzctl("destroy", 101)
+    vz_env.write_vz_conf(DISKSPACE="")
+    vzctl("create", 101, "--ostemplate", "busybox", "--local_uid", "0", "--local_gid", "0")
+    vzctl("start", 101)
+    assert try_to_leave(vz_env, vzctl, 101, setproj)["setflags"] == "ok"
+    vzctl("stop", "--fast", 101)
+
+
+@pytest.mark.vm
+@pytest.mark.parametrize("profile", ["privileged", "userns"])
+def test_a_simfs_ct_cannot_leave_its_project(vz_env: VzEnv, vzctl: Vzctl, setproj: Path,
+                                             project_quota_area: Path, profile: str) -> None:
+    """Neither profile's root can take a directory out of the CT's project (privileged:
+    the seccomp filter, EPERM; in a user namespace: the kernel, EINVAL), so a write there
+    still stops at the limit.  (A privileged CT's root must lose CAP_SYS_RESOURCE for any
+    quota to bind it: Linux's quotas let that capability past their limits.)"""
+    from vzcore.testing.contracts import profile_options
+
+    vzctl("create", 101, "--ostemplate", "busybox", "--diskspace", "20M:20M",
+          *profile_options(vz_env, profile))
+    if profile == "privileged":
+        vzctl("set", 101, "--capability", "sys_resource:off", "--save")
+    vzctl("start", 101)
+    tried = try_to_leave(vz_env, vzctl, 101, setproj)
+    assert "ok" not in tried.values(), tried
+    assert project.assigned(vz_env.private(101) / "escape", project.project_id(101))
+    out = vzctl("exec", 101, "dd if=/dev/zero of=/escape/big bs=1M count=40", check=False)
+    assert out.returncode != 0 and "Disk quota exceeded" in out.stderr + out.stdout, out
+    vzctl("stop", "--fast", 101)
+    vzctl("destroy", 101)

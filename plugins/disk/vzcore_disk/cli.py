@@ -31,7 +31,9 @@ def quota(session: Session, ctid: str, as_json: bool) -> int:
     ct.require_exists()
     layout = layouts.limiter(ct)
     if layout is not None and ct.private.exists():
-        with engine.lock(ct, "quota"):
+        from vzcore_disk import watch
+
+        with engine.lock(ct, "quota"), watch.guard(ct):
             layout.enforce(ct)
     table = report.rows(ct)
     if as_json:

@@ -7,12 +7,18 @@ Only then is it swapped in: the old area is renamed ``VE_PRIVATE.old``, the new 
 its place, the config names the new layout, and the old area is removed by its own
 layout's provider.  ``VE_PRIVATE.convert.json`` journals the conversion before anything is
 made, so a convert killed at any point is finished or undone by the next ``vzctl
-convert`` of the CT (or by ``--recover``).
+convert`` of the CT.
+
+From ``overlay`` the copy is of the mounted overlay (what the CT's root sees), and the
+shared tree the CT named is released with its old area.  To ``overlay`` the template's
+shared tree (the CT's ``OSTEMPLATE``) is attached to the new area by the template plugin
+and the upper layer gets only the CT's differences from it
+(:mod:`vzcore_disk.overlay_diff`); the new overlay is then mounted and its merged view
+compared with the CT's files as any copy is.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -23,9 +29,10 @@ from typing import TYPE_CHECKING
 from vzcore import areas
 from vzcore.conffile import ConfigFile
 from vzcore.container import Container
-from vzcore.errors import AlreadyMounted, AlreadyRunning, InvalidValue, VzError
+from vzcore.errors import AlreadyMounted, AlreadyRunning, InvalidValue, VzError, describe
 from vzcore.faults import checkpoint
 from vzcore.lifecycle.mount import is_mounted, layout_provider, mount_ct, umount_ct
+from vzcore_disk.overlay_diff import Shift, digest, xattrs
 
 if TYPE_CHECKING:
     from vzcore.engine import Engine
@@ -41,7 +48,8 @@ def journal_of(ct: Container) -> Path:
     return _sibling(ct.private, ".convert.json")
 
 
-def _twin(ct: Container, layout: str, private_suffix: str, overrides: dict[str, str]) -> Container:
+def _twin(ct: Container, layout: str, private_suffix: str,
+          overrides: dict[str, str | None]) -> Container:
     """A copy of ``ct`` whose area is the sibling ``VE_PRIVATE<suffix>`` in ``layout``
     (its config is never saved over the CT's: it has a path of its own)."""
     config = ConfigFile(_sibling(ct.private, ".convert.conf"), ct.config.text().splitlines())
@@ -51,7 +59,7 @@ def _twin(ct: Container, layout: str, private_suffix: str, overrides: dict[str, 
     return Container(ct.ctid, ct.paths, ct.global_config, config)
 
 
-def convert(engine: Engine, ct: Container, layout: str, overrides: dict[str, str]) -> None:
+def convert(engine: Engine, ct: Container, layout: str, overrides: dict[str, str | None]) -> None:
     """Convert stopped ``ct`` to ``layout``; ``overrides`` are config keys for the new area
     (``DISKSPACE``, ``DISKINODES``) written to the config with it."""
     ct.require_exists()
@@ -65,53 +73,107 @@ def convert(engine: Engine, ct: Container, layout: str, overrides: dict[str, str
             raise AlreadyMounted(f"CT {ct.ctid} is mounted; 'vzctl umount {ct.ctid}' first")
         if layout == ct.layout:
             raise InvalidValue(f"CT {ct.ctid} already has layout {layout}; nothing to convert")
-        if "overlay" in (layout, ct.layout):
-            raise InvalidValue(_NO_OVERLAY.format(ctid=ct.ctid, what="to" if layout == "overlay"
-                                                  else "from"))
         if layout == "btrfs" and "BTRFS_POOL" not in overrides and ct.get("BTRFS_POOL"):
             overrides = {**overrides, "BTRFS_POOL": ct.get("BTRFS_POOL") or ""}
+        journal: dict[str, object] = {"from": ct.layout, "to": layout}
+        if ct.layout == OVERLAY:  # the new area names no shared tree; the old one's is released
+            overrides = {**overrides, LOWER_KEY: None}
+            journal["lower"] = ct.get(LOWER_KEY)
         new = _twin(ct, layout, ".convert", overrides)
         provider = layout_provider(engine, new)
-        _validate(new, overrides)
-        _check_fits(engine, ct, new)
-        _write_journal(ct, {"from": ct.layout, "to": layout, "overrides": overrides})
+        _validate(engine, new, overrides)
+        if layout != OVERLAY:  # an upper layer holds only the changes: a copy that does not
+            _check_fits(engine, ct, new)  # fit fails (ENOSPC) and is undone
+        _write_journal(ct, {**journal, "overrides": overrides})
         checkpoint("convert:journaled")
-        _make(engine, new, provider)
         try:
+            _make(engine, new, provider)
+            if layout == OVERLAY:  # the tree the template plugin attached (named in new's config)
+                overrides = {**overrides, LOWER_KEY: new.config.get(LOWER_KEY)}
+                _write_journal(ct, {**journal, "overrides": overrides})
             checkpoint("convert:made")
-            mount_ct(engine, ct)
             try:
-                target = new.private if layout == "simfs" else new.root
-                _copy(ct.root, target)
-                if layout != "simfs":
-                    from vzcore_disk import image
-
-                    image.own_unshifted(target, ct.root_owner)
-                checkpoint("convert:copied")
-                _verify(ct.root, target)
+                mount_ct(engine, ct)
+                try:
+                    _fill(engine, ct, new)
+                finally:
+                    umount_ct(engine, ct)
             finally:
-                umount_ct(engine, ct)
-        finally:
-            _umount_twin(engine, new)
+                _umount_twin(engine, new)
+        except (VzError, OSError) as exc:
+            _undo(engine, ct)  # a failed copy or check: back as it was, the error said
+            code = exc.exit_code if isinstance(exc, VzError) else CONVERT_ERROR
+            raise VzError(f"CT {ct.ctid}: convert to {layout}: {describe(exc)}; nothing was "
+                          "changed", exit_code=code) from exc
         checkpoint("convert:verified")
         _swap(engine, ct, layout, overrides)
     engine.say(f"CT {ct.ctid} was converted to layout {layout}")
 
 
-_NO_OVERLAY = (
-    "CT {ctid}: convert {what} layout overlay is not supported: an overlay CT's files are its "
-    "template's shared tree plus its own changes, and a copy cannot tell which of a CT's files "
-    "are changes (to overlay) nor release the shared tree it names (from overlay); create a new "
-    "CT with the layout you want and copy the data you need")
+OVERLAY = "overlay"
+LOWER_KEY = "OVERLAY_LOWER"
 
 
-def _validate(new: Container, overrides: dict[str, str]) -> None:
-    """What a create in the new layout would refuse (its size, its pool)."""
+def _fill(engine: Engine, ct: Container, new: Container) -> None:
+    """Copy the mounted CT's files into the new area and verify the result: for an overlay
+    the upper layer gets the differences and the mounted merged view is verified."""
+    if new.layout == OVERLAY:
+        from vzcore_disk import area, overlay, overlay_diff
+
+        area.mount(new)
+        overlay_diff.Differ(ct.root, overlay.lower_of(new), overlay.upper_mount(new) / "root",
+                            _shift(ct), skip=_own_lost_found(ct)).run()
+        checkpoint("convert:copied")
+        overlay.mount(new)  # the upper image again, the (idmapped) lower, the overlay
+        _verify(ct.root, new.root)
+        return
+    target = new.private if new.layout == "simfs" else new.root
+    _copy(ct.root, target)
+    if new.layout != "simfs":
+        from vzcore_disk import image
+
+        image.own_unshifted(target, ct.root_owner)
+    checkpoint("convert:copied")
+    _verify(ct.root, target)
+
+
+def _own_lost_found(ct: Container) -> tuple[str, ...]:
+    """An image's ``lost+found`` is its file system's, not the CT's (the upper has its own)."""
+    return ("lost+found",) if ct.layout == "image" else ()
+
+
+def _shift(ct: Container) -> Shift:
+    """The template's owners as the CT's tree has them on the host (its ID shift)."""
+    idmap = ct.idmap
+    if idmap is None:
+        return lambda uid, gid: (uid, gid)
+
+    def shift(uid: int, gid: int) -> tuple[int, int]:
+        try:
+            return idmap.host_uid(uid), idmap.host_gid(gid)
+        except ValueError:  # outside the CT's range: matches nothing of the CT's
+            return -1, -1
+    return shift
+
+
+def _validate(engine: Engine, new: Container, overrides: dict[str, str | None]) -> None:
+    """What a create in the new layout would refuse (its size, its pool; for an overlay
+    the kernel's support and the CT's template, which the template plugin checks)."""
     from vzcore.changes import Change, ChangeSet
     from vzcore_disk import checks
 
-    checks.validate(new, ChangeSet({k: Change(k, None, v) for k, v in overrides.items()}),
-                    "create")
+    changes = ChangeSet({k: Change(k, None, v) for k, v in overrides.items() if v is not None})
+    checks.validate(new, changes, "create")
+    if new.layout == OVERLAY:
+        engine.plugins.run_each("vz_validate", ct=new, changes=changes, verb="create",
+                                only=_tree_owner(engine, new).__eq__)
+
+
+def _tree_owner(engine: Engine, ct: Container) -> str:
+    """The plugin that fills CTs' trees from templates and keeps the shared trees an
+    overlay's lower layer is (``OVERLAY_LOWER`` is the contract): the ``simfs`` provider,
+    the template plugin."""
+    return layout_provider(engine, ct, "simfs")
 
 
 def _check_fits(engine: Engine, ct: Container, new: Container) -> None:
@@ -140,6 +202,8 @@ def _make(engine: Engine, new: Container, provider: str) -> None:
         areas.write_marker(new.private, new.ctid)
         return
     engine.plugins.run_each("vz_layout_create", ct=new, only=provider.__eq__)
+    if new.layout == OVERLAY:  # the template plugin attaches the template's shared tree
+        engine.plugins.run_each("vz_create", ct=new, only=_tree_owner(engine, new).__eq__)
 
 
 def _umount_twin(engine: Engine, new: Container) -> None:
@@ -159,30 +223,31 @@ def _copy(source: Path, target: Path) -> None:
 
 
 def _entries(top: Path) -> dict[str, os.stat_result]:
+    """Everything below ``top`` on its file system.  Directories on another device (a
+    btrfs CT's own subvolumes) are left out with what is below them; other files are kept
+    whatever their device, as overlayfs may report a lower or upper file's own."""
     found = {}
     device = os.lstat(top).st_dev
     for directory, dirs, files in os.walk(top):
-        for name in dirs + files:
+        for name in files:
+            path = os.path.join(directory, name)
+            found[os.path.relpath(path, top)] = os.lstat(path)
+        kept = []
+        for name in dirs:
             path = os.path.join(directory, name)
             st = os.lstat(path)
-            if st.st_dev == device:
+            if not stat.S_ISDIR(st.st_mode) or st.st_dev == device:  # (a link to a directory)
                 found[os.path.relpath(path, top)] = st
-        dirs[:] = [d for d in dirs if os.lstat(os.path.join(directory, d)).st_dev == device]
+                kept.append(name)
+        dirs[:] = kept
     found["."] = os.lstat(top)
     return found
 
 
-def _digest(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
-
-
 def _verify(source: Path, target: Path) -> None:
-    """Every file of ``source`` is in ``target`` the same (``lost+found`` of an image
-    excepted: each ext4 file system has its own)."""
+    """Every file of ``source`` is in ``target`` the same: type, mode, owner, content,
+    link target, device number, extended attributes (``lost+found`` of an image excepted:
+    each ext4 file system has its own); ``target`` has nothing more."""
     old, new = _entries(source), _entries(target)
     for name, a in old.items():
         if name.split("/")[0] == "lost+found":
@@ -194,17 +259,24 @@ def _verify(source: Path, target: Path) -> None:
                (stat.S_IFMT(b.st_mode), b.st_mode & 0o7777, b.st_uid, b.st_gid)
         if same and stat.S_ISREG(a.st_mode):
             same = a.st_size == b.st_size and \
-                _digest(os.path.join(source, name)) == _digest(os.path.join(target, name))
+                digest(os.path.join(source, name)) == digest(os.path.join(target, name))
         elif same and stat.S_ISLNK(a.st_mode):
             same = os.readlink(os.path.join(source, name)) == os.readlink(os.path.join(target, name))
         elif same and (stat.S_ISCHR(a.st_mode) or stat.S_ISBLK(a.st_mode)):
             same = a.st_rdev == b.st_rdev
+        if same:
+            same = xattrs(os.path.join(source, name)) == xattrs(os.path.join(target, name))
         if not same:
             raise VzError(f"verification failed: {name} differs after the copy",
                           exit_code=CONVERT_ERROR)
+    extra = sorted(n for n in new if n not in old and n.split("/")[0] != "lost+found")
+    if extra:  # e.g. a template file an overlay's upper layer failed to hide
+        raise VzError(f"verification failed: {extra[0]} is in the copy, not in the CT",
+                      exit_code=CONVERT_ERROR)
 
 
-def _swap(engine: Engine, ct: Container, layout: str, overrides: dict[str, str]) -> None:
+def _swap(engine: Engine, ct: Container, layout: str,
+          overrides: dict[str, str | None]) -> None:
     """Put the verified new area in place, name its layout in the config, remove the old."""
     old_private = _sibling(ct.private, ".old")
     os.rename(ct.private, old_private)
@@ -220,9 +292,12 @@ def _finish(engine: Engine, ct: Container) -> None:
     ct.config.update({"VE_LAYOUT": data["to"], **data["overrides"]})
     ct.config.save()
     checkpoint("convert:config-saved")
-    old = _twin(ct, data["from"], ".old", {})
+    old = _twin(ct, data["from"], ".old", {LOWER_KEY: data.get("lower")})
     if old.private.exists():
         engine.plugins.run_each("vz_destroy", ct=old, only=layout_provider(engine, old).__eq__)
+    checkpoint("convert:old-removed")
+    if data["from"] == OVERLAY and data.get("lower"):  # release the shared tree it named
+        engine.plugins.run_each("vz_destroy", ct=old, only=_tree_owner(engine, old).__eq__)
     _sibling(ct.private, ".convert.conf").unlink(missing_ok=True)
     journal_of(ct).unlink(missing_ok=True)
 
@@ -240,6 +315,15 @@ def recover(engine: Engine, ct: Container) -> bool:
         _finish(engine, ct)  # swapped: the new area was verified; go forward
         engine.warn(f"CT {ct.ctid}: finished the conversion to {data['to']} a killed vzctl left")
         return True
+    _undo(engine, ct)
+    engine.warn(f"CT {ct.ctid}: undid the conversion to {data['to']} a killed vzctl left")
+    return True
+
+
+def _undo(engine: Engine, ct: Container) -> None:
+    """Put back the old area, remove the new one and the journal (not yet swapped)."""
+    data = json.loads(journal_of(ct).read_text())
+    old_private = _sibling(ct.private, ".old")
     if not ct.private.exists() and old_private.exists():
         os.rename(old_private, ct.private)
     if is_mounted(ct):
@@ -247,11 +331,10 @@ def recover(engine: Engine, ct: Container) -> bool:
     new = _twin(ct, data["to"], ".convert", data["overrides"])
     _umount_twin(engine, new)
     if new.private.exists() or data["to"] == "btrfs":
+        # an overlay's tree, if attached, is the template's current one: kept as its cache
         engine.plugins.run_each("vz_destroy", ct=new, only=layout_provider(engine, new).__eq__)
     _sibling(ct.private, ".convert.conf").unlink(missing_ok=True)
-    path.unlink()
-    engine.warn(f"CT {ct.ctid}: undid the conversion to {data['to']} a killed vzctl left")
-    return True
+    journal_of(ct).unlink()
 
 
 

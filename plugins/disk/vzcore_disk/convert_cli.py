@@ -10,7 +10,7 @@ from vzcore.cli.session import Session, pass_session
 @click.command()
 @click.argument("ctid")
 @click.option("--layout", required=True, metavar="NAME",
-              help="the layout to move the CT's files into (simfs, image, btrfs)")
+              help="the layout to move the CT's files into (simfs, image, btrfs, overlay)")
 @click.option("--diskspace", metavar="S[:H]", help="the new area's disk space (image: its size)")
 @click.option("--diskinodes", metavar="S[:H]", help="the new area's inodes (image)")
 @pass_session
@@ -30,7 +30,7 @@ def convert(session: Session, ctid: str, layout: str, diskspace: str | None,
     engine = session.engine
     engine.plugins.check_conflicts()
     ct = session.container(ctid)
-    overrides = {}
+    overrides: dict[str, str | None] = {}
     for key, grammar, text in (("DISKSPACE", DISKSPACE, diskspace),
                                ("DISKINODES", DISKINODES, diskinodes)):
         if text is not None:

@@ -90,10 +90,15 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 def _layout_does(ct: Container, action: str) -> None:
     """Run ``action`` (``make``, ``mount``, ``umount``) of the CT's layout module, when the
     layout is this plugin's (the engine routes these hooks to the layout's provider)."""
-    from vzcore_disk import layouts
+    from vzcore_disk import layouts, watch
 
     layout = layouts.of(ct)
-    if layout is not None:
+    if layout is None:
+        return
+    if action == "make":  # a new CT: no one watches it yet
+        layout.make(ct)
+        return
+    with watch.guard(ct):  # never beside the grace watcher's look at the CT
         getattr(layout, action)(ct)
 
 
@@ -139,6 +144,31 @@ def vz_pre_start(ct: Container, run: Run) -> None:
 
 
 @hookimpl
+def vz_post_mount(ct: Container) -> None:
+    """A CT with a soft limit below its hard one goes on the grace watcher's list (the
+    daemon that acts on its grace in time, :mod:`vzcore_disk.watch`).  A simfs CT's grace
+    is looked at here, as the other layouts' is in their mount."""
+    from vzcore_disk import layouts, watch
+
+    layout = layouts.limiter(ct)
+    if layout is None:
+        return
+    if ct.layout == "simfs":
+        with watch.guard(ct):
+            layout.enforce(ct)
+    if watch.needs_watch(ct):
+        watch.watch(ct)
+
+
+@hookimpl
+def vz_post_umount(ct: Container) -> None:
+    """Off the grace watcher's list (the last CT's unmount stops the daemon)."""
+    from vzcore_disk import watch
+
+    watch.unwatch(ct)
+
+
+@hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
     """With the second-level quota on, give the CT's /dev the node of its root's device,
     which the quota tools find in the CT's mount table and hand to quotactl(2).  Here, just
@@ -175,13 +205,16 @@ def vz_apply(ct: Container, changes: ChangeSet, run: Run | None) -> None:
     layout = layouts.limiter(ct)
     if layout is None or not any(key in changes for key in KEYS):
         return
-    from vzcore_disk import limits
+    from vzcore_disk import limits, watch
 
     old = limits.of(ct)
     new = limits.of(ct, {key: changes[key].new for key in KEYS if key in changes})
-    layout.resize(ct, old, new)
-    if layout.mounted(ct):
-        layout.enforce(ct, new)
+    with watch.guard(ct):
+        layout.resize(ct, old, new)
+        if layout.mounted(ct):
+            layout.enforce(ct, new)
+    if layout.mounted(ct) and watch.needs_watch(ct, new):  # a soft limit given now
+        watch.watch(ct)
 
 
 @hookimpl

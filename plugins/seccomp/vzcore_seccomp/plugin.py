@@ -69,8 +69,13 @@ def _apply(ct: Container) -> None:
     privileged = ct.idmap is None
     # the second-level quota (disk plugin): the CT's root sets its users' quotas
     ugid_quota = privileged and (ct.get("QUOTAUGIDLIMIT") or "0") != "0"
+    # a simfs CT's limits (disk plugin): its tree's project quota, which only a process in
+    # the host's user namespace can leave by changing its files' project ID
+    project_quota = privileged and ct.layout == "simfs" and \
+        bool(ct.get("DISKSPACE") or ct.get("DISKINODES"))
     seccomp.install(seccomp.deny_filter(policy.denied(privileged, ugid_quota),
-                                        rules=policy.rules(privileged, ugid_quota)))
+                                        rules=policy.rules(privileged, ugid_quota,
+                                                           project_quota)))
 
 
 @hookimpl

@@ -176,7 +176,28 @@ QUOTA_RULES: list[ArgRule] = [
 ]
 
 
-def rules(privileged: bool = False, ugid_quota: bool = False) -> list[ArgRule]:
+PROJECT_IOCTLS = {
+    "FS_IOC_FSSETXATTR": 0x401C5820,  # _IOW('X', 32, struct fsxattr): project ID, PROJINHERIT
+    "FS_IOC_SETFLAGS": 0x40086602,  # _IOW('f', 2, long): chattr, FS_PROJINHERIT_FL among them
+    "FS_IOC32_SETFLAGS": 0x40046602,  # the same with the i386 ABI's int
+}
+"""ioctl requests that change a file's project ID or a directory's project-inherit flag
+(linux/fs.h).  A simfs CT's limits are the project quota of its tree on the host's file
+system (the disk plugin); the kernel lets only the host's user namespace change project
+IDs, which a privileged CT's root is in: given these, it would move its files out of its
+project (or make new ones outside it) and write past its limits.  The filter cannot read
+the structure they pass, so they are refused whole: ``chattr`` and ``xfs_io chattr``
+fail with EPERM in such a CT (``lsattr``'s reads stay)."""
+
+PROJECT_RULES: list[ArgRule] = [
+    ArgRule("ioctl", errno.EPERM, [ArgCheck(1, sorted(PROJECT_IOCTLS.values()))]),
+]
+
+
+def rules(privileged: bool = False, ugid_quota: bool = False,
+          project_quota: bool = False) -> list[ArgRule]:
     """The argument rules of the default profile, plus :data:`PRIVILEGED_RULES` for a
-    privileged CT and :data:`QUOTA_RULES` for a CT with the second-level quota."""
-    return [*RULES, *(PRIVILEGED_RULES if privileged else []), *(QUOTA_RULES if ugid_quota else [])]
+    privileged CT, :data:`QUOTA_RULES` for a CT with the second-level quota and
+    :data:`PROJECT_RULES` for a privileged CT limited by project quota."""
+    return [*RULES, *(PRIVILEGED_RULES if privileged else []),
+            *(QUOTA_RULES if ugid_quota else []), *(PROJECT_RULES if project_quota else [])]
