@@ -40,7 +40,7 @@ from vzcore_template.mirror import Mirrors
 from vzcore_template.names import DEBIAN_ARCHES, Distribution
 from vzcore_template.progress import DebootstrapOutput, Reporter
 
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 """Bumped whenever what a build makes changes (packages, preparation): a ``--reuse`` of
 a cache built by another recipe version rebuilds it."""
 
