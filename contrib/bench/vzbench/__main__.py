@@ -61,6 +61,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "announcement's CentOS had)")
     parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks",
                         help="where report.md, results.json and the plots go")
+    parser.add_argument("--editable", action="store_true",
+                        help="time the vzctl of the development venv (.venv, an editable "
+                             "install) instead of a non-editable install of the checkout")
     parser.add_argument("--render", action="store_true",
                         help="only write report.md and the plots again from --out's "
                              "results.json (after a change to the report's code)")
@@ -97,7 +100,12 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     conf = settings(args)
+    conf["install"] = "editable (.venv)" if args.editable else "non-editable"
     if not os.environ.get(IN_NETNS):
+        if not args.editable:
+            python = prereq.release_venv()
+            if not prereq.running_from(python):  # the same suite, from the installed vzctl
+                os.execv(python, [str(python), "-m", "vzbench", *argv])
         prereq.install_packages()
         prereq.install_matplotlib()
         if {"seed", "density"} & set(args.parts):
