@@ -69,7 +69,8 @@ def describe() -> dict[str, Any]:
         "vzcore": f"{vzcore.__version__}, commit {_git('rev-parse', '--short', 'HEAD')} "
                   f"({_git('rev-parse', '--abbrev-ref', 'HEAD')}), "
                   + ("an editable install (its import finders add to every vzctl start)"
-                     if str(REPO) in str(vzcore.__file__) else "installed non-editable"),
+                     if Path(vzcore.__file__).resolve().is_relative_to(REPO / "vzcore")
+                     else "installed non-editable"),
         "tools": {name: _first_line(argv) for name, argv in VERSIONS.items()},
         "load_start": loadavg(),
     }
