@@ -157,4 +157,7 @@ def population(count: int, tarball: Path, prefix: str, room: int | None = None,
             yield root, env, parent, ctids
         finally:
             vzctl(env, "stop-all", "--fast", check=False)
-            run(["umount", str(root / "run")], check=False)
+            # the console daemon may still hold its socket there for a moment after the last
+            # CT: detached then, the tmpfs goes with its last user (else it stayed mounted)
+            if run(["umount", str(root / "run")], check=False).returncode != 0:
+                run(["umount", "--lazy", str(root / "run")], check=False)
