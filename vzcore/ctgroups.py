@@ -18,7 +18,6 @@ refused, naming the group and the fix.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -47,6 +46,8 @@ def group_name(paths: Paths, ctid: int) -> str:
     prefix = os.path.realpath(paths.prefix)
     if prefix == "/":
         return str(ctid)
+    import hashlib  # only here: OpenSSL's start-up (2-3 ms) is not every vzctl's at "/"
+
     return f"{ctid}-{hashlib.sha256(prefix.encode()).hexdigest()[:8]}"
 
 

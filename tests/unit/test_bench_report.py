@@ -81,6 +81,8 @@ def results() -> dict[str, Any]:
                     "runs": {"vzctl start": 3, "runc run": 3, "systemd-nspawn": 3,
                              "unshare + chroot": 3},
                     "failures": {"crun run": "crun: cgroups in hybrid mode not supported"},
+                    "cpu_medians_ms": {"vzctl start": 95.0, "runc run": 20.0},
+                    "first_start_ms": {"wall": 400.0, "cpu": 110.0},
                     "profile": {"total": 170.0, "imports": 90.0, "beancounters": 20.0}},
         "density": {"start_s": [0.3] * 10 + [0.36] * 10, "largest_answering": 20,
                     "stopped_by": "reached the limit of 20 CTs set for this run",
@@ -108,6 +110,7 @@ def test_headlines_state_each_figure_on_its_own_line(results: dict[str, Any]) ->
     assert "LXC memory per container (PSS + its lxc-start monitor): 12.5 MiB" in lines
     assert "host memory per running CT (PSS + kernel): 12.5 MiB" in lines
     assert "vzctl start / runc run: 2.50" in lines
+    assert "vzctl start CPU time (user+sys) median: 95.0 ms" in lines
     assert "start time last/first tenth of CTs: 1.20" in lines
     assert "resources: FAILED: RuntimeError: vzctl create 205 failed" in lines
 
@@ -124,6 +127,9 @@ def test_report_and_plots_are_written(results: dict[str, Any], tmp_path: Path) -
     assert "| 10 | 2.0 | 3.0 | 60,000 | 60,000 | **1.00** | >= 0.97 | - | - | 2 / 2 / - |" in text
     assert "| 20 | 11.0 | 1.5 | 10.0 | 13.0 | 15.0 | 30.0 |" in text  # LXC memory
     assert "within 3x `runc run` (150 ms against 180 ms: met)" in text
+    assert "| vzctl start | 150.0 | 3 | 2.5 | 95.0 |" in text  # with its CPU time
+    assert "| unshare + chroot | 5.0 | 3 | 0.1 | - |" in text
+    assert "the first start on the host, which starts both, took 400 ms" in text
     assert "faster than `systemd-nspawn` (met: 200.0 ms)" in text
     assert "* crun run could not be measured: crun: cgroups in hybrid mode" in text
     assert "| apache2 | 9.0 | 4.0 | 2.0 | 30.0 |" in text

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 
 import attrs
@@ -99,7 +98,7 @@ def make_node(dir_fd: int, name: str, kind: int, device: int, mode: int,
 
 def _mknod_temporary(dir_fd: int, name: str, kind: int, device: int) -> str:
     for _attempt in range(16):
-        temporary = f".{name}.vz-{secrets.token_hex(8)}"
+        temporary = f".{name}.vz-{os.urandom(8).hex()}"
         try:
             os.mknod(temporary, kind | 0o600, device, dir_fd=dir_fd)
             return temporary

@@ -38,7 +38,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     counts = ([int(c) for c in args.cts.split(",")] if args.cts
               else [50] if quick else [100, 500, 1000, 2400])
     return {
-        "quick": quick, "init": args.init, "seed_cts": counts,
+        "quick": quick, "init": args.init, "seed_cts": counts, "layout": args.layout,
         "seed_rounds": 2 if quick else 5, "seed_seconds": 8 if quick else 15,
         "latency_rounds": 3 if quick else 10,
         "density_limit": args.density_limit or (60 if quick else 2400),
@@ -59,8 +59,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--init", choices=("sysvinit", "systemd"), default="sysvinit",
                         help="PID 1 of the web template (default sysvinit, as the "
                              "announcement's CentOS had)")
+    parser.add_argument("--layout", choices=("copy", "overlay"), default="copy",
+                        help="the web CTs' disk layout: copies of one CT with /usr hard-linked "
+                             "(default), or each made by 'vzctl create --layout overlay'")
     parser.add_argument("--out", type=Path, default=REPO / "docs/benchmarks",
                         help="where report.md, results.json and the plots go")
+    parser.add_argument("--editable", action="store_true",
+                        help="time the vzctl of the development venv (.venv, an editable "
+                             "install) instead of a non-editable install of the checkout")
     parser.add_argument("--render", action="store_true",
                         help="only write report.md and the plots again from --out's "
                              "results.json (after a change to the report's code)")
@@ -97,7 +103,12 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     conf = settings(args)
+    conf["install"] = "editable (.venv)" if args.editable else "non-editable"
     if not os.environ.get(IN_NETNS):
+        if not args.editable:
+            python = prereq.release_venv()
+            if not prereq.running_from(python):  # the same suite, from the installed vzctl
+                os.execv(python, [str(python), "-m", "vzbench", *argv])
         prereq.install_packages()
         prereq.install_matplotlib()
         if {"seed", "density"} & set(args.parts):
@@ -121,13 +132,15 @@ def main(argv: list[str]) -> int:
                 try:
                     if part == "seed":
                         results["seed"] = [seed.measure(n, tarball, conf["seed_rounds"],
-                                                        conf["seed_seconds"], cleanup)
+                                                        conf["seed_seconds"], cleanup,
+                                                        layout=conf["layout"])
                                            for n in conf["seed_cts"]]
                     elif part == "latency":
                         results["latency"] = latency.measure(conf["latency_rounds"], cleanup)
                     elif part == "density":
                         results["density"] = density.measure(conf["density_limit"],
-                                                             conf["density_budget_s"], tarball)
+                                                             conf["density_budget_s"], tarball,
+                                                             conf["layout"])
                     elif part == "resources":
                         results["resources"] = resources.measure(conf["resources_window_s"],
                                                                  conf["resources_repeat"])

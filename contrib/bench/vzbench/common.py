@@ -47,6 +47,25 @@ def timed(argv: Sequence[str], *, env: dict[str, str] | None = None, check: bool
     return elapsed
 
 
+def timed_cpu(argv: Sequence[str], *, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall time of ``argv`` from fork to exit and its CPU time (user + system of the
+    process and of the children it waited for, from ``wait4``), in seconds."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryFile() as errors:  # (a pipe could fill before the exit)
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), env=env, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            errors.seek(0)
+            text = errors.read().decode(errors="replace").strip()
+            raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {text[-1500:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
 def vzctl(env: dict[str, str], *args: object, check: bool = True) -> float:
     """Run this checkout's vzctl (quiet) in ``env``; its wall time in seconds."""
     return timed([str(BIN / "vzctl"), "--quiet", *map(str, args)], env=env, check=check)

@@ -23,20 +23,22 @@ def checkpoints(limit: int) -> list[int]:
     return sorted({m for m in marks if m <= limit} | {limit})
 
 
-def measure(limit: int, budget: float, tarball: Path) -> dict[str, Any]:
-    """Grow to ``limit`` CTs or until ``budget`` seconds pass, a probe fails or memory is
-    short."""
+def measure(limit: int, budget: float, tarball: Path, layout: str = "copy") -> dict[str, Any]:
+    """Grow to ``limit`` CTs (in ``layout``) or until ``budget`` seconds pass, a probe fails
+    or memory is short."""
     starts: list[float] = []
     probes: list[dict[str, Any]] = []
     stopped_by = f"reached the limit of {limit} CTs set for this run"
     began = time.monotonic()
-    with webcts.population(1, tarball, "vzbench-density", room=limit) as (root, env, _parent, _ctids):
+    name = tarball.name.removesuffix(".tar.zst")
+    with webcts.population(1, tarball, "vzbench-density", room=limit,
+                           layout=layout) as (root, env, _parent, _ctids):
         marks = set(checkpoints(limit))
         addresses: list[str] = []
         for n in range(1, limit + 1):
             ctid = FIRST + n - 1
-            if n > 1:  # copied as the population grows, outside the timed start
-                webcts.clone(root, ctid, webcts.address(n - 1))
+            if n > 1:  # made as the population grows, outside the timed start
+                webcts.add(root, env, name, ctid, webcts.address(n - 1), layout)
             starts.append(vzctl(env, "start", ctid))
             addresses.append(webcts.address(n - 1))
             if n not in marks:

@@ -69,7 +69,21 @@ def describe() -> dict[str, Any]:
         "vzcore": f"{vzcore.__version__}, commit {_git('rev-parse', '--short', 'HEAD')} "
                   f"({_git('rev-parse', '--abbrev-ref', 'HEAD')}), "
                   + ("an editable install (its import finders add to every vzctl start)"
-                     if str(REPO) in str(vzcore.__file__) else "installed non-editable"),
+                     if _timed_vzcore().is_relative_to(REPO / "vzcore")
+                     else "installed non-editable"),
         "tools": {name: _first_line(argv) for name, argv in VERSIONS.items()},
         "load_start": loadavg(),
     }
+
+
+def _timed_vzcore() -> Path:
+    """Where the vzctl the suite times imports vzcore from: its interpreter, started
+    outside the checkout (``python -m vzbench`` has the working directory, often the
+    checkout, first on its own path)."""
+    out = subprocess.run([sys.executable, "-c", "import vzcore; print(vzcore.__file__)"],
+                         cwd="/", capture_output=True, text=True, check=False).stdout.strip()
+    if not out:
+        import vzcore
+
+        out = vzcore.__file__
+    return Path(out).resolve()

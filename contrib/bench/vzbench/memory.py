@@ -102,11 +102,18 @@ def breakdown(parent: str, ctids: list[int], before: dict[str, int],
         "page_tables_mib_per_ct": delta("PageTables"),
     }
     directory = memory_parent(parent)
-    if directory is not None and directory.is_dir():
-        st = stat(directory)
-        usage = int((directory / "memory.usage_in_bytes").read_text())
-        kmem_file = directory / "memory.kmem.usage_in_bytes"
-        kmem = int(kmem_file.read_text()) if kmem_file.exists() else 0
+    # The CTs' own groups only: the parent also holds the host daemons' groups (lxcfs, the
+    # beancounters view), counted below as host helpers, not as the CTs' memory.
+    groups = [g for g in (ct_group(parent, root, ctid) for ctid in ctids) if g and g.is_dir()]
+    if directory is not None and groups:
+        st: dict[str, int] = defaultdict(int)
+        usage = kmem = 0
+        for group in groups:
+            for name, value in stat(group).items():
+                st[name] += value
+            usage += int((group / "memory.usage_in_bytes").read_text())
+            kmem_file = group / "memory.kmem.usage_in_bytes"
+            kmem += int(kmem_file.read_text()) if kmem_file.exists() else 0
         result.update({
             "memcg_usage_mib_per_ct": usage / MIB / count,
             "memcg_anon_mib_per_ct": st.get("total_rss", 0) / MIB / count,
@@ -122,7 +129,7 @@ def breakdown(parent: str, ctids: list[int], before: dict[str, int],
         result["kernel_uncharged_mib_per_ct"] = max(kernel - result["memcg_kmem_mib_per_ct"], 0.0)
         per_program: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         processes = 0
-        for pid in group_pids(directory):
+        for pid in (pid for group in groups for pid in group_pids(group)):
             rollup = smaps(pid)
             if rollup is None:
                 continue

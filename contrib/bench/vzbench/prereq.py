@@ -3,10 +3,12 @@ in the venv, and the ``web`` template (debootstrap needs the Debian mirror)."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from vzbench.common import BIN, REPO, log, run
@@ -76,3 +78,57 @@ def link_template(tarball: Path, root: Path) -> None:
             os.link(source, target / source.name)
         except OSError:
             shutil.copy2(source, target / source.name)
+
+
+RELEASE_ENV = "VZBENCH_RELEASE_VENV"
+"""Set in the suite's environment once it runs from the non-editable install."""
+
+
+def source_digest() -> str:
+    """A digest of the checkout's installable sources (vzcore, the plugins, their
+    pyproject.toml files), committed or not: names the install made from them."""
+    listed = run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "--",
+                  "pyproject.toml", "vzcore", "plugins"]).stdout.split()
+    digest = hashlib.sha256()
+    for name in sorted(listed):
+        path = REPO / name
+        if path.is_file() and "/tests/" not in f"/{name}":
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def release_venv() -> Path:
+    """A non-editable install of this checkout (``contrib/setup.sh`` without ``--test``:
+    ``pip install . plugins/*/`` into a venv of Debian's python3), made once per state of
+    the sources in ``.cache/bench/venv-DIGEST``; the path of its interpreter.  The suite
+    runs from it, so what it times is the ``vzctl`` a user installs: an editable install
+    adds an import finder per plugin to every interpreter start (about 10 ms of CPU for
+    ``python -c pass`` here) and to every import vzctl makes."""
+    venv = CACHE / f"venv-{source_digest()}"
+    python = venv / "bin/python"
+    if not (venv / ".complete").exists():
+        for old in CACHE.glob("venv-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        log(f"installing this checkout non-editable into {venv} (once per source state)")
+        run(["/usr/bin/python3", "-m", "venv", "--clear", str(venv)])
+        pip = [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check"]
+        plugins = sorted(str(p) for p in (REPO / "plugins").iterdir() if (p / "pyproject.toml").exists())
+        # setuptools builds in the tree's build/ directories (ignored by git): emptied
+        # before, as a stale build/lib would be installed too, and removed after
+        builds = [REPO / "build", *(Path(p) / "build" for p in plugins)]
+        _remove(builds)
+        try:
+            run([*pip, str(REPO), *plugins])
+        finally:
+            _remove(builds)
+        (venv / ".complete").touch()
+    return python
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def running_from(python: Path) -> bool:
+    return Path(sys.prefix).resolve() == python.parent.parent.resolve()

@@ -62,6 +62,9 @@ def headlines(results: dict[str, Any]) -> list[str]:
                 lines.append(f"{label} median: {med[label]:.1f} ms")
         if "vzctl start" in med and "runc run" in med:
             lines.append(f"vzctl start / runc run: {med['vzctl start'] / med['runc run']:.2f}")
+        cpu = latency.get("cpu_medians_ms") or {}
+        if "vzctl start" in cpu:
+            lines.append(f"vzctl start CPU time (user+sys) median: {cpu['vzctl start']:.1f} ms")
     dens = results.get("density")
     if dens:
         lines.append(f"density: {dens['largest_answering']} web CTs all answering within 1 s "
@@ -218,13 +221,24 @@ def _seed(results: dict[str, Any], plots: list[str]) -> list[str]:
     if not rows:
         return [*lines, _missing(results, "seed"), ""]
     template = rows[0]["template"]
+    made = (f"Each CT is made by `vzctl create --layout overlay` from the `{template}` template"
+            if rows[0].get("layout") == "overlay"
+            else f"Each CT is a copy of one made from the `{template}` template")
+    sharing = ("The template's tree is unpacked once and shared by every CT as the lower layer "
+               "of its overlay (binaries and libraries one page cache for all); each CT's "
+               "changes (logs, spool, its page) go to an ext4 upper image of its own, "
+               "one loop device each."
+               if rows[0].get("layout") == "overlay" else
+               "`/usr` is hard-linked between the copies (its page cache is shared, as on "
+               "OpenVZ's template area or vzcore's overlay layout, `--layout overlay`); `/etc` "
+               "and `/var` are each CT's own.")
     lines += [
-        f"Each CT is a copy of one made from the `{template}` template (`vzctl template create "
-        f"debian-12 --flavour web --init {conf['init']}`): init, rsyslogd, cron, sshd, "
-        "openbsd-inetd, exim4 and apache2 with mpm_prefork and 8 workers, each CT on its own "
-        "venet address, serving its own 4,300-byte page.  `/usr` is hard-linked between the "
-        "copies (its page cache is shared, as on OpenVZ's template area or vzcore's overlay "
-        "layout); `/etc` and `/var` are each CT's own.  All are started by one `vzctl boot-all`.",
+        f"{made} (`vzctl template create debian-12 --flavour web --init {conf['init']}`): init, "
+        "rsyslogd, cron, sshd, openbsd-inetd, exim4 and apache2 with mpm_prefork and 8 "
+        "workers, each CT on its own venet address, serving its own 4,300-byte page.  "
+        f"{sharing}  All are started by one `vzctl boot-all`.  The template is tuned as a "
+        "provider would tune it (docs/templates.md): exim4 keeps no CA bundle in its daemon, "
+        "apache2 loads only the modules a static site uses.",
         "",
         "The host baseline is the same apache2 (the template's binary, modules and "
         "configuration, via `chroot` into an unpacked copy: no namespace, no cgroup), N "
@@ -318,12 +332,12 @@ def _shrink(row: dict[str, Any]) -> list[str]:
                     f"{p['processes']:.0f} process{'es' if p['processes'] >= 1.5 else ''})"
                     for name, p in top) + ".", "",
         "What would shrink it: (1) the programs' anonymous memory is what each CT pays in "
-        "full; a lighter MTA than exim4 or fewer pre-forked apache2 workers than the "
-        "announcement's eight cut it directly; (2) file pages are shared here only because "
-        "`/usr` is hard-linked between the copies: CTs each with their own unpacked tree "
-        "(`vzctl create` per CT) map their own copies of every binary and library, and the "
-        "overlay layout (a shared template tree, being built this session) gives the sharing "
-        "measured here without the hard links; (3) sysvinit as PID 1: a systemd CT adds "
+        "full; fewer pre-forked apache2 workers than the announcement's eight, or sshd "
+        "started by inetd on demand, cut it directly; (2) file pages are shared only where "
+        "the CTs share one tree (`/usr` hard-linked between copies, or the overlay layout's "
+        "shared template tree): CTs each with their own unpacked tree (`vzctl create` "
+        "per CT with the simfs or image layout) map their own copies of every binary and "
+        "library; (3) sysvinit as PID 1: a systemd CT adds "
         "journald, logind and dbus (a booted minimal systemd CT is about 27 MiB PSS, see "
         "docs/benchmarks.md), so `--init systemd` costs more per CT.", ""]
 
@@ -341,10 +355,22 @@ def _latency(results: dict[str, Any], plots: list[str]) -> list[str]:
               "`lxc.net.0.type = empty`).  `vzctl start` returns once the CT's init runs; "
               "`vzctl exec` runs /bin/true in the running CT; `vzctl stop` stops it.", ""]
     runc = med.get("runc run")
-    lines += _table(["what", "median ms", "runs", "x runc run"],
+    cpu = lat.get("cpu_medians_ms") or {}
+    lines += _table(["what", "median ms", "runs", "x runc run", "CPU ms (user+sys)"],
                     [[label, value, lat["runs"][label],
-                      value / runc if runc else None]
+                      value / runc if runc else None, cpu.get(label)]
                      for label, value in sorted(med.items(), key=lambda kv: kv[1])])
+    if cpu:
+        lines += ["*CPU ms*: median user + system time of the command and of the children it "
+                  "waited for (`wait4`), which load from other users barely moves; for `vzctl "
+                  "start` that leaves out the CT's own processes (its holder is forked by the "
+                  "console daemon), for the peers it includes `/bin/true`.", ""]
+    first = lat.get("first_start_ms")
+    if first:
+        lines += [f"`vzctl start` runs while another CT runs (as on any host with CTs), so the "
+                  f"shared lxcfs and beancounters view daemon are up; the first start on the "
+                  f"host, which starts both, took {first['wall']:.0f} ms ({first['cpu']:.0f} ms "
+                  "of CPU in vzctl itself; the daemons' own start-up comes on top).", ""]
     if "vzctl start" in med and runc:
         start = med["vzctl start"]
         nspawn = med.get("systemd-nspawn")

@@ -28,12 +28,14 @@ def per_ct_starts(stdout: str) -> list[float]:
 
 
 def measure(count: int, tarball: Path, rounds: int, seconds: int, cleanup: Cleanup,
-            with_lxc: bool = True) -> dict[str, Any]:
-    """The seed experiment at ``count`` CTs (and as many LXC containers with ``with_lxc``)."""
-    result: dict[str, Any] = {"cts": count, "template": tarball.name.removesuffix(".tar.zst")}
+            with_lxc: bool = True, layout: str = "copy") -> dict[str, Any]:
+    """The seed experiment at ``count`` CTs in ``layout`` (and as many LXC containers with
+    ``with_lxc``)."""
+    result: dict[str, Any] = {"cts": count, "template": tarball.name.removesuffix(".tar.zst"),
+                              "layout": layout}
     work = Path(tempfile.mkdtemp(prefix="vzbench-seed-"))
     cleanup.push(f"remove {work}", lambda: run(["rm", "-rf", str(work)]))
-    with webcts.population(count, tarball, "vzbench-seed") as (root, env, parent, ctids):
+    with webcts.population(count, tarball, "vzbench-seed", layout=layout) as (root, env, parent, ctids):
         targets = [f"{webcts.address(i)}:80" for i in range(count)]
         before = meminfo()
         log(f"vzctl boot-all of {count} web CTs")

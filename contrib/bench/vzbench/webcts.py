@@ -1,5 +1,11 @@
-"""A population of web CTs: one created from the ``web`` template, the others copies of it,
-each with its own venet address and its own copy of the page."""
+"""A population of web CTs from the ``web`` template, each with its own venet address and
+its own copy of the page, in one of two layouts (``--layout``):
+
+- ``copy`` (the default): CT 101 is created from the template, the others are copies of
+  it with :data:`SHARED` hard-linked (cheap to make by the thousand);
+- ``overlay``: every CT is made by ``vzctl create --layout overlay``, the template's
+  shared tree below, the CT's changes in its own upper image: what a provider's
+  ``vzctl create`` gives, one loop device and ext4 upper per CT."""
 
 from __future__ import annotations
 
@@ -21,6 +27,11 @@ SHARED = ("usr", "var/lib/dpkg", "var/lib/apt", "var/cache")
 running CT.  Their page cache is then shared by every CT, as on OpenVZ's shared template
 area or vzcore's overlay layout; everything else (/etc, the rest of /var with the logs,
 the spool and the page) is each CT's own copy."""
+
+
+LAYOUTS = ("copy", "overlay")
+OVERLAY_DISKSPACE = "256M"
+"""The upper image of an overlay web CT (its logs, spool and page; sparse)."""
 
 
 def address(index: int) -> str:
@@ -65,6 +76,28 @@ def write_page(private: Path, ctid: int) -> None:
     (html / "index.html").write_bytes(web.page(f"CT {ctid}"))
 
 
+def create_overlay(root: Path, env: dict[str, str], template: str, ctid: int, ip: str) -> None:
+    """CT ``ctid`` made by ``vzctl create --layout overlay``, ONBOOT=yes, with its page
+    written through its mounted root (the upper image is not a directory)."""
+    vzctl(env, "create", ctid, "--ostemplate", template, "--layout", "overlay",
+          "--diskspace", OVERLAY_DISKSPACE, "--ipadd", ip)
+    with open(root / f"etc/vz/conf/{ctid}.conf", "a") as conf:  # what set --onboot --save adds
+        conf.write('ONBOOT="yes"\n')
+    vzctl(env, "mount", ctid)
+    try:
+        write_page(root / f"vz/root/{ctid}", ctid)
+    finally:
+        vzctl(env, "umount", ctid)
+
+
+def add(root: Path, env: dict[str, str], template: str, ctid: int, ip: str, layout: str) -> None:
+    """One more web CT in ``layout``, like the population's first."""
+    if layout == "overlay":
+        create_overlay(root, env, template, ctid, ip)
+    else:
+        clone(root, ctid, ip)
+
+
 @contextmanager
 def _own_disk(root: Path, parent: str, count: int) -> Iterator[None]:
     """``root/vz`` (templates, private areas, CT roots) on an ext4 file system of its own in
@@ -95,30 +128,36 @@ def _own_disk(root: Path, parent: str, count: int) -> Iterator[None]:
 
 
 @contextmanager
-def population(count: int, tarball: Path, prefix: str,
-               room: int | None = None) -> Iterator[tuple[Path, dict[str, str], str, list[int]]]:
-    """``count`` stopped web CTs (ONBOOT=yes) in a private installation whose ``/run`` is a
-    tmpfs (as a host's is) and whose ``vz`` has room for ``room`` CTs (default ``count``);
-    yields root, environment, cgroup parent and the CT IDs.  On leaving, every CT is
-    stopped and everything removed."""
+def population(count: int, tarball: Path, prefix: str, room: int | None = None,
+               layout: str = "copy") -> Iterator[tuple[Path, dict[str, str], str, list[int]]]:
+    """``count`` stopped web CTs (ONBOOT=yes) in ``layout`` in a private installation whose
+    ``/run`` is a tmpfs (as a host's is) and whose ``vz`` has room for ``room`` CTs
+    (default ``count``); yields root, environment, cgroup parent and the CT IDs.  On
+    leaving, every CT is stopped and everything removed."""
     with installation(prefix) as (root, env, parent), _own_disk(root, parent, room or count):
         prereq.link_template(tarball, root)
         (root / "run").mkdir()
         run(["mount", "-t", "tmpfs", "-o", "mode=755", "vzbench", str(root / "run")])
         try:
             name = tarball.name.removesuffix(".tar.zst")
-            log(f"creating CT {FIRST} from {name}")
-            vzctl(env, "create", FIRST, "--ostemplate", name, "--ipadd", address(0))
-            vzctl(env, "set", FIRST, "--onboot", "yes", "--save")
-            write_page(root / f"vz/private/{FIRST}", FIRST)
+            log(f"creating CT {FIRST} from {name} (layout {layout})")
+            if layout == "overlay":
+                create_overlay(root, env, name, FIRST, address(0))
+            else:
+                vzctl(env, "create", FIRST, "--ostemplate", name, "--ipadd", address(0))
+                vzctl(env, "set", FIRST, "--onboot", "yes", "--save")
+                write_page(root / f"vz/private/{FIRST}", FIRST)
             ctids = [FIRST]
             if count > 1:
-                log(f"copying it to {count - 1} more CTs")
-            with ThreadPoolExecutor(4) as pool:  # cp waits on the disk as much as the CPU
-                list(pool.map(lambda i: clone(root, FIRST + i, address(i)),
+                log(f"{'creating' if layout == 'overlay' else 'copying it to'} {count - 1} more CTs")
+            with ThreadPoolExecutor(4) as pool:  # cp and mkfs wait on the disk as much as the CPU
+                list(pool.map(lambda i: add(root, env, name, FIRST + i, address(i), layout),
                               range(1, count)))
             ctids += [FIRST + i for i in range(1, count)]
             yield root, env, parent, ctids
         finally:
             vzctl(env, "stop-all", "--fast", check=False)
-            run(["umount", str(root / "run")], check=False)
+            # the console daemon may still hold its socket there for a moment after the last
+            # CT: detached then, the tmpfs goes with its last user (else it stayed mounted)
+            if run(["umount", str(root / "run")], check=False).returncode != 0:
+                run(["umount", "--lazy", str(root / "run")], check=False)

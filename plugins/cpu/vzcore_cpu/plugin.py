@@ -148,7 +148,8 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
     """Write the CT's weight, quota and cpuset, its CPU view files, and rebalance the host."""
-    from vzcore.lifecycle.bootall import BATCH_OPTION
+    import sys
+
     from vzcore_cpu import apply, view
     from vzcore_cpu.record import CpuRecord
 
@@ -158,7 +159,10 @@ def vz_pre_start(ct: Container, run: Run) -> None:
     run.record = CpuRecord.of(str(where), settings)
     cpus = apply.apply_settings(ct.ctid, run.cgroups, settings)
     view.write(where, cpus)
-    if not run.options.get(BATCH_OPTION):  # boot-all rebalances once, at its end (vz_batch_done)
+    # boot-all rebalances once, at its end (vz_batch_done).  Only boot-all sets its batch
+    # option, so a start it did not make needs no import of it (and of dataclasses): 2-3 ms.
+    bootall = sys.modules.get("vzcore.lifecycle.bootall")
+    if bootall is None or not run.options.get(bootall.BATCH_OPTION):
         _rebalance(ct, run.cgroups)
 
 

@@ -27,7 +27,6 @@ against N (vzquota's "Ugid limit was exceeded").
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import platform
@@ -169,7 +168,9 @@ def count_ids(device: str) -> int:
     """The user and group IDs with a quota entry on the file system of ``device`` (the
     host's view of the CT's IDs: a privileged CT's are the host's), as ``repquota``
     lists them; walks the kernel's entries with Q_GETNEXTQUOTA."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    # the C library already loaded (find_library would run ldconfig; ctypes.util would be
+    # imported by every start)
+    libc = ctypes.CDLL(None, use_errno=True)
     found = 0
     for kind in (USRQUOTA, GRPQUOTA):
         next_id = 0

@@ -136,3 +136,28 @@ def test_template_names() -> None:
     assert names.template_name(dist, "amd64", "minimal", "systemd") == "debian-12-x86_64-minimal"
     assert names.template_name(dist, "amd64", "web", "sysvinit") == "debian-12-x86_64-web-sysvinit"
     assert names.template_name(dist, "arm64", "web", "systemd") == "debian-12-aarch64-web"
+
+
+def test_only_the_web_flavours_recipe_changed_with_its_tuning() -> None:
+    """The web flavour's preparation has a recipe number of its own: its caches are rebuilt
+    by ``--reuse``, the minimal flavour's (which the test templates are) are kept."""
+    import hashlib
+    import json
+
+    from vzcore_template import __version__
+    from vzcore_template.build import RECIPE_VERSION, Request
+    from vzcore_template.mirror import Mirrors
+
+    mirrors = Mirrors("http://mirror.example/debian", "http://mirror.example/security")
+
+    def request(flavour: str) -> Request:
+        return Request(name="t", distribution=names.parse_distribution("debian-12"), arch="amd64",
+                       flavour=flavour, init="sysvinit", mirrors=mirrors)
+
+    def old_recipe(r: Request) -> str:  # the formula before the flavours had their own number
+        return hashlib.sha256(json.dumps(
+            [str(r.distribution), r.arch, r.flavour, r.init, sorted(r.packages), r.mirrors.main,
+             r.mirrors.security, __version__, RECIPE_VERSION]).encode()).hexdigest()
+
+    assert request("minimal").recipe == old_recipe(request("minimal"))
+    assert request("web").recipe != old_recipe(request("web"))

@@ -13,6 +13,22 @@ from vzcore_template.build import Request
 from vzcore_template.mirror import Mirrors
 from vzcore_template.prepare import prepare
 
+EXIM_TEMPLATE = """\
+begin transports
+
+# This transport is used for delivering messages over SMTP connections.
+
+remote_smtp:
+  debug_print = "T: remote_smtp for $local_part@$domain"
+  driver = smtp
+.ifdef REMOTE_SMTP_HOSTS_AVOID_TLS
+  hosts_avoid_tls = REMOTE_SMTP_HOSTS_AVOID_TLS
+.endif
+
+remote_smtp_smarthost:
+  driver = smtp
+"""
+
 
 def make_tree(root: Path) -> None:
     files = {
@@ -26,6 +42,8 @@ def make_tree(root: Path) -> None:
         "etc/apache2/mods-available/mpm_event.load": "", "etc/apache2/mods-available/mpm_event.conf": "",
         "etc/apache2/mods-available/mpm_prefork.load": "",
         "etc/apache2/mods-available/mpm_prefork.conf": "StartServers 5\n",
+        "etc/apache2/mods-available/status.load": "", "etc/apache2/mods-available/dir.load": "",
+        "etc/exim4/exim4.conf.template": EXIM_TEMPLATE,
         "var/cache/apt/archives/bash_5.2_amd64.deb": "deb",
         "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages": "x",
         "var/lib/dbus/machine-id": "0123456789abcdef0123456789abcdef\n",
@@ -34,7 +52,7 @@ def make_tree(root: Path) -> None:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
     (root / "etc/apache2/mods-enabled").mkdir(parents=True)
-    for name in ("mpm_event.load", "mpm_event.conf"):
+    for name in ("mpm_event.load", "mpm_event.conf", "status.load", "dir.load"):
         (root / "etc/apache2/mods-enabled" / name).symlink_to(f"../mods-available/{name}")
     wants = root / "etc/systemd/system/getty.target.wants"
     wants.mkdir(parents=True)
@@ -80,9 +98,24 @@ def test_services_are_set_for_a_ct(web_tree: Path) -> None:
 
 def test_the_web_flavour_preforks_eight_apache_workers(web_tree: Path) -> None:
     enabled = web_tree / "etc/apache2/mods-enabled"
-    assert sorted(p.name for p in enabled.iterdir()) == ["mpm_prefork.conf", "mpm_prefork.load"]
+    assert sorted(p.name for p in enabled.iterdir()) == ["dir.load", "mpm_prefork.conf",
+                                                          "mpm_prefork.load"]
     assert os.readlink(enabled / "mpm_prefork.load") == "../mods-available/mpm_prefork.load"
     conf = (web_tree / "etc/apache2/mods-available/mpm_prefork.conf").read_text().split()
     assert conf[conf.index("StartServers") + 1] == "8"
     assert conf[conf.index("MinSpareServers") + 1] == "8"
     assert "127.0.0.1:discard" in (web_tree / "etc/inetd.conf").read_text()
+
+
+def test_the_web_flavours_exim_holds_no_ca_bundle(web_tree: Path) -> None:
+    """The daemon preloads no CA bundle (12 MiB of its heap), the server side verifies no
+    client, outgoing TLS still verifies against the bundle (an expansion, read per
+    delivery), in both smtp transports; the conffile edit is made once."""
+    macros = (web_tree / "etc/exim4/exim4.conf.localmacros").read_text().splitlines()
+    assert "tls_verify_certificates =" in macros
+    ca = "${if exists{/etc/ssl/certs/ca-certificates.crt}{/etc/ssl/certs/ca-certificates.crt}{system}}"
+    assert f"REMOTE_SMTP_SMARTHOST_TLS_VERIFY_CERTIFICATES = {ca}" in macros
+    template = (web_tree / "etc/exim4/exim4.conf.template").read_text()
+    assert template.count("tls_verify_certificates") == 1
+    assert (f'  debug_print = "T: remote_smtp for $local_part@$domain"\n  driver = smtp\n'
+            f"  tls_verify_certificates = {ca}\n.ifdef REMOTE_SMTP_HOSTS_AVOID_TLS") in template

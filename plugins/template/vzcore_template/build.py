@@ -44,6 +44,10 @@ RECIPE_VERSION = 2
 """Bumped whenever what a build makes changes (packages, preparation): a ``--reuse`` of
 a cache built by another recipe version rebuilds it."""
 
+FLAVOUR_RECIPES = {"web": 1}
+"""Bumped when the preparation of one flavour changes, so a ``--reuse`` rebuilds only that
+flavour's caches (1: the web flavour's exim4 and apache2 tuning)."""
+
 COMMON_PACKAGES = ("cron", "rsyslog", "openssh-server", "iproute2", "ifupdown", "netbase",
                    "procps", "less", "ca-certificates")
 """Every flavour: a syslog, cron, an SSH server, and what a CT's admin expects."""
@@ -84,9 +88,12 @@ class Request:
     @property
     def recipe(self) -> str:
         """Identifies what this request builds (see :mod:`vzcore_template.metadata`)."""
-        text = json.dumps([str(self.distribution), self.arch, self.flavour, self.init,
-                           sorted(self.packages), self.mirrors.main, self.mirrors.security,
-                           __version__, RECIPE_VERSION])
+        items = [str(self.distribution), self.arch, self.flavour, self.init,
+                 sorted(self.packages), self.mirrors.main, self.mirrors.security,
+                 __version__, RECIPE_VERSION]
+        if self.flavour in FLAVOUR_RECIPES:  # (a flavour without one keeps its old recipe)
+            items.append(FLAVOUR_RECIPES[self.flavour])
+        text = json.dumps(items)
         return hashlib.sha256(text.encode()).hexdigest()
 
 

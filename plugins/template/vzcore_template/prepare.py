@@ -29,7 +29,7 @@ import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vzcore.errors import KernelError
+from vzcore.errors import BadTemplate, KernelError
 from vzcore.linux import safefs
 
 if TYPE_CHECKING:
@@ -88,6 +88,31 @@ MPM_PREFORK = """\
 """
 
 
+APACHE_UNUSED = ("access_compat", "alias", "auth_basic", "authn_core", "authn_file",
+                 "authz_user", "autoindex", "deflate", "env", "filter", "negotiation",
+                 "setenvif", "status")
+"""Debian's default apache2 modules a static site does not use (kept: authz_core and
+authz_host for ``Require``, dir, mime, reqtimeout, the MPM); 0.4 MiB less per CT."""
+
+EXIM_CA = ("${if exists{/etc/ssl/certs/ca-certificates.crt}"
+           "{/etc/ssl/certs/ca-certificates.crt}{system}}")
+EXIM_TRANSPORT_CA = f"tls_verify_certificates = {EXIM_CA}"
+EXIM_REMOTE_SMTP = re.compile(r"^(remote_smtp:\n(?:(?!^\S).*\n)*?  driver = smtp)$", re.M)
+
+EXIM_LOCALMACROS = f"""\
+# vzcore template (web flavour): keep no CA bundle in the exim daemon's memory.
+# exim preloads tls_verify_certificates at daemon start when the value needs no expansion
+# (4.96's default is "system"), once for the server side and once per smtp transport:
+# about 3.7 MiB each, 12 MiB of the daemon's heap.  The server verifies no client's
+# certificate (tls_verify_hosts and tls_try_verify_hosts are empty), so it needs none;
+# outgoing TLS still verifies servers against the same bundle, read per delivery because
+# the value is an expansion (here for remote_smtp_smarthost; remote_smtp has the same
+# line in exim4.conf.template).  STARTTLS is still offered.
+tls_verify_certificates =
+REMOTE_SMTP_SMARTHOST_TLS_VERIFY_CERTIFICATES = {EXIM_CA}
+"""
+
+
 def prepare(root: Path, request: Request) -> None:
     """Prepare the tree at ``root`` (built for ``request``) for CT use."""
     root_fd = safefs.open_root(root)
@@ -140,9 +165,18 @@ def _sources(root_fd: int, request: Request) -> None:
 
 
 def _web(root_fd: int) -> None:
-    """apache2 with mpm_prefork (8 workers) instead of mpm_event; inetd serving only a
-    local ``discard`` (openbsd-inetd does not start with nothing to serve); exim4 is
-    Debian's default "local delivery only" already."""
+    """apache2 with mpm_prefork (8 workers) instead of mpm_event and only the modules a
+    static site uses; inetd serving only a local ``discard`` (openbsd-inetd does not start
+    with nothing to serve); exim4 (Debian's default "local delivery only") without the
+    CA bundles its daemon would hold in memory (:data:`EXIM_LOCALMACROS`)."""
+    _apache(root_fd)
+    _edit(root_fd, "etc/inetd.conf",
+          lambda t: t + "# vzcore template: one local service, so inetd runs\n"
+                        "127.0.0.1:discard\tstream\ttcp\tnowait\troot\tinternal\n")
+    _exim(root_fd)
+
+
+def _apache(root_fd: int) -> None:
     mods = "etc/apache2/mods-enabled"
     for name in ("mpm_event.load", "mpm_event.conf", "mpm_worker.load", "mpm_worker.conf"):
         _remove(root_fd, f"{mods}/{name}")
@@ -153,9 +187,28 @@ def _web(root_fd: int) -> None:
             except FileExistsError:
                 pass
     safefs.write_file(root_fd, "etc/apache2/mods-available/mpm_prefork.conf", MPM_PREFORK.encode(), 0o644)
-    _edit(root_fd, "etc/inetd.conf",
-          lambda t: t + "# vzcore template: one local service, so inetd runs\n"
-                        "127.0.0.1:discard\tstream\ttcp\tnowait\troot\tinternal\n")
+    for module in APACHE_UNUSED:  # (a2dismod's job: remove the links)
+        for suffix in (".load", ".conf"):
+            _remove(root_fd, f"{mods}/{module}{suffix}")
+
+
+def _exim(root_fd: int) -> None:
+    """Debian's exim4 (4.96) preloads the system CA bundle at daemon start for the server
+    side and for each smtp transport (about 3.7 MiB of heap each, 12 MiB in all); see
+    :data:`EXIM_LOCALMACROS`.  The transport ``remote_smtp`` has no Debian macro for it,
+    so the (conffile) template gets the setting, once."""
+    safefs.write_file(root_fd, "etc/exim4/exim4.conf.localmacros", EXIM_LOCALMACROS.encode(), 0o644)
+
+    def transport(text: str) -> str:
+        if EXIM_TRANSPORT_CA in text:
+            return text
+        changed, count = EXIM_REMOTE_SMTP.subn(rf"\1\n  {EXIM_TRANSPORT_CA}", text, count=1)
+        if count != 1:
+            raise BadTemplate("template create: exim4.conf.template has no 'remote_smtp' "
+                              "transport with 'driver = smtp' (exim4-config changed?)")
+        return changed
+
+    _edit(root_fd, "etc/exim4/exim4.conf.template", transport)
 
 
 def _exists(root_fd: int, path: str) -> bool:
