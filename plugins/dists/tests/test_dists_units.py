@@ -278,3 +278,12 @@ def test_userpasswd_is_never_saved() -> None:
 def test_hash_is_salted_and_verifies() -> None:
     first, second = (passwd.hash_password("pw", "sha512") for _ in range(2))
     assert first != second and crypt_matches("pw", first) and crypt_matches("pw", second)
+
+
+@pytest.mark.needs("openat2")
+def test_debian_mailname_follows_the_host_name_only_where_an_mta_made_one(deb_root: Path) -> None:
+    run_all(debian, deb_root)
+    assert not (deb_root / "etc/mailname").exists(), "no MTA: no mail name is made"
+    (deb_root / "etc/mailname").write_text("localhost\n")
+    run_all(debian, deb_root)
+    assert (deb_root / "etc/mailname").read_text() == "web201.example.org\n"

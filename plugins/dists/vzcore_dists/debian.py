@@ -1,7 +1,7 @@
 """Actions for Debian (and distributions like it: ``ID=debian`` or ``ID_LIKE`` naming it).
 
-* host name: ``/etc/hostname`` (systemd and sysvinit's ``hostname.sh`` set it at boot)
-  and ``/etc/hosts``;
+* host name: ``/etc/hostname`` (systemd and sysvinit's ``hostname.sh`` set it at boot),
+  ``/etc/hosts``, and ``/etc/mailname`` where an MTA made one;
 * addresses: with ifupdown (Debian's default, ``networking.service``),
   ``/etc/network/interfaces.d/vzcore`` holds ``inet manual`` stanzas whose ``ip ...
   replace`` commands repeat what the host made, so ``ifup -a`` at a boot inside neither
@@ -31,10 +31,14 @@ NETWORKD_PREFIX = "10-vzcore-"
 NETWORKD_ENABLED = ("etc/systemd/system/multi-user.target.wants/systemd-networkd.service",
                     "etc/systemd/system/sockets.target.wants/systemd-networkd.socket")
 IFUP = ("sbin/ifup", "usr/sbin/ifup")
+MAILNAME = "etc/mailname"
+"""The host's mail name (Debian policy 11.6), read by its MTAs."""
 
 
 def set_hostname(tree: CtTree, hostname: str, address: str | None) -> None:
     common.write_hostname(tree, hostname, address)
+    if tree.exists(MAILNAME):  # an MTA is installed (Debian's exim4, postfix): mail's name
+        tree.write(MAILNAME, f"{hostname.rstrip('.')}\n")
 
 
 def network_manager(tree: CtTree) -> str | None:

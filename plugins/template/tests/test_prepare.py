@@ -44,6 +44,10 @@ def make_tree(root: Path) -> None:
         "etc/apache2/mods-available/mpm_prefork.conf": "StartServers 5\n",
         "etc/apache2/mods-available/status.load": "", "etc/apache2/mods-available/dir.load": "",
         "etc/exim4/exim4.conf.template": EXIM_TEMPLATE,
+        "etc/exim4/update-exim4.conf.conf": "dc_eximconfig_configtype='local'\n"
+                                            "dc_other_hostnames='buildhost'\n"
+                                            "dc_local_interfaces='127.0.0.1 ; ::1'\n",
+        "etc/mailname": "buildhost\n",
         "var/cache/apt/archives/bash_5.2_amd64.deb": "deb",
         "var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages": "x",
         "var/lib/dbus/machine-id": "0123456789abcdef0123456789abcdef\n",
@@ -119,3 +123,10 @@ def test_the_web_flavours_exim_holds_no_ca_bundle(web_tree: Path) -> None:
     assert template.count("tls_verify_certificates") == 1
     assert (f'  debug_print = "T: remote_smtp for $local_part@$domain"\n  driver = smtp\n'
             f"  tls_verify_certificates = {ca}\n.ifdef REMOTE_SMTP_HOSTS_AVOID_TLS") in template
+
+
+def test_the_web_flavours_exim_keeps_no_name_of_the_build_host(web_tree: Path) -> None:
+    conf = (web_tree / "etc/exim4/update-exim4.conf.conf").read_text().splitlines()
+    assert conf == ["dc_eximconfig_configtype='local'", "dc_other_hostnames=''",
+                    "dc_local_interfaces='127.0.0.1 ; ::1'"]
+    assert (web_tree / "etc/mailname").read_text() == "localhost\n"

@@ -44,9 +44,10 @@ RECIPE_VERSION = 2
 """Bumped whenever what a build makes changes (packages, preparation): a ``--reuse`` of
 a cache built by another recipe version rebuilds it."""
 
-FLAVOUR_RECIPES = {"web": 1}
+FLAVOUR_RECIPES = {"web": 2}
 """Bumped when the preparation of one flavour changes, so a ``--reuse`` rebuilds only that
-flavour's caches (1: the web flavour's exim4 and apache2 tuning)."""
+flavour's caches (1: the web flavour's exim4 and apache2 tuning; 2: exim4 without the build
+host's mail names)."""
 
 COMMON_PACKAGES = ("cron", "rsyslog", "openssh-server", "iproute2", "ifupdown", "netbase",
                    "procps", "less", "ca-certificates")

@@ -164,6 +164,10 @@ def _sources(root_fd: int, request: Request) -> None:
     safefs.write_file(root_fd, "etc/apt/sources.list", text.encode(), 0o644)
 
 
+EXIM_OTHER_HOSTNAMES = re.compile(r"^dc_other_hostnames=.*$", re.M)
+"""The line of Debian's ``update-exim4.conf.conf`` naming the host's other mail names."""
+
+
 def _web(root_fd: int) -> None:
     """apache2 with mpm_prefork (8 workers) instead of mpm_event and only the modules a
     static site uses; inetd serving only a local ``discard`` (openbsd-inetd does not start
@@ -209,6 +213,12 @@ def _exim(root_fd: int) -> None:
         return changed
 
     _edit(root_fd, "etc/exim4/exim4.conf.template", transport)
+    # The build host's name, which Debian's exim4-config wrote, is no CT's: exim's own
+    # '@' in local_domains is the CT's host name, and the dists plugin writes /etc/mailname
+    # when the CT gets one (exim needs the file: 'localhost' until then).
+    _edit(root_fd, "etc/exim4/update-exim4.conf.conf",
+          lambda t: EXIM_OTHER_HOSTNAMES.sub("dc_other_hostnames=''", t))
+    safefs.write_file(root_fd, "etc/mailname", b"localhost\n", 0o644)
 
 
 def _exists(root_fd: int, path: str) -> bool:
