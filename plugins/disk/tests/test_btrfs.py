@@ -15,6 +15,7 @@ from vzcore.linux import mounts
 from vzcore.testing.contracts import PROFILES, profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 from vzcore_disk import btrfs
+from vzcore_disk.testing import btrfs_pool
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 HERE = Path(__file__).resolve().parent
@@ -35,29 +36,8 @@ def mksubvol(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pool(vz_env: VzEnv, tmp_path: Path) -> Iterator[Path]:
     """A 400 MB btrfs file system on a loop device, mounted as the installation's
     BTRFS_POOL (skips, naming it, where the kernel has no btrfs simple quotas)."""
-    if not shutil.which("mkfs.btrfs"):
-        pytest.fail("the btrfs tests need btrfs-progs (contrib/setup.sh installs it)")
-    image = tmp_path / "pool.img"
-    with open(image, "wb") as f:
-        f.truncate(400 * MB)
-    subprocess.run(["mkfs.btrfs", "-q", "-f", str(image)], check=True, capture_output=True)
-    where = vz_env.root / "btrfs"
-    where.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(where)], capture_output=True,
-                             text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount btrfs (kernel without btrfs?): {mounted.stderr.strip()}")
-    try:
-        try:
-            btrfs.enable_simple_quota(0, where)
-        except Exception as exc:
-            if "simple quotas" in str(exc):
-                pytest.skip("the kernel has no btrfs simple quotas (Linux 6.7+)")
-            raise
-        vz_env.write_vz_conf(BTRFS_POOL="/btrfs")
+    with btrfs_pool(vz_env, tmp_path) as where:
         yield where
-    finally:
-        mounts.umount(where, detach=True)
 
 
 def sh(vzctl: Vzctl, ctid: int, script: str, check: bool = True) -> str:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from vzcore.linux import mounts
 from vzcore.linux.procfs import ProcessId, wait_exit
 from vzcore.testing.contracts import PROFILES, profile_options
 from vzcore.testing.pytest_plugin import Vzctl, VzEnv
 from vzcore_disk import btrfs
+from vzcore_disk.testing import btrfs_pool
 
 pytestmark = [pytest.mark.root, pytest.mark.needs("busybox")]
 MB = 1024 * 1024
@@ -33,29 +31,8 @@ MB = 1024 * 1024
 def pool(vz_env_module: VzEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A 400 MB btrfs on a loop device as the installation's BTRFS_POOL (skips, naming
     it, where the kernel has no btrfs simple quotas)."""
-    if not shutil.which("mkfs.btrfs"):
-        pytest.fail("the notify tests need btrfs-progs (contrib/setup.sh installs it)")
-    image = tmp_path_factory.mktemp("pool") / "pool.img"
-    with open(image, "wb") as f:
-        f.truncate(400 * MB)
-    subprocess.run(["mkfs.btrfs", "-q", "-f", str(image)], check=True, capture_output=True)
-    where = vz_env_module.root / "btrfs"
-    where.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(where)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount btrfs (kernel without btrfs?): {mounted.stderr.strip()}")
-    try:
-        try:
-            btrfs.enable_simple_quota(0, where)
-        except Exception as exc:
-            if "simple quotas" in str(exc):
-                pytest.skip("the kernel has no btrfs simple quotas (Linux 6.7+)")
-            raise
-        vz_env_module.write_vz_conf(BTRFS_POOL="/btrfs")
+    with btrfs_pool(vz_env_module, tmp_path_factory.mktemp("pool")) as where:
         yield where
-    finally:
-        mounts.umount(where, detach=True)
 
 
 @pytest.fixture(scope="module", params=sorted(PROFILES))
