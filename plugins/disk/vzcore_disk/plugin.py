@@ -55,7 +55,8 @@ def vz_parameters() -> Iterable[Parameter]:
                     on_create=True,
                     help="second-level quota: N > 0 gives the CT's root ordinary user and "
                          "group quota on its own users (setquota, repquota inside); layout "
-                         "image, privileged CTs; N is the most user and group IDs meant to "
+                         "image (in a user namespace through the seccomp supervisor: "
+                         "--syscall-intercept default); N is the most user and group IDs meant to "
                          "have entries (shown by vzctl quota); a change takes effect at the "
                          "next start")
 
