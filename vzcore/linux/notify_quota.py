@@ -20,7 +20,8 @@ The result (``struct if_dqblk``, ``if_nextdqblk`` with its ID translated back, `
 the format number) is written into the caller's memory.  Anything else continues in the
 kernel (``SECCOMP_USER_NOTIF_FLAG_CONTINUE``), which then decides with the caller's own
 credentials: switching quotas on or off, project quota, another file system or a caller
-without the capability gets the kernel's ``EPERM``, and a user's query of their own quota
+without the capability gets the kernel's ``EPERM`` (``EACCES`` for a node on a nodev
+mount), and a user's query of their own quota
 works as without the supervisor.  Continuing is safe here because nothing was decided on
 what the caller's memory said: the supervisor either makes the call itself, on what it read
 once, or leaves it wholly to the kernel.
@@ -167,7 +168,10 @@ def answer_quotactl(memory: CallerMemory, notification: Notification, init_pid: 
     try:
         st = os.fstat(fd)
         if not stat.S_ISBLK(st.st_mode) or st.st_rdev != root_dev:
-            raise Continue  # another file system: the kernel's EPERM
+            # Another file system's device: the kernel's EPERM (EACCES for a node on a
+            # nodev mount).  The device number, not the name, is what is checked: the call
+            # below goes through this very descriptor, whatever the name points to later.
+            raise Continue
         special = f"/proc/self/fd/{fd}"  # quotactl looks the name up, following the link
         if sub in (Q_SYNC, Q_GETFMT, Q_GETINFO, Q_SETINFO):
             size = {Q_SYNC: 0, Q_GETFMT: FMT.size, Q_GETINFO: DQINFO.size,

@@ -163,6 +163,10 @@ def test_a_userns_cts_root_sets_its_users_quota_through_the_supervisor(
     assert line.split()[2:5] == ["1024", "1024", "1024"], report
     host_uid = int(vz_env.conf(101).read_text().split('LOCAL_UID="')[1].split('"')[0]) + 1000
     assert str(host_uid) not in report, report
+    numeric = sh(vzctl, 101, f"{run}/repquota -n -u /").stdout
+    assert any(row.split()[:1] == ["#1000"] for row in numeric.splitlines()), numeric
+    # on the host, the limit is the host ID's (what the kernel enforces on the image)
+    assert _host_limit(qctl, vz_env.ct_root(101), host_uid) == 1024
     device = sh(vzctl, 101, "awk '$2 == \"/\" {print $1}' /proc/mounts | tail -n 1").stdout.strip()
     got = sh(vzctl, 101, f"/opt/quota/qctl get {device} 1000").stdout.split()
     assert got[:2] == ["1024", "1024"], got
