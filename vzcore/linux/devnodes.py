@@ -57,6 +57,13 @@ DEV_NODES: dict[str, tuple[int, int]] = {
     d.name: (d.major, d.minor) for d in STANDARD if d.node and d.minor is not None}
 """``{name: (major, minor)}`` of the nodes made in each CT's /dev."""
 
+BLOCK_NODES_OPTION = "dev_block_nodes"
+"""``run.options`` key, in the start's builder: block device nodes (``[name, st_rdev]``)
+that a ``vz_setup_child`` of a subsystem before isolation asks for in the CT's /dev (which
+the isolation plugin builds after it): mode 0600, owned by the CT's root.  Only the name:
+opening stays the devices cgroup's to allow (the disk plugin's second-level quota gives the
+quota tools the node of the CT's root device, which quotactl(2) looks up by name)."""
+
 OTHER_DEV_NAMES = ("shm", "mqueue", "fd", "stdin", "stdout", "stderr", "core")
 """What else every CT's /dev holds (mounts and links), besides :data:`STANDARD`."""
 

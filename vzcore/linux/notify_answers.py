@@ -1,5 +1,6 @@
 """The answers of the seccomp supervisor (:mod:`vzcore.linux.notifyd`) to a CT's
-intercepted ``statfs``, ``fstatfs`` and ``sysinfo``.
+intercepted ``statfs``, ``fstatfs`` and ``sysinfo`` (and ``quotactl``: see
+:mod:`vzcore.linux.notify_quota`).
 
 Each CT is a :class:`CtFigures`: where its disk figures are (two files holding the bytes
 used and the byte limit, a btrfs qgroup's ``referenced`` and ``max_referenced`` in sysfs),
@@ -40,13 +41,17 @@ from vzcore.linux.seccomp_notify import CallerMemory, Notification
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _NATIVE = seccomp.ARCHES_OF_HOST.get(os.uname().machine, ("x86_64",))[0]
-NUMBERS = {name: seccomp.SYSCALLS[name][_NATIVE] for name in ("statfs", "fstatfs", "sysinfo")}
+NUMBERS = {name: seccomp.SYSCALLS[name][_NATIVE]
+           for name in ("statfs", "fstatfs", "sysinfo", "quotactl")}
 CALLS = tuple(NUMBERS)
 """The calls a supervisor can answer."""
 DISK_FIGURES_OPTION = "disk_figures"
 """The ``run.options`` key under which a layout's ``vz_pre_start`` names the files of its
 figures for a CT whose statfs shows too much (``{"used_file": ..., "limit_file": ...}``,
 bytes; a btrfs qgroup's sysfs files): the notify plugin answers statfs with them."""
+QUOTACTL_OPTION = "quotactl_for_root"
+"""The ``run.options`` key under which the disk plugin's ``vz_pre_start`` asks (``True``)
+for the CT root's quotactl(2) to be made from the host (:mod:`vzcore.linux.notify_quota`)."""
 
 _SYS_OPENAT2 = 437  # the same on x86_64 and aarch64
 _RESOLVE_IN_ROOT = 0x10
@@ -97,6 +102,7 @@ class CtFigures:
     :ivar limit_file: one with its byte limit (0 or 2**64-1: none).
     :ivar cgroups: the CT's cgroups (``None``: sysinfo is not answered).
     :ivar init: the CT's init (its root and start time); set by the start's hand-over.
+    :ivar quota: the CT root's quotactl(2) on its root file system is made from the host.
     """
 
     ctid: int
@@ -105,6 +111,7 @@ class CtFigures:
     cgroups: CgroupSet | None = None
     init: ProcessId | None = None
     root_dev: int | None = None
+    quota: bool = False
     _reader: _Reader = attrs.field(factory=_Reader, eq=False, repr=False)
     _paths: dict[tuple[str, str], str | None] = attrs.field(factory=dict, eq=False, repr=False)
     _shmem: tuple[float, int] = attrs.field(default=(0.0, 0), eq=False, repr=False)
@@ -113,16 +120,19 @@ class CtFigures:
     def from_json(cls, data: Mapping[str, Any]) -> CtFigures:
         cgroups = data.get("cgroups")
         return cls(int(data["ctid"]), data.get("used_file"), data.get("limit_file"),
-                   CgroupSet.from_json(cgroups) if cgroups else None)
+                   CgroupSet.from_json(cgroups) if cgroups else None,
+                   quota=bool(data.get("quota")))
 
     def to_json(self) -> dict[str, Any]:
         return {"ctid": self.ctid, "used_file": self.used_file, "limit_file": self.limit_file,
-                "cgroups": self.cgroups.to_json() if self.cgroups else None}
+                "cgroups": self.cgroups.to_json() if self.cgroups else None,
+                "quota": self.quota}
 
     def calls(self) -> tuple[str, ...]:
         """The calls there is something to answer for."""
         return ((("statfs", "fstatfs") if self.used_file and self.limit_file else ())
-                + (("sysinfo",) if self.cgroups is not None else ()))
+                + (("sysinfo",) if self.cgroups is not None else ())
+                + (("quotactl",) if self.quota else ()))
 
     def root_device(self) -> int | None:
         """``st_dev`` of the CT's ``/`` (as its init sees it), read once."""
@@ -197,10 +207,32 @@ def answer(listener: int, ct: CtFigures, notification: Notification) -> None:
                 memory.write(notification.args[1], seccomp_notify.statfs_struct(result))
                 seccomp_notify.reply(listener, notification.id)
                 return
+            if notification.nr == NUMBERS["quotactl"] and ct.quota:
+                _answer_quotactl(listener, ct, memory, notification)
+                return
         except OSError as exc:
             seccomp_notify.reply(listener, notification.id, error=exc.errno or errno.EFAULT)
             return
     seccomp_notify.continue_call(listener, notification.id)  # not a call of ours
+
+
+def _answer_quotactl(listener: int, ct: CtFigures, memory: CallerMemory,
+                     notification: Notification) -> None:
+    from vzcore.linux import notify_quota
+
+    root_dev = ct.root_device()
+    if ct.init is None or root_dev is None:
+        seccomp_notify.continue_call(listener, notification.id)
+        return
+    try:
+        value, data, address = notify_quota.answer_quotactl(memory, notification, ct.init.pid,
+                                                            root_dev, open_as)
+    except notify_quota.Continue:
+        seccomp_notify.continue_call(listener, notification.id)
+        return
+    if data is not None:
+        memory.write(address, data)
+    seccomp_notify.reply(listener, notification.id, value)
 
 
 def _openat2(dirfd: int, path: bytes, resolve: int) -> int:
@@ -225,6 +257,12 @@ def _open_target(memory: CallerMemory, notification: Notification) -> int | None
         path = memory.read_string(notification.args[0])
     except OSError:
         return None
+    return open_as(pid, path)
+
+
+def open_as(pid: int, path: bytes) -> int | None:
+    """An ``O_PATH`` descriptor of ``path`` looked up as process ``pid`` would; ``None``
+    when the lookup fails."""
     if not path:
         return None
     base = "root" if path.startswith(b"/") else "cwd"

@@ -151,6 +151,16 @@ class CallerMemory:
             data += chunk
         raise OSError(errno.ENAMETOOLONG, "string too long")
 
+    def read(self, address: int, size: int) -> bytes:
+        """``size`` bytes at ``address``; ``EFAULT`` when they are not all readable."""
+        try:
+            data = os.pread(self.fd, size, address)
+        except OSError as exc:
+            raise OSError(errno.EFAULT, f"cannot read the caller's memory: {exc.strerror}") from None
+        if len(data) != size:
+            raise OSError(errno.EFAULT, "short read of the caller's memory")
+        return data
+
     def write(self, address: int, data: bytes) -> None:
         """Write ``data`` at ``address``; ``EFAULT`` when it is not writable."""
         try:

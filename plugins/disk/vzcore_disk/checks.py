@@ -98,13 +98,15 @@ def _check_ugid(ct: Container, changes: ChangeSet, verb: str) -> None:
     from vzcore_disk import ugid
 
     given = "QUOTAUGIDLIMIT" in changes
-    if not given and verb != "start":
+    if not given and verb != "start" and ugid.INTERCEPT_KEY not in changes:
         return
     limit = ugid.limit_of(ct, changes["QUOTAUGIDLIMIT"].new if given else None, given=given)
     local_uid = changes["LOCAL_UID"].new if "LOCAL_UID" in changes else ct.get("LOCAL_UID")
     # a create without LOCAL_UID allocates a range: the CT will have a user namespace
     userns = (local_uid or "").strip() not in ("0",) if verb == "create" else ct.idmap is not None
-    message = ugid.refusal(ct, limit, userns=userns)
+    intercept = (changes[ugid.INTERCEPT_KEY].new if ugid.INTERCEPT_KEY in changes
+                 else ct.get(ugid.INTERCEPT_KEY))
+    message = ugid.refusal(ct, limit, userns=userns, intercept=(intercept or "default") != "off")
     if message is not None:
         raise InvalidValue(message)
 

@@ -55,7 +55,8 @@ def vz_parameters() -> Iterable[Parameter]:
                     on_create=True,
                     help="second-level quota: N > 0 gives the CT's root ordinary user and "
                          "group quota on its own users (setquota, repquota inside); layout "
-                         "image, privileged CTs; N is the most user and group IDs meant to "
+                         "image (in a user namespace through the seccomp supervisor: "
+                         "--syscall-intercept default); N is the most user and group IDs meant to "
                          "have entries (shown by vzctl quota); a change takes effect at the "
                          "next start")
 
@@ -129,10 +130,20 @@ def vz_umount(ct: Container) -> None:
     _layout_does(ct, "umount")
 
 
+def _ugid_quota(ct: Container) -> bool:
+    return ct.layout == "image" and (ct.get("QUOTAUGIDLIMIT") or "0") != "0"
+
+
 @hookimpl
 def vz_pre_start(ct: Container, run: Run) -> None:
     """A btrfs CT with a diskspace limit names its qgroup's files for the notify plugin,
-    which answers statfs inside with them (see docs/disk.md, "df inside a btrfs CT")."""
+    which answers statfs inside with them (see docs/disk.md, "df inside a btrfs CT"); an
+    image CT in a user namespace with the second-level quota asks it to make its root's
+    quotactl(2) (docs/disk.md, "The second-level quota")."""
+    if _ugid_quota(ct) and ct.idmap is not None:
+        from vzcore.linux.notify_answers import QUOTACTL_OPTION
+
+        run.options[QUOTACTL_OPTION] = True
     if ct.layout != "btrfs":
         return
     from vzcore.linux.notify_answers import DISK_FIGURES_OPTION
@@ -169,12 +180,25 @@ def vz_post_umount(ct: Container) -> None:
 
 
 @hookimpl
+def vz_setup_child(ct: Container, run: Run) -> None:
+    """A CT in a user namespace with the second-level quota: its root device's node (see
+    :func:`vz_finalize_child`) is asked of the isolation plugin, which builds the CT's /dev
+    next in the builder (the host's root: init cannot mknod a block device)."""
+    if _ugid_quota(ct) and ct.idmap is not None:
+        from vzcore.linux.devnodes import BLOCK_NODES_OPTION
+        from vzcore_disk import ugid
+
+        run.options.setdefault(BLOCK_NODES_OPTION, []).append(
+            list(ugid.root_node(run.root.rstrip("/") or "/")))
+
+
+@hookimpl
 def vz_finalize_child(ct: Container, run: Run) -> None:
-    """With the second-level quota on, give the CT's /dev the node of its root's device,
-    which the quota tools find in the CT's mount table and hand to quotactl(2).  Here, just
-    after the root switch, because the isolation plugin mounts that /dev after the
-    ``quota`` subsystem's vz_setup_child; capabilities are dropped after this."""
-    if ct.layout == "image" and (ct.get("QUOTAUGIDLIMIT") or "0") != "0":
+    """With the second-level quota on, give a privileged CT's /dev the node of its root's
+    device, which the quota tools find in the CT's mount table and hand to quotactl(2).
+    Here, just after the root switch, because the isolation plugin mounts that /dev after
+    the ``quota`` subsystem's vz_setup_child; capabilities are dropped after this."""
+    if _ugid_quota(ct) and ct.idmap is None:
         from vzcore_disk import ugid
 
         ugid.make_root_node()

@@ -11,8 +11,11 @@ What holds where (docs/disk.md, "The second-level quota"):
   quotactl(2), which only looks the name up (the devices cgroup still refuses to open it).
 * quotactl(2) and quotactl_fd(2) ask for ``CAP_SYS_ADMIN`` in the host's user namespace
   for everything but a user's query of their own quota: a CT in a user namespace gets
-  EPERM from ``setquota`` (checked on Debian 12's 6.1 kernel), so only a privileged CT can
-  have it; the seccomp profile then lets through the queries and the limit setting, not
+  EPERM from ``setquota`` (checked on Debian 12's 6.1 kernel).  So for such a CT the
+  seccomp supervisor (the notify plugin, ``--syscall-intercept default``) makes its root's
+  quotactl(2) from the host, on its own root file system and its own IDs only
+  (:mod:`vzcore.linux.notify_quota`); with the interception off it is refused.  A
+  privileged CT's seccomp profile lets through the queries and the limit setting, not
   switching quotas on or off.
 * other layouts: a simfs directory shares the host's file system, whose user quota counts
   a uid across the whole host (a privileged CT's uids are the host's); btrfs has no user
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
 QUOTAUGIDLIMIT = Integer(0, 2**31 - 1)
 """``--quotaugidlimit N``: 0 (or unset) turns the second-level quota off."""
 MOUNT_OPTIONS = ("usrquota", "grpquota")
+INTERCEPT_KEY = "SYSCALL_INTERCEPT"
+"""The notify plugin's setting: ``off`` leaves a user-namespace CT's quotactl(2) to the
+kernel, which refuses it."""
 LAYOUT = "image"
 
 
@@ -85,10 +91,12 @@ def _has_quota_v2() -> bool:
         return False
 
 
-def refusal(ct: Container, limit: int, *, userns: bool, probe_kernel: bool = True) -> str | None:
+def refusal(ct: Container, limit: int, *, userns: bool, intercept: bool = True,
+            probe_kernel: bool = True) -> str | None:
     """Why ``--quotaugidlimit limit`` cannot hold for ``ct`` (the whole message: CT,
     parameter, reason, fix), ``None`` when it can (or ``limit`` is 0).  ``userns``: the CT
-    runs (or will run) in a user namespace."""
+    runs (or will run) in a user namespace; ``intercept``: the seccomp supervisor will
+    make its root's quotactl(2) (``SYSCALL_INTERCEPT`` is not ``off``)."""
     if limit == 0:
         return None
     head = f"CT {ct.ctid}: --quotaugidlimit {limit}"
@@ -99,12 +107,13 @@ def refusal(ct: Container, limit: int, *, userns: bool, probe_kernel: bool = Tru
                    ct.layout, f"layout {ct.layout} has no user or group quota of its own")
         return (f"{head}: {why}; the second-level quota needs --layout image (an existing CT: "
                 f"'vzctl convert {ct.ctid} --layout image --diskspace ...'), or leave it at 0")
-    if userns:
-        return (f"{head}: the CT runs in a user namespace, and Linux lets quotactl(2) set or "
-                "read other users' quotas only with CAP_SYS_ADMIN in the host's user "
-                "namespace (setquota inside gets EPERM); use the privileged profile "
-                "(LOCAL_UID=0), or set the CT users' quotas from the host with setquota on "
-                "VE_ROOT and their host IDs (LOCAL_UID + ID)")
+    if userns and not intercept:
+        return (f"{head}: the CT runs in a user namespace with --syscall-intercept off, and "
+                "Linux lets quotactl(2) set or read other users' quotas only with "
+                "CAP_SYS_ADMIN in the host's user namespace (setquota inside gets EPERM); "
+                f"turn the interception on ('vzctl set {ct.ctid} --syscall-intercept default "
+                "--save': the host's supervisor then makes the CT root's quotactl), or use "
+                "the privileged profile (LOCAL_UID=0)")
     if probe_kernel:
         missing = missing_kernel_feature()
         if missing is not None:
@@ -129,21 +138,31 @@ def set_feature(ctid: int, image: Path, on: bool, features: str) -> None:
             ["tune2fs", "-O", "^quota", str(image)])
 
 
-def make_root_node() -> None:
-    """In the CT, just after its root switch (still with every capability): make the block
-    node that its mount table names as the source of ``/`` (``/dev/loopN``), with the
-    device number of ``/``, owned by root, mode 0600.  quotactl(2) only looks the name up;
-    opening the device stays the devices cgroup's to refuse."""
-    device = os.stat("/").st_dev
+def root_node(root: str = "/") -> tuple[str, int]:
+    """The name in /dev (``loopN``) of the device that the mount table names as the source
+    of the CT's root ``root``, and that device's number."""
+    device = os.stat(root).st_dev
     source = ""
     with open("/proc/self/mountinfo") as table:
         for line in table:
             fields = line.split()
-            if fields[4] == "/":
-                source = fields[fields.index("-") + 2]  # the last mount on / is the CT's
+            if fields[4] == root:
+                source = fields[fields.index("-") + 2]  # the last mount on it is the CT's
     name = source.removeprefix("/dev/")
     if not source.startswith("/dev/") or not name or "/" in name:
         raise OSError(errno.ENODEV, f"the CT's root is mounted from {source!r}, no /dev node")
+    return name, device
+
+
+def make_root_node() -> None:
+    """In a privileged CT, just after its root switch (still with every capability): make
+    the block node that its mount table names as the source of ``/`` (``/dev/loopN``), with
+    the device number of ``/``, owned by root, mode 0600.  quotactl(2) only looks the name
+    up; opening the device stays the devices cgroup's to refuse.  (A CT in a user namespace
+    cannot mknod it: the builder has the isolation plugin make it, see
+    :data:`vzcore.linux.devnodes.BLOCK_NODES_OPTION`.)"""
+    name, device = root_node("/")
+    source = f"/dev/{name}"
     try:
         os.unlink(source)
     except FileNotFoundError:

@@ -110,10 +110,13 @@ def vz_setup_child(ct: Container, run: Run) -> None:
 
     console = run.options.get(CONSOLE_OPTION)
     held = run.options.get(CONSOLE_FD_OPTION)
+    from vzcore.linux.devnodes import BLOCK_NODES_OPTION
+
     rootfs.build(run.root, ct.root_owner,
                  console=(console, held) if console and held is not None else None,
                  tty_gid=ct.tty_group,
-                 own_mount_namespace=own_namespace(run.options, "mnt"))
+                 own_mount_namespace=own_namespace(run.options, "mnt"),
+                 block_nodes=[(str(n), int(d)) for n, d in run.options.get(BLOCK_NODES_OPTION) or ()])
     record = run.record
     kind = initkind.KINDS.get(record.init_kind if record else "", initkind.KINDS[initkind.BUSYBOX])
     if kind.system:

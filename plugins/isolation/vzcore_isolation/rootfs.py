@@ -10,9 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterable
 
 from vzcore.defaults import DEV_SHM_SIZE
-from vzcore.errors import KernelError
+from vzcore.errors import KernelError, VzError
 from vzcore.linux import mounts, safefs
 from vzcore.linux.devnodes import DEV_NODES, TTY_GID
 
@@ -47,7 +48,8 @@ WRITABLE_AGAIN = ("proc/sys/net",)
 
 
 def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = None,
-          tty_gid: int | None = None, *, own_mount_namespace: bool = True) -> None:
+          tty_gid: int | None = None, *, own_mount_namespace: bool = True,
+          block_nodes: Iterable[tuple[str, int]] = ()) -> None:
     """Mount /proc, /sys, /dev and friends below ``root`` (the CT's root, host path) and
     leave the working directory there, for :func:`vzcore.linux.mounts.pivot_to_cwd`.
 
@@ -58,7 +60,9 @@ def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = N
     path of the CT's console pty (:mod:`vzcore.lifecycle.console`) and a descriptor of it
     this process holds; the pty is bound on /dev/console.  ``tty_gid`` is the host GID of
     the CT's ``tty`` group (``Container.tty_group``; by default the one of a CT whose IDs
-    are one range from ``owner``), the group of its devpts terminals.
+    are one range from ``owner``), the group of its devpts terminals.  ``block_nodes``:
+    ``(name, st_rdev)`` of block nodes to make in /dev besides
+    (:data:`vzcore.linux.devnodes.BLOCK_NODES_OPTION`).
 
     Without ``own_mount_namespace`` (a CT sharing the host's or joining another one) only
     ``root`` is made private, not ``/``: what is mounted below it never propagates out,
@@ -77,7 +81,8 @@ def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = N
     try:
         safefs.mount_at(root_fd, "proc", "proc", "proc", NOSUID | NODEV | NOEXEC)
         safefs.mount_at(root_fd, "sys", "sysfs", "sysfs", NOSUID | NODEV | NOEXEC | RDONLY)
-        _build_dev(root_fd, owner, owner[1] + TTY_GID if tty_gid is None else tty_gid)
+        _build_dev(root_fd, owner, owner[1] + TTY_GID if tty_gid is None else tty_gid,
+                   block_nodes)
         _bind_console(root_fd, console)
         _mask(root_fd)
         _read_only(root_fd)
@@ -86,7 +91,8 @@ def build(root: str, owner: tuple[int, int], console: tuple[str, int] | None = N
         os.close(root_fd)
 
 
-def _build_dev(root_fd: int, owner: tuple[int, int], tty_gid: int) -> None:
+def _build_dev(root_fd: int, owner: tuple[int, int], tty_gid: int,
+               block_nodes: Iterable[tuple[str, int]] = ()) -> None:
     uid, gid = owner
     safefs.mount_at(root_fd, "dev", "tmpfs", "tmpfs", NOSUID | mounts.MS_STRICTATIME,
                     f"mode=755,size=65536k,uid={uid},gid={gid}")
@@ -99,6 +105,11 @@ def _build_dev(root_fd: int, owner: tuple[int, int], tty_gid: int) -> None:
             os.chmod(name, 0o666, dir_fd=dev_fd, follow_symlinks=False)  # not the umask's
         for name, target in DEV_LINKS.items():
             os.symlink(target, name, dir_fd=dev_fd)
+            os.chown(name, uid, gid, dir_fd=dev_fd, follow_symlinks=False)
+        for name, device in block_nodes:
+            if not name or "/" in name or name.startswith(".") or name in DEV_NODES:
+                raise VzError(f"cannot make /dev/{name!r} in the CT: not a plain node name")
+            os.mknod(name, stat.S_IFBLK | 0o600, device, dir_fd=dev_fd)
             os.chown(name, uid, gid, dir_fd=dev_fd, follow_symlinks=False)
     safefs.mount_at(root_fd, "dev/pts", "devpts", "devpts", NOSUID | NOEXEC,
                     f"newinstance,ptmxmode=0666,mode=0620,gid={tty_gid}")

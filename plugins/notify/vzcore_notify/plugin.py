@@ -1,6 +1,7 @@
 """Hook implementations of the notify plugin: a CT's ``statfs``/``fstatfs`` (on a btrfs
 layout with a diskspace limit) and ``sysinfo`` (with a RAM limit) answered with the CT's own
-figures by the installation's seccomp supervisor (docs/security.md, docs/disk.md).
+figures by the installation's seccomp supervisor (docs/security.md, docs/disk.md), and the
+``quotactl`` of a user-namespace CT's root with the second-level quota made for it.
 
 The host's side (:mod:`vzcore_notify.supervisor`): ``vz_pre_start`` chooses the calls,
 starts the supervisor if needed and registers the CT; ``vz_post_stop`` drops it.  Inside
@@ -44,8 +45,9 @@ def vz_parameters() -> Iterable[Parameter]:
 
     yield Parameter(name="syscall-intercept", key=KEY, type=Choice(MODES),
                     help="default: answer statfs on a btrfs CT's root with its diskspace "
-                         "limit and use, and sysinfo (busybox free) with its RAM and swap "
-                         "limits, through a host supervisor (seccomp user notification); "
+                         "limit and use, sysinfo (busybox free) with its RAM and swap "
+                         "limits, and the CT root's quotactl (--quotaugidlimit in a user "
+                         "namespace), through a host supervisor (seccomp user notification); "
                          "off: the kernel's own answers (applies at the next start)")
 
 
@@ -63,10 +65,11 @@ def vz_validate(ct: Container, changes: ChangeSet, verb: str) -> None:
 
 def _figures(ct: Container, run: Run) -> dict[str, Any] | None:
     """What the supervisor answers with, or ``None`` when nothing is to be intercepted."""
-    from vzcore.linux.notify_answers import DISK_FIGURES_OPTION, CtFigures, memory_of
+    from vzcore.linux.notify_answers import DISK_FIGURES_OPTION, QUOTACTL_OPTION, CtFigures, memory_of
 
     disk = run.options.get(DISK_FIGURES_OPTION) or {}
-    figures = CtFigures(ct.ctid, disk.get("used_file"), disk.get("limit_file"))
+    figures = CtFigures(ct.ctid, disk.get("used_file"), disk.get("limit_file"),
+                        quota=bool(run.options.get(QUOTACTL_OPTION)))
     if run.cgroups is not None and run.cgroups.has("memory") and memory_of(run.cgroups)[0] is not None:
         figures.cgroups = run.cgroups
     return figures.to_json() if figures.calls() else None
