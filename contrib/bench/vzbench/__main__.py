@@ -121,7 +121,8 @@ def main(argv: list[str]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     tarball = prereq.CACHE / "vz/template/cache" / f"{prereq.template_name(args.init)}.tar.zst"
     interrupted = False
-    with cleaned_up() as cleanup:
+    most = max([*conf["seed_cts"], conf["density_limit"] if "density" in args.parts else 0])
+    with prereq.enough_pids(most), cleaned_up() as cleanup:
         try:
             for part in args.parts:
                 log(f"part {part} (load average {loadavg()})")

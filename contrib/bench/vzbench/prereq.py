@@ -3,12 +3,14 @@ in the venv, and the ``web`` template (debootstrap needs the Debian mirror)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from vzbench.common import BIN, REPO, log, run
@@ -132,3 +134,29 @@ def _remove(paths: list[Path]) -> None:
 
 def running_from(python: Path) -> bool:
     return Path(sys.prefix).resolve() == python.parent.parent.resolve()
+
+
+PID_MAX = Path("/proc/sys/kernel/pid_max")
+PROCESSES_PER_WEB_CT = 16
+"""A booted web CT's processes (init, syslogd, cron, sshd, inetd, exim4, apache2 and its
+eight workers: 15) plus one for a ``vzctl exec``."""
+
+
+@contextlib.contextmanager
+def enough_pids(cts: int) -> Iterator[None]:
+    """``kernel.pid_max`` raised for the run where ``cts`` web CTs (and as many LXC
+    containers, the seed part's comparison) would not fit in it, and set back after.  The
+    default 32768 (Debian's, with fewer than 32 CPUs) holds about 1,000 web CTs: one run of
+    1,000 CTs beside LXC's ran out of PIDs ("Resource temporarily unavailable")."""
+    before = int(PID_MAX.read_text())
+    needed = 2 * cts * PROCESSES_PER_WEB_CT + 8192  # the host's own processes beside them
+    if needed <= before:
+        yield
+        return
+    log(f"kernel.pid_max {before} -> {needed} for this run ({cts} CTs)")
+    PID_MAX.write_text(str(min(needed, 4194304)))
+    try:
+        yield
+    finally:
+        PID_MAX.write_text(str(before))
+        log(f"kernel.pid_max set back to {before}")
