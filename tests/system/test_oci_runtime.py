@@ -427,7 +427,7 @@ def test_vzctl_stop_never_halts_a_joined_pid_namespaces_init(oci: Oci) -> None:
     marks = oci.base / "signals"
     # PID 1 there notes every signal it gets (a namespace's init gets only those it has a
     # handler for); USR2 is the test's own probe, sent last
-    owner = subprocess.Popen(["unshare", "--pid", "--fork", "sh", "-c",
+    owner = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "sh", "-c",
                               f"for s in USR1 TERM PWR INT HUP; do trap \"echo $s >> {marks}\" $s; done; "
                               f"trap 'echo probe >> {marks}' USR2; "
                               "while :; do sleep 1000 & wait $!; done"])
