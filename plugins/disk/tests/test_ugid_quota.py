@@ -53,6 +53,21 @@ def sh(vzctl: Vzctl, ctid: int, script: str, check: bool = True) -> subprocess.C
     return vzctl("exec", ctid, script, check=check)
 
 
+def a_users_one_mb_quota_holds(vzctl: Vzctl, run: str) -> None:
+    """In running CT 101: user ``u`` (1000) is made, the CT's root gives it a 1 MB block
+    quota with the standard tool (``run`` holds it) on its own root, and u's 2 MB write
+    fails with EDQUOT having written at most 1 MB."""
+    sh(vzctl, 101, "echo 'u:x:1000:1000::/home/u:/bin/sh' >> /etc/passwd && "
+                   "echo 'u:x:1000:' >> /etc/group && mkdir -p /home/u && chown u:u /home/u")
+    out = sh(vzctl, 101, f"{run}/setquota -u u 1024 1024 0 0 /", check=False)
+    assert out.returncode == 0, out.stderr
+    out = sh(vzctl, 101, "su -s /bin/sh u -c 'dd if=/dev/zero of=/home/u/big bs=1M count=2'",
+             check=False)
+    assert out.returncode != 0 and "Disk quota exceeded" in out.stderr + out.stdout, out
+    written = int(sh(vzctl, 101, "wc -c < /home/u/big").stdout)
+    assert written <= 1024 * 1024, written
+
+
 @pytest.mark.vm
 def test_the_cts_root_sets_user_quota_with_setquota(vz_env: VzEnv, vzctl: Vzctl) -> None:
     missing = ugid.missing_kernel_feature()
@@ -65,16 +80,7 @@ def test_the_cts_root_sets_user_quota_with_setquota(vz_env: VzEnv, vzctl: Vzctl)
     run = install_quota_tools(vz_env.ct_root(101))
     vzctl("umount", 101)
     vzctl("start", 101)
-    sh(vzctl, 101, "echo 'u:x:1000:1000::/home/u:/bin/sh' >> /etc/passwd && "
-                   "echo 'u:x:1000:' >> /etc/group && mkdir -p /home/u && chown u:u /home/u")
-    # the CT's root gives its user 1 MB, with the standard tool on its own root
-    out = sh(vzctl, 101, f"{run}/setquota -u u 1024 1024 0 0 /", check=False)
-    assert out.returncode == 0, out.stderr
-    out = sh(vzctl, 101, "su -s /bin/sh u -c 'dd if=/dev/zero of=/home/u/big bs=1M count=2'",
-             check=False)
-    assert out.returncode != 0 and "Disk quota exceeded" in out.stderr + out.stdout, out
-    written = int(sh(vzctl, 101, "wc -c < /home/u/big").stdout)
-    assert written <= 1024 * 1024, written
+    a_users_one_mb_quota_holds(vzctl, run)
     report = sh(vzctl, 101, f"{run}/repquota -u /").stdout
     line = next((row for row in report.splitlines() if row.split()[:1] == ["u"]), None)
     assert line is not None, report
@@ -148,14 +154,7 @@ def test_a_userns_cts_root_sets_its_users_quota_through_the_supervisor(
     os.mknod(root / "other", stat.S_IFBLK | 0o600, other)
     vzctl("umount", 101)
     vzctl("start", 101)
-    sh(vzctl, 101, "echo 'u:x:1000:1000::/home/u:/bin/sh' >> /etc/passwd && "
-                   "echo 'u:x:1000:' >> /etc/group && mkdir -p /home/u && chown u:u /home/u")
-    out = sh(vzctl, 101, f"{run}/setquota -u u 1024 1024 0 0 /", check=False)
-    assert out.returncode == 0, out.stderr
-    out = sh(vzctl, 101, "su -s /bin/sh u -c 'dd if=/dev/zero of=/home/u/big bs=1M count=2'",
-             check=False)
-    assert out.returncode != 0 and "Disk quota exceeded" in out.stderr + out.stdout, out
-    assert int(sh(vzctl, 101, "wc -c < /home/u/big").stdout) <= 1024 * 1024
+    a_users_one_mb_quota_holds(vzctl, run)
     # repquota lists the user by its name: the IDs come back in the CT's terms
     report = sh(vzctl, 101, f"{run}/repquota -u /").stdout
     line = next((row for row in report.splitlines() if row.split()[:1] == ["u"]), None)
