@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "contrib/bench"))
 
-from vzbench import density, report, web  # noqa: E402
+from vzbench import density, report, resume, web  # noqa: E402
 from vzbench.__main__ import parse, settings  # noqa: E402
 from vzbench.seed import per_ct_starts  # noqa: E402
 
@@ -177,3 +177,44 @@ def test_command_line() -> None:
     assert settings(parse(["--cts", "5,10"]))["seed_cts"] == [5, 10]
     with pytest.raises(SystemExit):
         parse(["throughput"])
+
+
+def test_a_resumed_run_keeps_what_was_measured_and_redoes_what_failed(
+        results: dict[str, Any], tmp_path: Path) -> None:
+    resume.save(results, tmp_path)
+    conf = settings(parse(["--quick", "--cts", "20,40"]))
+    saved = resume.previous(tmp_path, dict(results["settings"], **{
+        k: conf[k] for k in ("seed_cts", "quick", "seed_rounds", "seed_seconds")}))
+    machine = dict(results["machine"], date="2026-12-07 09:00 UTC", vzcore="0.1.0, commit abc")
+    merged = resume.merge(saved, conf, ["seed", "resources"], machine)
+    assert merged["settings"]["seed_cts"] == [10, 20, 40]
+    assert resume.seed_done(merged, 20) and not resume.seed_done(merged, 40)
+    assert resume.part_done(merged, "latency")
+    assert not resume.part_done(merged, "resources")  # it failed: measured again
+    assert merged["errors"] == {}
+    assert [r["date"] for r in merged["runs"]] == ["2026-12-06 10:00 UTC", "2026-12-07 09:00 UTC"]
+    assert not (tmp_path / "results.json.partial").exists()
+
+
+def test_resume_refuses_results_measured_otherwise(results: dict[str, Any],
+                                                   tmp_path: Path) -> None:
+    with pytest.raises(resume.ResumeError, match="does not exist; run without --resume first"):
+        resume.previous(tmp_path, results["settings"])
+    resume.save(results, tmp_path)
+    with pytest.raises(resume.ResumeError, match="init = 'sysvinit', this run asks for 'systemd'"):
+        resume.previous(tmp_path, dict(results["settings"], init="systemd"))
+    (tmp_path / "results.json").write_text("{")
+    with pytest.raises(resume.ResumeError, match="cannot read"):
+        resume.previous(tmp_path, results["settings"])
+
+
+def test_a_report_of_several_runs_names_each(results: dict[str, Any], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="the plots need matplotlib (pip install matplotlib)")
+    results["runs"] = [resume.run_entry(results["machine"]),
+                       resume.run_entry(dict(results["machine"], date="2026-12-07 09:00 UTC"))]
+    results["seed"][1]["rounds"] = "one after another"
+    report.write(results, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "in 2 runs from 2026-12-06 10:00 UTC to 2026-12-07 09:00 UTC" in text
+    assert "  * 2026-12-07 09:00 UTC: vzcore 0.1.0; load at the start [3.5, 2.0, 1.0]" in text
+    assert "At N = 20 the host servers and LXC containers would not fit in memory beside" in text

@@ -39,7 +39,8 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
               else [50] if quick else [100, 500, 1000, 2400])
     return {
         "quick": quick, "init": args.init, "seed_cts": counts, "layout": args.layout,
-        "seed_rounds": 2 if quick else 5, "seed_seconds": 8 if quick else 15,
+        "seed_rounds": 2 if quick else 7, "seed_seconds": 8 if quick else 10,
+        "seed_alone": args.alone,
         "latency_rounds": 3 if quick else 10,
         "density_limit": args.density_limit or (60 if quick else 2400),
         "density_budget_s": 120 if quick else 3600,
@@ -67,6 +68,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--editable", action="store_true",
                         help="time the vzctl of the development venv (.venv, an editable "
                              "install) instead of a non-editable install of the checkout")
+    parser.add_argument("--alone", action="store_true",
+                        help="in the seed, load the CTs, the host servers and the LXC containers "
+                             "one population at a time even where they fit in memory together")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from --out's results.json (an interrupted or partial run): "
+                             "keep what it measured, measure what it lacks or failed at")
     parser.add_argument("--render", action="store_true",
                         help="only write report.md and the plots again from --out's "
                              "results.json (after a change to the report's code)")
@@ -87,6 +94,24 @@ def enter_netns() -> None:
               ' && ip link set vzb-up1 up && exec "$0" "$@"')
     os.execvp("unshare", ["unshare", "--net", "--", "sh", "-c", script, sys.executable,
                           "-m", "vzbench", *sys.argv[1:]])
+
+
+def measure_seed(results: dict[str, Any], conf: dict[str, Any], tarball: Path, cleanup: Any,
+                 out: Path) -> None:
+    """The seed at every size not measured yet, in the order asked for; ``results.json`` is saved
+    after each, so an interrupted run keeps the sizes it finished."""
+    from vzbench import resume, seed
+
+    rows = results.setdefault("seed", [])
+    for count in conf["seed_cts"]:
+        if resume.seed_done(results, count):
+            log(f"seed at {count} CTs: measured already")
+            continue
+        rows[:] = [row for row in rows if row.get("cts") != count]
+        rows.append(seed.measure(count, tarball, conf["seed_rounds"], conf["seed_seconds"],
+                                 cleanup, layout=conf["layout"], alone=conf["seed_alone"]))
+        rows.sort(key=lambda row: row["cts"])
+        resume.save(results, out)
 
 
 def main(argv: list[str]) -> int:
@@ -114,10 +139,17 @@ def main(argv: list[str]) -> int:
         if {"seed", "density"} & set(args.parts):
             prereq.build_template(args.init)
         enter_netns()
-    from vzbench import density, latency, machine, report, resources, seed
+    from vzbench import density, latency, machine, report, resources, resume
 
     results: dict[str, Any] = {"settings": conf, "parts": args.parts, "machine": machine.describe(),
                                "errors": {}}
+    if args.resume:
+        try:
+            results = resume.merge(resume.previous(args.out, conf), conf, args.parts,
+                                   results["machine"])
+        except resume.ResumeError as exc:
+            print(f"contrib/bench/run: {exc}", file=sys.stderr)
+            return 2
     args.out.mkdir(parents=True, exist_ok=True)
     tarball = prereq.CACHE / "vz/template/cache" / f"{prereq.template_name(args.init)}.tar.zst"
     interrupted = False
@@ -125,6 +157,9 @@ def main(argv: list[str]) -> int:
     with prereq.enough_pids(most), cleaned_up() as cleanup:
         try:
             for part in args.parts:
+                if part != "seed" and resume.part_done(results, part):
+                    log(f"part {part}: measured already ({args.out / 'results.json'})")
+                    continue
                 log(f"part {part} (load average {loadavg()})")
                 load_before = loadavg()
                 groups_before = runtime_groups()
@@ -132,10 +167,7 @@ def main(argv: list[str]) -> int:
                              lambda before=groups_before: remove_new_runtime_groups(before))
                 try:
                     if part == "seed":
-                        results["seed"] = [seed.measure(n, tarball, conf["seed_rounds"],
-                                                        conf["seed_seconds"], cleanup,
-                                                        layout=conf["layout"])
-                                           for n in conf["seed_cts"]]
+                        measure_seed(results, conf, tarball, cleanup, args.out)
                     elif part == "latency":
                         results["latency"] = latency.measure(conf["latency_rounds"], cleanup)
                     elif part == "density":
@@ -151,11 +183,14 @@ def main(argv: list[str]) -> int:
                     traceback.print_exc()
                 results.setdefault("load", {})[part] = {"before": load_before, "after": loadavg()}
                 cleanup.close()  # each part leaves nothing for the next
+                resume.save(results, args.out)
         except KeyboardInterrupt:
             interrupted = True
             results["errors"]["interrupted"] = "interrupted (Ctrl-C or a signal); partial results"
     results["machine"]["load_end"] = loadavg()
-    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    if results.get("runs"):
+        results["runs"][-1]["load_end"] = results["machine"]["load_end"]
+    resume.save(results, args.out)
     report.write(results, args.out)
     for line in report.headlines(results):
         print(line, flush=True)

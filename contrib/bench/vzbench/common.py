@@ -15,6 +15,8 @@ from types import FrameType
 
 REPO = Path(__file__).resolve().parents[3]
 BENCH = REPO / "contrib/bench"
+RESERVE_MIB = 2048
+"""MemAvailable the suite leaves to the host: no population grows into it."""
 BIN = Path(sys.executable).parent
 """The venv's bin directory: vzctl and vzlist of this checkout."""
 

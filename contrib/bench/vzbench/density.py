@@ -10,10 +10,7 @@ from typing import Any
 
 from population import FIRST
 from vzbench import web, webcts
-from vzbench.common import log, meminfo, vzctl
-
-RESERVE_MIB = 2048
-"""Stop growing when MemAvailable falls below this: the machine is shared."""
+from vzbench.common import RESERVE_MIB, log, meminfo, vzctl
 
 
 def checkpoints(limit: int) -> list[int]:

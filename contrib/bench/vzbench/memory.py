@@ -25,6 +25,17 @@ def memory_parent(parent: str) -> Path | None:
     return None
 
 
+def cap_parent(parent: str, mib: float) -> None:
+    """Cap ``CGROUP_PARENT``'s memory (v1 ``memory.limit_in_bytes``) at ``mib`` MiB, so a
+    population that outgrows the machine is OOM-killed inside its own groups, never a host
+    process (a no-op without a v1 memory hierarchy)."""
+    directory = memory_parent(parent)
+    if directory is None:
+        return
+    directory.mkdir(exist_ok=True)
+    (directory / "memory.limit_in_bytes").write_text(f"{int(mib * MIB)}\n")
+
+
 def ct_group(parent: str, root: Path, ctid: int) -> Path | None:
     """CT ``ctid``'s group in the memory hierarchy (installation ``root``)."""
     from vzcore.ctgroups import group_name

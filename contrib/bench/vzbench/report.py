@@ -210,6 +210,12 @@ def _machine(results: dict[str, Any]) -> list[str]:
              "ratios taken in the same run, not absolute figures"]
     for part, load in (results.get("load") or {}).items():
         lines.append(f"  * {part}: before {load['before']}, after {load['after']}")
+    runs = results.get("runs") or []
+    if len(runs) > 1:
+        lines.append(f"* measured in {len(runs)} runs (`--resume` went on from the one before; "
+                     "each seed size is measured whole within one run):")
+        lines += [f"  * {r['date']}: vzcore {r['vzcore']}; load at the start {r['load_start']}, "
+                  f"at the end {r.get('load_end') or '-'}" for r in runs]
     lines += ["", *_table(["tool", "version"], [[k, f"`{v}`"] for k, v in m["tools"].items()])]
     return lines
 
@@ -245,6 +251,14 @@ def _seed(results: dict[str, Any], plots: list[str]) -> list[str]:
         "servers on N addresses on `lo`, with the same page.  `wrk` runs a thread per server "
         f"and two connections each, {conf['seed_seconds']} s per sample, host and CTs in "
         f"alternating rounds ({conf['seed_rounds']} each); medians.", ""]
+    alone = [r for r in rows if r.get("rounds") == "one after another"]
+    if alone:
+        why = ("as `--alone` asked" if conf.get("seed_alone") else
+               "the host servers and LXC containers would not fit in memory beside the "
+               "running CTs")
+        lines += [f"At N = {', '.join(str(r['cts']) for r in alone)} {why}, so each "
+                  "population was loaded alone, its rounds one after another, and stopped "
+                  "before the next started (the CTs first).", ""]
     lines += _table(
         ["N", "boot-all s", "all serving s", "CT req/min", "host req/min", "ratio CT/host",
          "target", "LXC req/min", "ratio LXC/host", "wrk errors CT / host / LXC"],
@@ -468,6 +482,13 @@ def _missing(results: dict[str, Any], part: str) -> str:
     return "Not run this time (not among the parts asked for)."
 
 
+def _when(results: dict[str, Any]) -> str:
+    runs = results.get("runs") or []
+    if len(runs) > 1:
+        return f"in {len(runs)} runs from {runs[0]['date']} to {runs[-1]['date']}"
+    return f"on {results['machine']['date']}"
+
+
 def write(results: dict[str, Any], out: Path) -> list[Path]:
     """Write ``report.md`` and the plots for ``results`` into ``out``; the files written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -484,7 +505,7 @@ def write(results: dict[str, Any], out: Path) -> list[Path]:
     how = "contrib/bench/run" + (" --quick" if conf["quick"] else "")
     lines = ["# vzcore benchmark report", "",
              f"Written by `{how}` (parts: {', '.join(results['parts'])}; seed N = "
-             f"{', '.join(map(str, conf['seed_cts']))}) on {results['machine']['date']}; "
+             f"{', '.join(map(str, conf['seed_cts']))}) {_when(results)}; "
              "not edited by hand.  Raw figures: [results.json](results.json).  How to run it: "
              "[docs/benchmarks.md](../benchmarks.md).", "",
              "## Headline figures", "", "```", *headlines(results), "```", "",

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from population import FIRST, installation, remove_cgroup_parent
-from vzbench import prereq, web
-from vzbench.common import log, run, vzctl
+from vzbench import memory, prereq, web
+from vzbench.common import RESERVE_MIB, log, meminfo, run, vzctl
 
 SHARED = ("usr", "var/lib/dpkg", "var/lib/apt", "var/cache")
 """Paths hard-linked between the copies: the programs and libraries (on Debian 12 /bin,
@@ -130,11 +130,13 @@ def _own_disk(root: Path, parent: str, count: int) -> Iterator[None]:
 @contextmanager
 def population(count: int, tarball: Path, prefix: str, room: int | None = None,
                layout: str = "copy") -> Iterator[tuple[Path, dict[str, str], str, list[int]]]:
-    """``count`` stopped web CTs (ONBOOT=yes) in ``layout`` in a private installation whose
+    """``count`` stopped web CTs (ONBOOT=yes) in ``layout`` in a private installation (its
+    memory capped to leave :data:`RESERVE_MIB` to the host) whose
     ``/run`` is a tmpfs (as a host's is) and whose ``vz`` has room for ``room`` CTs
     (default ``count``); yields root, environment, cgroup parent and the CT IDs.  On
     leaving, every CT is stopped and everything removed."""
     with installation(prefix) as (root, env, parent), _own_disk(root, parent, room or count):
+        memory.cap_parent(parent, meminfo()["MemAvailable"] / 1024 - RESERVE_MIB)
         prereq.link_template(tarball, root)
         (root / "run").mkdir()
         run(["mount", "-t", "tmpfs", "-o", "mode=755", "vzbench", str(root / "run")])
