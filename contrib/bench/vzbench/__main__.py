@@ -177,7 +177,7 @@ def main(argv: list[str]) -> int:
                     elif part == "resources":
                         results["resources"] = resources.measure(conf["resources_window_s"],
                                                                  conf["resources_repeat"])
-                except (RuntimeError, OSError) as exc:
+                except Exception as exc:  # one part's failure keeps the others' results
                     results["errors"][part] = f"{type(exc).__name__}: {exc}"[:800]
                     log(f"part {part} failed: {exc}")
                     traceback.print_exc()

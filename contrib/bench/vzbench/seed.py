@@ -120,7 +120,11 @@ def load_rounds(loads: dict[str, list[str]], rounds: int, seconds: int,
     for r in range(rounds):
         order = list(loads) if r % 2 == 0 else list(reversed(loads))
         for label in order:
-            figures = web.load(loads[label], work, seconds, label)
+            try:
+                figures = web.load(loads[label], work, seconds, label)
+            except web.WrkTimeout as exc:  # once more; a second hang fails the size
+                log(f"round {r + 1}: {exc}; again")
+                figures = web.load(loads[label], work, seconds, label)
             figures["load1"] = loadavg()[0]
             samples[label].append(figures)
             log(f"round {r + 1}: {label} {figures['req_s'] * 60:,.0f} req/min")

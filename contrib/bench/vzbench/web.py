@@ -97,6 +97,10 @@ def parse_wrk(text: str) -> dict[str, float]:
     return result
 
 
+class WrkTimeout(RuntimeError):
+    """wrk did not end long after its run's duration (seen once against 500 host servers)."""
+
+
 def load(targets: Sequence[str], work: Path, seconds: int, label: str) -> dict[str, float]:
     """One wrk run: a thread per server (``ADDR:PORT`` each), two connections per server,
     ``seconds`` long; its figures."""
@@ -107,8 +111,12 @@ def load(targets: Sequence[str], work: Path, seconds: int, label: str) -> dict[s
     first = targets[0]
     argv = ["wrk", f"-t{threads}", f"-c{2 * threads}", f"-d{seconds}s", "--timeout", "2s",
             "-s", str(script), f"http://{first}/"]
-    result = subprocess.run(argv, env={"WRK_TARGETS": str(listing), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, check=False, timeout=seconds + 60)
+    try:
+        result = subprocess.run(argv, env={"WRK_TARGETS": str(listing), "PATH": "/usr/bin:/bin"},
+                                capture_output=True, text=True, check=False, timeout=seconds + 60)
+    except subprocess.TimeoutExpired:  # (run() has killed it)
+        raise WrkTimeout(f"wrk against {threads} {label} servers did not end within "
+                         f"{seconds + 60} s of a {seconds} s run") from None
     if result.returncode != 0:
         raise RuntimeError(f"wrk failed: {result.stderr.strip()[-500:]}")
     return parse_wrk(result.stdout)
