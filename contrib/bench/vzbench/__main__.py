@@ -107,7 +107,6 @@ def measure_seed(results: dict[str, Any], conf: dict[str, Any], tarball: Path, c
         if resume.seed_done(results, count):
             log(f"seed at {count} CTs: measured already")
             continue
-        rows[:] = [row for row in rows if row.get("cts") != count]
         rows.append(seed.measure(count, tarball, conf["seed_rounds"], conf["seed_seconds"],
                                  cleanup, layout=conf["layout"], alone=conf["seed_alone"]))
         rows.sort(key=lambda row: row["cts"])

@@ -45,12 +45,9 @@ def merge(saved: dict[str, Any], conf: dict[str, Any], parts: list[str],
     again), this run's sizes and parts added, this run listed in ``runs``."""
     errors = saved.get("errors") or {}
     saved["errors"] = {}
-    if "seed" in errors:  # a size that failed left no row; the rows measured are kept
-        errors.pop("seed")
-    for part in ("latency", "density", "resources"):
+    for part in ("latency", "density", "resources"):  # (a failed seed size left no row)
         if part in errors:
             saved.pop(part, None)
-    errors.pop("interrupted", None)
     settings = saved["settings"]
     settings["seed_cts"] = sorted(set(settings.get("seed_cts", [])) | set(conf["seed_cts"]))
     for key in ("latency_rounds", "density_limit", "density_budget_s", "resources_window_s",
@@ -69,8 +66,7 @@ def run_entry(machine: dict[str, Any]) -> dict[str, Any]:
 
 def seed_done(results: dict[str, Any], count: int) -> bool:
     """Whether the seed at ``count`` CTs is measured already."""
-    return any(row.get("cts") == count and "error" not in row
-               for row in results.get("seed") or [])
+    return any(row.get("cts") == count for row in results.get("seed") or [])
 
 
 def part_done(results: dict[str, Any], part: str) -> bool:
